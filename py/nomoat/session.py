@@ -1,0 +1,85 @@
+"""A multi-turn conversation: history, sampling options, and a KV cache reused across turns."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+from . import _compat
+from .chat import check_messages
+from .errors import InvalidOptionError
+from .generate import Stats, generate
+from .sampling import SamplingParams
+
+if TYPE_CHECKING:
+    from .model import Model
+
+
+class Session:
+    def __init__(self, model: Model, system: str | None = None, messages: list[dict] | None = None,
+                 **sampling) -> None:
+        self.model = model
+        self.params = SamplingParams(**sampling)
+        self.messages: list[dict] = []
+        if system is not None:
+            if not isinstance(system, str):
+                raise InvalidOptionError(f"system must be a string, got {system!r}.")
+            self.messages.append({"role": "system", "content": system})
+        if messages:
+            check_messages(messages)
+            self.messages.extend(dict(m) for m in messages)
+        self.state = model.backend.new_state()
+        self.last: Stats | None = None  # stats of the latest prompt
+        self._lock = asyncio.Lock()  # prompts on one session run in order, never interleaved
+
+    @property
+    def context_window(self) -> int:
+        return self.model.context_window
+
+    @property
+    def context_usage(self) -> int:
+        """Tokens the conversation so far occupies (what the next prompt builds on)."""
+        return len(self.model.encode_chat(self.messages, add_generation_prompt=False)) if self.messages else 0
+
+    def _options(self, overrides: dict) -> SamplingParams:
+        if not overrides:
+            return self.params
+        merged = {**self.params.__dict__, **overrides}
+        return SamplingParams(**merged)
+
+    async def prompt_streaming(self, text: str, **sampling) -> AsyncIterator[str]:
+        """Stream the answer to `text`; the exchange joins the history when it ends (also when
+        the caller stops early: what was produced is kept)."""
+        if not isinstance(text, str):
+            raise InvalidOptionError(f"prompt must be a string, got {type(text).__name__}.")
+        params = self._options(sampling)
+        async with self._lock:
+            turn = [*self.messages, {"role": "user", "content": text}]
+            ids = self.model.encode_chat(turn, add_generation_prompt=True)
+            self.last = stats = Stats()
+            parts: list[str] = []
+            try:
+                async for piece in generate(self.model.backend, self.state, ids, params, self.model.tokenizer,
+                                            self.model.stop_ids, self.context_window, stats):
+                    parts.append(piece)
+                    yield piece
+            finally:
+                self.messages = [*turn, {"role": "assistant", "content": "".join(parts)}]
+
+    async def prompt(self, text: str, **sampling) -> str:
+        return "".join([piece async for piece in self.prompt_streaming(text, **sampling)])
+
+    def clone(self) -> Session:
+        """An independent session with the same history; the KV cache is copied, not recomputed."""
+        other = Session.__new__(Session)
+        other.model, other.params, other.messages = self.model, self.params, [dict(m) for m in self.messages]
+        other.state, other.last, other._lock = self.state.fork(), None, asyncio.Lock()
+        return other
+
+    # Thin synchronous wrappers (CPython).
+    def prompt_sync(self, text: str, **sampling) -> str:
+        return _compat.run_sync(self.prompt(text, **sampling))
+
+    def prompt_streaming_sync(self, text: str, **sampling) -> Iterator[str]:
+        return _compat.iter_sync(self.prompt_streaming(text, **sampling))

@@ -1,0 +1,98 @@
+"""Tokenizers: byte-level BPE from a model package's tokenizer.json.
+
+Decoding is pure Python (token → bytes through the byte-level alphabet), so the browser and
+CPython decode identically; `StreamDecoder` turns tokens into text without ever splitting a
+UTF-8 character. Encoding uses Hugging Face `tokenizers` on CPython.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from .errors import InvalidModelError, ModelNotFoundError
+
+
+def byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's printable stand-in character for each byte value: char → byte."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+class Tokenizer(Protocol):
+    vocab_size: int
+    special_ids: frozenset[int]
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def token_bytes(self, token_id: int) -> bytes: ...
+
+
+class ByteLevelDecoder:
+    """token id → the bytes it stands for; special tokens decode to b"" (not shown to users)."""
+
+    def __init__(self, tokenizer_json: dict) -> None:
+        alphabet = byte_level_alphabet()
+        vocab: dict[str, int] = tokenizer_json["model"]["vocab"]
+        self.vocab_size = max(vocab.values()) + 1
+        self._bytes: list[bytes] = [b""] * self.vocab_size
+        for tok, i in vocab.items():
+            try:
+                self._bytes[i] = bytes(alphabet[c] for c in tok)
+            except KeyError:
+                self._bytes[i] = tok.encode()
+        self.special_ids = frozenset(a["id"] for a in tokenizer_json.get("added_tokens", []) if a["special"])
+        for a in tokenizer_json.get("added_tokens", []):
+            self._bytes[a["id"]] = b"" if a["special"] else a["content"].encode()
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self._bytes[token_id]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return b"".join(self._bytes[i] for i in ids).decode("utf-8", errors="replace")
+
+
+class HFTokenizer(ByteLevelDecoder):
+    """CPython: encoding by Hugging Face `tokenizers`, decoding by ByteLevelDecoder."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from tokenizers import Tokenizer as _HF
+
+        path = Path(model_dir) / "tokenizer.json"
+        if not path.is_file():
+            raise ModelNotFoundError(f"No tokenizer.json in {model_dir}; re-run 'nomoat convert'.")
+        try:
+            text = path.read_text()
+            super().__init__(json.loads(text))
+            self._hf = _HF.from_str(text)
+        except Exception as e:
+            raise InvalidModelError(f"{path} is not a valid tokenizer ({e}); re-run 'nomoat convert'.") from e
+
+    def encode(self, text: str) -> list[int]:
+        """Text → ids. Special tokens written in the text (e.g. "<|im_start|>") stay whole."""
+        return self._hf.encode(text, add_special_tokens=False).ids
+
+
+class StreamDecoder:
+    """Feed token ids, get text pieces; a multi-byte character is emitted only once complete.
+    The concatenation of every piece plus flush() equals decode(all ids)."""
+
+    def __init__(self, tokenizer: ByteLevelDecoder) -> None:
+        self._tok = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, token_id: int) -> str:
+        return self._utf8.decode(self._tok.token_bytes(token_id))
+
+    def flush(self) -> str:
+        return self._utf8.decode(b"", final=True)
