@@ -39,27 +39,31 @@ class Tokenizer(Protocol):
 
 
 class ByteLevelDecoder:
-    """token id → the bytes it stands for; special tokens decode to b"" (not shown to users)."""
+    """token id → the bytes it stands for. Special tokens (<|im_end|> …) are hidden from
+    generated text but kept when decoding with skip_special_tokens=False."""
 
     def __init__(self, tokenizer_json: dict) -> None:
         alphabet = byte_level_alphabet()
         vocab: dict[str, int] = tokenizer_json["model"]["vocab"]
         self.vocab_size = max(vocab.values()) + 1
-        self._bytes: list[bytes] = [b""] * self.vocab_size
+        self._bytes: list[bytes] = [b""] * self.vocab_size  # (vocab,) raw bytes of every token
         for tok, i in vocab.items():
             try:
                 self._bytes[i] = bytes(alphabet[c] for c in tok)
             except KeyError:
                 self._bytes[i] = tok.encode()
-        self.special_ids = frozenset(a["id"] for a in tokenizer_json.get("added_tokens", []) if a["special"])
-        for a in tokenizer_json.get("added_tokens", []):
-            self._bytes[a["id"]] = b"" if a["special"] else a["content"].encode()
+        added = tokenizer_json.get("added_tokens", [])
+        for a in added:
+            self._bytes[a["id"]] = a["content"].encode()
+        self.special_ids = frozenset(a["id"] for a in added if a["special"])
 
     def token_bytes(self, token_id: int) -> bytes:
-        return self._bytes[token_id]
+        """What a generated token shows: its bytes, or b"" for a special token."""
+        return b"" if token_id in self.special_ids else self._bytes[token_id]
 
-    def decode(self, ids: Sequence[int]) -> str:
-        return b"".join(self._bytes[i] for i in ids).decode("utf-8", errors="replace")
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        raw = self.token_bytes if skip_special_tokens else self._bytes.__getitem__
+        return b"".join(raw(i) for i in ids).decode("utf-8", errors="replace")
 
 
 class HFTokenizer(ByteLevelDecoder):
