@@ -52,6 +52,17 @@ class SamplingParams:
                f"stop must be a non-empty string or a list of them, got {self.stop!r}.")
         object.__setattr__(self, "stop", tuple(stop))
 
+    @classmethod
+    def build(cls, **options) -> SamplingParams:
+        """Like the constructor, but an unknown option name is an InvalidOptionError that lists
+        the valid ones (a misspelt 'temprature' must not pass silently or as a TypeError)."""
+        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
+        _check(not unknown, f"unknown sampling option(s) {unknown}; valid: {sorted(cls.__dataclass_fields__)}.")
+        return cls(**options)
+
+    def replace(self, **overrides) -> SamplingParams:
+        return SamplingParams.build(**{**self.__dict__, **overrides}) if overrides else self
+
     @property
     def greedy(self) -> bool:
         return self.temperature == 0

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import _compat
 from .chat import check_messages
-from .errors import InvalidOptionError
+from .errors import ContextOverflowError, InvalidOptionError
 from .generate import Stats, generate
 from .sampling import SamplingParams
 
@@ -20,7 +20,7 @@ class Session:
     def __init__(self, model: Model, system: str | None = None, messages: list[dict] | None = None,
                  **sampling) -> None:
         self.model = model
-        self.params = SamplingParams(**sampling)
+        self.params = SamplingParams.build(**sampling)
         self.messages: list[dict] = []
         if system is not None:
             if not isinstance(system, str):
@@ -31,7 +31,8 @@ class Session:
             self.messages.extend(dict(m) for m in messages)
         self.state = model.backend.new_state()
         self.last: Stats | None = None  # stats of the latest prompt
-        self._lock = asyncio.Lock()  # prompts on one session run in order, never interleaved
+        self._lock: asyncio.Lock | None = None  # prompts on one session run in order, never interleaved
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def context_window(self) -> int:
@@ -42,30 +43,42 @@ class Session:
         """Tokens the conversation so far occupies (what the next prompt builds on)."""
         return len(self.model.encode_chat(self.messages, add_generation_prompt=False)) if self.messages else 0
 
-    def _options(self, overrides: dict) -> SamplingParams:
-        if not overrides:
-            return self.params
-        merged = {**self.params.__dict__, **overrides}
-        return SamplingParams(**merged)
+    def _queue(self) -> asyncio.Lock:
+        """The lock that orders prompts, for the running event loop. The *_sync wrappers run
+        each call on a fresh loop; a prompt still streaming on another loop is an error."""
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            if self._lock is not None and self._lock.locked():
+                raise InvalidOptionError(
+                    "This session is still streaming a prompt on another event loop; finish or close "
+                    "that stream first (or clone() the session)."
+                )
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     async def prompt_streaming(self, text: str, **sampling) -> AsyncIterator[str]:
         """Stream the answer to `text`; the exchange joins the history when it ends (also when
         the caller stops early: what was produced is kept)."""
         if not isinstance(text, str):
             raise InvalidOptionError(f"prompt must be a string, got {type(text).__name__}.")
-        params = self._options(sampling)
-        async with self._lock:
+        params = self.params.replace(**sampling)
+        async with self._queue():
             turn = [*self.messages, {"role": "user", "content": text}]
             ids = self.model.encode_chat(turn, add_generation_prompt=True)
             self.last = stats = Stats()
             parts: list[str] = []
+            refused = False
             try:
                 async for piece in generate(self.model.backend, self.state, ids, params, self.model.tokenizer,
                                             self.model.stop_ids, self.context_window, stats):
                     parts.append(piece)
                     yield piece
+            except ContextOverflowError:
+                refused = True  # nothing ran: the history stays as it was
+                raise
             finally:
-                self.messages = [*turn, {"role": "assistant", "content": "".join(parts)}]
+                if not refused:
+                    self.messages = [*turn, {"role": "assistant", "content": "".join(parts)}]
 
     async def prompt(self, text: str, **sampling) -> str:
         return "".join([piece async for piece in self.prompt_streaming(text, **sampling)])
@@ -74,7 +87,7 @@ class Session:
         """An independent session with the same history; the KV cache is copied, not recomputed."""
         other = Session.__new__(Session)
         other.model, other.params, other.messages = self.model, self.params, [dict(m) for m in self.messages]
-        other.state, other.last, other._lock = self.state.fork(), None, asyncio.Lock()
+        other.state, other.last, other._lock, other._lock_loop = self.state.fork(), None, None, None
         return other
 
     # Thin synchronous wrappers (CPython).

@@ -45,14 +45,14 @@ class ByteLevelDecoder:
     def __init__(self, tokenizer_json: dict) -> None:
         alphabet = byte_level_alphabet()
         vocab: dict[str, int] = tokenizer_json["model"]["vocab"]
-        self.vocab_size = max(vocab.values()) + 1
+        added = tokenizer_json.get("added_tokens", [])
+        self.vocab_size = max([*vocab.values(), *(a["id"] for a in added)]) + 1
         self._bytes: list[bytes] = [b""] * self.vocab_size  # (vocab,) raw bytes of every token
         for tok, i in vocab.items():
             try:
                 self._bytes[i] = bytes(alphabet[c] for c in tok)
             except KeyError:
                 self._bytes[i] = tok.encode()
-        added = tokenizer_json.get("added_tokens", [])
         for a in added:
             self._bytes[a["id"]] = a["content"].encode()
         self.special_ids = frozenset(a["id"] for a in added if a["special"])

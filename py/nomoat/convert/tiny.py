@@ -47,7 +47,9 @@ def train_tokenizer(vocab_size: int = 320) -> tuple[list[str], list[str]]:
 
 def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", tied: bool = True,
                    n_layers: int = 2, hidden: int = 64, n_heads: int = 4, n_kv: int = 2,
-                   inter: int = 128, context: int = 256) -> Path:
+                   inter: int = 128, context: int = 256, arch: str = "llama", tokenizer_model: str = "gpt2") -> Path:
+    """Write the tiny model to `path`. arch / tokenizer_model / linear_type other than the
+    defaults make files the converter must refuse (for its error tests)."""
     import gguf
     from gguf import GGMLQuantizationType as Q
     from gguf import quants
@@ -57,7 +59,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     vocab = len(tokens)
     hd = hidden // n_heads
     path = Path(path)
-    w = gguf.GGUFWriter(str(path), "llama")
+    w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(n_layers)
     w.add_context_length(context)
     w.add_embedding_length(hidden)
@@ -68,7 +70,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     w.add_rope_dimension_count(hd)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(vocab)
-    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_model(tokenizer_model)
     w.add_tokenizer_pre("smollm")
     w.add_token_list(tokens)
     w.add_token_types([3 if t in SPECIALS else 1 for t in tokens])

@@ -1,0 +1,50 @@
+"""Shared fixtures: the default model (converted once into models/, as `make test` leaves it)
+and the tiny random model (made fresh per test session)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_fixture(name: str):
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def default_gguf() -> Path:
+    from nomoat.convert import fetch_default_gguf
+
+    return fetch_default_gguf()
+
+
+@pytest.fixture(scope="session")
+def default_model_dir(default_gguf) -> Path:
+    from nomoat.convert import convert_default
+
+    return convert_default()
+
+
+@pytest.fixture(scope="session")
+def default_model(default_model_dir):
+    import nomoat
+
+    return nomoat.load(default_model_dir, threads=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> Path:
+    from nomoat.convert.tiny import make_tiny_gguf
+
+    return make_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tiny_gguf, tmp_path_factory) -> Path:
+    from nomoat.convert import convert
+
+    return convert(tiny_gguf, tmp_path_factory.mktemp("tinypkg") / "tiny")

@@ -1,0 +1,60 @@
+"""Tokenizer parity with llama.cpp on the committed corpus, exact decoding, streaming decoding."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import load_fixture
+from nomoat.tokenizer import HFTokenizer, StreamDecoder
+
+CORPUS = load_fixture("tokenizer_corpus.json")
+
+
+@pytest.fixture(scope="module")
+def tok(default_model_dir) -> HFTokenizer:
+    return HFTokenizer(default_model_dir)
+
+
+def test_corpus_covers_what_the_issue_names():
+    text = "".join(CORPUS)
+    for needle in ["def ", "  ", "\n\n", "2024", "é", "😀", "日本語", "<|im_start|>", "<|im_end|>", "assistant\n"]:
+        assert needle in text
+
+
+def test_encode_equals_llama_cpp(tok):
+    expected = load_fixture("llama_tokens.json")["ids"]
+    assert len(expected) == len(CORPUS)
+    mismatches = [(s, tok.encode(s), ids) for s, ids in zip(CORPUS, expected, strict=True) if tok.encode(s) != ids]
+    assert mismatches == []
+
+
+def test_special_tokens_stay_whole(tok):
+    assert tok.encode("<|im_start|>user") == [1, *tok.encode("user")]
+    assert tok.encode("x<|im_end|>") == [*tok.encode("x"), 2]
+
+
+def test_decode_round_trips_every_string(tok):
+    assert [s for s in CORPUS if tok.decode(tok.encode(s), skip_special_tokens=False) != s] == []
+
+
+def test_generated_text_hides_special_tokens(tok):
+    assert tok.decode(tok.encode("<|im_start|>assistant\nHi<|im_end|>")) == "assistant\nHi"
+
+
+@pytest.mark.parametrize("text", [s for s in CORPUS if any(ord(c) > 127 for c in s)][:40])
+def test_streaming_never_splits_a_character(tok, text):
+    ids = tok.encode(text)
+    stream = StreamDecoder(tok)
+    pieces = [stream.push(i) for i in ids] + [stream.flush()]
+    full = tok.decode(ids)
+    assert "".join(pieces) == full
+    if "\ufffd" not in full:
+        assert not any("\ufffd" in p for p in pieces)
+
+
+def test_streaming_emoji_arrives_whole(tok):
+    ids = tok.encode("a 👨‍👩‍👧‍👦 b")
+    assert len(ids) > 5  # the emoji spans several byte-level tokens
+    stream = StreamDecoder(tok)
+    pieces = [p for p in (stream.push(i) for i in ids) if p]
+    assert all("\ufffd" not in p for p in pieces)
+    assert "".join(pieces) + stream.flush() == "a 👨‍👩‍👧‍👦 b"
