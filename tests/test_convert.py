@@ -38,6 +38,7 @@ def test_package_layout(default_model_dir):
 
 
 def test_graph_io_follows_optimum(default_model_dir):
+    import onnx
     import onnxruntime as ort
 
     s = ort.InferenceSession(str(default_model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
@@ -47,7 +48,8 @@ def test_graph_io_follows_optimum(default_model_dir):
     # logits_to_keep is an overridable initializer (default 0 = all positions): transformers.js never sees it.
     assert [i.name for i in s.get_overridable_initializers()] == ["logits_to_keep"]
     assert outs[0] == "logits" and outs[1:3] == ["present.0.key", "present.0.value"] and len(outs) == 61
-    ops = {n.op_type for n in __import__("onnx").load(str(default_model_dir / ONNX_FILE), load_external_data=False).graph.node}
+    graph = onnx.load(str(default_model_dir / ONNX_FILE), load_external_data=False).graph
+    ops = {n.op_type for n in graph.node}
     assert {"MatMulNBits", "GroupQueryAttention", "RotaryEmbedding", "SkipSimplifiedLayerNormalization"} <= ops
 
 

@@ -106,7 +106,8 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0) -> onnx.M
         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch_size", "total_sequence_length"]),
         helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch_size", "sequence_length"]),
     ]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", "logits_length", cfg.vocab_size])]
+    logits_shape = ["batch_size", "logits_length", cfg.vocab_size]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, logits_shape)]
     for i in range(L):
         for kv in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(
