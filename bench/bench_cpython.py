@@ -103,9 +103,27 @@ class LlamaEngine(Engine):
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
 
+def cpu_jiffies() -> tuple[int, int] | None:
+    """(total, busy) CPU time of the whole machine since boot, in clock ticks (/proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return sum(fields), sum(fields) - fields[3] - fields[4]  # busy: less idle and iowait
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot, or None."""
+    j = cpu_jiffies()
+    return None if j is None else j[1] / os.sysconf("SC_CLK_TCK")
+
+
 def measure(engine: Engine, prompts: dict[int, list[int]], n_decode: int) -> dict:
-    """One run: prefill each prompt from an empty cache, then greedy decode after the shortest prompt."""
+    """One run: prefill each prompt from an empty cache, then greedy decode after the shortest prompt.
+    `foreign_cpus`: CPUs busy meanwhile but not charged to this process (other processes, kernel threads)."""
     out: dict = {"prefill_tok_s": {}}
+    busy0, own0, wall0 = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     for n in sorted(prompts, reverse=True):  # the shortest last: decoding continues from it
         engine.reset()
         t = time.perf_counter()
@@ -124,6 +142,9 @@ def measure(engine: Engine, prompts: dict[int, list[int]], n_decode: int) -> dic
     out["decode_step_ms_p50"] = 1000 * statistics.median(timed)
     out["decode_step_ms_max"] = 1000 * max(timed)
     out["greedy_tokens"] = tokens
+    busy1, own1, wall1 = busy_cpu_seconds(), time.process_time(), time.perf_counter()
+    if busy0 is not None and busy1 is not None:
+        out["foreign_cpus"] = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
     return out
 
 
@@ -201,6 +222,27 @@ class LlamaClient:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.wait(timeout=30)
+
+
+def cpu_busy(seconds: float = 0.5) -> float | None:
+    """Fraction of all CPUs busy over `seconds`, or None where there is no /proc/stat."""
+    a = cpu_jiffies()
+    time.sleep(seconds)
+    b = cpu_jiffies()
+    if a is None or b is None:
+        return None
+    return (b[1] - a[1]) / max(b[0] - a[0], 1)
+
+
+def wait_until_quiet(threshold: float, max_wait: float) -> float | None:
+    """Wait (up to max_wait seconds) until other processes leave the CPUs nearly idle; return the last
+    busy fraction. On 2 cores, llama.cpp's spinning OpenMP threads slow down by 10-100x under foreign load."""
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy is not None and busy > threshold and time.monotonic() < deadline:
+        time.sleep(2)
+        busy = cpu_busy()
+    return busy
 
 
 # ----------------------------------------------------------------------------------------------- conversion
@@ -309,7 +351,9 @@ def markdown(res: dict) -> str:
     lines = [
         f"Machine: {res['machine']['cpu']}, {res['machine']['cpus']} CPUs; threads = {THREADS}; "
         f"repeats = {res['repeats']} (medians); onnxruntime {res['versions']['onnxruntime']}, "
-        f"llama-cpp-python {res['versions']['llama_cpp_python'] or 'n/a'}.",
+        f"llama-cpp-python {res['versions']['llama_cpp_python'] or 'n/a'}. CPU time not charged to the "
+        f"measuring process (other processes, kernel threads): at most {fmt(res['max_foreign_cpus'], '.2f')} CPUs "
+        "during a run.",
         "",
         "| conversion | wall s | peak RSS MiB | GGUF MiB | package MiB | .onnx MiB | package / GGUF |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -331,10 +375,12 @@ def markdown(res: dict) -> str:
     if res["llama_note"]:
         lines += ["", f"llama.cpp: {res['llama_note']}"]
     for p in res["profile"]:
+        unprofiled = res["engines"][f"onnxruntime accuracy_level {p['accuracy_level']}"]["median"]
         lines += [
             "",
             f"onnxruntime accuracy_level {p['accuracy_level']}, {p['steps']} decode steps profiled: "
-            f"{p['wall_ms_per_step']:.2f} ms/step wall, {p['model_run_ms_per_step']:.2f} ms in session.run, "
+            f"{p['wall_ms_per_step']:.2f} ms/step wall (unprofiled p50 above: "
+            f"{fmt(unprofiled['decode_step_ms_p50'], '.2f')}), {p['model_run_ms_per_step']:.2f} ms in session.run, "
             f"{p['kernel_ms_per_step']:.2f} ms in kernels.",
             "",
             "| op type | ms/step | share of kernel time | nodes/step |",
@@ -390,7 +436,10 @@ def bench(args: argparse.Namespace) -> dict:
     pkg = Path(args.package_dir) if args.package_dir else tmp / "package"
 
     print(f"converting {gguf} x{args.repeats} ...", file=sys.stderr)
-    convs = [convert_once(gguf, pkg) for _ in range(args.repeats)]
+    convs = []
+    for _ in range(args.repeats):
+        busy = wait_until_quiet(args.quiet, args.max_wait)
+        convs.append({**convert_once(gguf, pkg), "cpu_busy_before": busy})
     conversion = {
         "wall_s": statistics.median(c["wall_s"] for c in convs),
         "peak_rss_mib": max(c["peak_rss_mib"] for c in convs),
@@ -426,9 +475,10 @@ def bench(args: argparse.Namespace) -> dict:
         for r in range(args.repeats):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                print(f"repeat {r + 1}/{args.repeats}: {name}", file=sys.stderr)
+                busy = wait_until_quiet(args.quiet, args.max_wait)
+                print(f"repeat {r + 1}/{args.repeats}: {name} (CPU busy before: {fmt(busy, '.0%')})", file=sys.stderr)
                 run = llama.run() if name == llama.name else measure(ort_engines[name], prompts, args.n_decode)
-                runs[name].append(run)
+                runs[name].append(run and {**run, "cpu_busy_before": busy})
             loads.append(os.getloadavg()[0])
     finally:
         llama.close()
@@ -455,6 +505,7 @@ def bench(args: argparse.Namespace) -> dict:
     profile = []
     for level, engine in zip((0, 4), ort_engines.values(), strict=True):
         print(f"profiling accuracy_level {level} ...", file=sys.stderr)
+        wait_until_quiet(args.quiet, args.max_wait)
         profile.append(profile_decode(engine.backend, pkg, prompts[min(prompts)], level, tmp))
     tmp_ctx.cleanup()
 
@@ -467,9 +518,12 @@ def bench(args: argparse.Namespace) -> dict:
         "threads": THREADS,
         "prompt_tokens": list(PROMPT_LENGTHS),
         "decode_tokens": args.n_decode,
+        "quiet_threshold": args.quiet,
         "load_average_after_each_repeat": loads,
         "conversion": conversion,
         "engines": engines,
+        "max_foreign_cpus": max((x["foreign_cpus"] for rs in runs.values() for x in rs if x and "foreign_cpus" in x),
+                                default=None),
         "llama_note": None if llama.error is None else f"unavailable: {llama.error}",
         "target": "onnxruntime decode >= 70% of llama.cpp decode",
         "greedy_tokens_first_repeat": greedy,
@@ -484,6 +538,9 @@ def main() -> int:
     p.add_argument("--n-decode", type=int, default=128, help="greedy decode steps per run (default 128)")
     p.add_argument("--llama-python", default=os.environ.get("NOMOAT_LLAMA_PYTHON", "/work/llvenv/bin/python"),
                    help="Python of a venv with llama-cpp-python (default: $NOMOAT_LLAMA_PYTHON or /work/llvenv)")
+    p.add_argument("--quiet", type=float, default=0.15,
+                   help="before each measurement, wait until the CPUs are at most this busy (default 0.15)")
+    p.add_argument("--max-wait", type=float, default=300, help="longest wait for --quiet, seconds (default 300)")
     p.add_argument("--package-dir", help="where to write the converted package (default: a temporary folder)")
     p.add_argument("--out", default=str(HERE / "results_cpython.json"), help="results JSON")
     p.add_argument("--engine", choices=["llama"], help=argparse.SUPPRESS)  # worker mode, used by this script

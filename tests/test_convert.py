@@ -20,11 +20,12 @@ from nomoat.errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
-from nomoat.package import ONNX_FILE, check_package
+from nomoat.package import DATA_FILE, ONNX_FILE, OPTIMUM_FILE, check_package
 
 
 def test_package_layout(default_model_dir):
-    for name in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", ONNX_FILE]:
+    for name in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", ONNX_FILE,
+                 OPTIMUM_FILE, DATA_FILE]:
         assert (default_model_dir / name).is_file(), name
     cfg = json.loads((default_model_dir / "config.json").read_text())
     assert (cfg["num_hidden_layers"], cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]) == (
@@ -34,21 +35,25 @@ def test_package_layout(default_model_dir):
     assert tc["bos_token"] == "<|im_start|>" and tc["eos_token"] == "<|im_end|>"
     assert "<|im_start|>" in tc["chat_template"]
     manifest = check_package(default_model_dir, verify_sha256=True)
-    assert set(manifest["files"]) >= {ONNX_FILE, "tokenizer.json"}
+    assert set(manifest["files"]) >= {ONNX_FILE, OPTIMUM_FILE, DATA_FILE, "tokenizer.json"}
+    # the two graphs share one weights file: each graph file is small
+    assert (default_model_dir / ONNX_FILE).stat().st_size < 1_000_000
+    assert (default_model_dir / OPTIMUM_FILE).stat().st_size < 1_000_000
 
 
 def test_graph_io_follows_optimum(default_model_dir):
     import onnx
     import onnxruntime as ort
 
-    s = ort.InferenceSession(str(default_model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+    s = ort.InferenceSession(str(default_model_dir / OPTIMUM_FILE), providers=["CPUExecutionProvider"])
     ins, outs = [i.name for i in s.get_inputs()], [o.name for o in s.get_outputs()]
     assert ins[:3] == ["input_ids", "attention_mask", "position_ids"]
     assert ins[3:5] == ["past_key_values.0.key", "past_key_values.0.value"] and len(ins) == 3 + 60
-    # logits_to_keep is an overridable initializer (default 0 = all positions): transformers.js never sees it.
-    assert [i.name for i in s.get_overridable_initializers()] == ["logits_to_keep"]
+    # transformers.js sees exactly Optimum's inputs; nomoat's own graph adds logits_to_keep
+    nomoat_graph = ort.InferenceSession(str(default_model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+    assert [i.name for i in nomoat_graph.get_inputs()] == [*ins, "logits_to_keep"]
     assert outs[0] == "logits" and outs[1:3] == ["present.0.key", "present.0.value"] and len(outs) == 61
-    graph = onnx.load(str(default_model_dir / ONNX_FILE), load_external_data=False).graph
+    graph = onnx.load(str(default_model_dir / OPTIMUM_FILE), load_external_data=False).graph
     ops = {n.op_type for n in graph.node}
     assert {"MatMulNBits", "GroupQueryAttention", "RotaryEmbedding", "SkipSimplifiedLayerNormalization"} <= ops
 
@@ -122,7 +127,7 @@ def test_load_missing_folder(tmp_path):
 
 def test_load_truncated_model_file(tiny_dir, tmp_path):
     pkg = shutil.copytree(tiny_dir, tmp_path / "pkg")
-    onnx = pkg / ONNX_FILE
+    onnx = pkg / DATA_FILE
     onnx.write_bytes(onnx.read_bytes()[:1000])
     with pytest.raises(InvalidModelError, match="truncated"):
         nomoat.load(pkg)

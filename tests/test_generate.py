@@ -181,7 +181,7 @@ def last_index(seq: list[int], sub: list[int]) -> int:
 def make_model(backend: FakeBackend) -> Model:
     """A Model without files (Model.__init__ reads tokenizer_config.json from its folder)."""
     model = Model.__new__(Model)
-    model.model_dir = Path("fake-model")
+    model.source = Path("fake-model")
     model.config = backend.config
     model.tokenizer = TOK
     model.backend = backend

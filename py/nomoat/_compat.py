@@ -16,6 +16,21 @@ def default_backend() -> str:
     return "ort_web" if IS_PYODIDE else "ort_native"
 
 
+def js_runtime():
+    """The worker's JS side (web/src/worker.mjs registers it as the module `nomoat_js`)."""
+    import nomoat_js  # only exists inside nomoat's worker
+
+    return nomoat_js
+
+
+def to_js(value):
+    """A Python list/dict as a JS array/object (plain objects, not Maps)."""
+    from js import Object
+    from pyodide.ffi import to_js as _to_js
+
+    return _to_js(value, dict_converter=Object.fromEntries)
+
+
 def run_sync(coro: Awaitable[T]) -> T:
     """Run a coroutine to completion from synchronous code (CPython only)."""
     if IS_PYODIDE:

@@ -1,4 +1,4 @@
-"""The command line: nomoat convert | prompt | chat."""
+"""The command line: nomoat convert | prompt | chat | serve."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     p.add_argument("--stats", action="store_true", help="print token counts and speeds to stderr")
+    p.add_argument("--accuracy-level", type=int, default=4, choices=[0, 4],
+                   help="onnxruntime MatMulNBits accuracy: 4 = int8 activations (fast, default), 0 = f32 (exact)")
 
 
 def _session(args, default_temperature: float):
     import nomoat
 
-    model = nomoat.load(args.model, threads=args.threads)
+    model = nomoat.load(args.model, threads=args.threads, accuracy_level=args.accuracy_level)
     t = default_temperature if args.temperature is None else args.temperature
     return model.session(system=args.system, temperature=t, top_k=args.top_k, top_p=args.top_p,
                          min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
@@ -80,6 +82,14 @@ def cmd_chat(args) -> None:
                 print("\n[stopped]", file=sys.stderr)
 
 
+def cmd_serve(args) -> None:
+    from .convert import convert_default
+    from .serve import serve
+
+    convert_default()  # the demo's default model must exist under /models/
+    serve(args.port, args.host, args.verbose)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nomoat", description="A small language model, local and offline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("chat", help="interactive streaming chat")
     _sampling_args(p)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("serve", help="serve the chat demo and the browser runtime on localhost")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)
     try:

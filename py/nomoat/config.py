@@ -39,7 +39,7 @@ class ModelConfig:
         d = asdict(self)
         d["torch_dtype"] = "float32"
         d["hidden_act"] = "silu"
-        d["transformers.js_config"] = {"use_external_data_format": False, "kv_cache_dtype": "float32"}
+        d["transformers.js_config"] = {"use_external_data_format": True, "kv_cache_dtype": "float32"}
         return d
 
     @classmethod
@@ -54,8 +54,12 @@ class ModelConfig:
             raw = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise InvalidModelError(f"{path} is not valid JSON ({e}); re-run 'nomoat convert'.") from e
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str = "config.json") -> ModelConfig:
         names = set(cls.__dataclass_fields__)
         try:
             return cls(**{k: v for k, v in raw.items() if k in names})
         except TypeError as e:
-            raise InvalidModelError(f"{path} lacks a required field ({e}); re-run 'nomoat convert'.") from e
+            raise InvalidModelError(f"{where} lacks a required field ({e}); re-run 'nomoat convert'.") from e

@@ -25,11 +25,25 @@ class Stats:
     ttft_s: float = 0.0  # start → first token chosen
     prefill_s: float = 0.0
     decode_s: float = 0.0
+    forward_s: float = 0.0  # of decode_s, the time spent inside backend.forward (the graph)
 
     @property
     def prefill_tps(self) -> float:
         n = self.prompt_tokens - self.reused_tokens
         return n / self.prefill_s if self.prefill_s else 0.0
+
+    @property
+    def python_share(self) -> float:
+        """Fraction of decode time spent outside the graph (Python loop, sampling, FFI)."""
+        return 1 - self.forward_s / self.decode_s if self.decode_s else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens, "reused_tokens": self.reused_tokens,
+            "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason,
+            "token_ids": list(self.token_ids), "ttft_ms": self.ttft_s * 1000, "prefill_tps": self.prefill_tps,
+            "decode_tps": self.decode_tps, "python_share": self.python_share,
+        }
 
     @property
     def decode_tps(self) -> float:
@@ -82,9 +96,10 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
     logits = await backend.forward(state, prompt_ids[keep:])
     stats.prefill_s = time.perf_counter() - t0
     sample = backend.make_sampler(params)
-    seen, text, stop = list(prompt_ids), StreamDecoder(tokenizer), StopMatcher(params.stop)
+    new_ids, length = list(prompt_ids), len(prompt_ids)
+    text, stop = StreamDecoder(tokenizer), StopMatcher(params.stop)
     while True:
-        token = sample(logits, seen)
+        token = sample(logits, new_ids)
         if not stats.token_ids:
             stats.ttft_s = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -93,17 +108,19 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
             break
         stats.token_ids.append(token)
         stats.completion_tokens += 1
-        seen.append(token)
+        new_ids, length = [token], length + 1
         piece = stop.push(text.push(token))
         if piece:
             yield piece
         if stop.hit:
             stats.finish_reason = "stop"
             break
-        if stats.completion_tokens >= params.max_tokens or len(seen) >= context_window:
+        if stats.completion_tokens >= params.max_tokens or length >= context_window:
             stats.finish_reason = "length"
             break
+        t2 = time.perf_counter()
         logits = await backend.forward(state, [token])
+        stats.forward_s += time.perf_counter() - t2
         stats.decode_steps += 1
         stats.decode_s = time.perf_counter() - t1
     if not stop.hit:

@@ -15,11 +15,24 @@ def models_home() -> Path:
     env = os.environ.get("NOMOAT_HOME")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "py" / "nomoat").is_dir():
-        return repo / "models"
-    return Path.home() / ".cache" / "nomoat"
+    root = repo_root()
+    return root / "models" if root else Path.home() / ".cache" / "nomoat"
 
 
 def default_model_dir() -> Path:
     return models_home() / DEFAULT_MODEL
+
+
+def repo_root() -> Path | None:
+    """The source checkout nomoat runs from, if any."""
+    repo = Path(__file__).resolve().parents[2]
+    return repo if (repo / "pyproject.toml").is_file() and (repo / "py" / "nomoat").is_dir() else None
+
+
+def web_dist() -> Path:
+    """The built browser runtime (web/dist: nomoat.js, worker, pyodide/, ort/, wheels/)."""
+    env = os.environ.get("NOMOAT_WEB")
+    if env:
+        return Path(env)
+    root = repo_root()
+    return (root / "web" / "dist") if root else Path.home() / ".cache" / "nomoat" / "web"

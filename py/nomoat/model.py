@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from . import _compat
 from .chat import render
@@ -14,15 +15,19 @@ from .session import Session
 
 
 class Model:
-    def __init__(self, model_dir: Path, config: ModelConfig, tokenizer, backend) -> None:
-        self.model_dir = model_dir
+    def __init__(self, source: str | Path, config: ModelConfig, tokenizer, backend, tokenizer_config: dict) -> None:
+        self.source = source  # folder (CPython) or URL (browser)
         self.config = config
         self.tokenizer = tokenizer
         self.backend = backend
-        tc = json.loads((model_dir / "tokenizer_config.json").read_text())
-        self.chat_template: str | None = tc.get("chat_template")
-        self.bos_token, self.eos_token = tc.get("bos_token") or "", tc.get("eos_token") or ""
-        self.stop_ids = frozenset(config.eos_token_ids) | ({2} if not config.eos_token_ids else frozenset())
+        self.chat_template: str | None = tokenizer_config.get("chat_template")
+        self.bos_token = tokenizer_config.get("bos_token") or ""
+        self.eos_token = tokenizer_config.get("eos_token") or ""
+        self.stop_ids = frozenset(config.eos_token_ids or [2])
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
 
     @property
     def context_window(self) -> int:
@@ -30,7 +35,7 @@ class Model:
 
     def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
         if not self.chat_template:
-            raise InvalidModelError(f"{self.model_dir} has no chat template; use a chat (instruct) model.")
+            raise InvalidModelError(f"{self.source} has no chat template; use a chat (instruct) model.")
         text = render(self.chat_template, messages, add_generation_prompt, self.bos_token, self.eos_token)
         return self.tokenizer.encode(text)
 
@@ -47,12 +52,36 @@ class Model:
     def prompt_sync(self, text: str, **options) -> str:
         return _compat.run_sync(self.prompt(text, **options))
 
+    def __await__(self):
+        """`await nomoat.load(...)` works in both worlds (on CPython the model is already loaded)."""
 
-def load(path: str | Path | None = None, *, backend: str | None = None, threads: int | None = None,
-         accuracy_level: int | None = None) -> Model:
-    """Load a model package (a folder made by 'nomoat convert'); no path = the default model,
-    converted on first use (CPython). backend: "ort_native" (CPython, the default there)."""
-    backend = backend or _compat.default_backend()
+        async def ready() -> Model:
+            return self
+
+        return ready().__await__()
+
+
+DEFAULT_ACCURACY_LEVEL = 4  # see bench/README.md: 0 is exact f32 math but ~15x slower on CPU
+
+
+def load(path: str | Path | None = None, *, device: str = "auto", threads: int | None = None,
+         accuracy_level: int = DEFAULT_ACCURACY_LEVEL) -> Any:
+    """Load a model package.
+
+    CPython: a folder made by 'nomoat convert' (no path = the default model, converted on first
+    use); returns the Model (awaiting it also works). Browser (Pyodide, inside nomoat's worker):
+    a URL; returns an awaitable — `model = await nomoat.load(url, device="webgpu"|"wasm"|"auto")`.
+    accuracy_level (CPython): onnxruntime's MatMulNBits accuracy level — 4 (default) computes
+    with 8-bit activations like llama.cpp; 0 accumulates in f32 (exact, much slower on CPU).
+    """
+    if device not in ("auto", "cpu", "wasm", "webgpu"):
+        raise InvalidOptionError(f"device must be 'auto', 'wasm', 'webgpu' (browser) or 'cpu', got {device!r}.")
+    if _compat.IS_PYODIDE:
+        if path is None:
+            raise InvalidOptionError("In the browser, pass the model package's URL to nomoat.load(url).")
+        return load_web(str(path), device)
+    if device not in ("auto", "cpu"):
+        raise InvalidOptionError(f"device {device!r} exists in the browser; on CPython nomoat runs on the CPU.")
     if path is None:
         from .convert import convert_default
 
@@ -60,10 +89,21 @@ def load(path: str | Path | None = None, *, backend: str | None = None, threads:
     model_dir = Path(path)
     check_package(model_dir)
     config = ModelConfig.from_dir(model_dir)
-    if backend == "ort_native":
-        from .backends.ort_native import OrtNativeBackend
-        from .tokenizer import HFTokenizer
+    from .backends.ort_native import OrtNativeBackend
+    from .tokenizer import HFTokenizer
 
-        return Model(model_dir, config, HFTokenizer(model_dir),
-                     OrtNativeBackend(model_dir, config, threads=threads, accuracy_level=accuracy_level))
-    raise InvalidOptionError(f"Unknown backend {backend!r}; choose 'ort_native' on CPython.")
+    tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    backend = OrtNativeBackend(model_dir, config, threads=threads, accuracy_level=accuracy_level)
+    return Model(model_dir, config, HFTokenizer(model_dir), backend, tokenizer_config)
+
+
+async def load_web(url: str, device: str, request_id: int | None = None) -> Model:
+    """The browser path: fetch the package through the worker's JS side, build the model."""
+    from .backends.ort_web import OrtWebBackend, fetch_package
+    from .bpe import BPETokenizer
+
+    files = await fetch_package(url, request_id)
+    config = ModelConfig.from_dict(json.loads(files.config))
+    backend = await OrtWebBackend.create(files.onnx, device, files.config, config)
+    tokenizer = BPETokenizer(json.loads(files.tokenizer))
+    return Model(url, config, tokenizer, backend, json.loads(files.tokenizer_config))

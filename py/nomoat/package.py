@@ -9,8 +9,10 @@ from pathlib import Path
 from .errors import InvalidModelError, ModelNotFoundError
 
 MANIFEST = "nomoat.json"
-ONNX_FILE = "onnx/model_q4.onnx"
-FORMAT_VERSION = 1
+ONNX_FILE = "onnx/nomoat_q4.onnx"  # nomoat's graph: logits_to_keep is an input
+OPTIMUM_FILE = "onnx/model_q4.onnx"  # the same graph with Optimum's inputs (transformers.js)
+DATA_FILE = "onnx/model_q4.onnx_data"  # the weights, shared by both graphs
+FORMAT_VERSION = 2
 
 
 def sha256(path: Path) -> str:

@@ -58,16 +58,23 @@ def min_p_mask(probs: np.ndarray, min_p: float) -> np.ndarray:
 
 
 class Sampler:
-    """Chooses the next token from logits (vocab,). Same seed and inputs → same choices."""
+    """Chooses the next token from logits (vocab,). Same seed and inputs → same choices.
+
+    Each call passes the token ids that joined the sequence since the previous call (the prompt
+    first, then one token at a time); the sampler remembers them for the repetition penalty."""
 
     def __init__(self, params: SamplingParams) -> None:
         self.params = params
         seed = params.seed if params.seed is not None else random.SystemRandom().randrange(2**63)
         self._rng = np.random.Generator(np.random.PCG64(seed))
+        self._seen: set[int] = set()
 
-    def __call__(self, logits: np.ndarray, seen: Sequence[int]) -> int:
+    def __call__(self, logits: np.ndarray, new_ids: Sequence[int]) -> int:
         p = self.params
-        x = apply_repetition_penalty(np.asarray(logits, np.float32), seen, p.repetition_penalty)
+        self._seen.update(int(t) for t in new_ids)
+        x = np.asarray(logits, np.float32)
+        if p.repetition_penalty != 1.0:
+            x = apply_repetition_penalty(x, list(self._seen), p.repetition_penalty)
         if p.greedy:
             return int(np.argmax(x))
         x = top_k_mask(x.astype(np.float64) / p.temperature, p.top_k)

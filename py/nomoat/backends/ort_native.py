@@ -41,18 +41,21 @@ class OrtNativeBackend:
 
         self.config = config
         path = Path(model_dir) / ONNX_FILE
+        ort.set_default_logger_severity(3)  # logits_to_keep is an overridable initializer, on purpose
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        model: str | bytes = str(path)
-        if accuracy_level is not None:
-            model = _with_accuracy_level(path, accuracy_level)
         try:
+            model: str | bytes = str(path)
+            if accuracy_level is not None:
+                model = _with_accuracy_level(path, accuracy_level)
+                # the patched graph arrives as bytes; its weights stay in the package's data file
+                so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
             self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        except Exception as e:  # onnx's DecodeError, onnxruntime's Fail/InvalidProtobuf …
             raise InvalidModelError(
-                f"onnxruntime could not load {path} ({type(e).__name__}: {str(e)[:300]}). "
+                f"Could not load the model graph {path} ({type(e).__name__}: {str(e)[:300]}). "
                 "The file is corrupt or truncated: re-run 'nomoat convert'."
             ) from e
         c = config
@@ -89,14 +92,34 @@ class OrtNativeBackend:
 
 
 def _with_accuracy_level(path: Path, level: int) -> bytes:
-    """The graph with every MatMulNBits set to accuracy_level `level` (0 = f32 accumulation,
-    4 = int8 activations)."""
-    import onnx
+    """The graph specialised for the CPU at MatMulNBits accuracy level `level`.
 
-    model = onnx.load(str(path))
-    for node in model.graph.node:
+    4: int8 activations (like llama.cpp): fast. 0: f32 accumulation, exact; onnxruntime's CPU
+    kernel has no fast f32 path for an 8-bit weight, so at level 0 the tied 8-bit LM head is
+    dequantized (exactly) to an f32 MatMul here (+113 MB of memory, ~12x faster than level 0 on
+    the 8-bit head: bench/README.md)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)  # the graph only; weights stay on disk
+    graph = model.graph
+    for node in graph.node:
         if node.op_type == "MatMulNBits":
             for a in node.attribute:
                 if a.name == "accuracy_level":
                     a.i = level
+    heads = [n for n in graph.node if n.op_type == "MatMulNBits" and
+             next(a.i for a in n.attribute if a.name == "bits") == 8]
+    if level == 0 and heads:
+        inits = {t.name: t for t in graph.initializer}
+        for node in heads:
+            q = numpy_helper.to_array(inits[node.input[1]], base_dir=str(path.parent))  # (N, K/32, 32) uint8
+            scales = numpy_helper.to_array(inits[node.input[2]], base_dir=str(path.parent))  # (N * K/32,)
+            w = ((q.astype(np.float32) - 128) * scales.reshape(q.shape[0], -1, 1)).reshape(q.shape[0], -1)
+            name = node.name + ".f32_weight_t"
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w.T), name))  # (K, N)
+            matmul = onnx.helper.make_node("MatMul", [node.input[0], name], list(node.output), name=node.name + "_f32")
+            graph.node.insert(list(graph.node).index(node), matmul)
+            graph.node.remove(node)
     return model.SerializeToString()

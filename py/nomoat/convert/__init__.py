@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..errors import InvalidModelError, ModelNotFoundError
 from ..home import DEFAULT_GGUF, DEFAULT_PYPI, default_model_dir, models_home
-from ..package import FORMAT_VERSION, ONNX_FILE, check_package, sha256, write_manifest
+from ..package import DATA_FILE, FORMAT_VERSION, ONNX_FILE, OPTIMUM_FILE, check_package, sha256, write_manifest
 from .gguf_file import GGUFModel, read_gguf
-from .graph import LayerWeights, Weights, build_graph
+from .graph import LayerWeights, Weights, build_graph, optimum_variant
 from .quant import concat, to_f32, to_qlinear, unpermute_rows
 from .tokenizer_export import tokenizer_config, tokenizer_json
 
@@ -68,7 +68,13 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
     tmp.chmod(0o755)
     try:
         (tmp / "onnx").mkdir()
-        onnx.save_model(model, tmp / ONNX_FILE)
+        data = Path(DATA_FILE).name
+        onnx.save_model(model, tmp / ONNX_FILE, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data, size_threshold=1024)
+        # The Optimum-I/O graph points at the same weights file: no second copy of the weights.
+        (tmp / DATA_FILE).chmod(0o644)
+        onnx.save_model(optimum_variant(onnx.load(str(tmp / ONNX_FILE), load_external_data=False)),
+                        tmp / OPTIMUM_FILE)
         cfg = m.config
         files = {
             "config.json": cfg.to_json(),

@@ -2,8 +2,8 @@
 
 Inputs:  input_ids (B, S) int64, attention_mask (B, P+S) int64, position_ids (B, S) int64,
          past_key_values.{i}.key|value (B, n_kv, P, head_dim) f32,
-         logits_to_keep () int64 — optional (an initializer, default 0 = every position);
-         nomoat feeds 1 so prefill computes only the last position's logits.
+         logits_to_keep () int64 — how many trailing positions get logits (0 = all); nomoat
+         feeds 1 so prefill computes only the last position's logits.
 Outputs: logits (B, S or logits_to_keep, vocab) f32, present.{i}.key|value (B, n_kv, P+S, head_dim).
 
 Per layer:  SkipSimplifiedLayerNorm → MatMulNBits(q|k|v fused) → Split → RotaryEmbedding(q, k)
@@ -95,6 +95,19 @@ def _rope_cache(cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
 
 
+def optimum_variant(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with Optimum's exact inputs: logits_to_keep becomes an initializer fixed at
+    0 (every position), which is what transformers.js and other Optimum-style callers expect.
+    (onnxruntime-web cannot feed an overridable initializer, so nomoat keeps its own graph.)"""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    keep = next(i for i in g.input if i.name == "logits_to_keep")
+    g.input.remove(keep)
+    g.initializer.append(numpy_helper.from_array(np.array(0, np.int64), "logits_to_keep"))
+    return out
+
+
 def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0) -> onnx.ModelProto:
     b = _Builder()
     L, H, hd = cfg.num_hidden_layers, cfg.hidden_size, cfg.head_dim
@@ -114,7 +127,7 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0) -> onnx.M
                 f"past_key_values.{i}.{kv}", TensorProto.FLOAT, ["batch_size", nkv, "past_sequence_length", hd]))
             outputs.append(helper.make_tensor_value_info(
                 f"present.{i}.{kv}", TensorProto.FLOAT, ["batch_size", nkv, "total_sequence_length", hd]))
-    keep = b.init("logits_to_keep", np.array(0, np.int64))
+    keep = "logits_to_keep"
     inputs.append(helper.make_tensor_value_info(keep, TensorProto.INT64, []))
 
     # Lengths for GroupQueryAttention: seqlens_k = total - 1 (B,), total_sequence_length ().

@@ -1,0 +1,174 @@
+r"""Byte-level BPE encoding in pure Python, equal to Hugging Face `tokenizers` on nomoat's tokenizer.json.
+
+For where `tokenizers` cannot run (Pyodide): only the standard library. HF's steps, in HF's order:
+1. added tokens (specials like <|im_start|> and user-defined ones) are cut out of the raw text whole,
+   leftmost first and longest at a tie, as HF's Aho-Corasick pass does;
+2. the pre-tokenizers (Digits, Split, ByteLevel, alone or in a Sequence) split each stretch between
+   them into words. Their regexes are Oniguruma's, rewritten for `re`: \p{L}, \p{N} and \s become
+   explicit classes from _unicode_ranges (`re` has no \p{..}, and its \s also takes \x1c-\x1f);
+3. each word's UTF-8 bytes become GPT-2's printable characters, and adjacent symbols merge, lowest
+   merge rank first, leftmost at a tie (HF's Word::merge_all), with a per-word cache.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from . import _unicode_ranges as uranges
+from .errors import InvalidModelError, ModelNotFoundError, UnsupportedModelError
+from .tokenizer import ByteLevelDecoder, byte_level_alphabet
+
+GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"  # ByteLevel's
+CACHE_SIZE = 10_000  # words remembered, as HF's BPE cache
+
+
+def _class(ranges: Iterable[tuple[int, int]]) -> str:
+    """Ranges → the inside of a `re` character class."""
+    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+_WHITE_SPACE = _class(uranges.WHITE_SPACE)
+_CLASSES = {r"\p{L}": _class(uranges.LETTER), r"\p{N}": _class(uranges.NUMBER), r"\s": _WHITE_SPACE}
+_NUMERIC = _class(uranges.NUMERIC)
+_PLAIN_ESCAPES = {r"\r", r"\n", r"\t"} | {"\\" + c for c in "\\'\" ?+*.()[]{}|^$-/#"}
+
+
+def translate(pattern: str) -> str:
+    r"""An Oniguruma pattern (as tokenizer.json holds it) → the same pattern for Python's `re`.
+    Rewrites \p{L}, \p{N}, \s and \S; refuses any other class escape rather than guess at it."""
+    out, in_class = [], False
+    for tok in re.findall(r"\\p\{\w+\}|\\.|.", pattern, re.DOTALL):
+        if tok in _CLASSES:
+            out.append(_CLASSES[tok] if in_class else f"[{_CLASSES[tok]}]")
+        elif tok == r"\S" and not in_class:
+            out.append(f"[^{_WHITE_SPACE}]")
+        elif (tok.startswith("\\") and tok not in _PLAIN_ESCAPES) or (tok == "[" and in_class):
+            raise UnsupportedModelError(f"Pre-tokenizer regex {pattern!r}: {tok!r} is not supported.")
+        else:
+            in_class = (in_class or tok == "[") and tok != "]"
+            out.append(tok)
+    return "".join(out)
+
+
+def _isolate(pattern: str) -> Callable[[str], list[str]]:
+    """HF's split with behavior Isolated: every match is a piece, and so is every stretch between matches."""
+    regex = re.compile(pattern)
+
+    def split(text: str) -> list[str]:
+        pieces, end = [], 0
+        for m in regex.finditer(text):
+            pieces += [p for p in (text[end:m.start()], m.group()) if p]
+            end = m.end()
+        return pieces + [text[end:]] if end < len(text) else pieces
+
+    return split
+
+
+def _flatten(cfg: dict | None) -> list[dict]:
+    """tokenizer.json's pre_tokenizer → its steps, Sequences unrolled."""
+    cfg = cfg or {}
+    return [step for sub in cfg["pretokenizers"] for step in _flatten(sub)] if cfg.get("type") == "Sequence" else [cfg]
+
+
+def _splitter(cfg: dict) -> list[Callable[[str], list[str]]]:
+    """One pre-tokenizer step → its split (none for ByteLevel without regex). ByteLevel's mapping of
+    bytes to characters is left to the caller, which checks that ByteLevel comes last."""
+    kind = cfg.get("type")
+    if kind == "ByteLevel" and not cfg.get("add_prefix_space"):
+        return [_isolate(translate(GPT2_PATTERN))] if cfg.get("use_regex", True) else []
+    if kind == "Digits":  # char::is_numeric: each such char alone, or runs of them
+        return [_isolate(f"[{_NUMERIC}]" + ("" if cfg.get("individual_digits") else "+"))]
+    if kind == "Split" and cfg.get("behavior") == "Isolated" and not cfg.get("invert"):
+        pat = cfg["pattern"]
+        return [_isolate(translate(pat["Regex"]) if "Regex" in pat else re.escape(pat["String"]))]
+    raise UnsupportedModelError(f"Pre-tokenizer {cfg!r} is not supported by the pure-Python tokenizer.")
+
+
+class BPETokenizer(ByteLevelDecoder):
+    """Pure-Python byte-level BPE: the same ids as HFTokenizer.encode, and ByteLevelDecoder's decoding."""
+
+    def __init__(self, tokenizer_json: dict) -> None:
+        model, added = tokenizer_json["model"], tokenizer_json.get("added_tokens", [])
+        if tokenizer_json.get("normalizer") or model.get("type") != "BPE" or model.get("byte_fallback") or any(
+                model.get(k) for k in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "ignore_merges")):
+            raise UnsupportedModelError("The pure-Python tokenizer handles plain byte-level BPE without a normalizer.")
+        if any(a.get(k) for a in added for k in ("normalized", "lstrip", "rstrip", "single_word")):
+            raise UnsupportedModelError("The pure-Python tokenizer keeps added tokens only as raw, exact text.")
+        steps = _flatten(tokenizer_json.get("pre_tokenizer"))
+        if [s.get("type") for s in steps].count("ByteLevel") != 1 or steps[-1].get("type") != "ByteLevel":
+            raise UnsupportedModelError("The pure-Python tokenizer needs a ByteLevel pre-tokenizer, last.")
+        super().__init__(tokenizer_json)
+        self._splits = [split for step in steps for split in _splitter(step)]
+        self._vocab: dict[str, int] = model["vocab"]
+        pairs = (m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"])
+        self._ranks = {(a, b): rank for rank, (a, b) in enumerate(pairs)}  # a repeated pair keeps its last rank, as HF
+        self._added = {a["content"]: a["id"] for a in added if a["content"]}
+        longest_first = sorted(self._added, key=len, reverse=True)
+        self._added_re = re.compile("|".join(map(re.escape, longest_first))) if self._added else None
+        self._byte_chars = {b: c for c, b in byte_level_alphabet().items()}  # byte → GPT-2 char, for str.translate
+        self._cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path) -> BPETokenizer:
+        """The tokenizer of a model package (its tokenizer.json)."""
+        path = Path(model_dir) / "tokenizer.json"
+        if not path.is_file():
+            raise ModelNotFoundError(f"No tokenizer.json in {model_dir}; re-run 'nomoat convert'.")
+        try:
+            return cls(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidModelError(f"{path} is not a valid tokenizer ({e}); re-run 'nomoat convert'.") from e
+
+    def encode(self, text: str) -> list[int]:
+        """Text → ids, add_special_tokens=False. Added tokens written in the text stay whole."""
+        ids: list[int] = []
+        start = 0
+        for m in self._added_re.finditer(text) if self._added_re else ():
+            self._encode_stretch(text[start:m.start()], ids)
+            ids.append(self._added[m.group()])
+            start = m.end()
+        self._encode_stretch(text[start:], ids)
+        return ids
+
+    def pre_tokenize(self, text: str) -> list[str]:
+        """Text without added tokens → its words in GPT-2's byte-level characters (as HF's pre_tokenize_str)."""
+        pieces = [text] if text else []
+        for split in self._splits:
+            pieces = [p for piece in pieces for p in split(piece)]
+        return [p.encode().decode("latin-1").translate(self._byte_chars) for p in pieces]
+
+    def _encode_stretch(self, text: str, ids: list[int]) -> None:
+        for word in self.pre_tokenize(text):
+            word_ids = self._cache.get(word)
+            if word_ids is None:
+                word_ids = self._merge(word)
+                if len(self._cache) < CACHE_SIZE:
+                    self._cache[word] = word_ids
+            ids += word_ids
+
+    def _merge(self, word: str) -> list[int]:
+        """HF's Word::merge_all: a heap of (rank, position) over adjacent pairs; a popped pair that no
+        longer stands at its position is stale and skipped. Characters outside the vocab drop out."""
+        syms = [c for c in word if c in self._vocab]
+        n, ranks = len(syms), self._ranks
+        nxt, prv = list(range(1, n + 1)), list(range(-1, n - 1))
+        heap = [(r, i) for i in range(n - 1) if (r := ranks.get((syms[i], syms[i + 1]))) is not None]
+        heapq.heapify(heap)
+        while heap:
+            rank, i = heapq.heappop(heap) if len(heap) < 2 or heap[0][0] != heap[1][0] else max(heapq.nsmallest(2, heap)) and (heap.sort(key=lambda e: (e[0], -e[1])) or heap.pop(0))
+            j = nxt[i]
+            if not syms[i] or j >= n or ranks.get((syms[i], syms[j])) != rank:
+                continue
+            syms[i], syms[j] = syms[i] + syms[j], ""
+            nxt[i] = k = nxt[j]
+            if k < n:
+                prv[k] = i
+                if (r := ranks.get((syms[i], syms[k]))) is not None:
+                    heapq.heappush(heap, (r, i))
+            if (p := prv[i]) >= 0 and (r := ranks.get((syms[p], syms[i]))) is not None:
+                heapq.heappush(heap, (r, p))
+        return [self._vocab[s] for s in syms if s]

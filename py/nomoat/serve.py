@@ -1,0 +1,79 @@
+"""`nomoat serve`: the chat demo, the browser runtime and the models on localhost.
+
+    /                 the chat demo (examples/chat/)
+    /nomoat.js        classic script (window.llm); /nomoat.mjs the ES module; the worker,
+    /pyodide/ /ort/ /wheels/   the runtime files (web/dist, built by `make web`)
+    /models/NAME/     model packages from the models folder (nomoat.home.models_home())
+
+Every response carries the COOP/COEP headers that make the page cross-origin isolated, which
+multi-threaded wasm needs. Only files under those folders are served.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import sys
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .errors import ModelNotFoundError
+from .home import models_home, repo_root, web_dist
+
+TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+         ".json": "application/json", ".onnx": "application/octet-stream", ".whl": "application/octet-stream",
+         ".zip": "application/zip", ".html": "text/html; charset=utf-8", ".css": "text/css"}
+
+
+class Handler(SimpleHTTPRequestHandler):
+    roots: list[tuple[str, Path]] = []  # (url prefix, folder), first match wins
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def translate_path(self, path: str) -> str:
+        url = unquote(urlsplit(path).path)
+        for prefix, root in self.roots:
+            if not url.startswith(prefix):
+                continue
+            rel = url[len(prefix):] or "index.html"
+            target = (root / rel).resolve()
+            if target.is_relative_to(root.resolve()) and (target.is_file() or (target / "index.html").is_file()):
+                return str(target)
+        return str(Path("/nonexistent") / url.lstrip("/"))
+
+    def guess_type(self, path) -> str:
+        return TYPES.get(Path(str(path)).suffix, mimetypes.guess_type(str(path))[0] or "application/octet-stream")
+
+    def log_message(self, fmt: str, *args) -> None:
+        if self.server.verbose:  # type: ignore[attr-defined]
+            super().log_message(fmt, *args)
+
+
+def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> ThreadingHTTPServer:
+    dist = web_dist()
+    if not (dist / "nomoat.js").is_file():
+        raise ModelNotFoundError(f"The browser runtime is not built ({dist}/nomoat.js is missing); run 'make web'.")
+    root = repo_root()
+    site = root / "examples" / "chat" if root else dist
+    roots = [("/models/", models_home()), ("/", site), ("/", dist)]
+    handler = type("NomoatHandler", (Handler,), {"roots": roots})
+    server = ThreadingHTTPServer((host, port), partial(handler))
+    server.verbose = verbose  # type: ignore[attr-defined]
+    return server
+
+
+def serve(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> None:
+    server = make_server(port, host, verbose)
+    print(f"nomoat: serving the chat demo at http://{host}:{server.server_address[1]}/  (Ctrl-C stops)", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,38 @@
+// Builds web/dist/: nomoat.js (classic script, sets window.llm), nomoat.mjs (ES module, exports
+// llm), nomoat-worker.mjs, and the runtime files it serves next to them: pyodide/, ort/, wheels/.
+// The Python wheels (nomoat, jinja2, markupsafe) must already be in dist/wheels/ (the Makefile
+// puts them there). Usage: node build.mjs
+import fs from "node:fs";
+import path from "node:path";
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const dist = path.join(here, "dist");
+const nm = path.join(here, "node_modules");
+fs.mkdirSync(path.join(dist, "wheels"), {recursive: true});
+
+const wheels = fs.readdirSync(path.join(dist, "wheels")).filter((f) => f.endsWith(".whl")).sort();
+for (const need of ["nomoat-", "jinja2-", "markupsafe-"]) {
+  if (!wheels.some((w) => w.toLowerCase().startsWith(need))) {
+    throw new Error(`dist/wheels/ has no ${need}*.whl: run 'make web' (it builds the wheels first).`);
+  }
+}
+const src = fs.readFileSync(path.join(here, "src", "llm.js"), "utf8").replaceAll("__NOMOAT_WHEELS__", JSON.stringify(wheels));
+const header = "// nomoat " + JSON.parse(fs.readFileSync(path.join(here, "package.json"))).version + " — https://pypi.org/project/nomoat\n";
+fs.writeFileSync(path.join(dist, "nomoat.js"), header +
+  "(function () {\n" + src + "\nconst base = new URL('.', document.currentScript.src).href;\n" +
+  "window.llm = createLLM(base);\n})();\n");
+fs.writeFileSync(path.join(dist, "nomoat.mjs"), header + src +
+  "\nexport const llm = createLLM(new URL('.', import.meta.url).href);\nglobalThis.llm ??= llm;\nexport default llm;\n");
+fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-worker.mjs"));
+
+function copy(fromDir, toDir, names) {
+  fs.mkdirSync(toDir, {recursive: true});
+  for (const n of names) fs.copyFileSync(path.join(fromDir, n), path.join(toDir, n));
+}
+copy(path.join(nm, "pyodide"), path.join(dist, "pyodide"),
+  ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]);
+copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
+  "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+  "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
+]);
+console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-worker.mjs, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);

@@ -1,0 +1,382 @@
+// nomoat worker: boots Pyodide and onnxruntime-web, then runs nomoat's Python generation loop.
+//
+// The page talks to it only through typed messages (see llm.js):
+//   in:  {kind: "create" | "prompt" | "abort" | "destroy" | "tokenize", id, payload}
+//   out: {kind: "return" | "throw" | "progress" | "chunk" | "event", id, payload}
+// This is the only module that imports onnxruntime-web. Python reaches it as the JS module
+// `nomoat_js` (registered below): fetchPackage, createEngine; engines own the ort sessions,
+// KV states and samplers, so full-vocabulary logits never cross into Python.
+
+let ort = null; // onnxruntime-web, the build chosen for the device
+let py = null; // Pyodide
+let api = null; // the Python module nomoat.worker
+let bootPromise = null;
+const streams = new Map(); // request id -> {aborted: bool}
+
+function post(kind, id, payload) {
+  self.postMessage({kind, id, payload});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device choice and onnxruntime-web
+// ---------------------------------------------------------------------------------------------
+
+async function chooseDevice(asked) {
+  const gpu = self.navigator && self.navigator.gpu;
+  let adapter = null;
+  if (gpu && asked !== "wasm") {
+    try {
+      adapter = await gpu.requestAdapter();
+    } catch (e) {
+      adapter = null;
+    }
+  }
+  if (asked === "webgpu") {
+    if (!adapter) {
+      throw named("NotSupportedError",
+        "WebGPU was asked for (device: 'webgpu') but this browser has no WebGPU adapter. " +
+        "Use device: 'wasm' or 'auto', or enable WebGPU in the browser.");
+    }
+    return {device: "webgpu", reason: "asked for WebGPU; adapter found"};
+  }
+  if (asked === "wasm") return {device: "wasm", reason: "asked for wasm"};
+  if (adapter) return {device: "webgpu", reason: "auto: a WebGPU adapter is available"};
+  return {device: "wasm", reason: gpu ? "auto: no WebGPU adapter, using wasm" : "auto: no WebGPU in this browser, using wasm"};
+}
+
+async function loadOrt(assets, device) {
+  // wasm: the plain threaded build (faster than asyncify on CPU); webgpu: the native WebGPU EP.
+  const file = device === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
+  ort = await import(assets.ort + file);
+  ort.env.wasm.wasmPaths = assets.ort;
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(8, self.navigator.hardwareConcurrency || 1)) : 1;
+  ort.env.logLevel = "error";
+}
+
+function named(name, message, extra) {
+  const e = new Error(message);
+  e.name = name;
+  Object.assign(e, extra || {});
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetching a model package with progress
+// ---------------------------------------------------------------------------------------------
+
+async function fetchBytes(url, onBytes) {
+  let r;
+  try {
+    r = await fetch(url);
+  } catch (e) {
+    throw named("NetworkError", `Could not fetch ${url}: ${e.message}. Check the model URL and that the server is running.`);
+  }
+  if (!r.ok) {
+    throw named("NotFoundError", `The model file ${url} was not found (HTTP ${r.status}). Check the model URL.`);
+  }
+  const reader = r.body.getReader();
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) break;
+    parts.push(value);
+    n += value.byteLength;
+    onBytes(value.byteLength);
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
+
+// Fetch config, tokenizer and graph; report progress as fractions of the manifest's total bytes.
+async function fetchPackage(baseURL, requestId) {
+  const base = baseURL.endsWith("/") ? baseURL : baseURL + "/";
+  const manifestBytes = await fetchBytes(base + "nomoat.json", () => {});
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  } catch (e) {
+    throw named("DataError", `${base}nomoat.json is not a model manifest (${e.message}).`);
+  }
+  const names = ["config.json", "tokenizer.json", "tokenizer_config.json", "onnx/nomoat_q4.onnx", "onnx/model_q4.onnx_data"];
+  const total = names.reduce((s, n) => s + ((manifest.files[n] || {}).size || 0), 0);
+  let loaded = 0;
+  post("progress", requestId, {stage: "download", loaded: 0, total});
+  const files = {};
+  for (const name of names) {
+    const bytes = await fetchBytes(base + name, (k) => {
+      loaded += k;
+      post("progress", requestId, {stage: "download", loaded, total});
+    });
+    const expected = (manifest.files[name] || {}).size;
+    if (expected !== undefined && bytes.byteLength !== expected) {
+      throw named("DataError", `${base}${name} is ${bytes.byteLength} bytes, the manifest says ${expected}: ` +
+        "truncated or replaced. Convert the model again ('nomoat convert').");
+    }
+    files[name] = bytes;
+  }
+  const text = (n) => new TextDecoder().decode(files[n]);
+  return {config: text("config.json"), tokenizer: text("tokenizer.json"), tokenizer_config: text("tokenizer_config.json"),
+          onnx: {graph: files["onnx/nomoat_q4.onnx"], data: files["onnx/model_q4.onnx_data"]}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine: one ort session; KV states; samplers
+// ---------------------------------------------------------------------------------------------
+
+class KVState {
+  // past: name -> ort.Tensor (1, n_kv, T, head_dim). Tensors are never written in place, so a
+  // fork shares them; GPU tensors are reference-counted and disposed when no state holds them.
+  constructor(engine, past, length) {
+    this.engine = engine;
+    this.past = past;
+    this.length = length;
+    for (const t of Object.values(past)) engine.retain(t);
+  }
+  replace(past, length) {
+    for (const t of Object.values(past)) this.engine.retain(t);
+    this.dispose();
+    this.past = past;
+    this.length = length;
+  }
+  fork() {
+    return new KVState(this.engine, {...this.past}, this.length);
+  }
+  async truncate(n) {
+    if (n >= this.length) return;
+    const past = {};
+    for (const [name, t] of Object.entries(this.past)) {
+      const [b, h, T, d] = t.dims;
+      const src = t.location === "gpu-buffer" ? await t.getData() : t.data;
+      const out = new Float32Array(b * h * n * d);
+      for (let i = 0; i < b * h; i++) out.set(src.subarray(i * T * d, i * T * d + n * d), i * n * d);
+      past[name] = new ort.Tensor("float32", out, [b, h, n, d]);
+    }
+    this.replace(past, n);
+  }
+  dispose() {
+    for (const t of Object.values(this.past)) this.engine.release(t);
+    this.past = {};
+  }
+}
+
+class Sampler {
+  // Same processors and order as nomoat/sampler.py: repetition penalty, temperature (0 =
+  // argmax), top-k, top-p, min-p, seeded draw. The seeded stream differs from numpy's.
+  constructor(p) {
+    this.p = p;
+    this.seen = new Set();
+    let s = (p.seed === null || p.seed === undefined) ? (Math.random() * 2 ** 32) >>> 0 : (p.seed >>> 0);
+    this.rand = () => { // mulberry32
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  sample(logits, newIds) {
+    for (const t of newIds) this.seen.add(t);
+    const p = this.p;
+    const x = logits; // Float32Array (vocab,)
+    if (p.repetition_penalty !== 1) {
+      for (const t of this.seen) x[t] = x[t] > 0 ? x[t] / p.repetition_penalty : x[t] * p.repetition_penalty;
+    }
+    if (p.temperature === 0) {
+      let best = 0;
+      for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+      return best;
+    }
+    let idx = Array.from(x.keys()).sort((a, b) => x[b] - x[a] || a - b);
+    if (p.top_k > 0) idx = idx.slice(0, p.top_k);
+    const m = x[idx[0]] / p.temperature;
+    let probs = idx.map((i) => Math.exp(x[i] / p.temperature - m));
+    let sum = probs.reduce((a, b) => a + b, 0);
+    probs = probs.map((q) => q / sum);
+    if (p.top_p < 1) {
+      let c = 0, k = 0;
+      while (k < probs.length && c < p.top_p) c += probs[k++];
+      idx = idx.slice(0, Math.max(1, k));
+      probs = probs.slice(0, Math.max(1, k));
+    }
+    if (p.min_p > 0) {
+      const keep = probs.map((q) => q >= p.min_p * probs[0]);
+      idx = idx.filter((_, i) => keep[i]);
+      probs = probs.filter((_, i) => keep[i]);
+    }
+    sum = probs.reduce((a, b) => a + b, 0);
+    let r = this.rand() * sum;
+    for (let i = 0; i < idx.length; i++) {
+      r -= probs[i];
+      if (r <= 0) return idx[i];
+    }
+    return idx[idx.length - 1];
+  }
+}
+
+class Engine {
+  static async create(onnx, device, config) {
+    const e = new Engine();
+    e.device = device;
+    e.config = JSON.parse(config);
+    const opts = {
+      executionProviders: device === "webgpu" ? [{name: "webgpu"}] : [{name: "wasm"}],
+      graphOptimizationLevel: "all",
+      logSeverityLevel: 3,
+      externalData: [{path: "model_q4.onnx_data", data: onnx.data}],
+    };
+    if (device === "webgpu") opts.preferredOutputLocation = {}; // filled below, once names are known
+    try {
+      e.session = await ort.InferenceSession.create(onnx.graph, opts);
+    } catch (err) {
+      throw named("DataError", `onnxruntime-web could not load the model graph (${String(err.message || err).slice(0, 300)}). ` +
+        "The file is corrupt or truncated: convert the model again ('nomoat convert').");
+    }
+    e.pastNames = e.session.inputNames.filter((n) => n.startsWith("past_key_values."));
+    if (device === "webgpu") {
+      // Keep the KV cache on the GPU: present.* stay GPU buffers and are fed back as inputs.
+      const loc = {};
+      for (const n of e.session.outputNames) loc[n] = n.startsWith("present.") ? "gpu-buffer" : "cpu";
+      await e.session.release();
+      e.session = await ort.InferenceSession.create(onnx.graph, {...opts, preferredOutputLocation: loc});
+    }
+    e.refs = new Map();
+    const c = e.config;
+    e.empty = new ort.Tensor("float32", new Float32Array(0), [1, c.num_key_value_heads, 0, c.head_dim]);
+    return e;
+  }
+  retain(t) {
+    this.refs.set(t, (this.refs.get(t) || 0) + 1);
+  }
+  release(t) {
+    const n = (this.refs.get(t) || 0) - 1;
+    if (n > 0) {
+      this.refs.set(t, n);
+      return;
+    }
+    this.refs.delete(t);
+    if (t.location === "gpu-buffer") t.dispose();
+  }
+  newState() {
+    return new KVState(this, {}, 0);
+  }
+  newSampler(params) {
+    return new Sampler(params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params);
+  }
+  // Append ids to state; returns a Float32Array of logits: (vocab,) for the last position, or
+  // (len(ids) * vocab) when allLogits.
+  async forward(state, ids, allLogits) {
+    const P = state.length, S = ids.length;
+    const i64 = (n, f) => BigInt64Array.from({length: n}, (_, i) => BigInt(f(i)));
+    const feeds = {
+      input_ids: new ort.Tensor("int64", i64(S, (i) => ids[i]), [1, S]),
+      attention_mask: new ort.Tensor("int64", i64(P + S, () => 1), [1, P + S]),
+      position_ids: new ort.Tensor("int64", i64(S, (i) => P + i), [1, S]),
+      logits_to_keep: new ort.Tensor("int64", BigInt64Array.from([allLogits ? 0n : 1n]), []),
+    };
+    for (const n of this.pastNames) feeds[n] = state.past[n] || this.empty;
+    const out = await this.session.run(feeds);
+    const past = {};
+    for (const n of this.pastNames) past[n] = out["present." + n.slice("past_key_values.".length)];
+    state.replace(past, P + S);
+    return out.logits.data;
+  }
+}
+
+const runtime = {
+  fetchPackage,
+  createEngine: (onnx, device, config) => Engine.create(onnx, device, config),
+  aborted: (requestId) => {
+    const s = streams.get(requestId);
+    return Boolean(s && s.aborted);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Boot and message handling
+// ---------------------------------------------------------------------------------------------
+
+async function boot(assets, device, requestId) {
+  post("progress", requestId, {stage: "runtime", loaded: 0, total: 1});
+  const [{loadPyodide}] = await Promise.all([import(assets.pyodide + "pyodide.mjs"), loadOrt(assets, device)]);
+  py = await loadPyodide({indexURL: assets.pyodide});
+  py.registerJsModule("nomoat_js", runtime);
+  await py.loadPackage(assets.wheels, {messageCallback: () => {}});
+  api = py.pyimport("nomoat.worker");
+  post("progress", requestId, {stage: "runtime", loaded: 1, total: 1});
+}
+
+function errorPayload(e) {
+  // Python exceptions arrive as PythonError; nomoat.worker formats them as "Name: message".
+  let name = e && e.name ? e.name : "Error";
+  let message = e && e.message ? e.message : String(e);
+  const extra = {};
+  if (name === "PythonError") {
+    const m = /nomoat-error (\{.*\})\s*$/m.exec(message);
+    if (m) {
+      const info = JSON.parse(m[1]);
+      name = info.name;
+      message = info.message;
+      Object.assign(extra, info.extra || {});
+    }
+  }
+  return {name, message, ...extra};
+}
+
+const handlers = {
+  async create(p, id) {
+    const choice = await chooseDevice(p.device || "auto");
+    if (!bootPromise) bootPromise = boot(p.assets, choice.device, id);
+    await bootPromise;
+    post("event", id, {type: "device", ...choice, threads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated});
+    post("progress", id, {stage: "init", loaded: 0, total: 1});
+    const info = await api.create(p.model, choice.device, py.toPy(p.options || {}), id);
+    post("progress", id, {stage: "init", loaded: 1, total: 1});
+    return {...info.toJs({dict_converter: Object.fromEntries}), device: choice.device, deviceReason: choice.reason};
+  },
+  async prompt(p, id) {
+    const state = {aborted: false};
+    streams.set(id, state);
+    const iter = api.prompt_streaming(p.session, p.input, py.toPy(p.options || {}));
+    try {
+      for await (const piece of iter) {
+        if (state.aborted) break;
+        post("chunk", id, piece);
+      }
+    } finally {
+      iter.destroy();
+      streams.delete(id);
+    }
+    const stats = api.stats(p.session).toJs({dict_converter: Object.fromEntries});
+    if (state.aborted) throw named("AbortError", "The prompt was aborted.", {stats});
+    return stats;
+  },
+  abort(p) {
+    const s = streams.get(p.target);
+    if (s) s.aborted = true;
+    return true;
+  },
+  destroy(p) {
+    api.destroy(p.session);
+    return true;
+  },
+  async tokenize(p) {
+    return api.tokenize(p.session, py.toPy(p.texts)).toJs();
+  },
+};
+
+self.onmessage = async (ev) => {
+  const {kind, id, payload} = ev.data;
+  try {
+    const h = handlers[kind];
+    if (!h) throw named("TypeError", `Unknown message kind ${kind}`);
+    post("return", id, await h(payload, id));
+  } catch (e) {
+    post("throw", id, errorPayload(e));
+  }
+};
