@@ -21,10 +21,11 @@ What one run does:
 from __future__ import annotations
 
 import argparse
-import copy
+import contextlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -168,9 +169,12 @@ def llama_worker(gguf: str, ids_file: str, n_decode: int) -> int:
     except Exception as e:  # not installed, or the GGUF did not load
         print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
         return 1
-    prompts = {int(k): v for k, v in json.loads(Path(ids_file).read_text()).items()}
+    spec = json.loads(Path(ids_file).read_text())
+    prompts = {int(k): v for k, v in spec["prompts"].items()}
+    own_ids = engine.llm.tokenize(spec["text"].encode("utf-8"), add_bos=False, special=True)
     warm_up(engine, prompts[min(prompts)])
-    print(json.dumps({"ready": True, "llama_cpp_python": llama_cpp.__version__}), flush=True)
+    print(json.dumps({"ready": True, "llama_cpp_python": llama_cpp.__version__,
+                      "tokenizer_agrees": own_ids == spec["ids"]}), flush=True)
     for _ in sys.stdin:
         print(json.dumps(measure(engine, prompts, n_decode)), flush=True)
     return 0
@@ -184,6 +188,7 @@ class LlamaClient:
     def __init__(self, python: str, gguf: Path, ids_file: Path, n_decode: int) -> None:
         self.error: str | None = None
         self.version: str | None = None
+        self.tokenizer_agrees: bool | None = None
         self.proc: subprocess.Popen | None = None
         if not Path(python).is_file():
             self.error = f"no Python at {python} (set --llama-python or NOMOAT_LLAMA_PYTHON)"
@@ -195,6 +200,7 @@ class LlamaClient:
         hello = self._read()
         if hello is not None:
             self.version = hello.get("llama_cpp_python")
+            self.tokenizer_agrees = hello.get("tokenizer_agrees")
 
     def _read(self) -> dict | None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -263,55 +269,72 @@ def convert_once(gguf: Path, out: Path) -> dict:
     return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}  # Linux: ru_maxrss in KiB
 
 
-def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 # ------------------------------------------------------------------------------------------------ profiling
 
 
-def profile_decode(backend, pkg: Path, prompt: list[int], accuracy_level: int, tmp: Path) -> dict:
-    """Kernel time per op type over PROFILE_STEPS decode steps, on a separate profiling session."""
+MATMUL_OPS = ("MatMulNBits", "MatMul", "Gemm")
 
 
+@contextlib.contextmanager
+def profiled_sessions(prefix: Path):
+    """Sessions created inside get SessionOptions with profiling on. The backend builds its session itself
+    (graph patches, external-data settings), so this profiles exactly the graph the benchmark ran."""
     import onnxruntime as ort
-    from nomoat.backends.ort_native import _with_accuracy_level  # the same graph the backend loads
-    from nomoat.package import ONNX_FILE
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = THREADS, 1, 3
-    so.enable_profiling = True
-    so.profile_file_prefix = str(tmp / f"ort_profile_level{accuracy_level}")
-    model = _with_accuracy_level(pkg / ONNX_FILE, accuracy_level)
-    prof = copy.copy(backend)
-    prof.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    original = ort.SessionOptions
 
-    state = prof.new_state()
-    token = int(np.argmax(prof.run(state, prompt)))
+    def options():
+        so = original()
+        so.enable_profiling = True
+        so.profile_file_prefix = str(prefix)
+        return so
+
+    ort.SessionOptions = options
+    try:
+        yield
+    finally:
+        ort.SessionOptions = original
+
+
+def node_stem(node: str) -> str:
+    """'model.layers.7.mlp.down_proj/offset_212' -> 'mlp.down_proj/offset' (summed over layers); a matmul outside
+    the layers is the LM head."""
+    stem = re.sub(r"_\d+", "", node)
+    layer = re.match(r"model\.layers\.\d+\.", stem)
+    return stem[layer.end():] if layer else f"lm_head: {stem}"
+
+
+def profile_decode(pkg: Path, config, prompt: list[int], accuracy_level: int, tmp: Path) -> dict:
+    """Kernel time by op type (and matmul time by weight) over PROFILE_STEPS decode steps, on a separate session
+    with profiling on; the first step after the prompt is left out."""
+    from nomoat.backends.ort_native import OrtNativeBackend
+
+    with profiled_sessions(tmp / f"ort_profile_level{accuracy_level}"):
+        backend = OrtNativeBackend(pkg, config, threads=THREADS, accuracy_level=accuracy_level)
+    state = backend.new_state()
+    token = int(np.argmax(backend.run(state, prompt)))
     walls = []
     for _ in range(PROFILE_STEPS + 1):  # + the warm-up step
         t = time.perf_counter()
-        token = int(np.argmax(prof.run(state, [token])))
+        token = int(np.argmax(backend.run(state, [token])))
         walls.append(time.perf_counter() - t)
-    events = json.loads(Path(prof.session.end_profiling()).read_text())
+    events = json.loads(Path(backend.session.end_profiling()).read_text())
 
     runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
-    runs = runs[2:]  # skip the prefill and the warm-up step
-    assert len(runs) == PROFILE_STEPS, len(runs)
+    runs = runs[-PROFILE_STEPS:]  # not the prefill, not the warm-up step
     start, end = runs[0]["ts"], runs[-1]["ts"] + runs[-1]["dur"]
     kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
                and start <= e["ts"] <= end]
     by_op: dict[str, dict] = {}
-    by_matmul: dict[str, float] = {}
+    by_weight: dict[str, float] = {}
     for e in kernels:
         op = e["args"]["op_name"]
         d = by_op.setdefault(op, {"us": 0.0, "nodes": 0})
         d["us"] += e["dur"]
         d["nodes"] += 1
-        if op == "MatMulNBits":
-            node = e["name"].removesuffix("_kernel_time")
-            which = node.split("/")[0].rsplit(".", 1)[-1] if node.startswith("model.layers.") else "lm_head (tied)"
-            by_matmul[which] = by_matmul.get(which, 0.0) + e["dur"]
+        if op in MATMUL_OPS:
+            stem = node_stem(e["name"].removesuffix("_kernel_time"))
+            by_weight[stem] = by_weight.get(stem, 0.0) + e["dur"]
     total_us = sum(d["us"] for d in by_op.values())
     steps = PROFILE_STEPS
     return {
@@ -323,7 +346,8 @@ def profile_decode(backend, pkg: Path, prompt: list[int], accuracy_level: int, t
         "ops": sorted(({"op_type": op, "ms_per_step": d["us"] / steps / 1000, "share": d["us"] / total_us,
                         "nodes_per_step": d["nodes"] // steps} for op, d in by_op.items()),
                       key=lambda r: -r["ms_per_step"]),
-        "matmulnbits_ms_per_step": {k: v / steps / 1000 for k, v in sorted(by_matmul.items(), key=lambda kv: -kv[1])},
+        "matmul_ms_per_step_by_weight": {k: v / steps / 1000
+                                         for k, v in sorted(by_weight.items(), key=lambda kv: -kv[1])},
     }
 
 
@@ -351,15 +375,19 @@ def markdown(res: dict) -> str:
     lines = [
         f"Machine: {res['machine']['cpu']}, {res['machine']['cpus']} CPUs; threads = {THREADS}; "
         f"repeats = {res['repeats']} (medians); onnxruntime {res['versions']['onnxruntime']}, "
-        f"llama-cpp-python {res['versions']['llama_cpp_python'] or 'n/a'}. CPU time not charged to the "
+        f"llama-cpp-python {res['versions']['llama_cpp_python'] or 'n/a'}; llama.cpp's tokenizer gives the same "
+        f"ids: {fmt(res['llama_tokenizer_agrees'], '')}. CPU time not charged to the "
         f"measuring process (other processes, kernel threads): at most {fmt(res['max_foreign_cpus'], '.2f')} CPUs "
         "during a run.",
         "",
-        "| conversion | wall s | peak RSS MiB | GGUF MiB | package MiB | .onnx MiB | package / GGUF |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| conversion | wall s | peak RSS MiB | GGUF MiB | package MiB | package / GGUF |",
+        "|---|---:|---:|---:|---:|---:|",
         f"| `nomoat convert` | {c['wall_s']:.2f} | {c['peak_rss_mib']:.0f} | {c['gguf_bytes'] / 2**20:.1f} | "
-        f"{c['package_bytes'] / 2**20:.1f} | {c['onnx_bytes'] / 2**20:.1f} | "
-        f"{c['package_bytes'] / c['gguf_bytes']:.2f}x |",
+        f"{c['package_bytes'] / 2**20:.1f} | {c['package_bytes'] / c['gguf_bytes']:.2f}x |",
+        "",
+        f"Package (format {c['package_format']}) files over 0.1 MiB: "
+        + ", ".join(f"{name} {size / 2**20:.1f} MiB" for name, size in c["files"].items() if size > 2**20 / 10)
+        + f". onnxruntime loads {res['graph']}.",
         "",
         f"| engine | prefill {PROMPT_LENGTHS[0]} tok/s | prefill {PROMPT_LENGTHS[1]} tok/s | decode tok/s | "
         "decode ms/step p50 | decode / llama.cpp | greedy = llama.cpp |",
@@ -393,8 +421,8 @@ def markdown(res: dict) -> str:
         if rest:
             lines.append(f"| (other {len(rest)} op types) | {sum(o['ms_per_step'] for o in rest):.3f} | "
                          f"{sum(o['share'] for o in rest):.1%} | {sum(o['nodes_per_step'] for o in rest)} |")
-        split = ", ".join(f"{k} {v:.3f}" for k, v in p["matmulnbits_ms_per_step"].items())
-        lines += ["", f"MatMulNBits ms/step by weight: {split}."]
+        split = ", ".join(f"{k} {v:.3f}" for k, v in p["matmul_ms_per_step_by_weight"].items())
+        lines += ["", f"Matmul ms/step by weight ({'/'.join(MATMUL_OPS)} nodes, summed over layers): {split}."]
     return "\n".join(lines)
 
 
@@ -427,7 +455,7 @@ def bench(args: argparse.Namespace) -> dict:
     import onnxruntime as ort
     from nomoat.backends.ort_native import OrtNativeBackend
     from nomoat.config import ModelConfig
-    from nomoat.package import ONNX_FILE
+    from nomoat.package import MANIFEST, ONNX_FILE
     from nomoat.tokenizer import HFTokenizer
 
     gguf = find_gguf(args.gguf)
@@ -445,8 +473,10 @@ def bench(args: argparse.Namespace) -> dict:
         "peak_rss_mib": max(c["peak_rss_mib"] for c in convs),
         "runs": convs,
         "gguf_bytes": gguf.stat().st_size,
-        "package_bytes": dir_size(pkg),
-        "onnx_bytes": (pkg / ONNX_FILE).stat().st_size,
+        "package_bytes": sum(p.stat().st_size for p in pkg.rglob("*") if p.is_file()),
+        "package_format": json.loads((pkg / MANIFEST).read_text()).get("format"),
+        "files": {p.relative_to(pkg).as_posix(): p.stat().st_size
+                  for p in sorted(pkg.rglob("*"), key=lambda p: -p.stat().st_size) if p.is_file()},
     }
 
     tokenizer = HFTokenizer(pkg)
@@ -454,10 +484,11 @@ def bench(args: argparse.Namespace) -> dict:
     section = 0
     while len(text_ids) < max(PROMPT_LENGTHS):
         section += 1
-        text_ids = tokenizer.encode(" ".join(f"Section {i}. {TEXT}" for i in range(1, section + 1)))
+        text = " ".join(f"Section {i}. {TEXT}" for i in range(1, section + 1))
+        text_ids = tokenizer.encode(text)
     prompts = {n: text_ids[:n] for n in PROMPT_LENGTHS}
     ids_file = tmp / "prompt_ids.json"
-    ids_file.write_text(json.dumps({str(n): ids for n, ids in prompts.items()}))
+    ids_file.write_text(json.dumps({"text": text, "ids": text_ids, "prompts": {str(n): p for n, p in prompts.items()}}))
 
     config = ModelConfig.from_dir(pkg)
     ort_engines = {}
@@ -503,10 +534,10 @@ def bench(args: argparse.Namespace) -> dict:
     greedy = {name: runs[name][0] and runs[name][0]["greedy_tokens"] for name in names}
 
     profile = []
-    for level, engine in zip((0, 4), ort_engines.values(), strict=True):
+    for level in (0, 4):
         print(f"profiling accuracy_level {level} ...", file=sys.stderr)
         wait_until_quiet(args.quiet, args.max_wait)
-        profile.append(profile_decode(engine.backend, pkg, prompts[min(prompts)], level, tmp))
+        profile.append(profile_decode(pkg, config, prompts[min(prompts)], level, tmp))
     tmp_ctx.cleanup()
 
     return {
@@ -514,6 +545,9 @@ def bench(args: argparse.Namespace) -> dict:
         "machine": machine(),
         "versions": {"onnxruntime": ort.__version__, "numpy": np.__version__, "llama_cpp_python": llama.version},
         "gguf": gguf.name,
+        "graph": ONNX_FILE,
+        "prompt_text_tokens": len(text_ids),
+        "llama_tokenizer_agrees": llama.tokenizer_agrees,
         "repeats": args.repeats,
         "threads": THREADS,
         "prompt_tokens": list(PROMPT_LENGTHS),

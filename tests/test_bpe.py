@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from conftest import load_fixture
 from nomoat.bpe import BPETokenizer, translate
 from nomoat.convert.tokenizer_export import PRE_TOKENIZERS
-from nomoat.errors import UnsupportedModelError
+from nomoat.errors import InvalidModelError, UnsupportedModelError
 from nomoat.tokenizer import HFTokenizer, byte_level_alphabet, load_tokenizer
 from tokenizers import Tokenizer
 
@@ -165,6 +166,17 @@ def test_equals_hf_for_every_pre_tokenizer_and_user_defined_tokens(smollm_json, 
     assert [s for s in lossless(tj, ALL) if bpe.decode(bpe.encode(s), skip_special_tokens=False) != s] == []
 
 
+def test_added_token_ids_are_hfs_not_the_files(smollm_json, tmp_path):
+    """HF gives an added token the vocab's id for its text, else the next id past the vocab and the
+    added tokens so far: the ids written in the file are not read."""
+    wrong = [{**smollm_json["added_tokens"][0], "id": i, "content": c, "special": False}
+             for i, c in [(60000, "zzqq"), (60001, "hello"), (60002, "qqzz")]]
+    tj = {**smollm_json, "added_tokens": smollm_json["added_tokens"] + wrong}
+    bpe, hf = BPETokenizer(tj), HFTokenizer(package(tmp_path, tj))
+    assert hf.encode("zzqq hello qqzz") == [49152, 216, smollm_json["model"]["vocab"]["hello"], 216, 49153]
+    assert mismatches(bpe, hf, ["zzqq hello qqzz", "xhellozzqq", *(s + "zzqq" for s in GENERATED[:2000])]) == []
+
+
 def test_decode_round_trips_every_string(bpe, smollm_json):
     texts = lossless(smollm_json, ALL)
     assert len(texts) > 13_000 and lossless(smollm_json, CORPUS) == CORPUS
@@ -191,6 +203,23 @@ def test_unsupported_tokenizers_are_refused(smollm_json):
                    {"added_tokens": [{**smollm_json["added_tokens"][0], "lstrip": True}]}]:
         with pytest.raises(UnsupportedModelError):
             BPETokenizer({**smollm_json, **change})
+    model = smollm_json["model"]
+    with pytest.raises(InvalidModelError, match="not in the vocab"):  # HF refuses such a file too
+        BPETokenizer({**smollm_json, "model": {**model, "merges": [*model["merges"], ["Hello", "zzqqzz"]]}})
+
+
+def test_runs_with_the_standard_library_alone(default_model_dir):
+    """As in Pyodide: no tokenizers, regex or numpy. Encodes the corpus to llama.cpp's ids."""
+    code = (
+        "import json, sys\n"
+        "for m in ('tokenizers', 'regex', 'numpy', 'onnxruntime'): sys.modules[m] = None\n"
+        "from nomoat.bpe import BPETokenizer\n"
+        f"tok = BPETokenizer.from_dir({str(default_model_dir)!r})\n"
+        "print(json.dumps([tok.encode(s) for s in json.load(sys.stdin)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(CORPUS), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == load_fixture("llama_tokens.json")["ids"]
 
 
 def test_load_tokenizer_picks_hf_when_it_imports_else_bpe(default_model_dir, monkeypatch):

@@ -106,7 +106,14 @@ class BPETokenizer(ByteLevelDecoder):
         self._vocab: dict[str, int] = model["vocab"]
         pairs = (m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"])
         self._ranks = {(a, b): rank for rank, (a, b) in enumerate(pairs)}  # a repeated pair keeps its last rank, as HF
-        self._added = {a["content"]: a["id"] for a in added if a["content"]}
+        v = self._vocab
+        if bad := next(((a, b) for a, b in self._ranks if a not in v or b not in v or a + b not in v), None):
+            raise InvalidModelError(f"Merge {bad} names a token that is not in the vocab; re-run 'nomoat convert'.")
+        self._added: dict[str, int] = {}
+        for a in added:  # HF's ids, not the file's: the vocab's if it has the text, else the next one free
+            if a["content"] and a["content"] not in self._added:
+                self._added[a["content"]] = self._vocab.get(
+                    a["content"], max([len(self._vocab) - 1, *self._added.values()]) + 1)
         longest_first = sorted(self._added, key=len, reverse=True)
         self._added_re = re.compile("|".join(map(re.escape, longest_first))) if self._added else None
         self._byte_chars = {b: c for c, b in byte_level_alphabet().items()}  # byte → GPT-2 char, for str.translate
@@ -159,7 +166,7 @@ class BPETokenizer(ByteLevelDecoder):
         heap = [(r, i) for i in range(n - 1) if (r := ranks.get((syms[i], syms[i + 1]))) is not None]
         heapq.heapify(heap)
         while heap:
-            rank, i = heapq.heappop(heap) if len(heap) < 2 or heap[0][0] != heap[1][0] else max(heapq.nsmallest(2, heap)) and (heap.sort(key=lambda e: (e[0], -e[1])) or heap.pop(0))
+            rank, i = heapq.heappop(heap)
             j = nxt[i]
             if not syms[i] or j >= n or ranks.get((syms[i], syms[j])) != rank:
                 continue

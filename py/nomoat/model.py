@@ -102,7 +102,7 @@ async def load_web(url: str, device: str, request_id: int | None = None) -> Mode
     from .backends.ort_web import OrtWebBackend, fetch_package
     from .bpe import BPETokenizer
 
-    files = await fetch_package(url, request_id)
+    files = await fetch_package(url, device, request_id)
     config = ModelConfig.from_dict(json.loads(files.config))
     backend = await OrtWebBackend.create(files.onnx, device, files.config, config)
     tokenizer = BPETokenizer(json.loads(files.tokenizer))

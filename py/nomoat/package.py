@@ -11,7 +11,9 @@ from .errors import InvalidModelError, ModelNotFoundError
 MANIFEST = "nomoat.json"
 ONNX_FILE = "onnx/nomoat_q4.onnx"  # nomoat's graph: logits_to_keep is an input
 OPTIMUM_FILE = "onnx/model_q4.onnx"  # the same graph with Optimum's inputs (transformers.js)
-DATA_FILE = "onnx/model_q4.onnx_data"  # the weights, shared by both graphs
+DATA_FILE = "onnx/model_q4.onnx_data"  # the weights, shared by all graphs
+WASM_FILE = "onnx/nomoat_wasm.onnx"  # wasm variant: f32 Gemms whose weights the browser builds at load
+WASM_RECIPE = "onnx/nomoat_wasm.json"  # how: each f32 weight from blocks in DATA_FILE
 FORMAT_VERSION = 2
 
 

@@ -13,9 +13,12 @@ import codecs
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .errors import InvalidModelError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from .bpe import BPETokenizer
 
 
 def byte_level_alphabet() -> dict[str, int]:
@@ -89,7 +92,8 @@ class HFTokenizer(ByteLevelDecoder):
         return self._hf.encode(text, add_special_tokens=False).ids
 
 
-def load_tokenizer(model_dir_or_json: str | Path, prefer: Literal["auto", "hf", "bpe"] = "auto") -> ByteLevelDecoder:
+def load_tokenizer(model_dir_or_json: str | Path, prefer: Literal["auto", "hf", "bpe"] = "auto"
+                   ) -> HFTokenizer | BPETokenizer:
     """The tokenizer of a model package (its folder, or its tokenizer.json). "auto": HFTokenizer when
     `tokenizers` imports (fast, CPython), else the pure-Python BPETokenizer (same ids); "hf" / "bpe" force one."""
     path = Path(model_dir_or_json)

@@ -93,8 +93,37 @@ async function fetchBytes(url, onBytes) {
   return out;
 }
 
+// The wasm graph's f32 weights, built from the 4-bit blocks as onnx/nomoat_wasm.json says (the
+// same arithmetic as nomoat.convert.quant.QLinear.dequantize): w = (q - 2^(bits-1)) * d (+ c).
+function buildF32(recipe, data) {
+  const out = new Float32Array(recipe.size / 4);
+  const f32At = ([off, len]) => new Float32Array(data.slice(off, off + len).buffer);
+  for (const t of recipe.tensors) {
+    const nb = t.k / 32, zero = t.bits === 4 ? 8 : 128, blob = t.bits === 4 ? 16 : 32;
+    const q = data.subarray(t.qweight[0], t.qweight[0] + t.qweight[1]); // (n, nb, blob)
+    const d = f32At(t.scales); // (n, nb)
+    const c = t.offsets ? f32At(t.offsets) : null; // (nb, n)
+    let o = t.offset / 4;
+    for (let r = 0; r < t.n; r++) {
+      for (let b = 0; b < nb; b++) {
+        const s = d[r * nb + b], add = c ? c[b * t.n + r] : 0, base = (r * nb + b) * blob;
+        if (t.bits === 4) {
+          for (let j = 0; j < 16; j++) {
+            const byte = q[base + j];
+            out[o++] = ((byte & 15) - zero) * s + add;
+            out[o++] = ((byte >> 4) - zero) * s + add;
+          }
+        } else {
+          for (let j = 0; j < 32; j++) out[o++] = (q[base + j] - zero) * s + add;
+        }
+      }
+    }
+  }
+  return new Uint8Array(out.buffer);
+}
+
 // Fetch config, tokenizer and graph; report progress as fractions of the manifest's total bytes.
-async function fetchPackage(baseURL, requestId) {
+async function fetchPackage(baseURL, device, requestId) {
   const base = baseURL.endsWith("/") ? baseURL : baseURL + "/";
   const manifestBytes = await fetchBytes(base + "nomoat.json", () => {});
   let manifest;
@@ -103,7 +132,10 @@ async function fetchPackage(baseURL, requestId) {
   } catch (e) {
     throw named("DataError", `${base}nomoat.json is not a model manifest (${e.message}).`);
   }
-  const names = ["config.json", "tokenizer.json", "tokenizer_config.json", "onnx/nomoat_q4.onnx", "onnx/model_q4.onnx_data"];
+  // WebGPU runs the 4-bit graph; wasm the f32 variant, whose weights are built here from the same data.
+  const graph = device === "webgpu" ? "onnx/nomoat_q4.onnx" : "onnx/nomoat_wasm.onnx";
+  const names = ["config.json", "tokenizer.json", "tokenizer_config.json", graph, "onnx/model_q4.onnx_data"];
+  if (device !== "webgpu") names.push("onnx/nomoat_wasm.json");
   const total = names.reduce((s, n) => s + ((manifest.files[n] || {}).size || 0), 0);
   let loaded = 0;
   post("progress", requestId, {stage: "download", loaded: 0, total});
@@ -121,8 +153,14 @@ async function fetchPackage(baseURL, requestId) {
     files[name] = bytes;
   }
   const text = (n) => new TextDecoder().decode(files[n]);
+  const external = [{path: "model_q4.onnx_data", data: files["onnx/model_q4.onnx_data"]}];
+  if (device !== "webgpu") {
+    post("progress", requestId, {stage: "init", loaded: 0, total: 1});
+    const recipe = JSON.parse(text("onnx/nomoat_wasm.json"));
+    external.push({path: recipe.f32, data: buildF32(recipe, files["onnx/model_q4.onnx_data"])});
+  }
   return {config: text("config.json"), tokenizer: text("tokenizer.json"), tokenizer_config: text("tokenizer_config.json"),
-          onnx: {graph: files["onnx/nomoat_q4.onnx"], data: files["onnx/model_q4.onnx_data"]}};
+          onnx: {graph: files[graph], external}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +266,7 @@ class Engine {
       executionProviders: device === "webgpu" ? [{name: "webgpu"}] : [{name: "wasm"}],
       graphOptimizationLevel: "all",
       logSeverityLevel: 3,
-      externalData: [{path: "model_q4.onnx_data", data: onnx.data}],
+      externalData: onnx.external,
     };
     if (device === "webgpu") opts.preferredOutputLocation = {}; // filled below, once names are known
     try {

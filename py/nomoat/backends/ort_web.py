@@ -67,6 +67,6 @@ class OrtWebBackend:
         return logits  # a JS Float32Array handle
 
 
-async def fetch_package(url: str, request_id: int | None = None) -> Any:
-    """config/tokenizer texts (str) and the graph bytes (a JS Uint8Array handle), with progress."""
-    return await _compat.js_runtime().fetchPackage(url, request_id)
+async def fetch_package(url: str, device: str, request_id: int | None = None) -> Any:
+    """config/tokenizer texts (str) and the graph for `device` (JS handles), with progress."""
+    return await _compat.js_runtime().fetchPackage(url, device, request_id)

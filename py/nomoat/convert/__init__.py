@@ -16,9 +16,19 @@ from pathlib import Path
 
 from ..errors import InvalidModelError, ModelNotFoundError
 from ..home import DEFAULT_GGUF, DEFAULT_PYPI, default_model_dir, models_home
-from ..package import DATA_FILE, FORMAT_VERSION, ONNX_FILE, OPTIMUM_FILE, check_package, sha256, write_manifest
+from ..package import (
+    DATA_FILE,
+    FORMAT_VERSION,
+    ONNX_FILE,
+    OPTIMUM_FILE,
+    WASM_FILE,
+    WASM_RECIPE,
+    check_package,
+    sha256,
+    write_manifest,
+)
 from .gguf_file import GGUFModel, read_gguf
-from .graph import LayerWeights, Weights, build_graph, optimum_variant
+from .graph import F32_FILE, LayerWeights, Weights, build_graph, optimum_variant
 from .quant import concat, to_f32, to_qlinear, unpermute_rows
 from .tokenizer_export import tokenizer_config, tokenizer_json
 
@@ -57,6 +67,7 @@ def load_weights(m: GGUFModel) -> Weights:
 def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0) -> Path:
     """Convert a Llama-family GGUF into a model package at out_dir; returns out_dir."""
     import onnx
+    from onnx import external_data_helper
 
     m = read_gguf(gguf_path)
     weights = load_weights(m)
@@ -69,10 +80,15 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
     try:
         (tmp / "onnx").mkdir()
         data = Path(DATA_FILE).name
-        onnx.save_model(model, tmp / ONNX_FILE, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data, size_threshold=1024)
+        external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, location=data,
+                                                            size_threshold=1024)
+        for t in model.graph.initializer:  # every weight tensor lives in the data file, however small,
+            if t.name.endswith((".qweight", ".scales", ".block_offsets")) and t.HasField("raw_data"):
+                external_data_helper.set_external_data(t, data)  # so the wasm recipe can point at it
+        onnx.save_model(model, tmp / ONNX_FILE)
         # The Optimum-I/O graph points at the same weights file: no second copy of the weights.
         (tmp / DATA_FILE).chmod(0o644)
+        write_wasm_variant(m.config, weights, tmp)
         onnx.save_model(optimum_variant(onnx.load(str(tmp / ONNX_FILE), load_external_data=False)),
                         tmp / OPTIMUM_FILE)
         cfg = m.config
@@ -99,6 +115,30 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def write_wasm_variant(cfg, weights: Weights, pkg: Path) -> None:
+    """onnx/nomoat_wasm.onnx + nomoat_wasm.json: the wasm graph reads every tensor it shares with
+    nomoat_q4.onnx from the same data file, and f32 weights from a file the browser builds."""
+    import onnx
+
+    shared = {t.name: t for t in onnx.load(str(pkg / ONNX_FILE), load_external_data=False).graph.initializer}
+    entries: list[dict] = []
+    model = build_graph(cfg, weights, f32_recipe=entries)
+    for t in model.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL and t.name in shared:
+            t.CopyFrom(shared[t.name])  # an external reference (or the same small inline tensor)
+
+    def where(name: str) -> list[int]:
+        ext = {e.key: e.value for e in shared[name].external_data}
+        return [int(ext["offset"]), int(ext["length"])]
+
+    recipe = [{**e, "qweight": where(e["qweight"]), "scales": where(e["scales"]),
+               "offsets": where(e["offsets"]) if e["offsets"] else None} for e in entries]
+    onnx.save_model(model, pkg / WASM_FILE)
+    (pkg / WASM_RECIPE).write_text(json.dumps({
+        "data": Path(DATA_FILE).name, "f32": F32_FILE,
+        "size": sum(e["n"] * e["k"] * 4 for e in recipe), "tensors": recipe}))
 
 
 def fetch_default_gguf() -> Path:

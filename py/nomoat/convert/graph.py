@@ -46,7 +46,8 @@ class Weights:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, f32_recipe: list[dict] | None = None) -> None:
+        self.f32_recipe = f32_recipe  # f32 mode when a list: how to build each f32 weight
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self._n = 0
@@ -71,7 +72,12 @@ class _Builder:
 
 def _linear(b: _Builder, x: str, w: QLinear, prefix: str, accuracy_level: int,
             block_sums: dict[str, str]) -> str:
-    """x (B, S, K) → (B, S, N) = x @ W.T via MatMulNBits, plus the Q4_1 offset term if any."""
+    """x (B, S, K) → (B, S, N) = x @ W.T via MatMulNBits, plus the Q4_1 offset term if any.
+    In f32 mode (b.f32_recipe is a list): a Gemm on an f32 weight that the browser dequantizes
+    from these same blocks at load time (the offsets folded in), described by a recipe entry."""
+    if b.f32_recipe is not None:
+        return _linear_f32(b, x, w, f"{prefix}.f32", f"{prefix}.qweight", f"{prefix}.scales",
+                           f"{prefix}.block_offsets" if w.offsets is not None else None)
     B = b.init(f"{prefix}.qweight", w.packed)
     s = b.init(f"{prefix}.scales", w.scales.reshape(-1).astype(np.float32))
     y = b.op("MatMulNBits", [x, B, s], domain=MS, hint=f"{prefix}/MatMulNBits",
@@ -84,6 +90,25 @@ def _linear(b: _Builder, x: str, w: QLinear, prefix: str, accuracy_level: int,
         block_sums[x] = b.op("ReduceSum", [xr, b.const("axis", np.array([-1], np.int64))], keepdims=0)
     c = b.init(f"{prefix}.block_offsets", np.ascontiguousarray(w.offsets.T).astype(np.float32))
     return b.op("Add", [y, b.op("MatMul", [block_sums[x], c], hint=f"{prefix}/offset")])
+
+
+F32_FILE = "nomoat_wasm.f32"  # a file that is never stored: the browser builds it from the recipe
+
+
+def _linear_f32(b: _Builder, x: str, w: QLinear, name: str, qweight: str, scales: str, offsets: str | None) -> str:
+    offset = sum(e["n"] * e["k"] * 4 for e in b.f32_recipe)
+    t = onnx.TensorProto(name=name, data_type=TensorProto.FLOAT, dims=[w.n, w.k],
+                         data_location=onnx.TensorProto.EXTERNAL)
+    for key, value in (("location", F32_FILE), ("offset", str(offset)), ("length", str(w.n * w.k * 4))):
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    b.inits.append(t)
+    b.f32_recipe.append({"name": name, "offset": offset, "n": w.n, "k": w.k, "bits": w.bits,
+                         "qweight": qweight, "scales": scales, "offsets": offsets})
+    x2 = b.op("Reshape", [x, b.const("flat_k", np.array([-1, w.k], np.int64))])
+    y = b.op("Gemm", [x2, name], transB=1, hint=f"{name}/Gemm")  # (B*S, N)
+    shape = b.op("Concat", [b.op("Shape", [x], end=2), b.const("n", np.array([w.n], np.int64))], axis=0)
+    return b.op("Reshape", [y, shape])
 
 
 def _rope_cache(cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -108,8 +133,13 @@ def optimum_variant(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0) -> onnx.ModelProto:
-    b = _Builder()
+def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0,
+                f32_recipe: list[dict] | None = None) -> onnx.ModelProto:
+    """The decoder. With f32_recipe (a list, filled here): the wasm variant — every quantized
+    matmul becomes an f32 Gemm whose weight the browser dequantizes at load time from the same
+    blocks (see F32_FILE); onnxruntime-web's wasm MatMulNBits instead expands its whole weight to
+    f32 on every call (~0.5 s per decode step)."""
+    b = _Builder(f32_recipe)
     L, H, hd = cfg.num_hidden_layers, cfg.hidden_size, cfg.head_dim
     nq, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
     eps = float(cfg.rms_norm_eps)
@@ -201,7 +231,9 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0) -> onnx.M
 
     head = w.embed if w.lm_head is None else w.lm_head
     if isinstance(head, QLinear):
-        if w.lm_head is None:  # tied: read the embedding's blocks
+        if w.lm_head is None and b.f32_recipe is not None:
+            y = _linear_f32(b, h, head, "lm_head.f32", "embed.qweight", "embed.scales", None)
+        elif w.lm_head is None:  # tied: read the embedding's blocks
             y = b.op("MatMulNBits", [h, "embed.qweight", "embed.scales"], domain=MS, K=H, N=cfg.vocab_size,
                      bits=head.bits, block_size=BLOCK, accuracy_level=accuracy_level)
         else:
