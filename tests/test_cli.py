@@ -18,7 +18,8 @@ def nomoat(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 
 
 def test_prompt_is_greedy_and_golden(default_model_dir):
-    r = nomoat("prompt", "What is the capital of France?", "--temperature", "0", "--model", str(default_model_dir), *EXACT)
+    r = nomoat("prompt", "What is the capital of France?", "--temperature", "0", "--model", str(default_model_dir),
+               *EXACT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == GOLDEN_ANSWER
 
@@ -31,7 +32,8 @@ def test_prompt_without_model_uses_the_default(default_model_dir):
 
 
 def test_stop_sequence_is_not_printed(default_model_dir):
-    r = nomoat("prompt", "What is the capital of France?", "--stop", " Paris", "--model", str(default_model_dir), *EXACT)
+    r = nomoat("prompt", "What is the capital of France?", "--stop", " Paris", "--model", str(default_model_dir),
+               *EXACT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "The capital of France is"
 

@@ -667,3 +667,15 @@ def test_prompt_while_another_loop_streams_is_refused():
         s.prompt_sync("beta")
     assert "".join(paused) == "AAA"
     assert s.prompt_sync("beta") == "B"
+
+
+def test_sync_wrappers_work_inside_a_running_event_loop():
+    """As in Jupyter on CPython: a loop already runs in this thread."""
+    backend = FakeBackend({"alpha": B("AA"), "beta": B("BBB")})
+    s = make_model(backend).session()
+
+    async def inside() -> tuple[str, list[str]]:
+        return s.prompt_sync("alpha"), list(s.prompt_streaming_sync("beta"))
+
+    text, pieces = asyncio.run(inside())
+    assert text == "AA" and pieces == ["B", "B", "B"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import TypeVar
 
@@ -31,11 +33,23 @@ def to_js(value):
     return _to_js(value, dict_converter=Object.fromEntries)
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def run_sync(coro: Awaitable[T]) -> T:
-    """Run a coroutine to completion from synchronous code (CPython only)."""
+    """Run a coroutine to completion from synchronous code (CPython only). Where this thread
+    already runs an event loop (Jupyter, a test harness), it runs on a helper thread's loop."""
     if IS_PYODIDE:
         raise RuntimeError("In the browser, await the async API instead of the *_sync wrappers.")
-    return asyncio.run(coro)
+    if not _loop_running():
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def iter_sync(agen: AsyncIterator[T]) -> Iterator[T]:
@@ -43,12 +57,25 @@ def iter_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     if IS_PYODIDE:
         raise RuntimeError("In the browser, use 'async for' instead of the *_sync wrappers.")
     loop = asyncio.new_event_loop()
+    thread = None
+    if _loop_running():  # this thread's loop is busy: give ours a thread of its own
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+
+    def run(coro):
+        if thread is None:
+            return loop.run_until_complete(coro)
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
     try:
         while True:
             try:
-                yield loop.run_until_complete(agen.__anext__())
+                yield run(agen.__anext__())
             except StopAsyncIteration:
                 return
     finally:
-        loop.run_until_complete(agen.aclose())
+        run(agen.aclose())
+        if thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
         loop.close()

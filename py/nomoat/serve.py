@@ -12,6 +12,7 @@ multi-threaded wasm needs. Only files under those folders are served.
 from __future__ import annotations
 
 import mimetypes
+import os
 import sys
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -42,8 +43,8 @@ class Handler(SimpleHTTPRequestHandler):
             if not url.startswith(prefix):
                 continue
             rel = url[len(prefix):] or "index.html"
-            target = (root / rel).resolve()
-            if target.is_relative_to(root.resolve()) and (target.is_file() or (target / "index.html").is_file()):
+            target = Path(os.path.normpath(root / rel))  # ".." collapsed; symlinks inside root are followed
+            if target.is_relative_to(root) and (target.is_file() or (target / "index.html").is_file()):
                 return str(target)
         return str(Path("/nonexistent") / url.lstrip("/"))
 
@@ -55,13 +56,14 @@ class Handler(SimpleHTTPRequestHandler):
             super().log_message(fmt, *args)
 
 
-def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> ThreadingHTTPServer:
+def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False,
+                models: Path | None = None) -> ThreadingHTTPServer:
     dist = web_dist()
     if not (dist / "nomoat.js").is_file():
         raise ModelNotFoundError(f"The browser runtime is not built ({dist}/nomoat.js is missing); run 'make web'.")
     root = repo_root()
     site = root / "examples" / "chat" if root else dist
-    roots = [("/models/", models_home()), ("/", site), ("/", dist)]
+    roots = [("/models/", models or models_home()), ("/", site), ("/", dist)]
     handler = type("NomoatHandler", (Handler,), {"roots": roots})
     server = ThreadingHTTPServer((host, port), partial(handler))
     server.verbose = verbose  # type: ignore[attr-defined]
@@ -70,7 +72,8 @@ def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False
 
 def serve(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> None:
     server = make_server(port, host, verbose)
-    print(f"nomoat: serving the chat demo at http://{host}:{server.server_address[1]}/  (Ctrl-C stops)", file=sys.stderr)
+    url = f"http://{host}:{server.server_address[1]}/"
+    print(f"nomoat: serving the chat demo at {url}  (Ctrl-C stops)", file=sys.stderr)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -20,6 +20,10 @@ _ids = iter(range(1, 1 << 62))
 
 
 def _as_dom_error(e: BaseException) -> RuntimeError:
+    js_error = getattr(e, "js_error", None)  # a JS error that passed through Python keeps its name
+    if js_error is not None:
+        info = {"name": str(js_error.name), "message": str(js_error.message), "extra": {}}
+        return RuntimeError("nomoat-error " + json.dumps(info))
     if isinstance(e, NomoatError):
         name = e.dom_name
     elif isinstance(e, (TypeError, ValueError, KeyError)):

@@ -353,7 +353,7 @@ function errorPayload(e) {
   // Python exceptions arrive as PythonError; nomoat.worker formats them as "Name: message".
   let name = e && e.name ? e.name : "Error";
   let message = e && e.message ? e.message : String(e);
-  const extra = {};
+  const extra = e && e.stats ? {stats: e.stats} : {};
   if (name === "PythonError") {
     const m = /nomoat-error (\{.*\})\s*$/m.exec(message);
     if (m) {

@@ -1,0 +1,235 @@
+"""The browser runtime end to end: Debian's headless Chromium, the real onnxruntime-web and
+Pyodide, served by `nomoat serve` on localhost, fully offline.
+
+Two browsers: one without WebGPU (as most headless machines: "auto" falls back to wasm) and one
+with --enable-unsafe-webgpu (SwiftShader: correct but slow, so it runs the tiny model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import load_fixture
+
+import nomoat
+from nomoat.home import web_dist
+from nomoat.package import DATA_FILE, ONNX_FILE, WASM_FILE
+
+pytestmark = pytest.mark.skipif(not (web_dist() / "nomoat.js").is_file(),
+                                reason="the browser runtime is not built: run 'make web' (make test does)")
+
+FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-quic"]
+TIMEOUT = 240_000  # ms
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": FLAGS}
+
+
+@pytest.fixture(scope="session")
+def gpu_browser(browser_type):
+    b = browser_type.launch(executable_path="/usr/bin/chromium", args=[*FLAGS, "--enable-unsafe-webgpu"])
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory, default_model_dir, tiny_dir) -> Path:
+    """The served models folder: the default model, the tiny one, and broken copies."""
+    root = tmp_path_factory.mktemp("served")
+    (root / "SmolLM2-135M-Instruct").symlink_to(default_model_dir)
+    shutil.copytree(tiny_dir, root / "tiny")
+    corrupt = shutil.copytree(tiny_dir, root / "corrupt")
+    for graph in (ONNX_FILE, WASM_FILE):  # same size, garbage bytes: only onnxruntime can tell
+        p = corrupt / graph
+        p.write_bytes(b"\x07" * p.stat().st_size)
+    truncated = shutil.copytree(tiny_dir, root / "truncated")
+    data = truncated / DATA_FILE
+    data.write_bytes(data.read_bytes()[:1000])
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(models):
+    from nomoat.serve import make_server
+
+    srv = make_server(0, models=models)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def watch_requests(page, server) -> list[str]:
+    """Every URL the page (and its workers) asks for."""
+    seen: list[str] = []
+    page.context.on("request", lambda r: seen.append(r.url))
+    return seen
+
+
+def offsite(urls: list[str], server: str) -> list[str]:
+    return [u for u in urls if not (u.startswith(server + "/") or u.startswith(("data:", "blob:")))]
+
+
+def create(page, **options) -> dict:
+    """llm.create in the page; returns {device} or {error: {name, message, ...}}."""
+    return page.evaluate("""async (o) => {
+        try { window.s = await llm.create(o); return {device: window.s.device, reason: window.s.deviceReason}; }
+        catch (e) { return {error: {name: e.name, message: e.message, ctor: e.constructor.name}}; }
+    }""", options)
+
+
+def prompt(page, text: str, **options) -> dict:
+    return page.evaluate("""async ([text, o]) => {
+        try { const t = await window.s.prompt(text, o); return {text: t, stats: window.s.lastStats}; }
+        catch (e) { return {error: {name: e.name, message: e.message, requested: e.requested,
+                                    contextWindow: e.contextWindow}}; }
+    }""", [text, options])
+
+
+# --- the default model on wasm -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def wasm_page(browser, server):
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT)
+    requests = watch_requests(page, server)
+    page.goto(server + "/?temperature=0")
+    page.wait_for_function("document.body.dataset.ready === '1' || document.querySelector('.error')")
+    yield page, requests
+    page.close()
+
+
+def test_demo_page_answers_offline(wasm_page, server):
+    page, requests = wasm_page
+    assert page.evaluate("crossOriginIsolated") is True
+    error = page.query_selector(".error")
+    assert error is None, error.text_content()
+    assert page.get_attribute("#device", "data-device") == "wasm"  # no WebGPU adapter here → wasm
+    assert "no WebGPU" in page.text_content("#device") and "2 thread(s)" in page.text_content("#device")
+    page.fill("#input", "What is the capital of France?")
+    page.click("#send")
+    page.wait_for_selector(".assistant[data-done='1']")
+    assert page.text_content(".assistant") == "The capital of France is Paris."
+    assert "tok/s" in page.text_content("#stats")
+    assert len(requests) > 10 and offsite(requests, server) == []
+
+
+PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.", "List three uses of copper."]
+
+
+@pytest.fixture(scope="module")
+def cpython_exact(default_model_dir):
+    return nomoat.load(default_model_dir, accuracy_level=0, threads=2)
+
+
+@pytest.mark.parametrize("text", PROMPTS)
+def test_wasm_greedy_equals_cpython(wasm_page, cpython_exact, text):
+    page, _ = wasm_page
+    assert create(page, device="wasm", temperature=0, maxTokens=48) == {"device": "wasm", "reason": "asked for wasm"}
+    got = prompt(page, text)
+    s = cpython_exact.session(temperature=0, max_tokens=48)
+    want = s.prompt_sync(text)
+    assert got["stats"]["token_ids"] == s.last.token_ids
+    assert got["text"] == want
+
+
+def test_tokenizer_parity_with_cpython(wasm_page, cpython_exact):
+    page, _ = wasm_page
+    corpus = load_fixture("tokenizer_corpus.json")
+    create(page, device="wasm")
+    got = page.evaluate("async (texts) => await window.s.tokenize(texts)", corpus)
+    assert got == [cpython_exact.tokenizer.encode(t) for t in corpus]
+
+
+def test_abort_mid_stream_keeps_the_session_usable(wasm_page):
+    page, _ = wasm_page
+    create(page, device="wasm", temperature=0, maxTokens=200)
+    r = page.evaluate("""async () => {
+        const c = new AbortController();
+        const reader = window.s.promptStreaming("Write a long story about a dragon.", {signal: c.signal}).getReader();
+        let text = "", error = null;
+        try {
+            for (;;) {
+                const {done, value} = await reader.read();
+                if (done) break;
+                text += value;
+                if (text.length > 20) c.abort();
+            }
+        } catch (e) { error = {name: e.name, isDOMException: e instanceof DOMException}; }
+        const kept = window.s.lastStats.completion_tokens;
+        const reason = new Error("custom reason");
+        const c2 = new AbortController(); c2.abort(reason);
+        let passed = null;
+        try { await window.s.prompt("hi", {signal: c2.signal}); } catch (e) { passed = e === reason; }
+        const next = await window.s.prompt("What is the capital of France?");
+        return {text, error, kept, passed, next};
+    }""")
+    assert r["error"] == {"name": "AbortError", "isDOMException": True}
+    assert 20 < len(r["text"]) and 0 < r["kept"] < 200
+    assert r["passed"] is True  # an already-aborted signal rejects with its own reason
+    assert isinstance(r["next"], str) and r["next"]  # the session still works
+
+
+# --- WebGPU (SwiftShader) on the tiny model ----------------------------------------------------------
+
+def test_webgpu_greedy_equals_cpython(gpu_browser, server, tiny_dir):
+    page = gpu_browser.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/")
+    assert create(page, device="webgpu", model="/models/tiny/", temperature=0, maxTokens=64)["device"] == "webgpu"
+    got = prompt(page, "hello there")
+    s = nomoat.load(tiny_dir, accuracy_level=0).session(temperature=0, max_tokens=64)
+    s.prompt_sync("hello there")
+    assert got["stats"]["token_ids"] == s.last.token_ids
+    assert len(set(s.last.token_ids)) > 10
+    page.close()
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def page(browser, server):
+    p = browser.new_page()
+    p.set_default_timeout(TIMEOUT)
+    p.goto(server + "/")
+    yield p
+    p.close()
+
+
+def test_model_url_404(page):
+    r = create(page, model="/models/no-such-model/")
+    assert r["error"]["name"] == "NotFoundError" and "HTTP 404" in r["error"]["message"]
+
+
+def test_corrupt_model_file(page):
+    r = create(page, model="/models/corrupt/", device="wasm")
+    assert r["error"]["name"] == "DataError" and "convert" in r["error"]["message"]
+
+
+def test_truncated_model_file(page):
+    r = create(page, model="/models/truncated/", device="wasm")
+    assert r["error"]["name"] == "DataError" and "truncated" in r["error"]["message"]
+
+
+def test_webgpu_asked_but_unavailable(page):
+    r = create(page, model="/models/tiny/", device="webgpu")
+    assert r["error"]["name"] == "NotSupportedError" and "wasm" in r["error"]["message"]
+
+
+def test_bad_options_are_type_errors(page):
+    assert create(page, device="cuda")["error"]["ctor"] == "TypeError"
+    r = create(page, model="/models/tiny/", device="wasm", temperature=-1)
+    assert r["error"]["name"] == "TypeError" and "temperature" in r["error"]["message"]
+
+
+def test_prompt_longer_than_the_context(page):
+    create(page, model="/models/tiny/", device="wasm", maxTokens=4)
+    r = prompt(page, "hello there " * 400)
+    assert r["error"]["name"] == "QuotaExceededError"
+    assert r["error"]["contextWindow"] == 256 and r["error"]["requested"] > 256
+    assert isinstance(prompt(page, "hello")["text"], str)
