@@ -455,6 +455,7 @@ def find_gguf(arg: str | None) -> Path:
 
 def bench(args: argparse.Namespace) -> dict:
     import onnxruntime as ort
+
     from nomoat.backends.ort_native import OrtNativeBackend
     from nomoat.config import ModelConfig
     from nomoat.package import MANIFEST, ONNX_FILE

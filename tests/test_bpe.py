@@ -15,12 +15,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import load_fixture
+from tokenizers import Tokenizer
+
 from nomoat.bpe import BPETokenizer, translate
 from nomoat.convert.tokenizer_export import PRE_TOKENIZERS
 from nomoat.errors import InvalidModelError, UnsupportedModelError
 from nomoat.tokenizer import HFTokenizer, byte_level_alphabet, load_tokenizer
-from tokenizers import Tokenizer
+
+from conftest import load_fixture
 
 CORPUS = load_fixture("tokenizer_corpus.json")
 CODE_POINTS = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]

@@ -6,9 +6,10 @@ import json
 import os
 import shutil
 
-import nomoat
 import numpy as np
 import pytest
+
+import nomoat
 from nomoat.convert import convert, convert_default
 from nomoat.convert.gguf_file import read_gguf
 from nomoat.convert.quant import to_qlinear

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from nomoat.config import ModelConfig
 from nomoat.errors import ContextOverflowError, InvalidOptionError
 from nomoat.generate import StopMatcher, common_prefix, generate

@@ -16,10 +16,12 @@ import asyncio
 
 import numpy as np
 import pytest
-from conftest import load_fixture
+
 from nomoat.backends.ort_native import OrtNativeBackend
 from nomoat.backends.reference import ReferenceBackend
 from nomoat.config import ModelConfig
+
+from conftest import load_fixture
 
 GREEDY = load_fixture("llama_greedy.json")
 LOGIT_TOL = 1e-2

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from nomoat.errors import InvalidOptionError
 from nomoat.sampler import Sampler, apply_repetition_penalty, min_p_mask, softmax, top_k_mask, top_p_mask
 from nomoat.sampling import SamplingParams

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_fixture
+
 from nomoat.tokenizer import HFTokenizer, StreamDecoder
+
+from conftest import load_fixture
 
 CORPUS = load_fixture("tokenizer_corpus.json")
 

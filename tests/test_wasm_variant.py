@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from nomoat.backends.ort_native import OrtNativeBackend
 from nomoat.config import ModelConfig
 from nomoat.package import DATA_FILE, WASM_FILE, WASM_RECIPE

@@ -6,20 +6,16 @@ with --enable-unsafe-webgpu (SwiftShader: correct but slow, so it runs the tiny 
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import load_fixture
 
 import nomoat
-from nomoat.home import web_dist
 from nomoat.package import DATA_FILE, ONNX_FILE, WASM_FILE
 
-pytestmark = pytest.mark.skipif(not (web_dist() / "nomoat.js").is_file(),
-                                reason="the browser runtime is not built: run 'make web' (make test does)")
+from conftest import load_fixture
 
 FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-quic"]
