@@ -1,14 +1,18 @@
 # nomoat: two commands do everything on a fresh machine.
-#   make demo   set up (.venv, the default model) and start the chat demo on the default model
-#   make test   set up and run the test suite
-# Everything is installed inside the checkout (.venv/, models/); nothing outside it is touched
-# except pip's own cache.
+#   make demo   set up, then serve the chat demo on the default model at http://127.0.0.1:8000/
+#   make test   set up, then run the whole test suite (ruff + pytest, browser tests included)
+# Everything is installed inside the checkout: .venv/ (Python), web/node_modules/ and web/dist/
+# (the browser runtime), models/ (the default model). Needs python3 >= 3.11, node + npm, and
+# Debian's chromium for the browser tests (.ci/run installs it).
 
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+MODEL := models/SmolLM2-135M-Instruct/nomoat.json
+WHEELS := web/dist/wheels
+PORT ?= 8000
 
-.PHONY: setup demo test lint clean
+.PHONY: setup web demo test chat clean
 
 $(BIN)/nomoat: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,12 +20,28 @@ $(BIN)/nomoat: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-models/SmolLM2-135M-Instruct/nomoat.json: $(BIN)/nomoat
+$(MODEL): $(BIN)/nomoat
 	$(BIN)/nomoat convert --default
 
-setup: $(BIN)/nomoat models/SmolLM2-135M-Instruct/nomoat.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The browser runtime: the nomoat wheel (pure Python), jinja2 and a pure-Python markupsafe wheel
+# for Pyodide, then web/build.mjs assembles web/dist (nomoat.js, the worker, pyodide/, ort/).
+web: $(BIN)/nomoat web/node_modules/.package-lock.json
+	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
+	$(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) . 2>/dev/null
+	$(BIN)/pip download --quiet --no-deps --only-binary :all: -d $(WHEELS) 'jinja2==3.1.6'
+	CC=false $(BIN)/pip wheel --quiet --no-deps --no-binary markupsafe -w $(WHEELS) 'markupsafe==3.0.4' 2>/dev/null
+	cd web && node build.mjs
+
+setup: $(BIN)/nomoat $(MODEL) web
 
 demo: setup
+	$(BIN)/nomoat serve --port $(PORT)
+
+chat: setup
 	$(BIN)/nomoat chat
 
 test: setup
@@ -29,4 +49,4 @@ test: setup
 	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) models .cache
+	rm -rf $(VENV) models .cache web/node_modules web/dist
