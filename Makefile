@@ -31,7 +31,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 # for Pyodide, then web/build.mjs assembles web/dist (nomoat.js, the worker, pyodide/, ort/).
 web: $(BIN)/nomoat web/node_modules/.package-lock.json
 	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
-	$(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) . 2>/dev/null
+	$(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) .
 	$(BIN)/pip download --quiet --no-deps --only-binary :all: -d $(WHEELS) 'jinja2==3.1.6'
 	CC=false $(BIN)/pip wheel --quiet --no-deps --no-binary markupsafe -w $(WHEELS) 'markupsafe==3.0.4' 2>/dev/null
 	cd web && node build.mjs
