@@ -61,6 +61,15 @@ class PeakRSS:
         self._t.join()
 
 
+def chromium_pid(profile: str) -> int:
+    """The browser process launched with this --user-data-dir."""
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if any(profile in a for a in cmd) and not any(a.startswith("--type=") for a in cmd):
+            return proc.info["pid"]
+    raise RuntimeError("Chromium's browser process was not found")
+
+
 def prompt_ids(model, text: str, n: int) -> str:
     """A user message whose rendered chat prompt is about n tokens."""
     words = text.split(" ")
@@ -118,9 +127,7 @@ def main() -> None:
         for r in range(args.repeats):
             with tempfile.TemporaryDirectory() as profile:
                 ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=FLAGS)
-                pid = ctx.browser.process.pid if ctx.browser else None
-                pid = pid or next(c.pid for c in psutil.Process().children() if "chrom" in c.name())
-                with PeakRSS(pid) as mem:
+                with PeakRSS(chromium_pid(profile)) as mem:
                     page = ctx.new_page()
                     page.set_default_timeout(600_000)
                     page.goto(url + "?device=wasm")

@@ -229,3 +229,16 @@ def test_prompt_longer_than_the_context(page):
     assert r["error"]["name"] == "QuotaExceededError"
     assert r["error"]["contextWindow"] == 256 and r["error"]["requested"] > 256
     assert isinstance(prompt(page, "hello")["text"], str)
+
+
+def test_destroy_then_create_again(page):
+    r = page.evaluate("""async () => {
+        const a = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3});
+        await a.prompt("hello");
+        a.destroy();
+        let after = null;
+        try { await a.prompt("again"); } catch (e) { after = e.name; }
+        const b = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3});
+        return {after, text: typeof (await b.prompt("hello"))};
+    }""")
+    assert r == {"after": "AbortError", "text": "string"}

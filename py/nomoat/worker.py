@@ -87,7 +87,8 @@ def stats(sid: int) -> dict:
     return out
 
 
-def destroy(sid: int) -> None:
+def close_session(sid: int) -> None:
+    """(Not named destroy: PyProxy.destroy() would shadow it when JS calls api.destroy.)"""
     _sessions.pop(sid, None)
 
 

@@ -92,7 +92,7 @@ function createLLM(base) {
       this.lastStats = null; // nomoat extension: token ids, counts, ttft, prefill/decode tokens/s
     }
     _run(input, options, onChunk) {
-      if (this._destroyed) return Promise.reject(new DOMException("The session was destroyed.", "InvalidStateError"));
+      if (this._destroyed) return Promise.reject(new DOMException("The session was destroyed.", "AbortError"));
       if (typeof input !== "string") return Promise.reject(new TypeError("nomoat takes text prompts (a string)."));
       const signal = options.signal;
       if (signal && signal.aborted) return Promise.reject(abortReason(signal));

@@ -400,7 +400,7 @@ const handlers = {
     return true;
   },
   destroy(p) {
-    api.destroy(p.session);
+    api.close_session(p.session);
     return true;
   },
   async tokenize(p) {
