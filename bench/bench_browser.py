@@ -4,13 +4,13 @@
 
 One run, on the same machine, same prompts, same thread count (2):
 - load: cold (a fresh browser profile: Pyodide boot, model download, f32 weight build, session)
-  and warm (a second page in the same profile: compiled wasm and HTTP cache reused), from
-  llm.create() to resolved, with the stages the worker reports;
+  and warm (the cold page closed, a new page in the same profile: HTTP cache and compiled wasm
+  reused), from llm.create() to resolved, with the stages the worker reports;
 - time to first token and prefill tokens/s for a ~32- and a ~512-token prompt, from a fresh session;
 - decode tokens/s over 128 greedy tokens (stats.decode_tps: per-step time after the first token);
 - Python's share of each decode step (time outside the onnxruntime-web run: the Python loop,
   the FFI, the JS sampler), from the worker's own accounting;
-- peak resident memory of all Chromium processes (sampled every 50 ms);
+- peak resident memory of all Chromium processes (sampled every 50 ms; one page open at a time);
 - CPython onnxruntime (nomoat.load, 2 threads) decode tokens/s at accuracy level 0 (f32 math, as
   the browser's wasm graph) and 4 (the CPython default), and the browser/CPython ratios.
 """
@@ -128,15 +128,15 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as profile:
                 ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=FLAGS)
                 with PeakRSS(chromium_pid(profile)) as mem:
-                    page = ctx.new_page()
+                    page = ctx.new_page()  # cold: nothing compiled or cached yet
                     page.set_default_timeout(600_000)
-                    page.goto(url + "?device=wasm")
+                    page.goto(url + "?load=0")
                     cold = page.evaluate(JS_CREATE)
-                    page2 = ctx.new_page()
-                    page2.set_default_timeout(600_000)
-                    page2.goto(url + "?device=wasm")
-                    warm = page2.evaluate(JS_CREATE)
-                    page2.close()
+                    page.close()
+                    page = ctx.new_page()  # warm: the same profile, a new page
+                    page.set_default_timeout(600_000)
+                    page.goto(url + "?load=0")
+                    warm = page.evaluate(JS_CREATE)
                     ttft = {n: page.evaluate(JS_PROMPT, [prompts[n], 1]) for n in prompts}
                     dec = page.evaluate(JS_PROMPT, [decode_prompt, 128])
                 ctx.close()

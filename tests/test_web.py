@@ -176,7 +176,7 @@ def test_abort_mid_stream_keeps_the_session_usable(wasm_page):
 def test_webgpu_greedy_equals_cpython(gpu_browser, server, tiny_dir):
     page = gpu_browser.new_page()
     page.set_default_timeout(TIMEOUT)
-    page.goto(server + "/")
+    page.goto(server + "/?load=0")
     assert create(page, device="webgpu", model="/models/tiny/", temperature=0, maxTokens=64)["device"] == "webgpu"
     got = prompt(page, "hello there")
     s = nomoat.load(tiny_dir, accuracy_level=0).session(temperature=0, max_tokens=64)
@@ -192,7 +192,7 @@ def test_webgpu_greedy_equals_cpython(gpu_browser, server, tiny_dir):
 def page(browser, server):
     p = browser.new_page()
     p.set_default_timeout(TIMEOUT)
-    p.goto(server + "/")
+    p.goto(server + "/?load=0")
     yield p
     p.close()
 

@@ -85,4 +85,5 @@ async function main() {
   };
 }
 
-main();
+// ?load=0 gives a page with window.llm and nothing loaded yet (tests and benchmarks use it).
+if (params.get("load") !== "0") main();
