@@ -242,3 +242,22 @@ def test_destroy_then_create_again(page):
         return {after, text: typeof (await b.prompt("hello"))};
     }""")
     assert r == {"after": "AbortError", "text": "string"}
+
+
+def test_es_module_and_download_progress(page):
+    r = page.evaluate("""async () => {
+        const mod = await import("/nomoat.mjs");
+        const events = [];
+        const monitor = (m) => m.addEventListener("downloadprogress", (e) => events.push(e.loaded));
+        const s = await mod.llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3, monitor});
+        const after = events.length;
+        await s.prompt("hello");
+        return {same: mod.default === mod.llm, events, after, total: events.length,
+                availability: await mod.llm.availability({device: "wasm"})};
+    }""")
+    assert r["same"] is True
+    ev = r["events"]
+    assert ev[0] == 0 and ev[-1] == 1 and ev == sorted(ev) and len(ev) >= 2
+    assert all(abs(x * 65536 - round(x * 65536)) < 1e-9 for x in ev)
+    assert r["after"] == r["total"]  # none after create() resolved
+    assert r["availability"] == "available"
