@@ -96,8 +96,8 @@ def _with_accuracy_level(path: Path, level: int) -> bytes:
 
     4: int8 activations (like llama.cpp): fast. 0: f32 accumulation, exact; onnxruntime's CPU
     kernel has no fast f32 path for an 8-bit weight, so at level 0 the tied 8-bit LM head is
-    dequantized (exactly) to an f32 MatMul here (+113 MB of memory, ~29x faster than the 8-bit op at level 0,
-    the 8-bit head: bench/README.md)."""
+    dequantized (exactly) to an f32 MatMul here (+113 MB of memory; the head op gets ~29x faster,
+    the whole decode step ~10x: bench/README.md)."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
