@@ -24,6 +24,7 @@ fs.writeFileSync(path.join(dist, "nomoat.js"), header +
 fs.writeFileSync(path.join(dist, "nomoat.mjs"), header + src +
   "\nexport const llm = createLLM(new URL('.', import.meta.url).href);\nglobalThis.llm ??= llm;\nexport default llm;\n");
 fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-worker.mjs"));
+fs.copyFileSync(path.join(here, "src", "runtime.mjs"), path.join(dist, "nomoat-runtime.mjs"));
 
 function copy(fromDir, toDir, names) {
   fs.mkdirSync(toDir, {recursive: true});
@@ -35,4 +36,4 @@ copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
   "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
   "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
 ]);
-console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-worker.mjs, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);
+console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-worker.mjs, nomoat-runtime.mjs, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);

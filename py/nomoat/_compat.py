@@ -18,11 +18,58 @@ def default_backend() -> str:
     return "ort_web" if IS_PYODIDE else "ort_native"
 
 
-def js_runtime():
-    """The worker's JS side (web/src/worker.mjs registers it as the module `nomoat_js`)."""
-    import nomoat_js  # only exists inside nomoat's worker
+_runtime = None
 
-    return nomoat_js
+
+async def js_runtime():
+    """nomoat's JS runtime (web/src/runtime.mjs) as the module `nomoat_js`.
+
+    nomoat's own worker registers it before Python runs. Any other Pyodide host (a JupyterLite
+    kernel) gets it loaded here from the runtime files' URL: $NOMOAT_ASSETS (os.environ), else
+    "nomoat/" next to the page that started this Python. Download progress goes to stdout."""
+    global _runtime
+    if _runtime is not None:
+        return _runtime
+    try:
+        import nomoat_js  # registered by nomoat's worker
+
+        _runtime = nomoat_js
+        return _runtime
+    except ImportError:
+        pass
+    import os
+
+    import js
+    import pyodide_js
+    from pyodide.code import run_js
+
+    base = str(js.URL.new(os.environ.get("NOMOAT_ASSETS", "nomoat/"), js.location.href).href)
+    if not base.endswith("/"):
+        base += "/"
+    module = await run_js(f"import({base + 'nomoat-runtime.mjs'!r})")
+    assets = {"ort": base + "ort/", "pyodide": base + "pyodide/"}
+    _runtime = module.createRuntime(to_js({"assets": assets, "progress": _print_progress}))
+    pyodide_js.registerJsModule("nomoat_js", _runtime)
+    return _runtime
+
+
+def default_model_url() -> str:
+    """Browser: $NOMOAT_MODEL (os.environ), else the default model next to the runtime files."""
+    import os
+
+    import js
+
+    assets = os.environ.get("NOMOAT_ASSETS", "nomoat/")
+    default = str(js.URL.new("models/SmolLM2-135M-Instruct/", js.URL.new(assets, js.location.href)).href)
+    return os.environ.get("NOMOAT_MODEL", default)
+
+
+def _print_progress(request_id, p) -> None:
+    if p.stage == "download" and p.total:
+        print(f"\rnomoat: downloading the model {p.loaded / 2**20:.0f} / {p.total / 2**20:.0f} MB", end="",
+              flush=True)
+        if p.loaded >= p.total:
+            print()
 
 
 def to_js(value):

@@ -77,9 +77,7 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
     if device not in ("auto", "cpu", "wasm", "webgpu"):
         raise InvalidOptionError(f"device must be 'auto', 'wasm', 'webgpu' (browser) or 'cpu', got {device!r}.")
     if _compat.IS_PYODIDE:
-        if path is None:
-            raise InvalidOptionError("In the browser, pass the model package's URL to nomoat.load(url).")
-        return load_web(str(path), device)
+        return load_web(str(path) if path is not None else _compat.default_model_url(), device)
     if device not in ("auto", "cpu"):
         raise InvalidOptionError(f"device {device!r} exists in the browser; on CPython nomoat runs on the CPU.")
     if path is None:
@@ -98,10 +96,14 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
 
 
 async def load_web(url: str, device: str, request_id: int | None = None) -> Model:
-    """The browser path: fetch the package through the worker's JS side, build the model."""
+    """The browser path: fetch the package through the JS runtime, build the model."""
     from .backends.ort_web import OrtWebBackend, fetch_package
     from .bpe import BPETokenizer
 
+    runtime = await _compat.js_runtime()
+    if device == "auto":
+        device = str((await runtime.chooseDevice("auto")).device)
+    await runtime.loadOrt(device)
     files = await fetch_package(url, device, request_id)
     config = ModelConfig.from_dict(json.loads(files.config))
     backend = await OrtWebBackend.create(files.onnx, device, files.config, config)

@@ -45,7 +45,7 @@ class OrtWebBackend:
 
     @classmethod
     async def create(cls, onnx_bytes: Any, device: str, config_json: str, config: ModelConfig) -> OrtWebBackend:
-        engine = await _compat.js_runtime().createEngine(onnx_bytes, device, config_json)
+        engine = await (await _compat.js_runtime()).createEngine(onnx_bytes, device, config_json)
         return cls(engine, config)
 
     def new_state(self) -> WebState:
@@ -69,4 +69,4 @@ class OrtWebBackend:
 
 async def fetch_package(url: str, device: str, request_id: int | None = None) -> Any:
     """config/tokenizer texts (str) and the graph for `device` (JS handles), with progress."""
-    return await _compat.js_runtime().fetchPackage(url, device, request_id)
+    return await (await _compat.js_runtime()).fetchPackage(url, device, request_id)

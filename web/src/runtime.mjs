@@ -1,0 +1,332 @@
+// nomoat's JS runtime: what Python (backends/ort_web.py) calls through the module `nomoat_js`.
+// The only module that imports onnxruntime-web. It fetches model packages (with progress), builds
+// the wasm graph's f32 weights, and owns the ort sessions, KV states and samplers, so that
+// full-vocabulary logits never cross into Python.
+//
+// Used by the nomoat worker (nomoat-worker.mjs) and by any other Pyodide host, e.g. a JupyterLite
+// kernel: `createRuntime({assets, progress})` returns the object to register as `nomoat_js`.
+
+let ort = null; // onnxruntime-web, the build chosen for the first device
+
+// ---------------------------------------------------------------------------------------------
+// Device choice and onnxruntime-web
+// ---------------------------------------------------------------------------------------------
+
+export async function chooseDevice(asked) {
+  const gpu = self.navigator && self.navigator.gpu;
+  let adapter = null;
+  if (gpu && asked !== "wasm") {
+    try {
+      adapter = await gpu.requestAdapter();
+    } catch (e) {
+      adapter = null;
+    }
+  }
+  if (asked === "webgpu") {
+    if (!adapter) {
+      throw named("NotSupportedError",
+        "WebGPU was asked for (device: 'webgpu') but this browser has no WebGPU adapter. " +
+        "Use device: 'wasm' or 'auto', or enable WebGPU in the browser.");
+    }
+    return {device: "webgpu", reason: "asked for WebGPU; adapter found"};
+  }
+  if (asked === "wasm") return {device: "wasm", reason: "asked for wasm"};
+  if (adapter) return {device: "webgpu", reason: "auto: a WebGPU adapter is available"};
+  return {device: "wasm", reason: gpu ? "auto: no WebGPU adapter, using wasm" : "auto: no WebGPU in this browser, using wasm"};
+}
+
+export async function loadOrt(assets, device) {
+  // wasm: the plain threaded build (faster than asyncify on CPU); webgpu: the native WebGPU EP.
+  // One build per JS realm: the first device asked for decides it.
+  if (ort) return ort;
+  const file = device === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
+  ort = await import(assets.ort + file);
+  ort.env.wasm.wasmPaths = assets.ort;
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(8, self.navigator.hardwareConcurrency || 1)) : 1;
+  ort.env.logLevel = "error";
+  return ort;
+}
+
+export function named(name, message, extra) {
+  const e = new Error(message);
+  e.name = name;
+  Object.assign(e, extra || {});
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetching a model package with progress
+// ---------------------------------------------------------------------------------------------
+
+async function fetchBytes(url, onBytes) {
+  let r;
+  try {
+    r = await fetch(url);
+  } catch (e) {
+    throw named("NetworkError", `Could not fetch ${url}: ${e.message}. Check the model URL and that the server is running.`);
+  }
+  if (!r.ok) {
+    throw named("NotFoundError", `The model file ${url} was not found (HTTP ${r.status}). Check the model URL.`);
+  }
+  const reader = r.body.getReader();
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) break;
+    parts.push(value);
+    n += value.byteLength;
+    onBytes(value.byteLength);
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
+
+// The wasm graph's f32 weights, built from the 4-bit blocks as onnx/nomoat_wasm.json says (the
+// same arithmetic as nomoat.convert.quant.QLinear.dequantize): w = (q - 2^(bits-1)) * d (+ c).
+function buildF32(recipe, data) {
+  const out = new Float32Array(recipe.size / 4);
+  const f32At = ([off, len]) => new Float32Array(data.slice(off, off + len).buffer);
+  for (const t of recipe.tensors) {
+    const nb = t.k / 32, zero = t.bits === 4 ? 8 : 128, blob = t.bits === 4 ? 16 : 32;
+    const q = data.subarray(t.qweight[0], t.qweight[0] + t.qweight[1]); // (n, nb, blob)
+    const d = f32At(t.scales); // (n, nb)
+    const c = t.offsets ? f32At(t.offsets) : null; // (nb, n)
+    let o = t.offset / 4;
+    for (let r = 0; r < t.n; r++) {
+      for (let b = 0; b < nb; b++) {
+        const s = d[r * nb + b], add = c ? c[b * t.n + r] : 0, base = (r * nb + b) * blob;
+        if (t.bits === 4) {
+          for (let j = 0; j < 16; j++) {
+            const byte = q[base + j];
+            out[o++] = ((byte & 15) - zero) * s + add;
+            out[o++] = ((byte >> 4) - zero) * s + add;
+          }
+        } else {
+          for (let j = 0; j < 32; j++) out[o++] = (q[base + j] - zero) * s + add;
+        }
+      }
+    }
+  }
+  return new Uint8Array(out.buffer);
+}
+
+// Fetch config, tokenizer and graph; report progress as fractions of the manifest's total bytes.
+async function fetchPackage(baseURL, device, requestId, post) {
+  const base = baseURL.endsWith("/") ? baseURL : baseURL + "/";
+  const manifestBytes = await fetchBytes(base + "nomoat.json", () => {});
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  } catch (e) {
+    throw named("DataError", `${base}nomoat.json is not a model manifest (${e.message}).`);
+  }
+  // WebGPU runs the 4-bit graph; wasm the f32 variant, whose weights are built here from the same data.
+  const graph = device === "webgpu" ? "onnx/nomoat_q4.onnx" : "onnx/nomoat_wasm.onnx";
+  const names = ["config.json", "tokenizer.json", "tokenizer_config.json", graph, "onnx/model_q4.onnx_data"];
+  if (device !== "webgpu") names.push("onnx/nomoat_wasm.json");
+  const total = names.reduce((s, n) => s + ((manifest.files[n] || {}).size || 0), 0);
+  let loaded = 0;
+  post("progress", requestId, {stage: "download", loaded: 0, total});
+  const files = {};
+  for (const name of names) {
+    const bytes = await fetchBytes(base + name, (k) => {
+      loaded += k;
+      post("progress", requestId, {stage: "download", loaded, total});
+    });
+    const expected = (manifest.files[name] || {}).size;
+    if (expected !== undefined && bytes.byteLength !== expected) {
+      throw named("DataError", `${base}${name} is ${bytes.byteLength} bytes, the manifest says ${expected}: ` +
+        "truncated or replaced. Convert the model again ('nomoat convert').");
+    }
+    files[name] = bytes;
+  }
+  const text = (n) => new TextDecoder().decode(files[n]);
+  const external = [{path: "model_q4.onnx_data", data: files["onnx/model_q4.onnx_data"]}];
+  if (device !== "webgpu") {
+    post("progress", requestId, {stage: "init", loaded: 0, total: 1});
+    const recipe = JSON.parse(text("onnx/nomoat_wasm.json"));
+    external.push({path: recipe.f32, data: buildF32(recipe, files["onnx/model_q4.onnx_data"])});
+  }
+  return {config: text("config.json"), tokenizer: text("tokenizer.json"), tokenizer_config: text("tokenizer_config.json"),
+          onnx: {graph: files[graph], external}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine: one ort session; KV states; samplers
+// ---------------------------------------------------------------------------------------------
+
+class KVState {
+  // past: name -> ort.Tensor (1, n_kv, T, head_dim). Tensors are never written in place, so a
+  // fork shares them; GPU tensors are reference-counted and disposed when no state holds them.
+  constructor(engine, past, length) {
+    this.engine = engine;
+    this.past = past;
+    this.length = length;
+    for (const t of Object.values(past)) engine.retain(t);
+  }
+  replace(past, length) {
+    for (const t of Object.values(past)) this.engine.retain(t);
+    this.dispose();
+    this.past = past;
+    this.length = length;
+  }
+  fork() {
+    return new KVState(this.engine, {...this.past}, this.length);
+  }
+  async truncate(n) {
+    if (n >= this.length) return;
+    const past = {};
+    for (const [name, t] of Object.entries(this.past)) {
+      const [b, h, T, d] = t.dims;
+      const src = t.location === "gpu-buffer" ? await t.getData() : t.data;
+      const out = new Float32Array(b * h * n * d);
+      for (let i = 0; i < b * h; i++) out.set(src.subarray(i * T * d, i * T * d + n * d), i * n * d);
+      past[name] = new ort.Tensor("float32", out, [b, h, n, d]);
+    }
+    this.replace(past, n);
+  }
+  dispose() {
+    for (const t of Object.values(this.past)) this.engine.release(t);
+    this.past = {};
+  }
+}
+
+class Sampler {
+  // Same processors and order as nomoat/sampler.py: repetition penalty, temperature (0 =
+  // argmax), top-k, top-p, min-p, seeded draw. The seeded stream differs from numpy's.
+  constructor(p) {
+    this.p = p;
+    this.seen = new Set();
+    let s = (p.seed === null || p.seed === undefined) ? (Math.random() * 2 ** 32) >>> 0 : (p.seed >>> 0);
+    this.rand = () => { // mulberry32
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  sample(logits, newIds) {
+    for (const t of newIds) this.seen.add(t);
+    const p = this.p;
+    const x = logits; // Float32Array (vocab,)
+    if (p.repetition_penalty !== 1) {
+      for (const t of this.seen) x[t] = x[t] > 0 ? x[t] / p.repetition_penalty : x[t] * p.repetition_penalty;
+    }
+    if (p.temperature === 0) {
+      let best = 0;
+      for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+      return best;
+    }
+    let idx = Array.from(x.keys()).sort((a, b) => x[b] - x[a] || a - b);
+    if (p.top_k > 0) idx = idx.slice(0, p.top_k);
+    const m = x[idx[0]] / p.temperature;
+    let probs = idx.map((i) => Math.exp(x[i] / p.temperature - m));
+    let sum = probs.reduce((a, b) => a + b, 0);
+    probs = probs.map((q) => q / sum);
+    if (p.top_p < 1) {
+      let c = 0, k = 0;
+      while (k < probs.length && c < p.top_p) c += probs[k++];
+      idx = idx.slice(0, Math.max(1, k));
+      probs = probs.slice(0, Math.max(1, k));
+    }
+    if (p.min_p > 0) {
+      const keep = probs.map((q) => q >= p.min_p * probs[0]);
+      idx = idx.filter((_, i) => keep[i]);
+      probs = probs.filter((_, i) => keep[i]);
+    }
+    sum = probs.reduce((a, b) => a + b, 0);
+    let r = this.rand() * sum;
+    for (let i = 0; i < idx.length; i++) {
+      r -= probs[i];
+      if (r <= 0) return idx[i];
+    }
+    return idx[idx.length - 1];
+  }
+}
+
+class Engine {
+  static async create(onnx, device, config) {
+    const e = new Engine();
+    e.device = device;
+    e.config = JSON.parse(config);
+    const opts = {
+      executionProviders: device === "webgpu" ? [{name: "webgpu"}] : [{name: "wasm"}],
+      graphOptimizationLevel: "all",
+      logSeverityLevel: 3,
+      externalData: onnx.external,
+    };
+    if (device === "webgpu") opts.preferredOutputLocation = {}; // filled below, once names are known
+    try {
+      e.session = await ort.InferenceSession.create(onnx.graph, opts);
+    } catch (err) {
+      throw named("DataError", `onnxruntime-web could not load the model graph (${String(err.message || err).slice(0, 300)}). ` +
+        "The file is corrupt or truncated: convert the model again ('nomoat convert').");
+    }
+    e.pastNames = e.session.inputNames.filter((n) => n.startsWith("past_key_values."));
+    if (device === "webgpu") {
+      // Keep the KV cache on the GPU: present.* stay GPU buffers and are fed back as inputs.
+      const loc = {};
+      for (const n of e.session.outputNames) loc[n] = n.startsWith("present.") ? "gpu-buffer" : "cpu";
+      await e.session.release();
+      e.session = await ort.InferenceSession.create(onnx.graph, {...opts, preferredOutputLocation: loc});
+    }
+    e.refs = new Map();
+    const c = e.config;
+    e.empty = new ort.Tensor("float32", new Float32Array(0), [1, c.num_key_value_heads, 0, c.head_dim]);
+    return e;
+  }
+  retain(t) {
+    this.refs.set(t, (this.refs.get(t) || 0) + 1);
+  }
+  release(t) {
+    const n = (this.refs.get(t) || 0) - 1;
+    if (n > 0) {
+      this.refs.set(t, n);
+      return;
+    }
+    this.refs.delete(t);
+    if (t.location === "gpu-buffer") t.dispose();
+  }
+  newState() {
+    return new KVState(this, {}, 0);
+  }
+  newSampler(params) {
+    return new Sampler(params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params);
+  }
+  // Append ids to state; returns a Float32Array of logits: (vocab,) for the last position, or
+  // (len(ids) * vocab) when allLogits.
+  async forward(state, ids, allLogits) {
+    const P = state.length, S = ids.length;
+    const i64 = (n, f) => BigInt64Array.from({length: n}, (_, i) => BigInt(f(i)));
+    const feeds = {
+      input_ids: new ort.Tensor("int64", i64(S, (i) => ids[i]), [1, S]),
+      attention_mask: new ort.Tensor("int64", i64(P + S, () => 1), [1, P + S]),
+      position_ids: new ort.Tensor("int64", i64(S, (i) => P + i), [1, S]),
+      logits_to_keep: new ort.Tensor("int64", BigInt64Array.from([allLogits ? 0n : 1n]), []),
+    };
+    for (const n of this.pastNames) feeds[n] = state.past[n] || this.empty;
+    const out = await this.session.run(feeds);
+    const past = {};
+    for (const n of this.pastNames) past[n] = out["present." + n.slice("past_key_values.".length)];
+    state.replace(past, P + S);
+    return out.logits.data;
+  }
+}
+
+// The object Python sees as `nomoat_js`. progress(requestId, {stage, loaded, total}) reports
+// download and load stages to whoever hosts the runtime.
+export function createRuntime({assets, progress = () => {}}) {
+  return {
+    chooseDevice,
+    loadOrt: (device) => loadOrt(assets, device),
+    fetchPackage: (url, device, requestId) => fetchPackage(url, device, requestId, (kind, id, p) => progress(id, p)),
+    createEngine: (onnx, device, config) => Engine.create(onnx, device, config),
+  };
+}
