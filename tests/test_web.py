@@ -6,6 +6,7 @@ with --enable-unsafe-webgpu (SwiftShader: correct but slow, so it runs the tiny 
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -261,3 +262,122 @@ def test_es_module_and_download_progress(page):
     assert all(abs(x * 65536 - round(x * 65536)) < 1e-9 for x in ev)
     assert r["after"] == r["total"]  # none after create() resolved
     assert r["availability"] == "available"
+
+
+# --- the model cache (issue 6) --------------------------------------------------------------------
+
+def model_files(page, model: str) -> dict:
+    return page.evaluate("async (m) => (await llm.cache.list()).find((e) => e.model.endsWith(m)) || null", model)
+
+
+def test_cache_makes_the_next_load_offline(browser, server, tiny_dir):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/?load=0")
+    progress = page.evaluate("""async () => {
+        const seen = [];
+        const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3,
+                                    monitor(m) { m.addEventListener("nomoatprogress", (e) => seen.push(e.detail)); }});
+        await s.prompt("hello");
+        return seen.filter((p) => p.stage === "download");
+    }""")
+    files = {p["file"] for p in progress if "file" in p}
+    assert {"config.json", "tokenizer.json", "onnx/model_q4.onnx_data"} <= files
+    last = progress[-1]
+    assert last["loaded"] == last["total"] and last["fraction"] == 1 and last["cached"] is False
+    entry = model_files(page, "/models/tiny/")
+    manifest = json.loads((tiny_dir / "nomoat.json").read_text())
+    want = {"config.json", "tokenizer.json", "tokenizer_config.json", "onnx/nomoat_wasm.onnx", "onnx/nomoat_wasm.json",
+            "onnx/model_q4.onnx_data"}
+    assert entry["complete"] and entry["files"] == len(want) + 1  # + the manifest
+    assert entry["bytes"] == sum(manifest["files"][f]["size"] for f in want) + (tiny_dir / "nomoat.json").stat().st_size
+    page.close()
+
+    blocked: list[str] = []
+
+    def block(route):
+        blocked.append(route.request.url)
+        route.abort()
+
+    ctx.route("**/models/tiny/**", block)  # the network is gone for the model
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/?load=0")
+    r = page.evaluate("""async () => {
+        const seen = [];
+        const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3, temperature: 0,
+                                    monitor(m) { m.addEventListener("nomoatprogress", (e) => seen.push(e.detail)); }});
+        return {text: await s.prompt("hello"), cached: seen.filter((p) => p.file).every((p) => p.cached)};
+    }""")
+    assert blocked and r["cached"] is True and isinstance(r["text"], str)
+    ctx.close()
+
+
+def test_corrupt_cache_entry_is_refetched_never_used(browser, server):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/?load=0")
+    r = page.evaluate("""async () => {
+        const ask = async () => { const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 8,
+                                                             temperature: 0}); return s.prompt("hello"); };
+        const first = await ask();
+        const c = await caches.open("nomoat-models");
+        const url = new URL("/models/tiny/onnx/model_q4.onnx_data", location.href).href;
+        const good = new Uint8Array(await (await c.match(url)).arrayBuffer());
+        const bad = good.slice(); bad.fill(7, 1000, 5000);  // same size, wrong bytes
+        await c.put(url, new Response(bad));
+        const deleted = await llm.cache.delete("/models/nothing-here/");
+        return {first, good: good.length, deleted};
+    }""")
+    page.close()
+    page = ctx.new_page()  # a new worker: it must read the cache again
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/?load=0")
+    r2 = page.evaluate("""async () => {
+        const seen = [];
+        const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 8, temperature: 0,
+                                    monitor(m) { m.addEventListener("nomoatprogress", (e) => seen.push(e.detail)); }});
+        const text = await s.prompt("hello");
+        const data = seen.filter((p) => p.file === "onnx/model_q4.onnx_data").pop();
+        const c = await caches.open("nomoat-models");
+        const url = new URL("/models/tiny/onnx/model_q4.onnx_data", location.href).href;
+        const now = new Uint8Array(await (await c.match(url)).arrayBuffer());
+        return {text, refetched: data.cached === false, repaired: now[2000] !== 7 || now[3000] !== 7};
+    }""")
+    assert r["deleted"] is False
+    assert r2 == {"text": r["first"], "refetched": True, "repaired": True}
+    assert page.evaluate("llm.cache.delete('/models/tiny/')") is True
+    assert model_files(page, "/models/tiny/") is None
+    ctx.close()
+
+
+def test_quota_error_is_reported_and_the_model_still_runs(browser, server):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/?load=0")
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Storage.overrideQuotaForOrigin", {"origin": server, "quotaSize": 50_000})
+    r = page.evaluate("""async () => {
+        const warnings = [];
+        const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3,
+                                    monitor(m) { m.addEventListener("nomoatwarning", (e) => warnings.push(e.detail.warning)); }});
+        return {warnings, text: typeof (await s.prompt("hello"))};
+    }""")
+    assert r["text"] == "string"
+    assert r["warnings"] and "quota" in r["warnings"][0] and "llm.cache.delete" in r["warnings"][0]
+    ctx.close()
+
+
+def test_script_tag_data_model(page, server):
+    r = page.evaluate("""async () => {
+        const el = document.createElement("script");
+        el.src = "/nomoat.js"; el.dataset.model = "/models/tiny/"; el.dataset.device = "wasm";
+        delete window.llm;
+        await new Promise((ok) => { el.onload = ok; document.head.appendChild(el); });
+        const s = await llm.create({maxTokens: 2});
+        return {model: llm.defaultModel, device: s.device, text: typeof (await s.prompt("hi"))};
+    }""")
+    assert r == {"model": server + "/models/tiny/", "device": "wasm", "text": "string"}

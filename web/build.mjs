@@ -19,8 +19,9 @@ for (const need of ["nomoat-", "jinja2-", "markupsafe-"]) {
 const src = fs.readFileSync(path.join(here, "src", "llm.js"), "utf8").replaceAll("__NOMOAT_WHEELS__", JSON.stringify(wheels));
 const header = "// nomoat " + JSON.parse(fs.readFileSync(path.join(here, "package.json"))).version + " — https://pypi.org/project/nomoat\n";
 fs.writeFileSync(path.join(dist, "nomoat.js"), header +
-  "(function () {\n" + src + "\nconst base = new URL('.', document.currentScript.src).href;\n" +
-  "window.llm = createLLM(base);\n})();\n");
+  "(function () {\n" + src + "\nconst script = document.currentScript;\n" +
+  "const base = new URL('.', script.src).href;\n" +
+  "window.llm = createLLM(base, {model: script.dataset.model, device: script.dataset.device});\n})();\n");
 fs.writeFileSync(path.join(dist, "nomoat.mjs"), header + src +
   "\nexport const llm = createLLM(new URL('.', import.meta.url).href);\nglobalThis.llm ??= llm;\nexport default llm;\n");
 fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-worker.mjs"));

@@ -7,8 +7,12 @@
 // that holds nomoat.js, the worker, pyodide/, ort/, wheels/ (and, when served, models/).
 
 // The wheel list placeholder (below) is replaced by build.mjs with the wheel file names.
-function createLLM(base) {
-  const DEFAULT_MODEL = new URL("models/SmolLM2-135M-Instruct/", base).href;
+function createLLM(base, defaults = {}) {
+  // a data-model attribute is relative to the page; the built-in default sits next to nomoat.js
+  const DEFAULT_MODEL = defaults.model ? new URL(defaults.model, document.baseURI).href
+    : new URL("models/SmolLM2-135M-Instruct/", base).href;
+  const DEFAULT_DEVICE = defaults.device || "auto";
+  const CACHE = "nomoat-models"; // the Cache API storage the worker keeps model files in
   const assets = {
     pyodide: new URL("pyodide/", base).href,
     ort: new URL("ort/", base).href,
@@ -151,7 +155,7 @@ function createLLM(base) {
   async function create(options = {}) {
     const signal = options.signal;
     if (signal && signal.aborted) throw abortReason(signal);
-    const device = options.device || "auto";
+    const device = options.device || DEFAULT_DEVICE;
     if (!["auto", "webgpu", "wasm"].includes(device)) {
       throw new TypeError(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(device)}.`);
     }
@@ -165,6 +169,11 @@ function createLLM(base) {
     let lastFraction = 0;
     const {promise} = worker.call("create", {assets, model, device, options: pyOptions}, {
       onProgress: (p) => {
+        if (p.warning) {
+          console.warn("nomoat:", p.warning);
+          monitor.dispatchEvent(new CustomEvent("nomoatwarning", {detail: p}));
+          return;
+        }
         monitor.dispatchEvent(new CustomEvent("nomoatprogress", {detail: p}));
         if (p.stage === "download" && p.total > 0) {
           const f = Math.floor((p.loaded / p.total) * 65536) / 65536;
@@ -192,5 +201,47 @@ function createLLM(base) {
     return workers.has(device) ? "available" : "downloadable";
   }
 
-  return {create, availability, defaultModel: DEFAULT_MODEL, version: "0.1.0"};
+  // llm.cache: the model files the worker stored (Cache API, this origin). list() gives one entry
+  // per model package URL: {model, files, bytes, complete}; complete = its manifest is cached too.
+  const cache = {
+    async list() {
+      if (typeof caches === "undefined") return [];
+      const c = await caches.open(CACHE);
+      const entries = [];
+      for (const req of await c.keys()) {
+        const res = await c.match(req);
+        entries.push({url: req.url, bytes: Number(res.headers.get("content-length")) || (await res.arrayBuffer()).byteLength});
+      }
+      const models = new Map();
+      for (const e of entries) {
+        if (e.url.endsWith("/nomoat.json")) models.set(e.url.slice(0, -"nomoat.json".length), {complete: true});
+      }
+      const out = new Map();
+      for (const e of entries) {
+        let model = [...models.keys()].find((m) => e.url.startsWith(m));
+        if (!model) model = e.url.replace(/(onnx\/)?[^/]*$/, "");
+        const m = out.get(model) || {model, files: 0, bytes: 0, complete: models.has(model)};
+        m.files += 1;
+        m.bytes += e.bytes;
+        out.set(model, m);
+      }
+      return [...out.values()];
+    },
+    async size() {
+      return (await cache.list()).reduce((s, m) => s + m.bytes, 0);
+    },
+    async delete(model) {
+      if (typeof caches === "undefined") return false;
+      const prefix = new URL(model.endsWith("/") ? model : model + "/", document.baseURI || base).href;
+      const c = await caches.open(CACHE);
+      let any = false;
+      for (const req of await c.keys()) if (req.url.startsWith(prefix)) any = (await c.delete(req)) || any;
+      return any;
+    },
+    async clear() {
+      return typeof caches !== "undefined" && caches.delete(CACHE);
+    },
+  };
+
+  return {create, availability, cache, defaultModel: DEFAULT_MODEL, version: "0.1.0"};
 }

@@ -61,7 +61,7 @@ export function named(name, message, extra) {
 async function fetchBytes(url, onBytes) {
   let r;
   try {
-    r = await fetch(url);
+    r = await fetch(url, {cache: "no-cache"});
   } catch (e) {
     throw named("NetworkError", `Could not fetch ${url}: ${e.message}. Check the model URL and that the server is running.`);
   }
@@ -76,7 +76,7 @@ async function fetchBytes(url, onBytes) {
     if (done) break;
     parts.push(value);
     n += value.byteLength;
-    onBytes(value.byteLength);
+    onBytes(n);
   }
   const out = new Uint8Array(n);
   let o = 0;
@@ -85,6 +85,85 @@ async function fetchBytes(url, onBytes) {
     o += p.byteLength;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model cache: Cache API storage "nomoat-models", one entry per file URL, every file checked
+// against the manifest's size and sha256 before use, whether it came from the cache or the network.
+// ---------------------------------------------------------------------------------------------
+
+export const CACHE_NAME = "nomoat-models";
+
+async function openCache() {
+  try {
+    return self.caches ? await self.caches.open(CACHE_NAME) : null;
+  } catch (e) {
+    return null; // e.g. an opaque origin: no persistent storage, fetch every time
+  }
+}
+
+async function sha256(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function intact(bytes, info) {
+  return bytes.byteLength === info.size && (await sha256(bytes)) === info.sha256;
+}
+
+// One file: the cached copy when intact; else the network (one retry), then cached. A file that
+// fails its check is never returned: a stale or corrupt cache entry is deleted and fetched again.
+async function loadFile(cache, url, info, onBytes, warn) {
+  if (cache) {
+    const hit = await cache.match(url);
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      if (await intact(bytes, info)) {
+        onBytes(bytes.byteLength, true);
+        return bytes;
+      }
+      await cache.delete(url);
+    }
+  }
+  let bytes = null;
+  for (let attempt = 0; attempt < 2 && !bytes; attempt++) {
+    const got = await fetchBytes(url, (n) => onBytes(n, false));
+    if (await intact(got, info)) bytes = got;
+    else onBytes(0, false);
+  }
+  if (!bytes) {
+    throw named("DataError", `${url} does not match its manifest (size ${info.size}, sha256 ${info.sha256.slice(0, 12)}…): ` +
+      "truncated or corrupt on the server. Convert the model again ('nomoat convert').");
+  }
+  if (cache) {
+    try {
+      await cache.put(url, new Response(bytes, {headers: {"content-type": "application/octet-stream",
+                                                          "content-length": String(bytes.byteLength)}}));
+    } catch (e) {
+      const why = e && e.name === "QuotaExceededError" ?
+        "the browser's storage quota is too small" : `the cache refused it (${e && e.name})`;
+      warn(`${url} could not be cached: ${why}. The model runs now but will be downloaded again next time; ` +
+        "free space (llm.cache.delete(...)) or allow more storage.");
+    }
+  }
+  return bytes;
+}
+
+async function loadManifest(cache, base) {
+  const url = base + "nomoat.json";
+  let bytes;
+  try {
+    bytes = await fetchBytes(url, () => {});
+  } catch (e) {
+    const hit = cache && await cache.match(url); // offline, or the server is gone: use the cached copy
+    if (!hit) throw e;
+    bytes = new Uint8Array(await hit.arrayBuffer());
+  }
+  try {
+    return {manifest: JSON.parse(new TextDecoder().decode(bytes)), bytes};
+  } catch (e) {
+    throw named("DataError", `${url} is not a model manifest (${e.message}).`);
+  }
 }
 
 // The wasm graph's f32 weights, built from the 4-bit blocks as onnx/nomoat_wasm.json says (the
@@ -116,36 +195,34 @@ function buildF32(recipe, data) {
   return new Uint8Array(out.buffer);
 }
 
-// Fetch config, tokenizer and graph; report progress as fractions of the manifest's total bytes.
+// Fetch config, tokenizer and graph (cache first); progress per file and in total, in bytes and
+// as a fraction of the manifest's sizes.
 async function fetchPackage(baseURL, device, requestId, post) {
-  const base = baseURL.endsWith("/") ? baseURL : baseURL + "/";
-  const manifestBytes = await fetchBytes(base + "nomoat.json", () => {});
-  let manifest;
-  try {
-    manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
-  } catch (e) {
-    throw named("DataError", `${base}nomoat.json is not a model manifest (${e.message}).`);
-  }
+  const base = new URL(baseURL.endsWith("/") ? baseURL : baseURL + "/", self.location.href).href;
+  const cache = await openCache();
+  const {manifest, bytes: manifestBytes} = await loadManifest(cache, base);
   // WebGPU runs the 4-bit graph; wasm the f32 variant, whose weights are built here from the same data.
   const graph = device === "webgpu" ? "onnx/nomoat_q4.onnx" : "onnx/nomoat_wasm.onnx";
   const names = ["config.json", "tokenizer.json", "tokenizer_config.json", graph, "onnx/model_q4.onnx_data"];
   if (device !== "webgpu") names.push("onnx/nomoat_wasm.json");
-  const total = names.reduce((s, n) => s + ((manifest.files[n] || {}).size || 0), 0);
-  let loaded = 0;
-  post("progress", requestId, {stage: "download", loaded: 0, total});
+  for (const n of names) {
+    if (!manifest.files || !manifest.files[n]) throw named("DataError", `${base}nomoat.json does not list ${n}.`);
+  }
+  const total = names.reduce((s, n) => s + manifest.files[n].size, 0);
+  const done = {};
+  const report = (file, fileLoaded, cached) => {
+    done[file] = fileLoaded;
+    const loaded = Object.values(done).reduce((a, b) => a + b, 0);
+    post("progress", requestId, {stage: "download", file, fileLoaded, fileTotal: manifest.files[file].size,
+      loaded, total, fraction: total ? loaded / total : 1, cached});
+  };
+  const warn = (warning) => post("progress", requestId, {stage: "cache", warning});
+  post("progress", requestId, {stage: "download", loaded: 0, total, fraction: 0});
   const files = {};
   for (const name of names) {
-    const bytes = await fetchBytes(base + name, (k) => {
-      loaded += k;
-      post("progress", requestId, {stage: "download", loaded, total});
-    });
-    const expected = (manifest.files[name] || {}).size;
-    if (expected !== undefined && bytes.byteLength !== expected) {
-      throw named("DataError", `${base}${name} is ${bytes.byteLength} bytes, the manifest says ${expected}: ` +
-        "truncated or replaced. Convert the model again ('nomoat convert').");
-    }
-    files[name] = bytes;
+    files[name] = await loadFile(cache, base + name, manifest.files[name], (n, cached) => report(name, n, cached), warn);
   }
+  if (cache) await cache.put(base + "nomoat.json", new Response(manifestBytes)).catch(() => {});
   const text = (n) => new TextDecoder().decode(files[n]);
   const external = [{path: "model_q4.onnx_data", data: files["onnx/model_q4.onnx_data"]}];
   if (device !== "webgpu") {
@@ -322,11 +399,28 @@ class Engine {
 
 // The object Python sees as `nomoat_js`. progress(requestId, {stage, loaded, total}) reports
 // download and load stages to whoever hosts the runtime.
+// prefetch(url, device, requestId) starts a download early (while Pyodide boots); the next
+// fetchPackage for the same model and device takes it over.
 export function createRuntime({assets, progress = () => {}}) {
+  const early = new Map(); // "url|device" -> pending fetchPackage
+  const fetchIt = (url, device, requestId) => fetchPackage(url, device, requestId, (kind, id, p) => progress(id, p));
   return {
     chooseDevice,
     loadOrt: (device) => loadOrt(assets, device),
-    fetchPackage: (url, device, requestId) => fetchPackage(url, device, requestId, (kind, id, p) => progress(id, p)),
+    prefetch(url, device, requestId) {
+      const key = `${url}|${device}`;
+      if (!early.has(key)) {
+        const pending = fetchIt(url, device, requestId);
+        pending.catch(() => {}); // reported when taken over
+        early.set(key, pending);
+      }
+    },
+    fetchPackage(url, device, requestId) {
+      const key = `${url}|${device}`;
+      const pending = early.get(key);
+      early.delete(key);
+      return pending || fetchIt(url, device, requestId);
+    },
     createEngine: (onnx, device, config) => Engine.create(onnx, device, config),
   };
 }

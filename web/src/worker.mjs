@@ -12,6 +12,8 @@ let ort = null; // onnxruntime-web (from the runtime)
 let py = null; // Pyodide
 let api = null; // the Python module nomoat.worker
 let bootPromise = null;
+let runtime = null; // nomoat-runtime.mjs's object, registered in Pyodide as `nomoat_js`
+const loadedModels = new Set(); // "url|device" already loaded by Python (no download needed)
 const streams = new Map(); // request id -> {aborted: bool}
 
 function post(kind, id, payload) {
@@ -24,7 +26,6 @@ function post(kind, id, payload) {
 
 async function boot(assets, device, requestId) {
   post("progress", requestId, {stage: "runtime", loaded: 0, total: 1});
-  const runtime = createRuntime({assets, progress: (id, p) => post("progress", id, p)});
   const [{loadPyodide}, ortModule] = await Promise.all([import(assets.pyodide + "pyodide.mjs"), runtime.loadOrt(device)]);
   ort = ortModule;
   py = await loadPyodide({indexURL: assets.pyodide});
@@ -54,11 +55,15 @@ function errorPayload(e) {
 const handlers = {
   async create(p, id) {
     const choice = await chooseDevice(p.device || "auto");
+    if (!runtime) runtime = createRuntime({assets: p.assets, progress: (rid, q) => post("progress", rid, q)});
+    const key = `${p.model}|${choice.device}`;
+    if (!loadedModels.has(key)) runtime.prefetch(p.model, choice.device, id); // download while Python boots
     if (!bootPromise) bootPromise = boot(p.assets, choice.device, id);
     await bootPromise;
     post("event", id, {type: "device", ...choice, threads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated});
     post("progress", id, {stage: "init", loaded: 0, total: 1});
     const info = await api.create(p.model, choice.device, py.toPy(p.options || {}), id);
+    loadedModels.add(key);
     post("progress", id, {stage: "init", loaded: 1, total: 1});
     return {...info.toJs({dict_converter: Object.fromEntries}), device: choice.device, deviceReason: choice.reason};
   },

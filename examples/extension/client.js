@@ -1,0 +1,215 @@
+// window.llm for the extension's popup and content scripts: the same calls as nomoat.js
+// (llm.create / availability, session.prompt / promptStreaming / destroy), answered by the model in
+// the offscreen document (offscreen.js) over a chrome.runtime port. Loaded as a classic script:
+// popup.html gets window.llm; a content script gets `llm` in its isolated world, which the web
+// page's own scripts cannot see.
+//
+// Functions and signals do not cross extension messaging, so they stay here: a monitor callback
+// gets a local EventTarget that re-dispatches the back end's events, and an AbortSignal becomes an
+// "abort" message.
+(function () {
+  "use strict";
+  const DOM_NAMES = new Set(["AbortError", "NotSupportedError", "QuotaExceededError", "NotFoundError", "NetworkError",
+    "DataError", "InvalidStateError", "OperationError", "SyntaxError", "SecurityError", "NotAllowedError"]);
+  const SAMPLING_KEYS = ["temperature", "topK", "topP", "minP", "repetitionPenalty", "seed", "maxTokens", "stop"];
+  const CREATE_KEYS = [...SAMPLING_KEYS, "device", "model", "systemPrompt", "initialPrompts"];
+
+  function toError(p) {
+    let e;
+    if (p.name === "TypeError") e = new TypeError(p.message);
+    else if (DOM_NAMES.has(p.name)) e = new DOMException(p.message, p.name);
+    else {
+      e = new Error(p.message);
+      e.name = p.name || "Error";
+    }
+    for (const k of ["requested", "contextWindow", "stats"]) if (p[k] !== undefined) e[k] = p[k];
+    return e;
+  }
+
+  function abortReason(signal) {
+    return signal.reason !== undefined ? signal.reason : new DOMException("The operation was aborted.", "AbortError");
+  }
+
+  // The port to the back end, opened on first use; reopened (new sessions needed) if it closes.
+  class Connection {
+    constructor() {
+      this.port = null;
+      this.ready = null;
+      this.next = 1;
+      this.pending = new Map(); // id -> {resolve, reject, onChunk, onEvent}
+    }
+    open() {
+      if (!this.ready) this.ready = this._open().catch((e) => { this.ready = null; throw e; });
+      return this.ready;
+    }
+    async _open() {
+      for (let attempt = 1; ; attempt++) {
+        let r;
+        try {
+          r = await chrome.runtime.sendMessage({type: "nomoat:ensure"});
+        } catch (e) {
+          r = {ok: false, error: {name: "OperationError", message: `nomoat's service worker is not reachable: ${e.message}`}};
+        }
+        if (!r || !r.ok) throw toError((r && r.error) || {name: "OperationError", message: "nomoat's service worker did not answer."});
+        const c = await this._connect();
+        if (c.ok) return;
+        if (!c.retry || attempt >= 4) throw toError(c.error);
+        await new Promise((res) => setTimeout(res, 100 * attempt));
+      }
+    }
+    _connect() {
+      return new Promise((resolve) => {
+        const port = chrome.runtime.connect({name: "nomoat"});
+        let hello = false;
+        port.onMessage.addListener((m) => {
+          if (hello) return this.receive(m);
+          if (m && m.kind === "hello") {
+            hello = true;
+            this.port = port;
+            resolve({ok: true});
+          } else if (m && m.kind === "reject") {
+            resolve({ok: false, retry: !!m.payload.retry, error: m.payload});
+          }
+        });
+        port.onDisconnect.addListener(() => {
+          const why = chrome.runtime.lastError; // read it, or Chrome logs it as unchecked
+          if (!hello) {
+            resolve({ok: false, retry: true, error: {name: "OperationError",
+              message: "nomoat's back end is not reachable" + (why ? `: ${why.message}` : ".")}});
+            return;
+          }
+          if (this.port === port) {
+            this.port = null;
+            this.ready = null;
+          }
+          const err = new DOMException("The connection to nomoat's back end closed.", "OperationError");
+          for (const p of this.pending.values()) p.reject(err);
+          this.pending.clear();
+        });
+      });
+    }
+    receive({kind, id, payload}) {
+      const p = this.pending.get(id);
+      if (!p) return;
+      if (kind === "chunk") p.onChunk && p.onChunk(payload);
+      else if (kind === "event") p.onEvent && p.onEvent(payload);
+      else if (kind === "return" || kind === "throw") {
+        this.pending.delete(id);
+        if (kind === "return") p.resolve(payload);
+        else p.reject(toError(payload));
+      }
+    }
+    call(kind, payload, hooks = {}) {
+      const id = this.next++;
+      const promise = new Promise((resolve, reject) => this.pending.set(id, {resolve, reject, ...hooks}));
+      this.open().then(() => this.port.postMessage({kind, id, payload}), (e) => {
+        const p = this.pending.get(id);
+        this.pending.delete(id);
+        if (p) p.reject(e);
+      });
+      return {id, promise};
+    }
+    abort(target) {
+      if (this.ready) this.ready.then(() => this.port && this.port.postMessage({kind: "abort", id: 0, payload: {target}}), () => {});
+    }
+  }
+  const conn = new Connection();
+
+  class LanguageModelSession {
+    constructor(info) {
+      this._id = info.session;
+      this._destroyed = false;
+      this.device = info.device;
+      this.deviceReason = info.deviceReason;
+      this.contextWindow = info.contextWindow;
+      this.contextUsage = info.contextUsage;
+      this.lastStats = null;
+    }
+    _run(input, options, onChunk) {
+      if (this._destroyed) return Promise.reject(new DOMException("The session was destroyed.", "AbortError"));
+      if (typeof input !== "string") return Promise.reject(new TypeError("nomoat takes text prompts (a string)."));
+      const signal = options.signal;
+      if (signal && signal.aborted) return Promise.reject(abortReason(signal));
+      const sampling = {};
+      for (const k of SAMPLING_KEYS) if (options[k] !== undefined) sampling[k] = options[k];
+      const {id, promise} = conn.call("prompt", {session: this._id, input, options: sampling}, {onChunk});
+      const onAbort = () => conn.abort(id);
+      if (signal) signal.addEventListener("abort", onAbort, {once: true});
+      return promise.then((r) => {
+        this.lastStats = r.stats;
+        this.contextUsage = r.contextUsage;
+        return r;
+      }, (e) => {
+        if (e.stats) {
+          this.lastStats = e.stats;
+          this.contextUsage = e.stats.context_usage;
+        }
+        throw (e.name === "AbortError" && signal && signal.aborted) ? abortReason(signal) : e;
+      }).finally(() => signal && signal.removeEventListener("abort", onAbort));
+    }
+    async prompt(input, options = {}) {
+      let text = "";
+      await this._run(input, options, (piece) => { text += piece; });
+      return text;
+    }
+    promptStreaming(input, options = {}) {
+      let cancelled = false;
+      const inner = new AbortController();
+      const outer = options.signal;
+      if (outer) {
+        if (outer.aborted) inner.abort(abortReason(outer));
+        else outer.addEventListener("abort", () => inner.abort(abortReason(outer)), {once: true});
+      }
+      return new ReadableStream({
+        start: (c) => {
+          this._run(input, {...options, signal: inner.signal}, (piece) => !cancelled && c.enqueue(piece))
+            .then(() => !cancelled && c.close(), (e) => !cancelled && c.error(e));
+        },
+        cancel: () => {
+          cancelled = true;
+          inner.abort(new DOMException("The stream was cancelled.", "AbortError"));
+        },
+      });
+    }
+    destroy() {
+      if (this._destroyed) return;
+      this._destroyed = true;
+      conn.call("destroy", {session: this._id}).promise.catch(() => {});
+    }
+  }
+
+  async function create(options = {}) {
+    const signal = options.signal;
+    if (signal && signal.aborted) throw abortReason(signal);
+    const monitor = new EventTarget();
+    if (typeof options.monitor === "function") options.monitor(monitor);
+    const sent = {};
+    for (const k of CREATE_KEYS) if (options[k] !== undefined) sent[k] = options[k];
+    if (sent.model !== undefined) sent.model = new URL(sent.model, location.href).href;
+    const onEvent = (e) => monitor.dispatchEvent(e.type === "downloadprogress"
+      ? new ProgressEvent(e.type, {loaded: e.loaded, total: e.total})
+      : new CustomEvent(e.type, {detail: e.detail}));
+    const {id, promise} = conn.call("create", {options: sent}, {onEvent});
+    let info;
+    if (signal) {
+      const onAbort = () => conn.abort(id);
+      signal.addEventListener("abort", onAbort, {once: true});
+      const aborted = new Promise((_, reject) => signal.addEventListener("abort", () => reject(abortReason(signal)), {once: true}));
+      aborted.catch(() => {}); // an abort after create() resolved is nobody's error
+      try {
+        info = await Promise.race([promise, aborted]);
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    } else {
+      info = await promise;
+    }
+    return new LanguageModelSession(info);
+  }
+
+  async function availability(options = {}) {
+    return conn.call("availability", {device: options.device || "auto"}).promise;
+  }
+
+  globalThis.llm = {create, availability, version: "0.1.0"};
+})();
