@@ -362,8 +362,8 @@ def test_quota_error_is_reported_and_the_model_still_runs(browser, server):
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": server, "quotaSize": 50_000})
     r = page.evaluate("""async () => {
         const warnings = [];
-        const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3,
-                                    monitor(m) { m.addEventListener("nomoatwarning", (e) => warnings.push(e.detail.warning)); }});
+        const monitor = (m) => m.addEventListener("nomoatwarning", (e) => warnings.push(e.detail.warning));
+        const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3, monitor});
         return {warnings, text: typeof (await s.prompt("hello"))};
     }""")
     assert r["text"] == "string"

@@ -41,7 +41,7 @@ def _plan(web_dist: Path, model: Path) -> dict[str, Path]:
     manifest_file = model / "nomoat.json"
     if not manifest_file.is_file():
         raise BuildError(f"{model} is not a nomoat model package (no nomoat.json): convert the default model first "
-                         "('make test' does, or python -c 'from nomoat.convert import convert_default; convert_default()').")
+                         "(.venv/bin/nomoat convert --default).")
     files = json.loads(manifest_file.read_text())["files"]
     plan = {name: HERE / name for name in SOURCES}
     for p in sorted(web_dist.rglob("*")):
@@ -53,7 +53,8 @@ def _plan(web_dist: Path, model: Path) -> dict[str, Path]:
     for name, info in files.items():
         src = model / name
         if not src.is_file() or src.stat().st_size != info["size"]:
-            raise BuildError(f"{src} is missing or not {info['size']} bytes as {manifest_file} says: convert the model again.")
+            raise BuildError(f"{src} is missing or not {info['size']} bytes as {manifest_file} says: "
+                             "convert the model again (.venv/bin/nomoat convert --default --force).")
         plan[base + name] = src
     for rel in plan:  # Chrome refuses to load an extension with a file or folder named "_*"
         if any(part.startswith("_") for part in rel.split("/")):

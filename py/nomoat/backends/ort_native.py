@@ -113,9 +113,18 @@ def _with_accuracy_level(path: Path, level: int) -> bytes:
              next(a.i for a in n.attribute if a.name == "bits") == 8]
     if level == 0 and heads:
         inits = {t.name: t for t in graph.initializer}
+
+        def read(name: str, dtype) -> np.ndarray:  # an initializer from the package's data file
+            t = inits[name]
+            ext = {e.key: e.value for e in t.external_data}
+            with open(path.parent / ext["location"], "rb") as f:
+                f.seek(int(ext.get("offset", 0)))
+                raw = f.read(int(ext["length"]))
+            return np.frombuffer(raw, dtype).reshape(tuple(t.dims))
+
         for node in heads:
-            q = numpy_helper.to_array(inits[node.input[1]], base_dir=str(path.parent))  # (N, K/32, 32) uint8
-            scales = numpy_helper.to_array(inits[node.input[2]], base_dir=str(path.parent))  # (N * K/32,)
+            q = read(node.input[1], np.uint8)  # (N, K/32, 32)
+            scales = read(node.input[2], np.float32)  # (N * K/32,)
             w = ((q.astype(np.float32) - 128) * scales.reshape(q.shape[0], -1, 1)).reshape(q.shape[0], -1)
             name = node.name + ".f32_weight_t"
             graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w.T), name))  # (K, N)

@@ -1,0 +1,282 @@
+"""The browser extension (examples/extension/) end to end: Debian's headless Chromium loads the
+unpacked extension (built by examples/extension/build.py into a temporary folder), and its popup page
+and its content script, on a localhost page, ask the model that lives in the extension's offscreen
+document. Offline: the extension carries its own runtime and model.
+
+A second, throwaway extension plays the intruder: it must not get through to nomoat."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-quic"]
+TIMEOUT = 240_000  # ms
+QUESTION = "What is the capital of France?"
+ANSWER = "The capital of France is Paris."
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location("nomoat_extension_build", ROOT / "examples" / "extension" / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def extension_dir(tmp_path_factory, default_model_dir) -> Path:
+    build = _load_build()
+    try:
+        return build.build(tmp_path_factory.mktemp("extension") / "nomoat", model=default_model_dir)
+    except SystemExit as e:  # build.BuildError: web/dist or the model is missing, with what to run
+        pytest.fail(f"could not build the extension: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def intruder_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("intruder")
+    (d / "manifest.json").write_text(json.dumps({
+        "manifest_version": 3, "name": "intruder", "version": "1.0", "background": {"service_worker": "sw.js"}}))
+    (d / "sw.js").write_text("// tries to use nomoat from outside (tests/test_extension.py)\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def ext(playwright, extension_dir, intruder_dir, tmp_path_factory):
+    """(context, extension id, nomoat's service worker, the intruder's service worker)."""
+    both = f"{extension_dir},{intruder_dir}"
+    ctx = playwright.chromium.launch_persistent_context(
+        tmp_path_factory.mktemp("profile"), executable_path="/usr/bin/chromium", headless=True,
+        args=[*FLAGS, f"--disable-extensions-except={both}", f"--load-extension={both}"])
+    ctx.set_default_timeout(TIMEOUT)
+    deadline = time.monotonic() + 30
+    while len(ctx.service_workers) < 2 and time.monotonic() < deadline:
+        ctx.wait_for_event("serviceworker", timeout=30_000)
+    workers = {w.evaluate("chrome.runtime.getManifest().name"): w for w in ctx.service_workers}
+    assert set(workers) == {"nomoat: a local LLM", "intruder"}, [w.url for w in ctx.service_workers]
+    nomoat_sw = workers["nomoat: a local LLM"]
+    yield ctx, nomoat_sw.url.split("/")[2], nomoat_sw, workers["intruder"]
+    ctx.close()
+
+
+@pytest.fixture
+def popup(ext):
+    ctx, ext_id, _, _ = ext
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"chrome-extension://{ext_id}/popup.html?temperature=0")
+    yield page
+    page.close()
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A plain localhost web page (where the content script runs)."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text("<!doctype html><title>a page</title><h1>A page on localhost</h1>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/"
+    srv.shutdown()
+
+
+# --- the popup page ------------------------------------------------------------------------------------
+
+def test_popup_answers_through_the_offscreen_document(popup):
+    r = popup.evaluate("""async (q) => {
+        const events = [];
+        const a = await llm.create({temperature: 0, monitor(m) {
+            m.addEventListener("nomoatdevice", (e) => events.push(e.detail));
+            m.addEventListener("downloadprogress", (e) => events.push({type: "downloadprogress", loaded: e.loaded}));
+        }});
+        const text = await a.prompt(q);
+        const b = await llm.create({temperature: 0});
+        const chunks = [];
+        for await (const c of b.promptStreaming(q)) chunks.push(c);
+        return {text, chunks, device: a.device, stats: b.lastStats, events,
+                cores: navigator.hardwareConcurrency, pageIsolated: crossOriginIsolated};
+    }""", QUESTION)
+    assert r["text"] == ANSWER
+    assert len(r["chunks"]) > 1 and "".join(r["chunks"]) == ANSWER  # streamed, piece by piece
+    assert r["stats"]["completion_tokens"] >= len(r["chunks"])
+    assert r["device"] == "wasm"  # no WebGPU adapter in this headless Chromium
+    device = next(e for e in r["events"] if e.get("type") == "device")
+    # The manifest's COOP/COEP keys make extension pages (and the worker) cross-origin isolated:
+    # SharedArrayBuffer, so onnxruntime-web runs multi-threaded.
+    assert r["pageIsolated"] is True and device["crossOriginIsolated"] is True
+    assert device["threads"] == max(1, min(8, r["cores"]))
+
+
+def test_popup_ui_streams_and_stops(popup):
+    popup.fill("#input", QUESTION)
+    popup.click("#send")
+    popup.wait_for_selector(".assistant[data-done='1']")
+    assert popup.text_content(".assistant") == ANSWER
+    assert int(popup.get_attribute(".assistant", "data-chunks")) > 1
+    # An AbortSignal crosses to the offscreen document as an "abort" message; the session stays usable.
+    r = popup.evaluate("""async () => {
+        const s = await llm.create({temperature: 0, maxTokens: 200});
+        const c = new AbortController();
+        let text = "", error = null;
+        try {
+            for await (const piece of s.promptStreaming("Write a long story about a dragon.", {signal: c.signal})) {
+                text += piece;
+                if (text.length > 20) c.abort();
+            }
+        } catch (e) { error = {name: e.name, isDOMException: e instanceof DOMException}; }
+        return {text, error, kept: s.lastStats.completion_tokens, next: await s.prompt("What is the capital of France?")};
+    }""")
+    assert r["error"] == {"name": "AbortError", "isDOMException": True}
+    assert len(r["text"]) > 20 and 0 < r["kept"] < 200
+    assert isinstance(r["next"], str) and r["next"]
+
+
+def test_extension_csp_blocks_eval_where_the_model_runs(popup):
+    """The model ran (above) under MV3's extension CSP, which allows 'wasm-unsafe-eval' but not eval:
+    check that the CSP is really in force in an extension page and in nomoat's module worker.
+    (Evaluated after an await: DevTools' own evaluation is exempt from CSP, later tasks are not.)"""
+    check = """async () => {
+        await new Promise((r) => setTimeout(r, 0));
+        const out = {};
+        try { out.eval = new Function("return 'ran'")(); } catch (e) { out.eval = e.name; }
+        const bytes = Uint8Array.of(0, 97, 115, 109, 1, 0, 0, 0);
+        try { await WebAssembly.compile(bytes); out.wasm = "ok"; } catch (e) { out.wasm = e.name; }
+        return out;
+    }"""
+    csp = popup.evaluate("async () => (await fetch('offscreen.html')).headers.get('content-security-policy')")
+    assert csp == "script-src 'self' 'wasm-unsafe-eval'; object-src 'self'"
+    assert popup.evaluate(check) == {"eval": "EvalError", "wasm": "ok"}
+    with popup.expect_worker() as w:
+        popup.evaluate("() => { window.w = new Worker('nomoat/nomoat-worker.mjs', {type: 'module'}); }")
+    assert w.value.evaluate(check) == {"eval": "EvalError", "wasm": "ok"}
+
+
+# --- the content script on a web page ----------------------------------------------------------------
+
+def test_content_script_answers_on_a_localhost_page(ext, site):
+    ctx, ext_id, _, _ = ext
+    page = ctx.new_page()
+    page.goto(site)
+    page.wait_for_selector("#nomoat-panel .ask")
+    # The page's own scripts see neither the client nor a way to message the extension.
+    seen = page.evaluate("""async (id) => {
+        const out = {llm: typeof window.llm};
+        if (!(window.chrome && chrome.runtime && chrome.runtime.sendMessage)) out.runtime = "absent";
+        else try { out.runtime = await chrome.runtime.sendMessage(id, {type: "nomoat:ensure"}); }
+             catch (e) { out.runtime = "error: " + e.message; }
+        return out;
+    }""", ext_id)
+    assert seen["llm"] == "undefined"
+    assert seen["runtime"] == "absent" or seen["runtime"].startswith("error"), seen
+    # A click the page's script makes (isTrusted false) does not reach the model.
+    page.fill("#nomoat-panel .question", QUESTION)
+    page.evaluate("document.getElementById('nomoat-panel').shadowRoot.querySelector('.ask').click()")
+    assert page.get_attribute("#nomoat-panel .status", "data-refused") == "1"
+    assert page.get_attribute("#nomoat-panel .answer", "data-done") is None
+    # A real click does.
+    page.click("#nomoat-panel .ask")
+    page.wait_for_selector("#nomoat-panel .answer[data-done='1']")
+    assert page.text_content("#nomoat-panel .answer") == ANSWER
+    assert int(page.get_attribute("#nomoat-panel .answer", "data-chunks")) > 1
+    page.close()
+
+
+# --- who may talk to the back end ----------------------------------------------------------------------
+
+def test_another_extension_is_refused(ext):
+    ctx, ext_id, _, intruder = ext
+    r = intruder.evaluate("""async (id) => {
+        const out = {};
+        try { out.send = await chrome.runtime.sendMessage(id, {type: "nomoat:ensure"}); }
+        catch (e) { out.send = "error: " + e.message; }
+        out.port = await new Promise((resolve) => {
+            const got = [];
+            const port = chrome.runtime.connect(id, {name: "nomoat"});
+            port.onMessage.addListener((m) => got.push(m));
+            port.onDisconnect.addListener(() => resolve({got, disconnected: true}));
+            port.postMessage({kind: "create", id: 1, payload: {options: {temperature: 0}}});
+            port.postMessage({kind: "prompt", id: 2, payload: {session: "x", input: "hi"}});
+            setTimeout(() => resolve({got, disconnected: false}), 5000);
+        });
+        return out;
+    }""", ext_id)
+    assert isinstance(r["send"], str) and r["send"].startswith("error"), r
+    assert r["port"]["disconnected"] is True
+    # Nothing but, at most, a refusal: no hello, no session, no answer.
+    assert all(m["kind"] == "reject" and m["payload"]["name"] == "SecurityError" for m in r["port"]["got"]), r
+
+
+def test_sender_check(ext):
+    """nomoatSenderKind (trust.js) in nomoat's own service worker, on the senders Chrome can report."""
+    ctx, ext_id, nomoat_sw, _ = ext
+    origin = f"chrome-extension://{ext_id}"
+    page = {"id": ext_id, "origin": origin, "url": origin + "/popup.html"}
+    content = {"id": ext_id, "origin": "http://127.0.0.1:8000", "url": "http://127.0.0.1:8000/a?b", "tab": {"id": 7},
+               "frameId": 0}
+    cases = [
+        (page, "page"),
+        ({**page, "tab": {"id": 3}, "frameId": 0}, "page"),  # popup.html opened in a tab
+        (content, "content"),
+        ({**content, "origin": "http://localhost:5000", "url": "http://localhost:5000/"}, "content"),
+        ({**page, "id": "a" * 32}, None),  # another extension's page
+        ({"id": "a" * 32, "origin": "chrome-extension://" + "a" * 32, "url": f"chrome-extension://{'a' * 32}/x"}, None),
+        ({**content, "id": None}, None),  # a web page (externally_connectable)
+        ({**content, "origin": "https://evil.example", "url": "https://evil.example/"}, None),  # never injected there
+        ({**content, "frameId": 2}, None),  # a subframe: we inject into top frames only
+        ({**content, "origin": "https://evil.example"}, None),  # origin and URL disagree
+        ({**content, "tab": None}, None),  # a content script without a tab
+        ({**page, "url": "https://evil.example/"}, None),
+        (None, None),
+    ]
+    got = nomoat_sw.evaluate("(cases) => cases.map(([s]) => nomoatSenderKind(s))", cases)
+    assert got == [want for _, want in cases]
+
+
+def test_sessions_belong_to_their_port(popup):
+    """A raw port speaking the protocol: another port's session id, unknown kinds and bad options fail."""
+    r = popup.evaluate("""async () => {
+        await chrome.runtime.sendMessage({type: "nomoat:ensure"});
+        const open = () => new Promise((resolve) => {
+            const port = chrome.runtime.connect({name: "nomoat"});
+            const waiting = new Map();
+            port.onMessage.addListener((m) => {
+                if (m.kind === "hello") resolve(ask);
+                const w = waiting.get(m.id);
+                if (w && (m.kind === "return" || m.kind === "throw")) { waiting.delete(m.id); w(m); }
+            });
+            let next = 1;
+            const ask = (kind, payload) => new Promise((res) => {
+                const id = next++;
+                waiting.set(id, res);
+                port.postMessage({kind, id, payload});
+            });
+        });
+        const a = await open(), b = await open();
+        const made = await a("create", {options: {temperature: 0, maxTokens: 4}});
+        const sid = made.payload.session;
+        return {
+            made: made.kind,
+            own: (await a("prompt", {session: sid, input: "hi"})).kind,
+            foreign: (await b("prompt", {session: sid, input: "hi"})).payload.name,
+            foreignDestroy: (await b("destroy", {session: sid})).payload.name,
+            unknown: (await a("eval", {code: "1"})).payload.name,
+            badOption: (await a("create", {options: {temperature: "hot"}})).payload.name,
+            badDevice: (await a("create", {options: {device: "cuda"}})).payload.name,
+            stillOwn: (await a("prompt", {session: sid, input: "hi"})).kind,
+        };
+    }""")
+    assert r == {"made": "return", "own": "return", "foreign": "InvalidStateError", "foreignDestroy": "InvalidStateError",
+                 "unknown": "TypeError", "badOption": "TypeError", "badDevice": "TypeError", "stillOwn": "return"}
