@@ -4,8 +4,9 @@
 
 One run, on the same machine, same prompts, same thread count (2):
 - load: cold (a fresh browser profile: Pyodide boot, model download, f32 weight build, session)
-  and warm (the cold page closed, a new page in the same profile: HTTP cache and compiled wasm
-  reused), from llm.create() to resolved, with the stages the worker reports;
+  and warm (the cold page closed, a new page in the same profile: the model from nomoat's cache,
+  compiled wasm reused), from llm.create() to resolved, with the stages the worker reports, and
+  from llm.create() to the first streamed token of a short prompt;
 - time to first token and prefill tokens/s for a ~32- and a ~512-token prompt, from a fresh session;
 - decode tokens/s over 128 greedy tokens (stats.decode_tps: per-step time after the first token);
 - Python's share of each decode step (time outside the onnxruntime-web run: the Python loop,
@@ -84,16 +85,21 @@ def prompt_ids(model, text: str, n: int) -> str:
 
 
 JS_CREATE = """async () => {
-    const t0 = performance.now(); const stages = {}; let last = t0, stage = null;
+    // stage timeline: the first and last progress event of each stage (stages overlap: the model
+    // downloads while Pyodide boots), then the first token of a short prompt.
+    const t0 = performance.now(); const stages = {};
     window.s = await llm.create({device: "wasm", temperature: 0, maxTokens: 128, monitor(m) {
         m.addEventListener("nomoatprogress", (e) => {
-            const now = performance.now();
-            if (stage) stages[stage] = (stages[stage] || 0) + (now - last);
-            stage = e.detail.stage; last = now;
+            const t = performance.now() - t0, st = stages[e.detail.stage] || {start: t, end: t};
+            st.end = t; stages[e.detail.stage] = st;
         });
     }});
-    const now = performance.now(); if (stage) stages[stage] = (stages[stage] || 0) + (now - last);
-    return {ms: now - t0, stages, device: window.s.device};
+    const created = performance.now() - t0;
+    const reader = window.s.promptStreaming("Hi!").getReader();
+    await reader.read();
+    const first = performance.now() - t0;
+    await reader.cancel();
+    return {ms: created, first_token_ms: first, stages, device: window.s.device};
 }"""
 JS_PROMPT = """async ([text, max]) => {
     const s = await llm.create({device: "wasm", temperature: 0, maxTokens: max});
@@ -147,6 +153,8 @@ def main() -> None:
                 cpy[name] = s.last.decode_tps
             runs.append({
                 "load_cold_ms": cold["ms"], "load_warm_ms": warm["ms"], "stages_cold_ms": cold["stages"],
+                "stages_warm_ms": warm["stages"], "start_to_first_token_cold_ms": cold["first_token_ms"],
+                "start_to_first_token_warm_ms": warm["first_token_ms"],
                 "ttft_ms": {str(n): ttft[n]["ttft_ms"] for n in ttft},
                 "prompt_tokens": {str(n): ttft[n]["prompt_tokens"] for n in ttft},
                 "prefill_tps": {str(n): ttft[n]["prefill_tps"] for n in ttft},
@@ -165,6 +173,8 @@ def main() -> None:
         "runs": runs,
         "median": {
             "load_cold_s": med("load_cold_ms") / 1000, "load_warm_s": med("load_warm_ms") / 1000,
+            "start_to_first_token_cold_s": med("start_to_first_token_cold_ms") / 1000,
+            "start_to_first_token_warm_s": med("start_to_first_token_warm_ms") / 1000,
             "ttft_ms": {n: medd("ttft_ms", n) for n in ("32", "512")},
             "prefill_tps": {n: medd("prefill_tps", n) for n in ("32", "512")},
             "decode_tps": med("decode_tps"), "python_share": med("python_share"), "peak_rss_mb": med("peak_rss_mb"),
@@ -180,6 +190,8 @@ def main() -> None:
 |---|---|
 | load, cold (fresh profile) | {m['load_cold_s']:.1f} s |
 | load, warm (second page) | {m['load_warm_s']:.1f} s |
+| start to first token, cold / warm | {m['start_to_first_token_cold_s']:.1f} / \
+{m['start_to_first_token_warm_s']:.1f} s |
 | time to first token, {runs[0]['prompt_tokens']['32']}-token prompt | {m['ttft_ms']['32']:.0f} ms |
 | time to first token, {runs[0]['prompt_tokens']['512']}-token prompt | {m['ttft_ms']['512']:.0f} ms |
 | prefill, {runs[0]['prompt_tokens']['512']}-token prompt | {m['prefill_tps']['512']:.0f} tok/s |

@@ -407,10 +407,16 @@ export function createRuntime({assets, progress = () => {}}) {
   return {
     chooseDevice,
     loadOrt: (device) => loadOrt(assets, device),
+    // Also creates the onnxruntime session as soon as the files are in, so that it too overlaps
+    // with Pyodide's boot; createEngine then returns that session.
     prefetch(url, device, requestId) {
       const key = `${url}|${device}`;
       if (!early.has(key)) {
-        const pending = fetchIt(url, device, requestId);
+        const pending = Promise.all([fetchIt(url, device, requestId), loadOrt(assets, device)]).then(([pkg]) => {
+          pkg.onnx.engine = Engine.create(pkg.onnx, device, pkg.config);
+          pkg.onnx.engine.catch(() => {}); // reported when taken over
+          return pkg;
+        });
         pending.catch(() => {}); // reported when taken over
         early.set(key, pending);
       }
@@ -421,6 +427,6 @@ export function createRuntime({assets, progress = () => {}}) {
       early.delete(key);
       return pending || fetchIt(url, device, requestId);
     },
-    createEngine: (onnx, device, config) => Engine.create(onnx, device, config),
+    createEngine: (onnx, device, config) => onnx.engine || Engine.create(onnx, device, config),
   };
 }
