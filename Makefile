@@ -12,7 +12,7 @@ MODEL := models/SmolLM2-135M-Instruct/nomoat.json
 WHEELS := web/dist/wheels
 PORT ?= 8000
 
-.PHONY: setup web demo test chat clean
+.PHONY: setup web demo test chat extension clean
 
 $(BIN)/nomoat: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,9 +44,13 @@ demo: setup
 chat: setup
 	$(BIN)/nomoat chat
 
+# The MV3 extension, unpacked, in examples/extension/dist (load it in chrome://extensions).
+extension: setup
+	$(BIN)/python examples/extension/build.py
+
 test: setup
-	$(BIN)/ruff check py tests bench
+	$(BIN)/ruff check py tests bench examples
 	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) models .cache web/node_modules web/dist
+	rm -rf $(VENV) models .cache web/node_modules web/dist examples/extension/dist

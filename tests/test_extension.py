@@ -11,6 +11,7 @@ import functools
 import http.server
 import importlib.util
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -26,19 +27,22 @@ ANSWER = "The capital of France is Paris."
 
 
 def _load_build():
-    spec = importlib.util.spec_from_file_location("nomoat_extension_build", ROOT / "examples" / "extension" / "build.py")
+    path = ROOT / "examples" / "extension" / "build.py"
+    spec = importlib.util.spec_from_file_location("nomoat_extension_build", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 @pytest.fixture(scope="module")
-def extension_dir(tmp_path_factory, default_model_dir) -> Path:
+def extension_dir(tmp_path_factory, default_model_dir, tiny_dir) -> Path:
     build = _load_build()
     try:
-        return build.build(tmp_path_factory.mktemp("extension") / "nomoat", model=default_model_dir)
+        out = build.build(tmp_path_factory.mktemp("extension") / "nomoat", model=default_model_dir)
     except SystemExit as e:  # build.BuildError: web/dist or the model is missing, with what to run
         pytest.fail(f"could not build the extension: {e}", pytrace=False)
+    shutil.copytree(tiny_dir, out / "nomoat" / "models" / "tiny")  # for the WebGPU check (SwiftShader is slow)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +54,22 @@ def intruder_dir(tmp_path_factory) -> Path:
     return d
 
 
+def launch(playwright, profile: Path, extensions: list[Path], *flags: str):
+    paths = ",".join(map(str, extensions))
+    ctx = playwright.chromium.launch_persistent_context(
+        profile, executable_path="/usr/bin/chromium", headless=True,
+        args=[*FLAGS, *flags, f"--disable-extensions-except={paths}", f"--load-extension={paths}"])
+    ctx.set_default_timeout(TIMEOUT)
+    deadline = time.monotonic() + 30
+    while len(ctx.service_workers) < len(extensions) and time.monotonic() < deadline:
+        ctx.wait_for_event("serviceworker", timeout=30_000)
+    return ctx, {w.evaluate("chrome.runtime.getManifest().name"): w for w in ctx.service_workers}
+
+
 @pytest.fixture(scope="module")
 def ext(playwright, extension_dir, intruder_dir, tmp_path_factory):
     """(context, extension id, nomoat's service worker, the intruder's service worker)."""
-    both = f"{extension_dir},{intruder_dir}"
-    ctx = playwright.chromium.launch_persistent_context(
-        tmp_path_factory.mktemp("profile"), executable_path="/usr/bin/chromium", headless=True,
-        args=[*FLAGS, f"--disable-extensions-except={both}", f"--load-extension={both}"])
-    ctx.set_default_timeout(TIMEOUT)
-    deadline = time.monotonic() + 30
-    while len(ctx.service_workers) < 2 and time.monotonic() < deadline:
-        ctx.wait_for_event("serviceworker", timeout=30_000)
-    workers = {w.evaluate("chrome.runtime.getManifest().name"): w for w in ctx.service_workers}
+    ctx, workers = launch(playwright, tmp_path_factory.mktemp("profile"), [extension_dir, intruder_dir])
     assert set(workers) == {"nomoat: a local LLM", "intruder"}, [w.url for w in ctx.service_workers]
     nomoat_sw = workers["nomoat: a local LLM"]
     yield ctx, nomoat_sw.url.split("/")[2], nomoat_sw, workers["intruder"]
@@ -137,7 +145,8 @@ def test_popup_ui_streams_and_stops(popup):
                 if (text.length > 20) c.abort();
             }
         } catch (e) { error = {name: e.name, isDOMException: e instanceof DOMException}; }
-        return {text, error, kept: s.lastStats.completion_tokens, next: await s.prompt("What is the capital of France?")};
+        const kept = s.lastStats.completion_tokens;
+        return {text, error, kept, next: await s.prompt("What is the capital of France?")};
     }""")
     assert r["error"] == {"name": "AbortError", "isDOMException": True}
     assert len(r["text"]) > 20 and 0 < r["kept"] < 200
@@ -162,6 +171,29 @@ def test_extension_csp_blocks_eval_where_the_model_runs(popup):
     with popup.expect_worker() as w:
         popup.evaluate("() => { window.w = new Worker('nomoat/nomoat-worker.mjs', {type: 'module'}); }")
     assert w.value.evaluate(check) == {"eval": "EvalError", "wasm": "ok"}
+
+
+def test_webgpu_in_the_extension(playwright, extension_dir, tiny_dir, tmp_path_factory):
+    """onnxruntime-web's WebGPU build also runs under the extension CSP (SwiftShader, the tiny model)."""
+    import nomoat
+
+    ctx, workers = launch(playwright, tmp_path_factory.mktemp("gpu-profile"), [extension_dir], "--enable-unsafe-webgpu")
+    try:
+        page = ctx.new_page()
+        page.goto(f"chrome-extension://{workers['nomoat: a local LLM'].url.split('/')[2]}/popup.html")
+        r = page.evaluate("""async () => {
+            const s = await llm.create({device: "webgpu", model: "nomoat/models/tiny/", temperature: 0, maxTokens: 64});
+            const chunks = [];
+            for await (const c of s.promptStreaming("hello there")) chunks.push(c);
+            return {device: s.device, chunks, ids: s.lastStats.token_ids};
+        }""")
+    finally:
+        ctx.close()
+    want = nomoat.load(tiny_dir, accuracy_level=0).session(temperature=0, max_tokens=64)
+    text = want.prompt_sync("hello there")
+    assert r["device"] == "webgpu"
+    assert r["ids"] == want.last.token_ids and len(set(r["ids"])) > 10
+    assert "".join(r["chunks"]) == text and len(r["chunks"]) > 1
 
 
 # --- the content script on a web page ----------------------------------------------------------------
@@ -197,7 +229,8 @@ def test_content_script_answers_on_a_localhost_page(ext, site):
 # --- who may talk to the back end ----------------------------------------------------------------------
 
 def test_another_extension_is_refused(ext):
-    ctx, ext_id, _, intruder = ext
+    ctx, ext_id, nomoat_sw, intruder = ext
+    nomoat_sw.evaluate("ensure()")  # the back end is up and listening: a refusal is nomoat's doing
     r = intruder.evaluate("""async (id) => {
         const out = {};
         try { out.send = await chrome.runtime.sendMessage(id, {type: "nomoat:ensure"}); }
@@ -241,7 +274,10 @@ def test_sender_check(ext):
         ({**page, "url": "https://evil.example/"}, None),
         (None, None),
     ]
-    got = nomoat_sw.evaluate("(cases) => cases.map(([s]) => nomoatSenderKind(s))", cases)
+    got = nomoat_sw.evaluate("""async (cases) => {
+        const matches = await NOMOAT_MATCHES;
+        return cases.map(([sender]) => nomoatSenderKind(sender, matches));
+    }""", cases)
     assert got == [want for _, want in cases]
 
 
@@ -278,5 +314,6 @@ def test_sessions_belong_to_their_port(popup):
             stillOwn: (await a("prompt", {session: sid, input: "hi"})).kind,
         };
     }""")
-    assert r == {"made": "return", "own": "return", "foreign": "InvalidStateError", "foreignDestroy": "InvalidStateError",
-                 "unknown": "TypeError", "badOption": "TypeError", "badDevice": "TypeError", "stillOwn": "return"}
+    assert r == {"made": "return", "own": "return", "foreign": "InvalidStateError",
+                 "foreignDestroy": "InvalidStateError", "unknown": "TypeError", "badOption": "TypeError",
+                 "badDevice": "TypeError", "stillOwn": "return"}

@@ -38,21 +38,26 @@ const close = () => serial(async () => {
   if (await offscreenExists()) await chrome.offscreen.closeDocument();
 });
 
-chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
-  if (!msg || typeof msg.type !== "string" || !msg.type.startsWith("nomoat:")) return false;
-  const kind = nomoatSenderKind(sender);
-  if (!kind) {
-    sendResponse({ok: false, error: {name: "SecurityError", message: "nomoat only answers this extension's pages and content scripts."}});
-    return false;
-  }
+async function answer(msg, sender) {
+  const kind = nomoatSenderKind(sender, await NOMOAT_MATCHES);
+  if (!kind) return {ok: false, error: {name: "SecurityError", message: "nomoat only answers this extension's pages and content scripts."}};
   if (msg.type === "nomoat:ensure") {
-    ensure().then(() => sendResponse({ok: true}),
-      (e) => sendResponse({ok: false, error: {name: "OperationError", message: `Could not start nomoat's back end: ${e.message || e}`}}));
-    return true; // answer asynchronously
+    try {
+      await ensure();
+      return {ok: true};
+    } catch (e) {
+      return {ok: false, error: {name: "OperationError", message: `Could not start nomoat's back end: ${e.message || e}`}};
+    }
   }
   if (msg.type === "nomoat:idle" && kind === "page" && sender.url === chrome.runtime.getURL(OFFSCREEN)) {
-    close().then(() => sendResponse({ok: true}), () => sendResponse({ok: false}));
-    return true;
+    await close();
+    return {ok: true};
   }
-  return false;
+  return {ok: false, error: {name: "TypeError", message: `Unknown message type ${JSON.stringify(msg.type)}.`}};
+}
+
+chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  if (!msg || typeof msg.type !== "string" || !msg.type.startsWith("nomoat:")) return false;
+  answer(msg, sender).then(sendResponse, (e) => sendResponse({ok: false, error: {name: "OperationError", message: String(e.message || e)}}));
+  return true; // answer asynchronously
 });

@@ -5,9 +5,9 @@
 The output (default examples/extension/dist/, git-ignored by the top-level "dist/" rule) holds the
 extension's own files, and under nomoat/ its own copy of the runtime (web/dist: nomoat.js, the
 worker, pyodide/, ort/, wheels/) and of the model package (nomoat/models/SmolLM2-135M-Instruct/),
-so the extension runs with no server. Files are hard-linked where possible (else copied): Chrome
-refuses symlinks that leave the extension folder. Running it again only refreshes what changed
-and removes what no longer belongs.
+so the extension runs with no server. The runtime and model files are hard-linked where possible
+(else copied; Chrome refuses symlinks that leave the extension folder), so do not edit them in the
+output. Running it again only refreshes what changed and removes what no longer belongs.
 """
 
 from __future__ import annotations
@@ -86,6 +86,9 @@ def build(out: Path | str = HERE / "dist", web_dist: Path | str = ROOT / "web" /
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.exists() or dst.is_symlink():
             dst.unlink()
+        if src.parent == HERE:  # the extension's own (small) files: copies, so editing dist/ never edits them
+            shutil.copy2(src, dst)
+            continue
         try:
             os.link(src, dst)
         except OSError:

@@ -12,6 +12,7 @@
   const DOM_NAMES = new Set(["AbortError", "NotSupportedError", "QuotaExceededError", "NotFoundError", "NetworkError",
     "DataError", "InvalidStateError", "OperationError", "SyntaxError", "SecurityError", "NotAllowedError"]);
   const SAMPLING_KEYS = ["temperature", "topK", "topP", "minP", "repetitionPenalty", "seed", "maxTokens", "stop"];
+  const HELLO_MS = 10_000;
   const CREATE_KEYS = [...SAMPLING_KEYS, "device", "model", "systemPrompt", "initialPrompts"];
 
   function toError(p) {
@@ -61,19 +62,27 @@
       return new Promise((resolve) => {
         const port = chrome.runtime.connect({name: "nomoat"});
         let hello = false;
+        const timer = setTimeout(() => { // the back end neither greeted nor refused us
+          if (hello) return;
+          port.disconnect();
+          resolve({ok: false, retry: true, error: {name: "OperationError", message: "nomoat's back end did not answer."}});
+        }, HELLO_MS);
         port.onMessage.addListener((m) => {
           if (hello) return this.receive(m);
           if (m && m.kind === "hello") {
+            clearTimeout(timer);
             hello = true;
             this.port = port;
             resolve({ok: true});
           } else if (m && m.kind === "reject") {
+            clearTimeout(timer);
             resolve({ok: false, retry: !!m.payload.retry, error: m.payload});
           }
         });
         port.onDisconnect.addListener(() => {
           const why = chrome.runtime.lastError; // read it, or Chrome logs it as unchecked
           if (!hello) {
+            clearTimeout(timer);
             resolve({ok: false, retry: true, error: {name: "OperationError",
               message: "nomoat's back end is not reachable" + (why ? `: ${why.message}` : ".")}});
             return;

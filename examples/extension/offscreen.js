@@ -171,39 +171,57 @@ async function handle(client, msg) {
   }
 }
 
-function accept(port) {
-  const kind = port.name === "nomoat" ? nomoatSenderKind(port.sender) : null;
+async function accept(port) {
+  let kind = null;
+  try {
+    kind = port.name === "nomoat" ? nomoatSenderKind(port.sender, await NOMOAT_MATCHES) : null;
+  } catch (e) {
+    kind = null; // fail closed
+  }
   if (!kind || closing) {
-    port.postMessage({kind: "reject", id: 0, payload: closing
-      ? {name: "InvalidStateError", message: "nomoat's back end is closing.", retry: true}
-      : {name: "SecurityError", message: "nomoat only answers this extension's pages and content scripts.", retry: false}});
-    port.disconnect();
+    try {
+      port.postMessage({kind: "reject", id: 0, payload: closing && kind
+        ? {name: "InvalidStateError", message: "nomoat's back end is closing.", retry: true}
+        : {name: "SecurityError", message: "nomoat only answers this extension's pages and content scripts.", retry: false}});
+      port.disconnect();
+    } catch (e) {
+      // already gone
+    }
     return;
   }
   const client = {
     port, kind, open: true, sessions: new Map(), calls: new Map(),
     post(k, id, payload) {
-      if (this.open) port.postMessage({kind: k, id, payload});
+      if (!this.open) return;
+      try {
+        port.postMessage({kind: k, id, payload});
+      } catch (e) {
+        this.open = false; // the port closed under us; onDisconnect cleans up
+      }
     },
   };
-  clients.add(client);
-  clearTimeout(idleTimer);
-  port.onMessage.addListener((msg) => handle(client, msg));
-  port.onDisconnect.addListener(() => {
+  const goodbye = () => {
     client.open = false;
     for (const c of client.calls.values()) c.abort(named("AbortError", "The client went away."));
     for (const s of client.sessions.values()) s.destroy();
     client.sessions.clear();
     clients.delete(client);
     if (clients.size === 0) {
+      clearTimeout(idleTimer);
       idleTimer = setTimeout(() => {
         if (clients.size > 0) return;
-        closing = true;
-        chrome.runtime.sendMessage({type: "nomoat:idle"}).catch(() => {});
+        closing = true; // from now on, new clients are told to retry (and get a fresh document)
+        const reopen = () => { closing = false; }; // the service worker did not close us: carry on
+        chrome.runtime.sendMessage({type: "nomoat:idle"}).then((r) => r && r.ok || reopen(), reopen);
       }, IDLE_MS);
     }
-  });
-  port.postMessage({kind: "hello", id: 0, payload: {version: llm.version, kind}});
+  };
+  clients.add(client);
+  clearTimeout(idleTimer);
+  port.onMessage.addListener((msg) => handle(client, msg));
+  port.onDisconnect.addListener(goodbye);
+  client.post("hello", 0, {version: llm.version, kind});
+  if (!client.open) goodbye(); // it left while we were checking it
 }
 
 chrome.runtime.onConnect.addListener(accept);

@@ -12,6 +12,13 @@
 
 const NOMOAT_ORIGIN = new URL(chrome.runtime.getURL("")).origin; // chrome-extension://<id>
 
+// The content scripts' "matches" from our manifest. An offscreen document's chrome.runtime has no
+// getManifest(), so there it is read from manifest.json.
+const NOMOAT_MATCHES = (chrome.runtime.getManifest
+  ? Promise.resolve(chrome.runtime.getManifest())
+  : fetch(chrome.runtime.getURL("manifest.json")).then((r) => r.json())
+).then((m) => (m.content_scripts || []).flatMap((c) => c.matches || []));
+
 // Chrome's match patterns (https://developer.chrome.com/docs/extensions/develop/concepts/match-patterns):
 // <scheme>://<host><path>; "*" scheme = http and https; no port in the pattern = any port.
 function nomoatMatches(pattern, url) {
@@ -39,8 +46,8 @@ function nomoatMatches(pattern, url) {
   return new RegExp("^" + m[3].split("*").map(esc).join(".*") + "$").test(u.pathname + u.search);
 }
 
-// "page", "content", or null (refused).
-function nomoatSenderKind(sender) {
+// "page", "content", or null (refused). matches: await NOMOAT_MATCHES.
+function nomoatSenderKind(sender, matches) {
   if (!sender || sender.id !== chrome.runtime.id) return null;
   const url = typeof sender.url === "string" ? sender.url : "";
   if (sender.origin === NOMOAT_ORIGIN && url.startsWith(NOMOAT_ORIGIN + "/")) return "page";
@@ -52,6 +59,5 @@ function nomoatSenderKind(sender) {
     return null;
   }
   if (sender.origin !== undefined && sender.origin !== origin) return null;
-  const patterns = (chrome.runtime.getManifest().content_scripts || []).flatMap((c) => c.matches || []);
-  return patterns.some((p) => nomoatMatches(p, url)) ? "content" : null;
+  return matches.some((p) => nomoatMatches(p, url)) ? "content" : null;
 }

@@ -115,7 +115,7 @@ def closure(packages: dict, names: list[str]) -> list[str]:
         n = canonical(todo.pop())
         if n not in seen:
             seen.append(n)
-            todo.extend(packages[n]["depends"])
+            todo.extend(packages[n]["depends"] if n in packages else [])
     return sorted(seen)
 
 
@@ -138,11 +138,9 @@ def stage_pyodide(dist: Path) -> None:
     shutil.copytree(dist / "pyodide", target)
     lock = json.loads((target / "pyodide-lock.json").read_text())
     packages = lock["packages"]
-    for name, version in EXTRA.items():
-        packages.setdefault(name, {"depends": [], "version": version})
     for name in closure(packages, KERNEL_PACKAGES):
-        entry = packages[name]
-        register(packages, pypi_wheel(entry.get("name", name), entry["version"]), target)
+        version = packages[name]["version"] if name in packages else EXTRA[name]
+        register(packages, pypi_wheel(name, version), target)
     ours = {wheel_name(w)[0]: w for w in (dist / "wheels").glob("*.whl")}
     register(packages, ours["markupsafe"], target)  # pure Python: Pyodide's own is a CDN-only binary
     register(packages, ours["jinja2"], target)

@@ -199,7 +199,9 @@ function buildF32(recipe, data) {
 // as a fraction of the manifest's sizes.
 async function fetchPackage(baseURL, device, requestId, post) {
   const base = new URL(baseURL.endsWith("/") ? baseURL : baseURL + "/", self.location.href).href;
-  const cache = await openCache();
+  // Cache only web origins: the Cache API refuses e.g. chrome-extension:// URLs (files that are
+  // already local anyway).
+  const cache = /^https?:/.test(base) ? await openCache() : null;
   const {manifest, bytes: manifestBytes} = await loadManifest(cache, base);
   // WebGPU runs the 4-bit graph; wasm the f32 variant, whose weights are built here from the same data.
   const graph = device === "webgpu" ? "onnx/nomoat_q4.onnx" : "onnx/nomoat_wasm.onnx";
