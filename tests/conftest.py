@@ -48,3 +48,9 @@ def tiny_dir(tiny_gguf, tmp_path_factory) -> Path:
     from nomoat.convert import convert
 
     return convert(tiny_gguf, tmp_path_factory.mktemp("tinypkg") / "tiny")
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests run last: from its first use, Playwright's sync API keeps an asyncio event loop
+    running in this thread, and asyncio.run() in any later test would fail."""
+    items.sort(key=lambda item: "playwright" in getattr(item, "fixturenames", ()))
