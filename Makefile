@@ -12,7 +12,7 @@ MODEL := models/SmolLM2-135M-Instruct/nomoat.json
 WHEELS := web/dist/wheels
 PORT ?= 8000
 
-.PHONY: setup web demo test chat extension clean
+.PHONY: setup web demo test chat extension jupyterlite clean
 
 $(BIN)/nomoat: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ demo: setup
 
 chat: setup
 	$(BIN)/nomoat chat
+
+# The offline JupyterLite site with the nomoat notebook, served at http://127.0.0.1:$(PORT)/
+jupyterlite: setup
+	$(BIN)/python examples/jupyterlite/build.py --serve $(PORT)
 
 # The MV3 extension, unpacked, in examples/extension/dist (load it in chrome://extensions).
 extension: setup

@@ -680,3 +680,14 @@ def test_sync_wrappers_work_inside_a_running_event_loop():
 
     text, pieces = asyncio.run(inside())
     assert text == "AA" and pieces == ["B", "B", "B"]
+
+
+def test_model_prompt_streams_when_asked(capsys):
+    from nomoat.model import Streamed
+
+    model = make_model(FakeBackend({"alpha": B("AAAA")}))
+    text = asyncio.run(model.prompt("alpha", stream=True))
+    assert text == "AAAA" and isinstance(text, Streamed)
+    assert capsys.readouterr().out == "AAAA\n"
+    assert asyncio.run(model.prompt("alpha", stream=False)) == "AAAA"
+    assert capsys.readouterr().out == ""

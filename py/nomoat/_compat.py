@@ -14,6 +14,13 @@ T = TypeVar("T")
 IS_PYODIDE = sys.platform == "emscripten"
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (ipykernel, JupyterLite's Pyodide kernel), not a terminal IPython."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython else None
+    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
+
+
 def default_backend() -> str:
     return "ort_web" if IS_PYODIDE else "ort_native"
 

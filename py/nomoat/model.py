@@ -14,6 +14,13 @@ from .package import check_package
 from .session import Session
 
 
+class Streamed(str):
+    """Text that was already printed as it streamed: a notebook does not display it again."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 class Model:
     def __init__(self, source: str | Path, config: ModelConfig, tokenizer, backend, tokenizer_config: dict) -> None:
         self.source = source  # folder (CPython) or URL (browser)
@@ -44,10 +51,20 @@ class Model:
         max_tokens, stop."""
         return Session(self, system=system, messages=messages, **sampling)
 
-    async def prompt(self, text: str, **options) -> str:
-        """One-shot answer in a fresh session."""
+    async def prompt(self, text: str, *, stream: bool | None = None, **options) -> str:
+        """One-shot answer in a fresh session. stream: also print the answer as it is generated
+        (default: inside a Jupyter kernel, so it appears in the cell's output as it comes; the
+        returned text then does not display a second time)."""
         system = options.pop("system", None)
-        return await self.session(system=system, **options).prompt(text)
+        session = self.session(system=system, **options)
+        if not (_compat.in_notebook() if stream is None else stream):
+            return await session.prompt(text)
+        parts: list[str] = []
+        async for piece in session.prompt_streaming(text):
+            print(piece, end="", flush=True)
+            parts.append(piece)
+        print(flush=True)
+        return Streamed("".join(parts))
 
     def prompt_sync(self, text: str, **options) -> str:
         return _compat.run_sync(self.prompt(text, **options))
