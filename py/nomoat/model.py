@@ -123,6 +123,6 @@ async def load_web(url: str, device: str, request_id: int | None = None) -> Mode
     await runtime.loadOrt(device)
     files = await fetch_package(url, device, request_id)
     config = ModelConfig.from_dict(json.loads(files.config))
+    tokenizer = BPETokenizer(json.loads(files.tokenizer))  # while the JS side creates the session
     backend = await OrtWebBackend.create(files.onnx, device, files.config, config)
-    tokenizer = BPETokenizer(json.loads(files.tokenizer))
     return Model(url, config, tokenizer, backend, json.loads(files.tokenizer_config))

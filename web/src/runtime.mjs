@@ -111,18 +111,17 @@ async function intact(bytes, info) {
   return bytes.byteLength === info.size && (await sha256(bytes)) === info.sha256;
 }
 
-// One file: the cached copy when intact; else the network (one retry), then cached. A file that
-// fails its check is never returned: a stale or corrupt cache entry is deleted and fetched again.
+// One file: the cached copy, else the network (one retry, checked), then cached. A cached copy
+// comes with `checked`, a promise of its size + sha256 check: the caller awaits it before the
+// bytes are used for anything but building (the digest runs off the JS thread meanwhile); a
+// copy that fails is deleted from the cache and fetched again, never used.
 async function loadFile(cache, url, info, onBytes, warn) {
   if (cache) {
     const hit = await cache.match(url);
     if (hit) {
       const bytes = new Uint8Array(await hit.arrayBuffer());
-      if (await intact(bytes, info)) {
-        onBytes(bytes.byteLength, true);
-        return bytes;
-      }
-      await cache.delete(url);
+      onBytes(bytes.byteLength, true);
+      return {bytes, checked: intact(bytes, info)};
     }
   }
   let bytes = null;
@@ -146,7 +145,7 @@ async function loadFile(cache, url, info, onBytes, warn) {
         "free space (llm.cache.delete(...)) or allow more storage.");
     }
   }
-  return bytes;
+  return {bytes, checked: Promise.resolve(true)};
 }
 
 async function loadManifest(cache, base) {
@@ -220,18 +219,26 @@ async function fetchPackage(baseURL, device, requestId, post) {
   };
   const warn = (warning) => post("progress", requestId, {stage: "cache", warning});
   post("progress", requestId, {stage: "download", loaded: 0, total, fraction: 0});
-  const files = {};
+  const files = {}, checks = {};
   for (const name of names) {
-    files[name] = await loadFile(cache, base + name, manifest.files[name], (n, cached) => report(name, n, cached), warn);
+    const got = await loadFile(cache, base + name, manifest.files[name], (n, cached) => report(name, n, cached), warn);
+    files[name] = got.bytes;
+    checks[name] = got.checked;
+  }
+  const external = [{path: "model_q4.onnx_data", data: files["onnx/model_q4.onnx_data"]}];
+  if (device !== "webgpu" && await checks["onnx/nomoat_wasm.json"]) { // the recipe must be sound to build
+    post("progress", requestId, {stage: "init", loaded: 0, total: 1});
+    const recipe = JSON.parse(new TextDecoder().decode(files["onnx/nomoat_wasm.json"]));
+    external.push({path: recipe.f32, data: buildF32(recipe, files["onnx/model_q4.onnx_data"])}); // while digests run
+  }
+  const failed = [];
+  for (const n of names) if (!(await checks[n])) failed.push(n);
+  if (failed.length) { // a corrupt or stale cache entry: drop it, fetch those files again
+    for (const n of failed) await cache.delete(base + n);
+    return fetchPackage(baseURL, device, requestId, post);
   }
   if (cache) await cache.put(base + "nomoat.json", new Response(manifestBytes)).catch(() => {});
   const text = (n) => new TextDecoder().decode(files[n]);
-  const external = [{path: "model_q4.onnx_data", data: files["onnx/model_q4.onnx_data"]}];
-  if (device !== "webgpu") {
-    post("progress", requestId, {stage: "init", loaded: 0, total: 1});
-    const recipe = JSON.parse(text("onnx/nomoat_wasm.json"));
-    external.push({path: recipe.f32, data: buildF32(recipe, files["onnx/model_q4.onnx_data"])});
-  }
   return {config: text("config.json"), tokenizer: text("tokenizer.json"), tokenizer_config: text("tokenizer_config.json"),
           onnx: {graph: files[graph], external}};
 }
