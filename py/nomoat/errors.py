@@ -53,3 +53,17 @@ class AbortError(NomoatError):
     """A generation was stopped on request; what was produced so far is kept."""
 
     dom_name = "AbortError"
+
+
+class UnsupportedSchemaError(NomoatError):
+    """A response_constraint (JSON Schema) uses a keyword or form that nomoat cannot enforce yet,
+    or asks for it where it cannot be enforced (the browser backend, for now)."""
+
+    dom_name = "NotSupportedError"
+
+
+class IncompleteOutputError(NomoatError):
+    """A constrained generation ran out of tokens (max_tokens or the context window) before its JSON
+    was complete; the partial text is kept in the history, never returned as if it were valid."""
+
+    dom_name = "QuotaExceededError"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .backends.base import Backend, State
-from .errors import ContextOverflowError
+from .errors import ContextOverflowError, IncompleteOutputError
 from .sampling import SamplingParams
 from .tokenizer import ByteLevelDecoder, StreamDecoder
 
@@ -50,6 +51,16 @@ class Stats:
         return self.decode_steps / self.decode_s if self.decode_s else 0.0
 
 
+class Constraint(Protocol):
+    """Limits the next token (constrain.JSONConstraint): mask() sets disallowed logits to -inf."""
+
+    complete: bool  # whether the text so far may end here
+
+    def mask(self, logits: Any) -> Any: ...
+
+    def advance(self, token: int) -> None: ...
+
+
 class StopMatcher:
     """Holds back text that may be the start of a stop string, so stop text never leaks."""
 
@@ -82,9 +93,10 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], params: SamplingParams,
                    tokenizer: ByteLevelDecoder, stop_ids: Sequence[int], context_window: int,
-                   stats: Stats) -> AsyncIterator[str]:
+                   stats: Stats, constraint: Constraint | None = None) -> AsyncIterator[str]:
     """Stream the completion of prompt_ids as text. `state` may hold an earlier conversation:
-    only the tokens after its common prefix with prompt_ids are computed."""
+    only the tokens after its common prefix with prompt_ids are computed. A constraint masks the
+    logits (numpy) before each choice; running out of tokens before it is complete is an error."""
     if len(prompt_ids) >= context_window:
         raise ContextOverflowError(
             f"The prompt is {len(prompt_ids)} tokens; the context window is {context_window}. "
@@ -99,6 +111,8 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
     new_ids, length = list(prompt_ids), len(prompt_ids)
     text, stop = StreamDecoder(tokenizer), StopMatcher(params.stop)
     while True:
+        if constraint is not None:
+            logits = constraint.mask(logits)
         token = sample(logits, new_ids)
         if not stats.token_ids:
             stats.ttft_s = time.perf_counter() - t0
@@ -106,6 +120,8 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
         if token in stop_ids:
             stats.finish_reason = "stop"
             break
+        if constraint is not None:
+            constraint.advance(token)
         stats.token_ids.append(token)
         stats.completion_tokens += 1
         new_ids, length = [token], length + 1
@@ -127,3 +143,7 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
         tail = stop.push(text.flush()) + ("" if stop.hit else stop.flush())
         if tail:
             yield tail
+    if constraint is not None and not constraint.complete:
+        raise IncompleteOutputError(
+            f"The answer stopped after {stats.completion_tokens} tokens ({stats.finish_reason}) before its JSON was "
+            "complete; raise max_tokens (or shorten the conversation).")

@@ -56,6 +56,15 @@ class Handler(SimpleHTTPRequestHandler):
             super().log_message(fmt, *args)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away mid-file (an aborted download): nothing to report
+        super().handle_error(request, client_address)
+
+
 def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False,
                 models: Path | None = None) -> ThreadingHTTPServer:
     dist = web_dist()
@@ -65,7 +74,7 @@ def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False
     site = root / "examples" / "chat" if root else dist
     roots = [("/models/", models or models_home()), ("/", site), ("/", dist)]
     handler = type("NomoatHandler", (Handler,), {"roots": roots})
-    server = ThreadingHTTPServer((host, port), partial(handler))
+    server = Server((host, port), partial(handler))
     server.verbose = verbose  # type: ignore[attr-defined]
     return server
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import _compat
 from .chat import check_messages
-from .errors import ContextOverflowError, InvalidOptionError
+from .errors import ContextOverflowError, InvalidOptionError, UnsupportedSchemaError
 from .generate import Stats, generate
 from .sampling import SamplingParams
 
@@ -56,12 +56,16 @@ class Session:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         return self._lock
 
-    async def prompt_streaming(self, text: str, **sampling) -> AsyncIterator[str]:
+    async def prompt_streaming(self, text: str, response_constraint: dict | None = None,
+                               **sampling) -> AsyncIterator[str]:
         """Stream the answer to `text`; the exchange joins the history when it ends (also when
-        the caller stops early: what was produced is kept)."""
+        the caller stops early: what was produced is kept). response_constraint: a JSON Schema
+        (the subset in constrain/schema.py); the answer is then compact JSON valid against it, or
+        IncompleteOutputError if max_tokens ran out first."""
         if not isinstance(text, str):
             raise InvalidOptionError(f"prompt must be a string, got {type(text).__name__}.")
         params = self.params.replace(**sampling)
+        constraint = self._constraint(response_constraint, params)
         async with self._queue():
             turn = [*self.messages, {"role": "user", "content": text}]
             ids = self.model.encode_chat(turn, add_generation_prompt=True)
@@ -70,7 +74,7 @@ class Session:
             refused = False
             try:
                 async for piece in generate(self.model.backend, self.state, ids, params, self.model.tokenizer,
-                                            self.model.stop_ids, self.context_window, stats):
+                                            self.model.stop_ids, self.context_window, stats, constraint):
                     parts.append(piece)
                     yield piece
             except ContextOverflowError:
@@ -80,8 +84,21 @@ class Session:
                 if not refused:
                     self.messages = [*turn, {"role": "assistant", "content": "".join(parts)}]
 
-    async def prompt(self, text: str, **sampling) -> str:
-        return "".join([piece async for piece in self.prompt_streaming(text, **sampling)])
+    async def prompt(self, text: str, response_constraint: dict | None = None, **sampling) -> str:
+        return "".join([piece async for piece in self.prompt_streaming(text, response_constraint, **sampling)])
+
+    def _constraint(self, schema: dict | None, params: SamplingParams):
+        if schema is None:
+            return None
+        if self.model.backend.name == "ort_web":
+            raise UnsupportedSchemaError("response_constraint works on CPython only for now (the browser backend "
+                                         "samples on the GPU, without the token mask).")
+        if params.stop:
+            raise InvalidOptionError("stop strings cannot be combined with response_constraint (they could cut "
+                                     "the JSON short); the answer ends when its JSON is complete.")
+        from .constrain import JSONConstraint
+
+        return JSONConstraint(schema, self.model.tokenizer, self.model.stop_ids)
 
     def clone(self) -> Session:
         """An independent session with the same history; the KV cache is copied, not recomputed."""
@@ -91,8 +108,8 @@ class Session:
         return other
 
     # Thin synchronous wrappers (CPython).
-    def prompt_sync(self, text: str, **sampling) -> str:
-        return _compat.run_sync(self.prompt(text, **sampling))
+    def prompt_sync(self, text: str, response_constraint: dict | None = None, **sampling) -> str:
+        return _compat.run_sync(self.prompt(text, response_constraint, **sampling))
 
-    def prompt_streaming_sync(self, text: str, **sampling) -> Iterator[str]:
-        return _compat.iter_sync(self.prompt_streaming(text, **sampling))
+    def prompt_streaming_sync(self, text: str, response_constraint: dict | None = None, **sampling) -> Iterator[str]:
+        return _compat.iter_sync(self.prompt_streaming(text, response_constraint, **sampling))
