@@ -286,6 +286,7 @@ def test_cache_makes_the_next_load_offline(browser, server, tiny_dir):
     assert {"config.json", "tokenizer.json", "onnx/model_q4.onnx_data"} <= files
     last = progress[-1]
     assert last["loaded"] == last["total"] and last["fraction"] == 1 and last["cached"] is False
+    assert page.evaluate("llm.availability({model: '/models/tiny/', device: 'webgpu'})") == "unavailable"
     entry = model_files(page, "/models/tiny/")
     manifest = json.loads((tiny_dir / "nomoat.json").read_text())
     want = {"config.json", "tokenizer.json", "tokenizer_config.json", "onnx/nomoat_wasm.onnx", "onnx/nomoat_wasm.json",
@@ -304,6 +305,8 @@ def test_cache_makes_the_next_load_offline(browser, server, tiny_dir):
     page = ctx.new_page()
     page.set_default_timeout(TIMEOUT)
     page.goto(server + "/?load=0")
+    assert page.evaluate("llm.availability({model: '/models/tiny/'})") == "available"  # cached: no download
+    assert page.evaluate("llm.availability({model: '/models/not-cached/'})") == "downloadable"
     r = page.evaluate("""async () => {
         const seen = [];
         const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3, temperature: 0,

@@ -190,15 +190,22 @@ function createLLM(base, defaults = {}) {
     return new LanguageModelSession(worker, info, options);
   }
 
+  // "available": the model is loaded in this page or fully in nomoat's cache (no download
+  // needed); "downloadable": it must be fetched first; "unavailable": no wasm/Worker, or WebGPU
+  // asked for without an adapter.
   async function availability(options = {}) {
     const hasWasm = typeof WebAssembly === "object";
-    const device = options.device || "auto";
+    const device = options.device || DEFAULT_DEVICE;
     if (device === "webgpu") {
       const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
       if (!adapter) return "unavailable";
     }
     if (!hasWasm || typeof Worker !== "function") return "unavailable";
-    return workers.has(device) ? "available" : "downloadable";
+    if (workers.has(device)) return "available";
+    const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
+    const prefix = model.endsWith("/") ? model : model + "/";
+    const cached = (await cache.list()).find((m) => m.model === prefix);
+    return cached && cached.complete ? "available" : "downloadable";
   }
 
   // llm.cache: the model files the worker stored (Cache API, this origin). list() gives one entry
