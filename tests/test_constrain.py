@@ -93,7 +93,8 @@ CASES = [
     ({"type": "boolean"}, ["true", "false"], ["tru", "True", "0"]),
     ({"type": "string"}, ['""', '"abc"', '"a\\"b"', '"\\n\\t\\\\\\/"', '"café 日本 🎉"'],
      ['"abc', "abc", '"a"b"', '"\\x"', '"\\u0041"', '"a\nb"', '"a" ']),
-    ({"type": "string", "maxLength": 3}, ['""', '"abc"', '"日本🎉"', '"\\n\\n\\n"'], ['"abcd"', '"日本🎉é"', '"\\n\\n\\n\\n"']),
+    ({"type": "string", "maxLength": 3}, ['""', '"abc"', '"日本🎉"', '"\\n\\n\\n"'],
+     ['"abcd"', '"日本🎉é"', '"\\n\\n\\n\\n"']),
     ({"type": "string", "minLength": 2}, ['"ab"', '"🎉🎉"'], ['""', '"a"', '"🎉"']),
     ({"type": "integer"}, ["0", "7", "-12", "123456789012345"], ["01", "-0", "1.0", "1e3", "-", "+1", "1.", "--1"]),
     ({"type": "integer", "minimum": 0, "maximum": 150}, ["0", "9", "99", "150", "100"],
@@ -344,8 +345,9 @@ LEAVES = st.one_of(
 
 
 def containers(children):
-    arrays = st.builds(lambda items, lo, extra: {"type": "array", "items": items, "minItems": lo, "maxItems": lo + extra},
-                       children, st.integers(0, 2), st.integers(0, 2))
+    arrays = st.builds(
+        lambda items, lo, extra: {"type": "array", "items": items, "minItems": lo, "maxItems": lo + extra},
+        children, st.integers(0, 2), st.integers(0, 2))
     objects = st.builds(
         lambda props, req: {"type": "object", "properties": props, "additionalProperties": False,
                             "required": [k for k, r in zip(props, req, strict=False) if r]},
@@ -469,3 +471,15 @@ def test_real_model_fills_the_schema_when_sampling(exact_model, seed):
         "required": ["name", "age", "tags", "city", "score"]}
     text = s.prompt_sync("Describe a person as JSON.", response_constraint=schema, max_tokens=120)
     assert valid(json.loads(text), schema), text
+
+
+def test_model_prompt_takes_a_response_constraint(default_model_dir):
+    import json as _json
+
+    import nomoat
+
+    model = nomoat.load(default_model_dir, accuracy_level=0, threads=2)
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}
+    out = model.prompt_sync("Is the sky blue? Answer in JSON.", response_constraint=schema, max_tokens=16)
+    assert isinstance(_json.loads(out)["ok"], bool)

@@ -11,11 +11,13 @@
 from .errors import (
     AbortError,
     ContextOverflowError,
+    IncompleteOutputError,
     InvalidModelError,
     InvalidOptionError,
     ModelNotFoundError,
     NomoatError,
     UnsupportedModelError,
+    UnsupportedSchemaError,
 )
 from .model import Model, load
 from .sampling import SamplingParams
@@ -23,6 +25,7 @@ from .session import Session
 
 __version__ = "0.1.0"
 __all__ = [
-    "AbortError", "ContextOverflowError", "InvalidModelError", "InvalidOptionError", "Model",
-    "ModelNotFoundError", "NomoatError", "SamplingParams", "Session", "UnsupportedModelError", "load",
+    "AbortError", "ContextOverflowError", "IncompleteOutputError", "InvalidModelError", "InvalidOptionError", "Model",
+    "ModelNotFoundError", "NomoatError", "SamplingParams", "Session", "UnsupportedModelError",
+    "UnsupportedSchemaError", "load",
 ]

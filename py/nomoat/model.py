@@ -51,16 +51,17 @@ class Model:
         max_tokens, stop."""
         return Session(self, system=system, messages=messages, **sampling)
 
-    async def prompt(self, text: str, *, stream: bool | None = None, **options) -> str:
+    async def prompt(self, text: str, *, stream: bool | None = None, response_constraint: dict | None = None,
+                     **options) -> str:
         """One-shot answer in a fresh session. stream: also print the answer as it is generated
         (default: inside a Jupyter kernel, so it appears in the cell's output as it comes; the
         returned text then does not display a second time)."""
         system = options.pop("system", None)
         session = self.session(system=system, **options)
         if not (_compat.in_notebook() if stream is None else stream):
-            return await session.prompt(text)
+            return await session.prompt(text, response_constraint=response_constraint)
         parts: list[str] = []
-        async for piece in session.prompt_streaming(text):
+        async for piece in session.prompt_streaming(text, response_constraint=response_constraint):
             print(piece, end="", flush=True)
             parts.append(piece)
         print(flush=True)

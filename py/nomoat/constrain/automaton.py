@@ -94,6 +94,8 @@ class String(Node):
             return [()] if n >= self.min_length else []
         if b < 0x20 or not self.room(n):
             return []
+        if self.max_length is None:  # without a maximum, only reaching min_length matters: fewer states
+            n = min(n, self.min_length - 1)
         if b == 0x5C:
             return [((self, n + 1, 1),)]
         if b < 0x80:

@@ -20,17 +20,28 @@ from ..errors import IncompleteOutputError
 from .automaton import AState, Automaton, String
 from .schema import compile_schema
 
-Trie = list  # [children: dict[int, Trie], token ids ending here: list[int]]
 
+class Trie:
+    """Token byte strings as a trie, in flat dicts of ints and bytes only: the garbage collector
+    does not track those, so a 49k-token vocabulary adds no pause to its collections."""
 
-def _trie(tokens: Iterable[tuple[int, bytes]]) -> Trie:
-    root: Trie = [{}, []]
-    for tid, data in tokens:
-        node = root
-        for b in data:
-            node = node[0].setdefault(b, [{}, []])
-        node[1].append(tid)
-    return root
+    def __init__(self, tokens: Iterable[tuple[int, bytes]]) -> None:
+        self.kids: dict[int, bytes] = {}  # node → the bytes of its children's edges
+        self.child: dict[int, int] = {}  # node * 256 + byte → child node (the root is node 0)
+        self.ends: dict[int, int] = {}  # node → the token id whose bytes end there
+        self.more: dict[int, tuple] = {}  # node → further ids with the same bytes (rare)
+        for tid, data in tokens:
+            node = 0
+            for b in data:
+                nxt = self.child.get(node * 256 + b)
+                if nxt is None:
+                    nxt = self.child[node * 256 + b] = len(self.child) + 1
+                    self.kids[node] = self.kids.get(node, b"") + bytes((b,))
+                node = nxt
+            if node in self.ends:
+                self.more[node] = (*self.more.get(node, ()), tid)
+            else:
+                self.ends[node] = tid
 
 
 def plain_chars(data: bytes) -> int:
@@ -56,8 +67,8 @@ class TokenIndex:
         plain = sorted((n, i) for i, n in counts.items() if n > 0)
         self.plain_counts = np.array([n for n, _ in plain], np.int64)  # ascending
         self.plain_ids = np.array([i for _, i in plain], np.int64)
-        self.trie = _trie(tokens)
-        self.rest_trie = _trie((i, t) for i, t in tokens if counts[i] < 0)
+        self.trie = Trie(tokens)
+        self.rest_trie = Trie((i, t) for i, t in tokens if counts[i] < 0)
 
     @classmethod
     def for_tokenizer(cls, tokenizer) -> TokenIndex:
@@ -70,16 +81,19 @@ class TokenIndex:
 def walk(trie: Trie, grammar: Automaton, state: AState) -> list[int]:
     """The ids of the tokens in `trie` whose bytes the automaton accepts from `state`."""
     out: list[int] = []
-    todo = [(trie, state)]
-    step = grammar.step
+    todo = [(0, state)]
+    step, kids, child, ends = grammar.step, trie.kids, trie.child, trie.ends
     while todo:
         node, st = todo.pop()
-        for b, child in node[0].items():
+        for b in kids.get(node, b""):
             nxt = step(st, b)
             if nxt:
-                out.extend(child[1])
-                if child[0]:
-                    todo.append((child, nxt))
+                c = child[node * 256 + b]
+                if c in ends:
+                    out.append(ends[c])
+                    out.extend(trie.more.get(c, ()))
+                if c in kids:
+                    todo.append((c, nxt))
     return out
 
 
@@ -99,11 +113,16 @@ class JSONConstraint:
         return self.grammar.accepting(self.state)
 
     def allowed(self) -> np.ndarray:
-        """The token ids that may come next (the stop ids when the JSON is complete), sorted."""
+        """The token ids that may come next (with the stop ids when the JSON is complete)."""
         parts = [self._for_stack(stack) for stack in self.state]
         if self.complete:
             parts.append(self.stop_ids)
-        return np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+        if len(parts) == 1:
+            return parts[0]
+        union = np.zeros(max(len(self.index.token_bytes), int(self.stop_ids.max(initial=0)) + 1), bool)
+        for ids in parts:
+            union[ids] = True
+        return np.flatnonzero(union)
 
     def _for_stack(self, stack: tuple) -> np.ndarray:
         ids = self._allowed.get(stack)
