@@ -9,7 +9,6 @@
 """
 
 from .errors import (
-    AbortError,
     ContextOverflowError,
     IncompleteOutputError,
     InvalidModelError,
@@ -25,7 +24,7 @@ from .session import Session
 
 __version__ = "0.1.0"
 __all__ = [
-    "AbortError", "ContextOverflowError", "IncompleteOutputError", "InvalidModelError", "InvalidOptionError", "Model",
+    "ContextOverflowError", "IncompleteOutputError", "InvalidModelError", "InvalidOptionError", "Model",
     "ModelNotFoundError", "NomoatError", "SamplingParams", "Session", "UnsupportedModelError",
     "UnsupportedSchemaError", "load",
 ]

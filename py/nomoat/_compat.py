@@ -21,10 +21,6 @@ def in_notebook() -> bool:
     return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
 
 
-def default_backend() -> str:
-    return "ort_web" if IS_PYODIDE else "ort_native"
-
-
 _runtime = None
 
 

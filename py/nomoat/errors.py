@@ -49,12 +49,6 @@ class ContextOverflowError(NomoatError):
         self.context_window = context_window
 
 
-class AbortError(NomoatError):
-    """A generation was stopped on request; what was produced so far is kept."""
-
-    dom_name = "AbortError"
-
-
 class UnsupportedSchemaError(NomoatError):
     """A response_constraint (JSON Schema) uses a keyword or form that nomoat cannot enforce yet,
     or asks for it where it cannot be enforced (the browser backend, for now)."""
