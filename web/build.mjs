@@ -16,7 +16,9 @@ for (const need of ["nomoat-", "jinja2-", "markupsafe-"]) {
     throw new Error(`dist/wheels/ has no ${need}*.whl: run 'make web' (it builds the wheels first).`);
   }
 }
-const src = fs.readFileSync(path.join(here, "src", "llm.js"), "utf8").replaceAll("__NOMOAT_WHEELS__", JSON.stringify(wheels));
+const session = fs.readFileSync(path.join(here, "src", "session.js"), "utf8");
+const src = session + "\n" +
+  fs.readFileSync(path.join(here, "src", "llm.js"), "utf8").replaceAll("__NOMOAT_WHEELS__", JSON.stringify(wheels));
 const header = "// nomoat " + JSON.parse(fs.readFileSync(path.join(here, "package.json"))).version + " — https://pypi.org/project/nomoat\n";
 fs.writeFileSync(path.join(dist, "nomoat.js"), header +
   "(function () {\n" + src + "\nconst script = document.currentScript;\n" +
@@ -24,6 +26,9 @@ fs.writeFileSync(path.join(dist, "nomoat.js"), header +
   "window.llm = createLLM(base, {model: script.dataset.model, device: script.dataset.device});\n})();\n");
 fs.writeFileSync(path.join(dist, "nomoat.mjs"), header + src +
   "\nexport const llm = createLLM(new URL('.', import.meta.url).href);\nglobalThis.llm ??= llm;\nexport default llm;\n");
+// The session class alone, for other transports (the extension's client): globalThis.NomoatSession.
+fs.writeFileSync(path.join(dist, "nomoat-session.js"), header + "(function () {\n" + session +
+  "\nglobalThis.NomoatSession = {LanguageModelSession, toError, abortReason};\n})();\n");
 fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-worker.mjs"));
 fs.copyFileSync(path.join(here, "src", "runtime.mjs"), path.join(dist, "nomoat-runtime.mjs"));
 
@@ -37,4 +42,4 @@ copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
   "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
   "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
 ]);
-console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-worker.mjs, nomoat-runtime.mjs, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);
+console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-session.js, nomoat-worker.mjs, nomoat-runtime.mjs, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);

@@ -24,8 +24,8 @@ ROOT = HERE.parents[1]
 SOURCES = ["manifest.json", "background.js", "trust.js", "client.js", "offscreen.html", "offscreen.js",
            "popup.html", "popup.css", "popup.js", "content.js"]
 MODEL_NAME = "SmolLM2-135M-Instruct"  # the default model's folder name, as nomoat.js expects it
-RUNTIME = ["nomoat.js", "nomoat-worker.mjs", "nomoat-runtime.mjs", "pyodide/pyodide.mjs", "pyodide/pyodide.asm.wasm",
-           "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.wasm"]
+RUNTIME = ["nomoat.js", "nomoat-session.js", "nomoat-worker.mjs", "nomoat-runtime.mjs", "pyodide/pyodide.mjs",
+           "pyodide/pyodide.asm.wasm", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.wasm"]
 
 
 class BuildError(SystemExit):

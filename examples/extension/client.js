@@ -9,27 +9,18 @@
 // "abort" message.
 (function () {
   "use strict";
-  const DOM_NAMES = new Set(["AbortError", "NotSupportedError", "QuotaExceededError", "NotFoundError", "NetworkError",
-    "DataError", "InvalidStateError", "OperationError", "SyntaxError", "SecurityError", "NotAllowedError"]);
   const SAMPLING_KEYS = ["temperature", "topK", "topP", "minP", "repetitionPenalty", "seed", "maxTokens", "stop"];
   const HELLO_MS = 10_000;
   const CREATE_KEYS = [...SAMPLING_KEYS, "device", "model", "systemPrompt", "initialPrompts"];
 
-  function toError(p) {
-    let e;
-    if (p.name === "TypeError") e = new TypeError(p.message);
-    else if (DOM_NAMES.has(p.name)) e = new DOMException(p.message, p.name);
-    else {
-      e = new Error(p.message);
-      e.name = p.name || "Error";
-    }
-    for (const k of ["requested", "contextWindow", "stats"]) if (p[k] !== undefined) e[k] = p[k];
-    return e;
-  }
-
-  function abortReason(signal) {
-    return signal.reason !== undefined ? signal.reason : new DOMException("The operation was aborted.", "AbortError");
-  }
+  // The Prompt-API session, toError and abortReason are nomoat's own (web/src/session.js, shipped
+  // as nomoat/nomoat-session.js and loaded before this file); this file is only the transport.
+  const {LanguageModelSession, toError, abortReason} = globalThis.NomoatSession;
+  const wireOptions = (options) => {
+    const out = {};
+    for (const k of SAMPLING_KEYS) if (options[k] !== undefined) out[k] = options[k];
+    return out;
+  };
 
   // The port to the back end, opened on first use; reopened (new sessions needed) if it closes.
   class Connection {
@@ -124,69 +115,6 @@
   }
   const conn = new Connection();
 
-  class LanguageModelSession {
-    constructor(info) {
-      this._id = info.session;
-      this._destroyed = false;
-      this.device = info.device;
-      this.deviceReason = info.deviceReason;
-      this.contextWindow = info.contextWindow;
-      this.contextUsage = info.contextUsage;
-      this.lastStats = null;
-    }
-    _run(input, options, onChunk) {
-      if (this._destroyed) return Promise.reject(new DOMException("The session was destroyed.", "AbortError"));
-      if (typeof input !== "string") return Promise.reject(new TypeError("nomoat takes text prompts (a string)."));
-      const signal = options.signal;
-      if (signal && signal.aborted) return Promise.reject(abortReason(signal));
-      const sampling = {};
-      for (const k of SAMPLING_KEYS) if (options[k] !== undefined) sampling[k] = options[k];
-      const {id, promise} = conn.call("prompt", {session: this._id, input, options: sampling}, {onChunk});
-      const onAbort = () => conn.abort(id);
-      if (signal) signal.addEventListener("abort", onAbort, {once: true});
-      return promise.then((r) => {
-        this.lastStats = r.stats;
-        this.contextUsage = r.contextUsage;
-        return r;
-      }, (e) => {
-        if (e.stats) {
-          this.lastStats = e.stats;
-          this.contextUsage = e.stats.context_usage;
-        }
-        throw (e.name === "AbortError" && signal && signal.aborted) ? abortReason(signal) : e;
-      }).finally(() => signal && signal.removeEventListener("abort", onAbort));
-    }
-    async prompt(input, options = {}) {
-      let text = "";
-      await this._run(input, options, (piece) => { text += piece; });
-      return text;
-    }
-    promptStreaming(input, options = {}) {
-      let cancelled = false;
-      const inner = new AbortController();
-      const outer = options.signal;
-      if (outer) {
-        if (outer.aborted) inner.abort(abortReason(outer));
-        else outer.addEventListener("abort", () => inner.abort(abortReason(outer)), {once: true});
-      }
-      return new ReadableStream({
-        start: (c) => {
-          this._run(input, {...options, signal: inner.signal}, (piece) => !cancelled && c.enqueue(piece))
-            .then(() => !cancelled && c.close(), (e) => !cancelled && c.error(e));
-        },
-        cancel: () => {
-          cancelled = true;
-          inner.abort(new DOMException("The stream was cancelled.", "AbortError"));
-        },
-      });
-    }
-    destroy() {
-      if (this._destroyed) return;
-      this._destroyed = true;
-      conn.call("destroy", {session: this._id}).promise.catch(() => {});
-    }
-  }
-
   async function create(options = {}) {
     const signal = options.signal;
     if (signal && signal.aborted) throw abortReason(signal);
@@ -213,7 +141,7 @@
     } else {
       info = await promise;
     }
-    return new LanguageModelSession(info);
+    return new LanguageModelSession(conn, info, wireOptions);
   }
 
   async function availability(options = {}) {

@@ -7,7 +7,7 @@
 //   back end → client on connect: {kind: "hello"} or {kind: "reject", payload: {name, message, retry}}
 //   client → back end: kind "availability" | "create" | "prompt" | "abort" | "destroy"
 //     create  {options}                         → return {session, device, deviceReason, contextWindow, contextUsage}
-//     prompt  {session, input, options}         → chunk* (text pieces), then return {stats, contextUsage}
+//     prompt  {session, input, options}         → chunk* (text pieces), then return stats
 //     abort   {target: <id of a create/prompt>} (no reply)
 //     destroy {session}                         → return true
 //   back end → client: "return" | "throw" ({name, message, ...}) | "chunk" | "event" (monitor events)
@@ -134,7 +134,7 @@ const handlers = {
       e.stats = stripped(session.lastStats);
       throw e;
     }
-    return {stats: stripped(session.lastStats), contextUsage: session.contextUsage};
+    return stripped(session.lastStats); // includes context_usage
   },
 
   abort(client, p) {

@@ -2,8 +2,9 @@
 // the worker (nomoat-worker.mjs) and turns replies back into values, streams and DOMExceptions.
 // Prompt-API-shaped names (camelCase) live only here; the worker and Python speak snake_case.
 //
-// build.mjs wraps this file twice: as a classic script (dist/nomoat.js, sets window.llm) and as
-// an ES module (dist/nomoat.mjs, exports llm). `createLLM(base)` takes the URL of the folder
+// build.mjs wraps this file (after session.js: LanguageModelSession, toError, abortReason) twice:
+// as a classic script (dist/nomoat.js, sets window.llm) and as an ES module (dist/nomoat.mjs,
+// exports llm). `createLLM(base)` takes the URL of the folder
 // that holds nomoat.js, the worker, pyodide/, ort/, wheels/ (and, when served, models/).
 
 // The wheel list placeholder (below) is replaced by build.mjs with the wheel file names.
@@ -18,22 +19,8 @@ function createLLM(base, defaults = {}) {
     ort: new URL("ort/", base).href,
     wheels: __NOMOAT_WHEELS__.map((w) => new URL("wheels/" + w, base).href),
   };
-  const DOM_NAMES = new Set(["AbortError", "NotSupportedError", "QuotaExceededError", "NotFoundError", "NetworkError",
-    "DataError", "InvalidStateError", "OperationError", "SyntaxError"]);
   const SAMPLING = {temperature: "temperature", topK: "top_k", topP: "top_p", minP: "min_p",
     repetitionPenalty: "repetition_penalty", seed: "seed", maxTokens: "max_tokens", stop: "stop"};
-
-  function toError(p) {
-    let e;
-    if (p.name === "TypeError") e = new TypeError(p.message);
-    else if (DOM_NAMES.has(p.name)) e = new DOMException(p.message, p.name);
-    else {
-      e = new Error(p.message);
-      e.name = p.name || "Error";
-    }
-    for (const k of ["requested", "contextWindow", "stats"]) if (p[k] !== undefined) e[k] = p[k];
-    return e;
-  }
 
   // One worker per requested device; each boots Pyodide once and serves many sessions.
   class Worker_ {
@@ -66,6 +53,9 @@ function createLLM(base, defaults = {}) {
       this.w.postMessage({kind, id, payload});
       return {id, promise};
     }
+    abort(target) {
+      this.w.postMessage({kind: "abort", id: 0, payload: {target}});
+    }
   }
   const workers = new Map();
   const workerFor = (device) => {
@@ -77,79 +67,6 @@ function createLLM(base, defaults = {}) {
     const out = {};
     for (const [k, v] of Object.entries(SAMPLING)) if (o[k] !== undefined) out[v] = o[k];
     return out;
-  }
-
-  function abortReason(signal) {
-    return signal.reason !== undefined ? signal.reason : new DOMException("The operation was aborted.", "AbortError");
-  }
-
-  class LanguageModelSession {
-    constructor(worker, info, options) {
-      this._worker = worker;
-      this._id = info.session;
-      this._options = options;
-      this._destroyed = false;
-      this.device = info.device;
-      this.deviceReason = info.deviceReason;
-      this.contextWindow = info.context_window;
-      this.contextUsage = info.context_usage;
-      this.lastStats = null; // nomoat extension: token ids, counts, ttft, prefill/decode tokens/s
-    }
-    _run(input, options, onChunk) {
-      if (this._destroyed) return Promise.reject(new DOMException("The session was destroyed.", "AbortError"));
-      if (typeof input !== "string") return Promise.reject(new TypeError("nomoat takes text prompts (a string)."));
-      const signal = options.signal;
-      if (signal && signal.aborted) return Promise.reject(abortReason(signal));
-      const {id, promise} = this._worker.call("prompt",
-        {session: this._id, input, options: samplingOptions(options)}, {onChunk});
-      const onAbort = () => this._worker.w.postMessage({kind: "abort", id: 0, payload: {target: id}});
-      if (signal) signal.addEventListener("abort", onAbort, {once: true});
-      return promise.then((stats) => {
-        this.lastStats = stats;
-        this.contextUsage = stats.context_usage;
-        return stats;
-      }, (e) => {
-        if (e.stats) {
-          this.lastStats = e.stats;
-          this.contextUsage = e.stats.context_usage;
-        }
-        throw (e.name === "AbortError" && signal && signal.aborted) ? abortReason(signal) : e;
-      }).finally(() => signal && signal.removeEventListener("abort", onAbort));
-    }
-    async prompt(input, options = {}) {
-      let text = "";
-      await this._run(input, options, (piece) => { text += piece; });
-      return text;
-    }
-    promptStreaming(input, options = {}) {
-      let controller;
-      let cancelled = false;
-      const inner = new AbortController();
-      const outer = options.signal;
-      if (outer) {
-        if (outer.aborted) inner.abort(abortReason(outer));
-        else outer.addEventListener("abort", () => inner.abort(abortReason(outer)), {once: true});
-      }
-      return new ReadableStream({
-        start: (c) => {
-          controller = c;
-          this._run(input, {...options, signal: inner.signal}, (piece) => !cancelled && c.enqueue(piece))
-            .then(() => !cancelled && controller.close(), (e) => !cancelled && controller.error(e));
-        },
-        cancel: () => {
-          cancelled = true;
-          inner.abort(new DOMException("The stream was cancelled.", "AbortError"));
-        },
-      });
-    }
-    async tokenize(texts) { // nomoat extension, used by the tests: the browser's token ids
-      return this._worker.call("tokenize", {session: this._id, texts}).promise;
-    }
-    destroy() {
-      if (this._destroyed) return;
-      this._destroyed = true;
-      this._worker.call("destroy", {session: this._id});
-    }
   }
 
   async function create(options = {}) {
@@ -187,7 +104,8 @@ function createLLM(base, defaults = {}) {
     });
     const aborted = signal ? new Promise((_, reject) => signal.addEventListener("abort", () => reject(abortReason(signal)), {once: true})) : null;
     const info = await (aborted ? Promise.race([promise, aborted]) : promise);
-    return new LanguageModelSession(worker, info, options);
+    return new LanguageModelSession(worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
+      contextWindow: info.context_window, contextUsage: info.context_usage}, samplingOptions);
   }
 
   // "available": the model is loaded in this page or fully in nomoat's cache (no download
