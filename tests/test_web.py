@@ -61,6 +61,14 @@ def server(models):
     srv.shutdown()
 
 
+def blank_page(owner, server: str):
+    """A page of `owner` (a browser or a context) with window.llm and nothing loaded yet."""
+    page = owner.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/?load=0")
+    return page
+
+
 def watch_requests(page, server) -> list[str]:
     """Every URL the page (and its workers) asks for."""
     seen: list[str] = []
@@ -191,9 +199,7 @@ def test_webgpu_greedy_equals_cpython(gpu_browser, server, tiny_dir):
 
 @pytest.fixture
 def page(browser, server):
-    p = browser.new_page()
-    p.set_default_timeout(TIMEOUT)
-    p.goto(server + "/?load=0")
+    p = blank_page(browser, server)
     yield p
     p.close()
 
@@ -272,9 +278,7 @@ def model_files(page, model: str) -> dict:
 
 def test_cache_makes_the_next_load_offline(browser, server, tiny_dir):
     ctx = browser.new_context()
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.goto(server + "/?load=0")
+    page = blank_page(ctx, server)
     progress = page.evaluate("""async () => {
         const seen = [];
         const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 3,
@@ -302,9 +306,7 @@ def test_cache_makes_the_next_load_offline(browser, server, tiny_dir):
         route.abort()
 
     ctx.route("**/models/tiny/**", block)  # the network is gone for the model
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.goto(server + "/?load=0")
+    page = blank_page(ctx, server)
     assert page.evaluate("llm.availability({model: '/models/tiny/'})") == "available"  # cached: no download
     assert page.evaluate("llm.availability({model: '/models/not-cached/'})") == "downloadable"
     r = page.evaluate("""async () => {
@@ -319,9 +321,7 @@ def test_cache_makes_the_next_load_offline(browser, server, tiny_dir):
 
 def test_corrupt_cache_entry_is_refetched_never_used(browser, server):
     ctx = browser.new_context()
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.goto(server + "/?load=0")
+    page = blank_page(ctx, server)
     r = page.evaluate("""async () => {
         const ask = async () => { const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 8,
                                                              temperature: 0}); return s.prompt("hello"); };
@@ -335,9 +335,7 @@ def test_corrupt_cache_entry_is_refetched_never_used(browser, server):
         return {first, good: good.length, deleted};
     }""")
     page.close()
-    page = ctx.new_page()  # a new worker: it must read the cache again
-    page.set_default_timeout(TIMEOUT)
-    page.goto(server + "/?load=0")
+    page = blank_page(ctx, server)  # a new worker: it must read the cache again
     r2 = page.evaluate("""async () => {
         const seen = [];
         const s = await llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 8, temperature: 0,
@@ -358,9 +356,7 @@ def test_corrupt_cache_entry_is_refetched_never_used(browser, server):
 
 def test_quota_error_is_reported_and_the_model_still_runs(browser, server):
     ctx = browser.new_context()
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.goto(server + "/?load=0")
+    page = blank_page(ctx, server)
     cdp = ctx.new_cdp_session(page)
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": server, "quotaSize": 50_000})
     r = page.evaluate("""async () => {
