@@ -283,6 +283,40 @@ class KVState {
   }
 }
 
+// Token ids by logit, highest first (ties: lower id first); only the best k when k > 0, found with
+// a k-sized heap instead of sorting the whole vocabulary (~18 ms per token at 49,152 tokens).
+function ranked(x, k) {
+  const before = (a, b) => x[a] > x[b] || (x[a] === x[b] && a < b); // a ranks before b
+  if (k <= 0 || k >= x.length) return Array.from(x.keys()).sort((a, b) => (before(a, b) ? -1 : 1));
+  const heap = []; // the best k so far; heap[0] is the worst of them
+  const down = (i) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let w = i;
+      if (l < heap.length && before(heap[w], heap[l])) w = l;
+      if (r < heap.length && before(heap[w], heap[r])) w = r;
+      if (w === i) return;
+      [heap[i], heap[w]] = [heap[w], heap[i]];
+      i = w;
+    }
+  };
+  for (let t = 0; t < x.length; t++) {
+    if (heap.length < k) {
+      heap.push(t);
+      for (let i = heap.length - 1; i > 0;) { // sift up: the worse rises to the root
+        const up = (i - 1) >> 1;
+        if (!before(heap[up], heap[i])) break;
+        [heap[up], heap[i]] = [heap[i], heap[up]];
+        i = up;
+      }
+    } else if (before(t, heap[0])) {
+      heap[0] = t;
+      down(0);
+    }
+  }
+  return heap.sort((a, b) => (before(a, b) ? -1 : 1));
+}
+
 class Sampler {
   // Same processors and order as nomoat/sampler.py: repetition penalty, temperature (0 =
   // argmax), top-k, top-p, min-p, seeded draw. The seeded stream differs from numpy's.
@@ -310,8 +344,7 @@ class Sampler {
       for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
       return best;
     }
-    let idx = Array.from(x.keys()).sort((a, b) => x[b] - x[a] || a - b);
-    if (p.top_k > 0) idx = idx.slice(0, p.top_k);
+    let idx = ranked(x, p.top_k);
     const m = x[idx[0]] / p.temperature;
     let probs = idx.map((i) => Math.exp(x[i] / p.temperature - m));
     let sum = probs.reduce((a, b) => a + b, 0);
