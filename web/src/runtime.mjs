@@ -381,7 +381,14 @@ class Engine {
       logSeverityLevel: 3,
       externalData: onnx.external,
     };
-    if (device === "webgpu") opts.preferredOutputLocation = {}; // filled below, once names are known
+    if (device === "webgpu") {
+      // Keep the KV cache on the GPU: present.* stay GPU buffers and are fed back as inputs.
+      const loc = {logits: "cpu"};
+      for (let i = 0; i < e.config.num_hidden_layers; i++) {
+        loc[`present.${i}.key`] = loc[`present.${i}.value`] = "gpu-buffer";
+      }
+      opts.preferredOutputLocation = loc;
+    }
     try {
       e.session = await ort.InferenceSession.create(onnx.graph, opts);
     } catch (err) {
@@ -389,13 +396,6 @@ class Engine {
         "The file is corrupt or truncated: convert the model again ('nomoat convert').");
     }
     e.pastNames = e.session.inputNames.filter((n) => n.startsWith("past_key_values."));
-    if (device === "webgpu") {
-      // Keep the KV cache on the GPU: present.* stay GPU buffers and are fed back as inputs.
-      const loc = {};
-      for (const n of e.session.outputNames) loc[n] = n.startsWith("present.") ? "gpu-buffer" : "cpu";
-      await e.session.release();
-      e.session = await ort.InferenceSession.create(onnx.graph, {...opts, preferredOutputLocation: loc});
-    }
     e.refs = new Map();
     const c = e.config;
     e.empty = new ort.Tensor("float32", new Float32Array(0), [1, c.num_key_value_heads, 0, c.head_dim]);
