@@ -83,7 +83,7 @@ async def prompt_streaming(sid: int, text: str, options: dict) -> AsyncIterator[
 def stats(sid: int) -> dict:
     s = _session(sid)
     out = s.last.to_dict() if s.last else {}
-    out["context_usage"] = len(s.state.tokens)
+    out["context_usage"] = s.context_usage  # the one definition: the conversation as the template renders it
     return out
 
 
