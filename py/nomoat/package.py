@@ -14,6 +14,7 @@ OPTIMUM_FILE = "onnx/model_q4.onnx"  # the same graph with Optimum's inputs (tra
 DATA_FILE = "onnx/model_q4.onnx_data"  # the weights, shared by all graphs
 WASM_FILE = "onnx/nomoat_wasm.onnx"  # wasm variant: f32 Gemms whose weights the browser builds at load
 WASM_RECIPE = "onnx/nomoat_wasm.json"  # how: each f32 weight from blocks in DATA_FILE
+TENSORS_FILE = "onnx/nomoat_tensors.json"  # where each weight lies in DATA_FILE (nomoat's wasm decoder)
 FORMAT_VERSION = 2
 
 

