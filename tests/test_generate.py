@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from nomoat.config import ModelConfig
-from nomoat.errors import ContextOverflowError, InvalidOptionError
+from nomoat.errors import ContextOverflowError, InvalidOptionError, InvalidPromptError
 from nomoat.generate import StopMatcher, common_prefix, generate
 from nomoat.model import Model
 from nomoat.sampler import Sampler
@@ -436,7 +436,8 @@ def test_prompt_longer_than_the_context_window_raises_and_leaves_history():
         s.prompt_sync(long)
     err = info.value
     assert err.context_window == 64
-    assert err.requested == len(s.model.encode_chat([*before, {"role": "user", "content": long}])) > 64
+    # even with the earlier exchange dropped it does not fit: requested counts the prompt alone
+    assert err.requested == len(s.model.encode_chat([{"role": "user", "content": long}])) > 64
     assert s.messages == before
     assert s.state.tokens == tokens_before
     assert len(s.model.backend.calls) == calls_before  # nothing was computed
@@ -448,6 +449,105 @@ def test_context_overflow_in_streaming_leaves_history():
     with pytest.raises(ContextOverflowError):
         stream(s, "y" * 100)
     assert s.messages == []
+
+
+def test_overflow_drops_oldest_exchanges_but_never_the_initial_messages():
+    replies = {f"q{i}": B(f"a{i}" * 3) for i in range(8)}
+    s = make_model(FakeBackend(replies, context_window=90)).session(
+        system="S", messages=[{"role": "user", "content": "q0"}, {"role": "assistant", "content": "a0a0a0"}])
+    drops: list[int] = []
+    for i in range(1, 6):
+        answer = s.prompt_sync(f"q{i}", on_overflow=drops.append)
+        assert answer and (f"a{i}" * 3).startswith(answer)  # an answer may end at the window's edge
+        assert len(s.state.tokens) <= 90  # the KV cache never outgrows the window
+    assert drops and all(d >= 1 for d in drops)
+    assert s.messages[:3] == [{"role": "system", "content": "S"}, {"role": "user", "content": "q0"},
+                              {"role": "assistant", "content": "a0a0a0"}]
+    assert s.messages[-2]["content"] == "q5" and s.messages[-1]["role"] == "assistant"
+    kept = [m["content"] for m in s.messages[3::2]]
+    assert kept == sorted(kept) and len(kept) < 5  # the oldest went first, in whole exchanges
+
+
+def test_overflow_that_cannot_fit_drops_nothing():
+    s = make_model(FakeBackend({"q": B("a")}, context_window=60)).session(system="S")
+    s.prompt_sync("q")
+    before = [dict(m) for m in s.messages]
+    drops: list[int] = []
+    with pytest.raises(ContextOverflowError):
+        s.prompt_sync("z" * 80, on_overflow=drops.append)
+    assert s.messages == before and drops == []
+
+
+def test_message_list_prompt_and_assistant_prefix():
+    s = session_for({"name a colour": B("ed")})
+    msgs = [{"role": "user", "content": "name a colour"}, {"role": "assistant", "content": "R", "prefix": True}]
+    assert s.prompt_sync(msgs) == "ed"  # the answer continues the prefix
+    assert s.messages == [{"role": "user", "content": "name a colour"}, {"role": "assistant", "content": "Red"}]
+    ids = s.model.encode_chat([msgs[0]], add_generation_prompt=True)
+    assert s.last.prompt_tokens == len(ids) + 1  # the prompt ends with the prefix's token
+
+
+@pytest.mark.parametrize("bad", [
+    [{"role": "user", "content": "a", "prefix": True}],
+    [{"role": "assistant", "content": "a", "prefix": True}, {"role": "user", "content": "b"}],
+])
+def test_misplaced_prefix_is_a_syntax_error(bad):
+    s = session_for({})
+    with pytest.raises(InvalidPromptError) as info:
+        s.prompt_sync(bad)
+    assert info.value.dom_name == "SyntaxError" and s.messages == []
+
+
+def test_system_message_only_first_in_a_new_conversation():
+    s = session_for({"q": B("a")})
+    assert s.prompt_sync([{"role": "system", "content": "S"}, {"role": "user", "content": "q"}]) == "a"
+    with pytest.raises(InvalidOptionError, match="system"):
+        s.prompt_sync([{"role": "system", "content": "again"}])
+    with pytest.raises(InvalidOptionError, match="system"):
+        session_for({}).prompt_sync([{"role": "user", "content": "q"}, {"role": "system", "content": "S"}])
+
+
+def test_empty_message_list_is_an_empty_user_turn():
+    s = session_for({"": B("hm")})
+    assert s.prompt_sync([]) == "hm"
+    assert s.messages[0] == {"role": "user", "content": ""}
+
+
+def test_append_computes_the_tokens_and_the_next_prompt_reuses_them():
+    backend = FakeBackend({"q": B("a")})
+    s = make_model(backend).session(system="S")
+    asyncio.run(s.append([{"role": "user", "content": "context one"}, {"role": "assistant", "content": "noted"}]))
+    assert [m["content"] for m in s.messages] == ["S", "context one", "noted"]
+    appended = s.model.encode_chat(s.messages, add_generation_prompt=False)
+    assert s.state.tokens == appended and s.context_usage == len(appended)
+    assert s.prompt_sync("q") == "a"
+    assert s.last.reused_tokens == len(appended)  # only the new turn was computed
+
+
+def test_measure_counts_what_a_prompt_adds_without_running_it():
+    backend = FakeBackend({"q": B("a")})
+    s = make_model(backend).session(system="S")
+    n = s.measure("q")
+    assert n == len(s.model.encode_chat([*s.messages, {"role": "user", "content": "q"}])) - s.context_usage
+    assert backend.calls == [] and s.messages == [{"role": "system", "content": "S"}]
+    s.prompt_sync("q")
+    before = s.context_usage
+    assert s.measure("q") == len(s.model.encode_chat([*s.messages, {"role": "user", "content": "q"}])) - before
+
+
+def test_stopping_early_without_keep_partial_drops_the_exchange():
+    s = session_for({"go": T("Hello", " world"), "hi": T("Hello")})
+    s.prompt_sync("hi")
+    before = [dict(m) for m in s.messages]
+
+    async def run() -> None:
+        agen = s.prompt_streaming("go", keep_partial=False)
+        await agen.__anext__()
+        await agen.aclose()
+
+    asyncio.run(run())
+    assert s.messages == before
+    assert s.prompt_sync("hi") == "Hello"
 
 
 # ---------------------------------------------------------------------------------------------

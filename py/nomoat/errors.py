@@ -20,6 +20,12 @@ class InvalidOptionError(NomoatError, ValueError):
     dom_name = "TypeError"
 
 
+class InvalidPromptError(NomoatError, ValueError):
+    """A prompt whose messages break the Prompt API's rules (e.g. a misplaced assistant prefix)."""
+
+    dom_name = "SyntaxError"
+
+
 class ModelNotFoundError(NomoatError, FileNotFoundError):
     """The model folder or one of its files does not exist."""
 

@@ -91,6 +91,14 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+async def prefill(backend: Backend, state: State, ids: Sequence[int]) -> tuple[int, Any]:
+    """Bring `state` to hold `ids`, computing only the tokens after its common prefix with them
+    (at least one, for fresh logits). Returns (tokens reused, logits of the last position)."""
+    keep = min(common_prefix(state.tokens, ids), len(ids) - 1)
+    state.truncate(keep)
+    return keep, await backend.forward(state, ids[keep:])
+
+
 async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], params: SamplingParams,
                    tokenizer: ByteLevelDecoder, stop_ids: Sequence[int], context_window: int,
                    stats: Stats, constraint: Constraint | None = None) -> AsyncIterator[str]:
@@ -102,10 +110,8 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
             f"The prompt is {len(prompt_ids)} tokens; the context window is {context_window}. "
             "Shorten the prompt or start a new session.", requested=len(prompt_ids), context_window=context_window)
     t0 = time.perf_counter()
-    keep = min(common_prefix(state.tokens, prompt_ids), len(prompt_ids) - 1)  # recompute >= 1 token
-    state.truncate(keep)
+    keep, logits = await prefill(backend, state, prompt_ids)
     stats.prompt_tokens, stats.reused_tokens = len(prompt_ids), keep
-    logits = await backend.forward(state, prompt_ids[keep:])
     stats.prefill_s = time.perf_counter() - t0
     sample = backend.make_sampler(params)
     new_ids, length = list(prompt_ids), len(prompt_ids)

@@ -40,11 +40,13 @@ class Model:
     def context_window(self) -> int:
         return self.config.max_position_embeddings
 
-    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True, suffix: str = "") -> list[int]:
+        """Token ids of the conversation as the chat template renders it, then `suffix` (the start of
+        the answer, for an assistant prefix)."""
         if not self.chat_template:
             raise InvalidModelError(f"{self.source} has no chat template; use a chat (instruct) model.")
         text = render(self.chat_template, messages, add_generation_prompt, self.bos_token, self.eos_token)
-        return self.tokenizer.encode(text)
+        return self.tokenizer.encode(text + suffix)
 
     def session(self, system: str | None = None, messages: list[dict] | None = None, **sampling) -> Session:
         """A conversation. sampling: temperature, top_k, top_p, min_p, repetition_penalty, seed,

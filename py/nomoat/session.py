@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from . import _compat
 from .chat import check_messages
-from .errors import ContextOverflowError, InvalidOptionError, UnsupportedSchemaError
-from .generate import Stats, generate
+from .errors import ContextOverflowError, InvalidOptionError, InvalidPromptError, UnsupportedSchemaError
+from .generate import Stats, generate, prefill
 from .sampling import SamplingParams
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class Session:
         if messages:
             check_messages(messages)
             self.messages.extend(dict(m) for m in messages)
+        self.initial = len(self.messages)  # system + initial messages: never dropped when the context overflows
         self.state = model.backend.new_state()
         self.last: Stats | None = None  # stats of the latest prompt
         self._lock: asyncio.Lock | None = None  # prompts on one session run in order, never interleaved
@@ -56,36 +57,112 @@ class Session:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         return self._lock
 
-    async def prompt_streaming(self, text: str, response_constraint: dict | None = None,
+    async def prompt_streaming(self, prompt: str | list[dict], response_constraint: dict | None = None, *,
+                               keep_partial: bool = True, on_overflow: Callable[[int], None] | None = None,
                                **sampling) -> AsyncIterator[str]:
-        """Stream the answer to `text`; the exchange joins the history when it ends (also when
-        the caller stops early: what was produced is kept). response_constraint: a JSON Schema
-        (the subset in constrain/schema.py); the answer is then compact JSON valid against it, or
-        IncompleteOutputError if max_tokens ran out first."""
-        if not isinstance(text, str):
-            raise InvalidOptionError(f"prompt must be a string, got {type(text).__name__}.")
+        """Stream the answer to `prompt`: a string (one user turn) or messages [{role, content}] whose
+        last may be {"role": "assistant", "content": text, "prefix": True}, which the answer continues.
+        The exchange joins the history when it ends; when the caller stops early, what was produced
+        is kept, or with keep_partial=False the exchange is dropped (the Prompt API's abort).
+        If history + prompt overflow the context window, the oldest exchanges after the initial
+        messages are dropped (on_overflow(count) is called) — or ContextOverflowError, with nothing
+        dropped, when even that is not enough.
+        response_constraint: a JSON Schema (the subset in constrain/schema.py); the answer is then
+        compact JSON valid against it, or IncompleteOutputError if max_tokens ran out first."""
         params = self.params.replace(**sampling)
         constraint = self._constraint(response_constraint, params)
         async with self._queue():
-            turn = [*self.messages, {"role": "user", "content": text}]
-            ids = self.model.encode_chat(turn, add_generation_prompt=True)
+            new = self._new_messages(prompt)
+            history, ids, dropped = self._fit(new, generation=True)
+            if dropped and on_overflow is not None:
+                on_overflow(dropped)
+            prefix = new[-1]["content"] if new[-1].get("prefix") else ""
+            turn = [*history, *(m for m in new if not m.get("prefix"))]
             self.last = stats = Stats()
             parts: list[str] = []
-            refused = False
+            done = False
             try:
                 async for piece in generate(self.model.backend, self.state, ids, params, self.model.tokenizer,
                                             self.model.stop_ids, self.context_window, stats, constraint):
                     parts.append(piece)
                     yield piece
-            except ContextOverflowError:
-                refused = True  # nothing ran: the history stays as it was
-                raise
+                done = True
             finally:
-                if not refused:
-                    self.messages = [*turn, {"role": "assistant", "content": "".join(parts)}]
+                if done or keep_partial:
+                    self.messages = [*turn, {"role": "assistant", "content": prefix + "".join(parts)}]
+                else:
+                    self.messages = history  # dropped exchanges stay dropped
 
-    async def prompt(self, text: str, response_constraint: dict | None = None, **sampling) -> str:
-        return "".join([piece async for piece in self.prompt_streaming(text, response_constraint, **sampling)])
+    async def prompt(self, prompt: str | list[dict], response_constraint: dict | None = None, **options) -> str:
+        return "".join([piece async for piece in self.prompt_streaming(prompt, response_constraint, **options)])
+
+    async def append(self, prompt: str | list[dict], *,
+                     on_overflow: Callable[[int], None] | None = None) -> None:
+        """Add messages to the conversation without answering; their tokens are computed now (the
+        next prompt reuses them). Overflow as in prompt_streaming."""
+        async with self._queue():
+            new = [{"role": m["role"], "content": m["content"]} for m in self._new_messages(prompt)]
+            history, ids, dropped = self._fit(new, generation=False)
+            if dropped and on_overflow is not None:
+                on_overflow(dropped)
+            await prefill(self.model.backend, self.state, ids)
+            self.messages = [*history, *new]
+
+    def measure(self, prompt: str | list[dict]) -> int:
+        """Tokens `prompt` would add to the context (chat-template tokens included)."""
+        new = self._new_messages(prompt)
+        return len(self._encode([*self.messages, *new], generation=True)) - self.context_usage
+
+    def _new_messages(self, prompt: str | list[dict]) -> list[dict]:
+        """A prompt as the messages it adds (the Prompt API's rules: a system message only first in a
+        new conversation; `prefix` only on a final assistant message; [] is an empty user turn)."""
+        if isinstance(prompt, str):
+            return [{"role": "user", "content": prompt}]
+        if not isinstance(prompt, (list, tuple)):
+            raise InvalidOptionError(f"prompt must be a string or a list of messages, got {type(prompt).__name__}.")
+        if not prompt:
+            return [{"role": "user", "content": ""}]
+        out = []
+        for i, m in enumerate(prompt):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
+                    or not isinstance(m.get("content"), str):
+                raise InvalidOptionError(f"prompt[{i}] must be {{'role': 'system'|'user'|'assistant', "
+                                         f"'content': str}}, got {m!r}.")
+            if m.get("prefix"):
+                if m["role"] != "assistant" or i != len(prompt) - 1:
+                    raise InvalidPromptError(f"prompt[{i}] has prefix: true; only the last message may, and only an "
+                                             "assistant one.")
+            if m["role"] == "system" and (i > 0 or self.messages):
+                raise InvalidOptionError(f"prompt[{i}] is a system message; it must be the first message of the "
+                                         "conversation (give it to create() as the system prompt).")
+            out.append({"role": m["role"], "content": m["content"], **({"prefix": True} if m.get("prefix") else {})})
+        return out
+
+    def _encode(self, messages: list[dict], generation: bool) -> list[int]:
+        """Token ids of `messages` as the model sees them; a trailing assistant prefix is continued."""
+        if generation and messages and messages[-1].get("prefix"):
+            return self.model.encode_chat(messages[:-1], add_generation_prompt=True, suffix=messages[-1]["content"])
+        return self.model.encode_chat(messages, add_generation_prompt=generation)
+
+    def _fit(self, new: list[dict], generation: bool) -> tuple[list[dict], list[int], int]:
+        """(history to keep, ids of history + new, exchanges dropped): drops the oldest exchange after
+        the initial messages (up to and including the next assistant message) while the ids do not
+        fit (a prompt leaves room for one answer token)."""
+        limit = self.context_window - (1 if generation else 0)
+        history, dropped = self.messages, 0
+        while True:
+            ids = self._encode([*history, *new], generation)
+            if len(ids) <= limit:
+                return history, ids, dropped
+            if len(history) <= self.initial:
+                raise ContextOverflowError(
+                    f"The conversation needs {len(ids)} tokens even without earlier turns; the context window is "
+                    f"{self.context_window}. Shorten the prompt (or the initial prompts) or start a new session.",
+                    requested=len(ids), context_window=self.context_window)
+            end = self.initial
+            while end < len(history) - 1 and history[end]["role"] != "assistant":
+                end += 1
+            history, dropped = [*history[: self.initial], *history[end + 1:]], dropped + 1
 
     def _constraint(self, schema: dict | None, params: SamplingParams):
         if schema is None:
@@ -104,6 +181,7 @@ class Session:
         """An independent session with the same history; the KV cache is copied, not recomputed."""
         other = Session.__new__(Session)
         other.model, other.params, other.messages = self.model, self.params, [dict(m) for m in self.messages]
+        other.initial = self.initial
         other.state, other.last, other._lock, other._lock_loop = self.state.fork(), None, None, None
         return other
 
