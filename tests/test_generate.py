@@ -479,7 +479,7 @@ def test_overflow_that_cannot_fit_drops_nothing():
 
 
 def test_message_list_prompt_and_assistant_prefix():
-    s = session_for({"name a colour": B("ed")})
+    s = session_for({"name a colour": B("Red")})  # the fake counts the prefix as its first reply token
     msgs = [{"role": "user", "content": "name a colour"}, {"role": "assistant", "content": "R", "prefix": True}]
     assert s.prompt_sync(msgs) == "ed"  # the answer continues the prefix
     assert s.messages == [{"role": "user", "content": "name a colour"}, {"role": "assistant", "content": "Red"}]
