@@ -1,0 +1,58 @@
+// sample_reduce.wgsl — the global max/argmax, and the start of the selection.
+//
+// Purpose: reduces prep's partials to the largest processed logit and its lowest id (the greedy
+//   answer), and resets the selection state: query 0, pass 0, no bound, zero totals. With
+//   FLAG_GREEDY the answer is final (state.token = argmax, done = 1) and the select passes that
+//   follow do nothing.
+// Bindings: 0 params, 5 partials (read), 7 state (write). Uniforms: groups, flags.
+// Workgroup size: 256 (one workgroup; each invocation folds partials lid, lid+256, ...).
+// Dispatch: (1, 1, 1).
+// Needs common.wgsl prepended.
+
+@group(0) @binding(5) var<storage, read_write> partials: array<vec2<u32>>;
+@group(0) @binding(7) var<storage, read_write> state: State;
+
+var<workgroup> best_val: array<f32, 256>;
+var<workgroup> best_id: array<u32, 256>;
+
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var bv = MASKED;
+  var bi = 0xffffffffu;
+  for (var g = lid; g < params.groups; g += 256u) {
+    let p = partials[g];
+    let v = bitcast<f32>(p.x);
+    if (beats(v, p.y, bv, bi)) {
+      bv = v;
+      bi = p.y;
+    }
+  }
+  best_val[lid] = bv;
+  best_id[lid] = bi;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s && beats(best_val[lid + s], best_id[lid + s], best_val[lid], best_id[lid])) {
+      best_val[lid] = best_val[lid + s];
+      best_id[lid] = best_id[lid + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let greedy = (params.flags & FLAG_GREEDY) != 0u || params.n_queries == 0u;
+    state.max_bits = bitcast<u32>(best_val[0]);
+    state.argmax = best_id[0];
+    state.query = 0u;
+    state.radix_pass = 0u;
+    state.pref_hi = 0u;
+    state.pref_lo = 0u;
+    state.bound_hi = 0u;
+    state.bound_lo = 0u;
+    state.cum_count = 0u;
+    state.cum_mass = 0.0;
+    state.mass_target = 0.0;
+    state.total = 0.0;
+    state.token = select(0xffffffffu, best_id[0], greedy);
+    state.done = select(0u, 1u, greedy);
+  }
+}
