@@ -17,7 +17,7 @@ for (const need of ["nomoat-", "jinja2-", "markupsafe-"]) {
   }
 }
 const session = fs.readFileSync(path.join(here, "src", "session.js"), "utf8");
-const src = session + "\n" +
+const src = session + "\n" + fs.readFileSync(path.join(here, "src", "openai.js"), "utf8") + "\n" +
   fs.readFileSync(path.join(here, "src", "llm.js"), "utf8").replaceAll("__NOMOAT_WHEELS__", JSON.stringify(wheels));
 const header = "// nomoat " + JSON.parse(fs.readFileSync(path.join(here, "package.json"))).version + " — https://pypi.org/project/nomoat\n";
 fs.writeFileSync(path.join(dist, "nomoat.js"), header +
@@ -31,6 +31,12 @@ fs.writeFileSync(path.join(dist, "nomoat-session.js"), header + "(function () {\
   "\nglobalThis.NomoatSession = {LanguageModelSession, toError, abortReason};\n})();\n");
 fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-worker.mjs"));
 fs.copyFileSync(path.join(here, "src", "runtime.mjs"), path.join(dist, "nomoat-runtime.mjs"));
+// nomoat's own wasm decoder (device "wasm"): the engine module and its SIMD kernels (AssemblyScript).
+fs.copyFileSync(path.join(here, "src", "wasm_engine.mjs"), path.join(dist, "nomoat-wasm-engine.mjs"));
+const {default: asc} = await import("assemblyscript/asc");
+const built = await asc.main([path.join(here, "src", "wasm", "decoder.ts"), "-o", path.join(dist, "nomoat-decoder.wasm"),
+  "--enable", "simd", "--runtime", "stub", "--importMemory", "--maximumMemory", "65536", "-O3", "--noAssert"]);
+if (built.error) throw new Error(`AssemblyScript could not build src/wasm/decoder.ts: ${built.error.message}\n${built.stderr}`);
 
 function copy(fromDir, toDir, names) {
   fs.mkdirSync(toDir, {recursive: true});
@@ -42,4 +48,4 @@ copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
   "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
   "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
 ]);
-console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-session.js, nomoat-worker.mjs, nomoat-runtime.mjs, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);
+console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-session.js, nomoat-worker.mjs, nomoat-runtime.mjs, nomoat-wasm-engine.mjs, nomoat-decoder.wasm, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);

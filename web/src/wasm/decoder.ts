@@ -1,0 +1,299 @@
+// nomoat's wasm decoder kernels (AssemblyScript, compiled with SIMD by web/build.mjs into
+// dist/nomoat-decoder.wasm). Every argument is a byte address in linear memory or a size; the
+// memory is laid out by web/src/wasm_engine.mjs, and nothing here allocates.
+//
+// Quantized matmuls read the 4-/8-bit blocks as they lie in onnx/model_q4.onnx_data (MatMulNBits
+// layout, see py/nomoat/convert/quant.py): per row n and block b of 32 inputs, packed integers q
+// (4-bit: element 2i in the low nibble of byte i), a scale d[n, b], and for Q4_1 an offset
+// c[b, n]: W[n, 32b + j] = (q - 2^(bits-1)) * d + c. Activations are quantized per block of 32 to
+// int16 (scale max|x| / 32767, relative error <= 2^-16 of the block's largest value), so that a
+// block's dot product is four i32x4.dot_i16x8_s; the offset term uses the f32 sum of x.
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// x (T, k) f32 → xq (T, k) i16, xs (T, k/32) f32 scales, xf (T, k/32) f32 block sums. perm = 1
+// orders each block as the 4-bit unpacking yields it: even elements first, then odd ones.
+export function quantize(x: usize, k: i32, T: i32, perm: i32, xq: usize, xs: usize, xf: usize): void {
+  const nb = k >> 5;
+  for (let t = 0; t < T; t++) {
+    for (let b = 0; b < nb; b++) {
+      const i = t * nb + b;
+      const src = x + (<usize>(i << 5) << 2);
+      let m: f32 = 0;
+      let sum: f32 = 0;
+      for (let j = 0; j < 32; j++) {
+        const v = load<f32>(src + (<usize>j << 2));
+        m = max(m, abs(v));
+        sum += v;
+      }
+      const inv: f32 = m > 0 ? <f32>32767.0 / m : 0;
+      store<f32>(xs + (<usize>i << 2), m / <f32>32767.0);
+      store<f32>(xf + (<usize>i << 2), sum);
+      const dst = xq + (<usize>(i << 5) << 1);
+      for (let j = 0; j < 32; j++) {
+        const q = <i32>nearest(load<f32>(src + (<usize>j << 2)) * inv);
+        const p = perm ? ((j & 1) ? 16 + (j >> 1) : j >> 1) : j;
+        store<i16>(dst + (<usize>p << 1), <i16>max(-32767, min(32767, q)));
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function dot32(w0: v128, w1: v128, w2: v128, w3: v128, xb: usize): v128 {
+  let d = i32x4.dot_i16x8_s(w0, v128.load(xb));
+  d = i32x4.add(d, i32x4.dot_i16x8_s(w1, v128.load(xb, 16)));
+  d = i32x4.add(d, i32x4.dot_i16x8_s(w2, v128.load(xb, 32)));
+  return i32x4.add(d, i32x4.dot_i16x8_s(w3, v128.load(xb, 48)));
+}
+
+// @ts-ignore: decorator
+@inline function hsum(a: v128): f32 {
+  return (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
+}
+
+// y[t * ys + r] = Σ_k x[t, k] W[r, k] for rows r0 ≤ r < r1 and T tokens, with x given by quantize()
+// (perm = bits == 4). W: qweight w (n, k/32, 16|32) u8, scales s (n, k/32), offsets c (k/32, n) or 0.
+// Tokens go four at a time: each weight block is unpacked once for four tokens.
+export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, r0: i32, r1: i32,
+                       T: i32, xq: usize, xs: usize, xf: usize, y: usize, ys: i32): void {
+  const nb = k >> 5;
+  const blob: usize = bits == 4 ? 16 : 32;
+  const low = i8x16.splat(0x0f), eight = i8x16.splat(8), sign = i8x16.splat(-128);
+  const xrow = <usize>k << 1; // bytes per token in xq
+  const srow = <usize>nb << 2; // bytes per token in xs, xf
+  let t = 0;
+  for (; t + 4 <= T; t += 4) {
+    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow, xf0 = xf + <usize>t * srow;
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        let w0: v128, w1: v128, w2: v128, w3: v128;
+        if (bits == 4) {
+          const v = v128.load(wr + (<usize>b << 4));
+          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+          w0 = i16x8.extend_low_i8x16_s(lo); w1 = i16x8.extend_high_i8x16_s(lo);
+          w2 = i16x8.extend_low_i8x16_s(hi); w3 = i16x8.extend_high_i8x16_s(hi);
+        } else {
+          const v0 = v128.xor(v128.load(wr + (<usize>b << 5)), sign), v1 = v128.xor(v128.load(wr + (<usize>b << 5), 16), sign);
+          w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0);
+          w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
+        }
+        const d = load<f32>(sr + (<usize>b << 2));
+        const xb = xq0 + (<usize>b << 6), sb = xs0 + (<usize>b << 2);
+        a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb)), f32x4.splat(d * load<f32>(sb))));
+        a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + xrow)), f32x4.splat(d * load<f32>(sb + srow))));
+        a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + 2 * xrow)), f32x4.splat(d * load<f32>(sb + 2 * srow))));
+        a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + 3 * xrow)), f32x4.splat(d * load<f32>(sb + 3 * srow))));
+      }
+      let o0: f32 = 0, o1: f32 = 0, o2: f32 = 0, o3: f32 = 0;
+      if (c) {
+        for (let b = 0; b < nb; b++) {
+          const cb = load<f32>(c + (<usize>(b * n + r) << 2)), fb = xf0 + (<usize>b << 2);
+          o0 += cb * load<f32>(fb); o1 += cb * load<f32>(fb + srow);
+          o2 += cb * load<f32>(fb + 2 * srow); o3 += cb * load<f32>(fb + 3 * srow);
+        }
+      }
+      const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
+      store<f32>(yr, hsum(a0) + o0);
+      store<f32>(yr + yrow, hsum(a1) + o1);
+      store<f32>(yr + 2 * yrow, hsum(a2) + o2);
+      store<f32>(yr + 3 * yrow, hsum(a3) + o3);
+    }
+  }
+  for (; t < T; t++) {
+    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow, xf0 = xf + <usize>t * srow;
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
+      let a0 = f32x4.splat(0);
+      if (bits == 4) {
+        for (let b = 0; b < nb; b++) {
+          const v = v128.load(wr + (<usize>b << 4));
+          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+          const d = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo),
+                          i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xq0 + (<usize>b << 6));
+          a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(d),
+                                       f32x4.splat(load<f32>(sr + (<usize>b << 2)) * load<f32>(xs0 + (<usize>b << 2)))));
+        }
+      } else {
+        for (let b = 0; b < nb; b++) {
+          const v0 = v128.xor(v128.load(wr + (<usize>b << 5)), sign), v1 = v128.xor(v128.load(wr + (<usize>b << 5), 16), sign);
+          const d = dot32(i16x8.extend_low_i8x16_s(v0), i16x8.extend_high_i8x16_s(v0),
+                          i16x8.extend_low_i8x16_s(v1), i16x8.extend_high_i8x16_s(v1), xq0 + (<usize>b << 6));
+          a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(d),
+                                       f32x4.splat(load<f32>(sr + (<usize>b << 2)) * load<f32>(xs0 + (<usize>b << 2)))));
+        }
+      }
+      let o0: f32 = 0;
+      if (c) {
+        for (let b = 0; b < nb; b++) o0 += load<f32>(c + (<usize>(b * n + r) << 2)) * load<f32>(xf0 + (<usize>b << 2));
+      }
+      store<f32>(y + (<usize>(t * ys + r) << 2), hsum(a0) + o0);
+    }
+  }
+}
+
+// y (T, h) = x / sqrt(mean(x²) + eps) * w
+export function rmsnorm(x: usize, w: usize, y: usize, h: i32, T: i32, eps: f32): void {
+  for (let t = 0; t < T; t++) {
+    const xr = x + (<usize>(t * h) << 2), yr = y + (<usize>(t * h) << 2);
+    let ss: f32 = 0;
+    for (let j = 0; j < h; j++) {
+      const v = load<f32>(xr + (<usize>j << 2));
+      ss += v * v;
+    }
+    const r = <f32>1.0 / sqrt<f32>(ss / <f32>h + eps);
+    for (let j = 0; j < h; j++) {
+      const o = <usize>j << 2;
+      store<f32>(yr + o, load<f32>(xr + o) * r * load<f32>(w + o));
+    }
+  }
+}
+
+// x += y, n floats
+export function add(x: usize, y: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    v128.store(x + o, f32x4.add(v128.load(x + o), v128.load(y + o)));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    store<f32>(x + o, load<f32>(x + o) + load<f32>(y + o));
+  }
+}
+
+// e^x for four lanes (Cephes' expf polynomial; inputs clamped to [-87, 88]).
+// @ts-ignore: decorator
+@inline function exp4(x: v128): v128 {
+  x = f32x4.max(f32x4.min(x, f32x4.splat(88.0)), f32x4.splat(-87.0));
+  const fx = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375))), f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(fx), i32x4.splat(127)), 23);
+  return f32x4.mul(p, e);
+}
+
+// out (T, m) = silu(gu[:, :m]) * gu[:, m:], gu (T, 2m); m a multiple of 4
+export function siluMul(gu: usize, m: i32, T: i32, out: usize): void {
+  const one = f32x4.splat(1.0);
+  for (let t = 0; t < T; t++) {
+    const g0 = gu + (<usize>(2 * t * m) << 2), u0 = g0 + (<usize>m << 2), o0 = out + (<usize>(t * m) << 2);
+    for (let j = 0; j < m; j += 4) {
+      const o = <usize>j << 2;
+      const g = v128.load(g0 + o);
+      const sg = f32x4.div(g, f32x4.add(one, exp4(f32x4.neg(g))));
+      v128.store(o0 + o, f32x4.mul(sg, v128.load(u0 + o)));
+    }
+  }
+}
+
+// Rotate-half RoPE in place on nh heads of hd in each of T rows (row stride `stride` floats),
+// positions pos0..pos0+T-1; cos/sin tables (positions, hd/2).
+export function rope(x: usize, stride: i32, nh: i32, hd: i32, T: i32, pos0: i32, cos: usize, sin: usize): void {
+  const half = hd >> 1;
+  for (let t = 0; t < T; t++) {
+    const cb = cos + (<usize>((pos0 + t) * half) << 2), sb = sin + (<usize>((pos0 + t) * half) << 2);
+    for (let h = 0; h < nh; h++) {
+      const base = x + (<usize>(t * stride + h * hd) << 2);
+      for (let i = 0; i < half; i++) {
+        const pa = base + (<usize>i << 2), pb = base + (<usize>(i + half) << 2);
+        const a = load<f32>(pa), b = load<f32>(pb);
+        const co = load<f32>(cb + (<usize>i << 2)), si = load<f32>(sb + (<usize>i << 2));
+        store<f32>(pa, a * co - b * si);
+        store<f32>(pb, b * co + a * si);
+      }
+    }
+  }
+}
+
+// Appends T rows of nh heads (from src rows of `stride` floats, starting at float `off`) to a cache
+// laid out (nh, cap, hd), at positions P..P+T-1.
+export function kvWrite(src: usize, stride: i32, off: i32, nh: i32, hd: i32, T: i32, dst: usize, cap: i32, P: i32): void {
+  const bytes = <usize>hd << 2;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nh; h++) {
+      memory.copy(dst + (<usize>((h * cap + P + t) * hd) << 2), src + (<usize>(t * stride + off + h * hd) << 2), bytes);
+    }
+  }
+}
+
+// Grouped-query attention for T new rows at positions P..P+T-1 (causal): q rows of `qs` floats
+// (nq heads of hd), caches K, V (nkv, cap, hd) already holding positions 0..P+T-1, out rows of `os`
+// floats, sc scratch of P+T floats. hd a multiple of 16.
+export function attention(q: usize, qs: i32, K: usize, V: usize, cap: i32, nq: i32, nkv: i32, hd: i32,
+                          P: i32, T: i32, out: usize, os: i32, sc: usize): void {
+  const group = nq / nkv;
+  const scale = <f32>1.0 / sqrt<f32>(<f32>hd);
+  const row = <usize>hd << 2;
+  for (let t = 0; t < T; t++) {
+    const n = P + t + 1;
+    for (let h = 0; h < nq; h++) {
+      const qb = q + (<usize>(t * qs + h * hd) << 2);
+      const kb = K + <usize>(h / group) * <usize>cap * row, vb = V + <usize>(h / group) * <usize>cap * row;
+      let m: f32 = -Infinity;
+      for (let j = 0; j < n; j++) {
+        const kr = kb + <usize>j * row;
+        let a = f32x4.splat(0);
+        for (let d: usize = 0; d < row; d += 16) a = f32x4.add(a, f32x4.mul(v128.load(qb + d), v128.load(kr + d)));
+        const s = hsum(a) * scale;
+        store<f32>(sc + (<usize>j << 2), s);
+        m = max(m, s);
+      }
+      const mv = f32x4.splat(m);
+      let j = 0;
+      let sv = f32x4.splat(0);
+      for (; j + 4 <= n; j += 4) {
+        const p = sc + (<usize>j << 2);
+        const e = exp4(f32x4.sub(v128.load(p), mv));
+        v128.store(p, e);
+        sv = f32x4.add(sv, e);
+      }
+      let sum = hsum(sv);
+      for (; j < n; j++) {
+        const p = sc + (<usize>j << 2);
+        const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p) - m)), 0);
+        store<f32>(p, e);
+        sum += e;
+      }
+      const inv = <f32>1.0 / sum;
+      const ob = out + (<usize>(t * os + h * hd) << 2);
+      for (let d: usize = 0; d < row; d += 64) {
+        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+        for (let i = 0; i < n; i++) {
+          const p = f32x4.splat(load<f32>(sc + (<usize>i << 2)) * inv);
+          const vr = vb + <usize>i * row + d;
+          o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vr)));
+          o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vr, 16)));
+          o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vr, 32)));
+          o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vr, 48)));
+        }
+        v128.store(ob + d, o0);
+        v128.store(ob + d, o1, 16);
+        v128.store(ob + d, o2, 32);
+        v128.store(ob + d, o3, 48);
+      }
+    }
+  }
+}
+
+// out (T, h) = the 8-bit embedding rows of ids (T i32): (q - 128) * scale per block of 32.
+export function embed8(qw: usize, sc: usize, ids: usize, T: i32, h: i32, out: usize): void {
+  const nb = h >> 5;
+  for (let t = 0; t < T; t++) {
+    const id = load<i32>(ids + (<usize>t << 2));
+    const qr = qw + <usize>id * <usize>h, sr = sc + (<usize>(id * nb) << 2), o = out + (<usize>(t * h) << 2);
+    for (let j = 0; j < h; j++) {
+      store<f32>(o + (<usize>j << 2), <f32>(<i32>load<u8>(qr + <usize>j) - 128) * load<f32>(sr + (<usize>(j >> 5) << 2)));
+    }
+  }
+}

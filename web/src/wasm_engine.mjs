@@ -1,0 +1,281 @@
+// nomoat's own wasm decoder engine for Llama-family models: the kernels (web/src/wasm/decoder.ts,
+// compiled to nomoat-decoder.wasm with SIMD) read the 4-/8-bit blocks of onnx/model_q4.onnx_data
+// in place, the KV cache lives in wasm memory, and logits are a Float32Array view of it.
+// Same interface as runtime.mjs's onnxruntime Engine: newState(), newSampler(params),
+// forward(state, ids, allLogits). A logits view stays valid until the next forward() or fork()
+// (either may grow the memory, which detaches older views).
+//
+// Memory (one WebAssembly.Memory): the weights (the whole data file, copied once), cos/sin tables,
+// scratch for a chunk of up to CHUNK tokens, the logits, and one KV block per state:
+// (layer, key|value, kv head, capacity, head_dim) f32, grown by doubling.
+
+const CHUNK = 64; // prefill tokens per pass through the layers
+const PAGE = 65536;
+
+export async function loadDecoder(url = new URL("nomoat-decoder.wasm", import.meta.url)) {
+  if (url.protocol === "file:") { // Node (tests)
+    const fs = await import("node:fs");
+    return WebAssembly.compile(fs.readFileSync(url));
+  }
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`Could not fetch nomoat's wasm decoder ${url} (HTTP ${r.status}); rebuild web/dist ('make web').`);
+  return WebAssembly.compileStreaming ? WebAssembly.compileStreaming(r) : WebAssembly.compile(await r.arrayBuffer());
+}
+
+// First-fit allocator over the wasm memory, above the module's own data; grows the memory.
+class Heap {
+  constructor(memory, base) {
+    this.memory = memory;
+    this.top = align(base);
+    this.free = []; // [{ptr, size}] sorted by ptr
+  }
+  alloc(bytes) {
+    const size = align(Math.max(16, bytes));
+    for (let i = 0; i < this.free.length; i++) {
+      const f = this.free[i];
+      if (f.size >= size) {
+        const ptr = f.ptr;
+        f.ptr += size;
+        f.size -= size;
+        if (!f.size) this.free.splice(i, 1);
+        return ptr;
+      }
+    }
+    const ptr = this.top;
+    this.top += size;
+    const need = Math.ceil(this.top / PAGE) - this.memory.buffer.byteLength / PAGE;
+    if (need > 0) {
+      try {
+        this.memory.grow(need);
+      } catch (e) {
+        this.top -= size;
+        throw Object.assign(new Error(`nomoat's wasm decoder is out of memory (${(this.top / 2 ** 20).toFixed(0)} MB used, ` +
+          `${(size / 2 ** 20).toFixed(0)} MB more asked): close other sessions or use a shorter context.`), {name: "QuotaExceededError"});
+      }
+    }
+    return ptr;
+  }
+  release(ptr, bytes) {
+    this.free.push({ptr, size: align(Math.max(16, bytes))});
+    this.free.sort((a, b) => a.ptr - b.ptr);
+    const merged = [];
+    for (const f of this.free) { // coalesce neighbours
+      const last = merged[merged.length - 1];
+      if (last && last.ptr + last.size === f.ptr) last.size += f.size;
+      else merged.push({...f});
+    }
+    const last = merged[merged.length - 1];
+    if (last && last.ptr + last.size === this.top) { // the tail goes back to the bump pointer
+      this.top = last.ptr;
+      merged.pop();
+    }
+    this.free = merged;
+  }
+}
+
+function align(n) {
+  return (n + 63) & ~63;
+}
+
+function named(name, message) {
+  return Object.assign(new Error(message), {name});
+}
+
+// The Linear layers of one model: each a quantized weight's addresses in memory.
+function linear(dir, base, prefix) {
+  const q = dir.tensors[prefix + ".qweight"], s = dir.tensors[prefix + ".scales"];
+  const c = dir.tensors[prefix + ".block_offsets"];
+  if (!q || !s) throw named("DataError", `nomoat_tensors.json has no ${prefix}.qweight/.scales; convert the model again ('nomoat convert').`);
+  const [n, nb, blob] = q.shape;
+  return {w: base + q.offset, s: base + s.offset, c: c ? base + c.offset : 0, n, k: nb * 32, bits: blob === 16 ? 4 : 8};
+}
+
+export class KVState {
+  constructor(engine) {
+    this.engine = engine;
+    this.length = 0; // positions held
+    this.cap = 0; // positions allocated
+    this.ptr = 0;
+  }
+  bytesFor(cap) {
+    const c = this.engine.c;
+    return c.L * 2 * c.nkv * cap * c.hd * 4;
+  }
+  // The cache of layer l, key (kv = 0) or value (1): (nkv, cap, hd) f32 at this address.
+  at(l, kv) {
+    const c = this.engine.c;
+    return this.ptr + (l * 2 + kv) * c.nkv * this.cap * c.hd * 4;
+  }
+  ensure(n) {
+    if (n <= this.cap) return;
+    const e = this.engine, c = e.c;
+    const cap = Math.min(c.maxPos, Math.max(n, 2 * this.cap, 64));
+    const ptr = e.heap.alloc(this.bytesFor(cap));
+    const u8 = new Uint8Array(e.memory.buffer), row = c.hd * 4;
+    for (let s = 0; s < c.L * 2 * c.nkv; s++) { // each (layer, k|v, head) slice: its used part
+      u8.copyWithin(ptr + s * cap * row, this.ptr + s * this.cap * row, this.ptr + s * this.cap * row + this.length * row);
+    }
+    if (this.ptr) e.heap.release(this.ptr, this.bytesFor(this.cap));
+    this.ptr = ptr;
+    this.cap = cap;
+  }
+  fork() {
+    const s = new KVState(this.engine);
+    if (this.length) {
+      s.ensure(this.length);
+      const u8 = new Uint8Array(this.engine.memory.buffer), row = this.engine.c.hd * 4, c = this.engine.c;
+      for (let i = 0; i < c.L * 2 * c.nkv; i++) {
+        u8.copyWithin(s.ptr + i * s.cap * row, this.ptr + i * this.cap * row, this.ptr + i * this.cap * row + this.length * row);
+      }
+      s.length = this.length;
+    }
+    return s;
+  }
+  async truncate(n) {
+    if (n < this.length) this.length = Math.max(0, n);
+  }
+  dispose() {
+    if (this.ptr) this.engine.heap.release(this.ptr, this.bytesFor(this.cap));
+    this.ptr = 0;
+    this.cap = 0;
+    this.length = 0;
+  }
+}
+
+export class WasmEngine {
+  // module: a compiled nomoat-decoder.wasm (loadDecoder()); data: the bytes of
+  // onnx/model_q4.onnx_data; tensors: onnx/nomoat_tensors.json parsed; config: config.json parsed.
+  static async create({module, data, tensors, config, Sampler}) {
+    const e = new WasmEngine();
+    e.device = "wasm";
+    e.engine = "nomoat";
+    e.Sampler = Sampler;
+    const cfg = config;
+    const c = e.c = {L: cfg.num_hidden_layers, H: cfg.hidden_size, I: cfg.intermediate_size, nq: cfg.num_attention_heads,
+      nkv: cfg.num_key_value_heads, hd: cfg.head_dim || cfg.hidden_size / cfg.num_attention_heads, V: cfg.vocab_size,
+      eps: cfg.rms_norm_eps, theta: cfg.rope_theta, maxPos: cfg.max_position_embeddings};
+    if (c.hd % 16 || c.H % 32 || c.I % 32 || c.nq % c.nkv) {
+      throw named("NotSupportedError", `nomoat's wasm decoder needs head_dim a multiple of 16 and hidden/intermediate sizes ` +
+        `multiples of 32 (this model: ${c.hd}, ${c.H}, ${c.I}); use wasmEngine: "ort".`);
+    }
+    e.memory = new WebAssembly.Memory({initial: 1, maximum: 65536});
+    e.k = (await WebAssembly.instantiate(module, {env: {memory: e.memory, abort() {
+      throw new Error("nomoat's wasm decoder aborted");
+    }}})).exports;
+    e.heap = new Heap(e.memory, e.k.heapBase());
+    const W = e.heap.alloc(data.byteLength);
+    new Uint8Array(e.memory.buffer, W, data.byteLength).set(data);
+    const t = tensors.tensors, f32 = (name) => {
+      if (!t[name]) throw named("DataError", `nomoat_tensors.json has no ${name}; convert the model again ('nomoat convert').`);
+      return W + t[name].offset;
+    };
+    e.layers = [];
+    for (let i = 0; i < c.L; i++) {
+      const p = `model.layers.${i}`;
+      e.layers.push({attnNorm: f32(`${p}.input_layernorm.weight`), ffnNorm: f32(`${p}.post_attention_layernorm.weight`),
+        qkv: linear(tensors, W, `${p}.attn.qkv_proj`), o: linear(tensors, W, `${p}.attn.o_proj`),
+        gateUp: linear(tensors, W, `${p}.mlp.gate_up_proj`), down: linear(tensors, W, `${p}.mlp.down_proj`)});
+    }
+    e.finalNorm = f32("model.norm.weight");
+    if (!t["embed.qweight"]) {
+      throw named("NotSupportedError", "nomoat's wasm decoder needs an 8-bit (Q8_0) token embedding; this model's is f32. " +
+        "Use wasmEngine: \"ort\".");
+    }
+    e.embed = linear(tensors, W, "embed");
+    e.head = t["lm_head.qweight"] ? linear(tensors, W, "lm_head") : e.embed;
+    if (t["lm_head.weight"]) throw named("NotSupportedError", "nomoat's wasm decoder needs a quantized LM head; use wasmEngine: \"ort\".");
+    // RoPE tables (positions, hd/2), as numpy computes them: angles in f64, cos/sin rounded to f32.
+    const half = c.hd / 2;
+    e.cos = e.heap.alloc(c.maxPos * half * 4);
+    e.sin = e.heap.alloc(c.maxPos * half * 4);
+    const cos = new Float32Array(e.memory.buffer, e.cos, c.maxPos * half), sin = new Float32Array(e.memory.buffer, e.sin, c.maxPos * half);
+    for (let i = 0; i < half; i++) {
+      const inv = 1 / c.theta ** ((2 * i) / c.hd);
+      for (let p = 0; p < c.maxPos; p++) {
+        cos[p * half + i] = Math.cos(p * inv);
+        sin[p * half + i] = Math.sin(p * inv);
+      }
+    }
+    // Scratch for CHUNK tokens.
+    const T = CHUNK, qkvN = (c.nq + 2 * c.nkv) * c.hd, K = Math.max(c.H, c.I, c.nq * c.hd);
+    e.qkvN = qkvN;
+    e.s = {ids: e.heap.alloc(T * 4), x: e.heap.alloc(T * c.H * 4), h: e.heap.alloc(T * c.H * 4),
+      xq: e.heap.alloc(T * K * 2), xs: e.heap.alloc(T * K / 8), xf: e.heap.alloc(T * K / 8),
+      qkv: e.heap.alloc(T * qkvN * 4), att: e.heap.alloc(T * c.nq * c.hd * 4), o: e.heap.alloc(T * c.H * 4),
+      gu: e.heap.alloc(T * 2 * c.I * 4), act: e.heap.alloc(T * c.I * 4)};
+    e.scores = {ptr: 0, n: 0};
+    e.logits = {ptr: 0, n: 0};
+    return e;
+  }
+  newState() {
+    return new KVState(this);
+  }
+  newSampler(params) {
+    return new this.Sampler(params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params);
+  }
+  // A scratch region of at least n floats, reused; grown when too small.
+  grow(which, n) {
+    const r = this[which];
+    if (r.n < n) {
+      if (r.ptr) this.heap.release(r.ptr, r.n * 4);
+      r.n = Math.max(n, 2 * r.n);
+      r.ptr = this.heap.alloc(r.n * 4);
+    }
+    return r.ptr;
+  }
+  // y (T, w.n) = x (T, w.k) @ W.T
+  linear(w, x, T, y) {
+    const s = this.s;
+    this.k.quantize(x, w.k, T, w.bits === 4 ? 1 : 0, s.xq, s.xs, s.xf);
+    this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, 0, w.n, T, s.xq, s.xs, s.xf, y, w.n);
+  }
+  // Append ids to state; returns a Float32Array view of the logits: (vocab,) for the last position,
+  // or (len(ids) * vocab) when allLogits.
+  async forward(state, ids, allLogits) {
+    const c = this.c, k = this.k, s = this.s, S = ids.length, P = state.length;
+    if (!S) throw named("TypeError", "forward() needs at least one token id.");
+    if (P + S > c.maxPos) {
+      throw named("QuotaExceededError", `${P + S} tokens exceed the model's ${c.maxPos} positions.`);
+    }
+    state.ensure(P + S);
+    const logits = this.grow("logits", (allLogits ? S : 1) * c.V);
+    const scores = this.grow("scores", state.cap);
+    const qd = c.nq * c.hd, kvd = c.nkv * c.hd;
+    for (let c0 = 0; c0 < S; c0 += CHUNK) {
+      const T = Math.min(CHUNK, S - c0), pos = P + c0;
+      const idv = new Int32Array(this.memory.buffer, s.ids, T);
+      for (let i = 0; i < T; i++) {
+        const id = Number(ids[c0 + i]);
+        if (!(id >= 0 && id < c.V)) throw named("TypeError", `token id ${ids[c0 + i]} is outside the vocabulary (0..${c.V - 1}).`);
+        idv[i] = id;
+      }
+      k.embed8(this.embed.w, this.embed.s, s.ids, T, c.H, s.x);
+      for (let l = 0; l < c.L; l++) {
+        const w = this.layers[l], K = state.at(l, 0), V = state.at(l, 1);
+        k.rmsnorm(s.x, w.attnNorm, s.h, c.H, T, c.eps);
+        this.linear(w.qkv, s.h, T, s.qkv);
+        k.rope(s.qkv, this.qkvN, c.nq, c.hd, T, pos, this.cos, this.sin);
+        k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, this.cos, this.sin);
+        k.kvWrite(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, K, state.cap, pos);
+        k.kvWrite(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, V, state.cap, pos);
+        k.attention(s.qkv, this.qkvN, K, V, state.cap, c.nq, c.nkv, c.hd, pos, T, s.att, qd, scores);
+        this.linear(w.o, s.att, T, s.o);
+        k.add(s.x, s.o, T * c.H);
+        k.rmsnorm(s.x, w.ffnNorm, s.h, c.H, T, c.eps);
+        this.linear(w.gateUp, s.h, T, s.gu);
+        k.siluMul(s.gu, c.I, T, s.act);
+        this.linear(w.down, s.act, T, s.o);
+        k.add(s.x, s.o, T * c.H);
+      }
+      if (allLogits) {
+        k.rmsnorm(s.x, this.finalNorm, s.h, c.H, T, c.eps);
+        this.linear(this.head, s.h, T, logits + c0 * c.V * 4);
+      } else if (c0 + T === S) {
+        k.rmsnorm(s.x + (T - 1) * c.H * 4, this.finalNorm, s.h, c.H, 1, c.eps);
+        this.linear(this.head, s.h, 1, logits);
+      }
+      state.length = pos + T;
+    }
+    return new Float32Array(this.memory.buffer, logits, (allLogits ? S : 1) * c.V);
+  }
+}
