@@ -1,4 +1,4 @@
-"""The command line: nomoat convert | prompt | chat | serve."""
+"""The command line: nomoat convert | prompt | chat | serve | bench."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 
 from .errors import NomoatError
 
@@ -90,7 +91,26 @@ def cmd_serve(args) -> None:
     serve(args.port, args.host, args.verbose)
 
 
+def cmd_bench(argv: list[str]) -> int:
+    """`nomoat bench [...]`: bench/bench_peers.py of the source checkout, with its own options."""
+    import importlib.util
+
+    from .home import repo_root
+
+    script = (repo_root() or Path("/nonexistent")) / "bench" / "bench_peers.py"
+    if not script.is_file():
+        raise SystemExit("nomoat bench runs from a source checkout (bench/bench_peers.py): "
+                         "clone the repository, `make setup`, then `.venv/bin/nomoat bench`.")
+    spec = importlib.util.spec_from_file_location("bench_peers", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its options are bench_peers.py's own
+        return cmd_bench(argv[1:])
     parser = argparse.ArgumentParser(prog="nomoat", description="A small language model, local and offline.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -117,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--verbose", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)
+
+    sub.add_parser("bench", help="side-by-side benchmark vs transformers.js, wllama, llama.cpp (a checkout)")
 
     args = parser.parse_args(argv)
     try:
