@@ -12,7 +12,7 @@ MODEL := models/SmolLM2-135M-Instruct/nomoat.json
 WHEELS := web/dist/wheels
 PORT ?= 8000
 
-.PHONY: setup web demo test chat extension jupyterlite clean
+.PHONY: setup web demo test chat extension jupyterlite bench clean
 
 $(BIN)/nomoat: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,11 @@ jupyterlite: setup
 # The MV3 extension, unpacked, in examples/extension/dist (load it in chrome://extensions).
 extension: setup
 	$(BIN)/python examples/extension/build.py
+
+# Side by side with transformers.js, wllama and llama.cpp (bench/README.md); installs bench/peers/ itself.
+# QUICK=1: the under-10-minute version. Writes bench/results.json and bench/decode_vs_context.svg.
+bench: setup
+	$(BIN)/nomoat bench $(if $(QUICK),--quick)
 
 test: setup
 	$(BIN)/ruff check py tests bench examples
