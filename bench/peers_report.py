@@ -166,8 +166,9 @@ def chart_svg(results: dict, width: int = 720, height: int = 420) -> str:
             if v is not None:
                 seg.append(f"{x[n]:.1f},{y(v):.1f}")
                 out.append(f'<circle cx="{x[n]:.1f}" cy="{y(v):.1f}" r="3.5" fill="{color}"/>')
-            elif seg:
-                out.append(f'<polyline points="{" ".join(seg)}" fill="none" stroke="{color}" stroke-width="2"/>')
+            else:
+                if len(seg) > 1:
+                    out.append(f'<polyline points="{" ".join(seg)}" fill="none" stroke="{color}" stroke-width="2"/>')
                 seg = []
         ly = top + 10 + 18 * k
         label = escape(f"{r['engine']} ({r['config']}, {r['device']})")
