@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import nomoat
-from nomoat.package import DATA_FILE, ONNX_FILE, WASM_FILE
+from nomoat.package import DATA_FILE, ONNX_FILE, TENSORS_FILE, WASM_FILE
 
 from conftest import load_fixture
 
@@ -42,7 +42,7 @@ def models(tmp_path_factory, default_model_dir, tiny_dir) -> Path:
     (root / "SmolLM2-135M-Instruct").symlink_to(default_model_dir)
     shutil.copytree(tiny_dir, root / "tiny")
     corrupt = shutil.copytree(tiny_dir, root / "corrupt")
-    for graph in (ONNX_FILE, WASM_FILE):  # same size, garbage bytes: only onnxruntime can tell
+    for graph in (ONNX_FILE, WASM_FILE, TENSORS_FILE):  # same size, garbage bytes
         p = corrupt / graph
         p.write_bytes(b"\x07" * p.stat().st_size)
     truncated = shutil.copytree(tiny_dir, root / "truncated")
@@ -293,8 +293,7 @@ def test_cache_makes_the_next_load_offline(browser, server, tiny_dir):
     assert page.evaluate("llm.availability({model: '/models/tiny/', device: 'webgpu'})") == "unavailable"
     entry = model_files(page, "/models/tiny/")
     manifest = json.loads((tiny_dir / "nomoat.json").read_text())
-    want = {"config.json", "tokenizer.json", "tokenizer_config.json", "onnx/nomoat_wasm.onnx", "onnx/nomoat_wasm.json",
-            "onnx/model_q4.onnx_data"}
+    want = {"config.json", "tokenizer.json", "tokenizer_config.json", TENSORS_FILE, DATA_FILE}  # nomoat's wasm decoder
     assert entry["complete"] and entry["files"] == len(want) + 1  # + the manifest
     assert entry["bytes"] == sum(manifest["files"][f]["size"] for f in want) + (tiny_dir / "nomoat.json").stat().st_size
     page.close()

@@ -82,9 +82,14 @@ function createLLM(base, defaults = {}) {
     const initial = (options.initialPrompts || []).map((m) => ({role: m.role, content: m.content}));
     const pyOptions = {...samplingOptions(options), initial_prompts: initial};
     if (options.systemPrompt) pyOptions.system = options.systemPrompt;
-    const worker = workerFor(device);
+    const engine = options.wasmEngine; // "nomoat" (default) | "ort": which wasm engine (for comparisons)
+    if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
+      throw new TypeError(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
+    }
+    const worker = workerFor(engine ? `${device}|${engine}` : device);
     let lastFraction = 0;
-    const {promise} = worker.call("create", {assets, model, device, options: pyOptions}, {
+    const {promise} = worker.call("create", {assets: engine ? {...assets, wasmEngine: engine} : assets, model, device,
+                                             options: pyOptions}, {
       onProgress: (p) => {
         if (p.warning) {
           console.warn("nomoat:", p.warning);

@@ -196,16 +196,19 @@ function buildF32(recipe, data) {
 
 // Fetch config, tokenizer and graph (cache first); progress per file and in total, in bytes and
 // as a fraction of the manifest's sizes.
-async function fetchPackage(baseURL, device, requestId, post) {
+async function fetchPackage(baseURL, device, requestId, post, wasmEngine = "nomoat") {
   const base = new URL(baseURL.endsWith("/") ? baseURL : baseURL + "/", self.location.href).href;
   // Cache only web origins: the Cache API refuses e.g. chrome-extension:// URLs (files that are
   // already local anyway).
   const cache = /^https?:/.test(base) ? await openCache() : null;
   const {manifest, bytes: manifestBytes} = await loadManifest(cache, base);
   // WebGPU runs the 4-bit graph; wasm the f32 variant, whose weights are built here from the same data.
+  // nomoat's own wasm decoder (wasm_engine.mjs) reads the 4-bit blocks in place: no graph, no f32
+  // weights; packages converted before its tensor directory existed fall back to onnxruntime-web.
+  const own = device !== "webgpu" && wasmEngine !== "ort" && !!(manifest.files && manifest.files[TENSORS]);
   const graph = device === "webgpu" ? "onnx/nomoat_q4.onnx" : "onnx/nomoat_wasm.onnx";
-  const names = ["config.json", "tokenizer.json", "tokenizer_config.json", graph, "onnx/model_q4.onnx_data"];
-  if (device !== "webgpu") names.push("onnx/nomoat_wasm.json");
+  const names = ["config.json", "tokenizer.json", "tokenizer_config.json", own ? TENSORS : graph, "onnx/model_q4.onnx_data"];
+  if (device !== "webgpu" && !own) names.push("onnx/nomoat_wasm.json");
   for (const n of names) {
     if (!manifest.files || !manifest.files[n]) throw named("DataError", `${base}nomoat.json does not list ${n}.`);
   }
@@ -226,7 +229,7 @@ async function fetchPackage(baseURL, device, requestId, post) {
     checks[name] = got.checked;
   }
   const external = [{path: "model_q4.onnx_data", data: files["onnx/model_q4.onnx_data"]}];
-  if (device !== "webgpu" && await checks["onnx/nomoat_wasm.json"]) { // the recipe must be sound to build
+  if (device !== "webgpu" && !own && await checks["onnx/nomoat_wasm.json"]) { // the recipe must be sound to build
     post("progress", requestId, {stage: "init", loaded: 0, total: 1});
     const recipe = JSON.parse(new TextDecoder().decode(files["onnx/nomoat_wasm.json"]));
     external.push({path: recipe.f32, data: buildF32(recipe, files["onnx/model_q4.onnx_data"])}); // while digests run
@@ -235,12 +238,13 @@ async function fetchPackage(baseURL, device, requestId, post) {
   for (const n of names) if (!(await checks[n])) failed.push(n);
   if (failed.length) { // a corrupt or stale cache entry: drop it, fetch those files again
     for (const n of failed) await cache.delete(base + n);
-    return fetchPackage(baseURL, device, requestId, post);
+    return fetchPackage(baseURL, device, requestId, post, wasmEngine);
   }
   if (cache) await cache.put(base + "nomoat.json", new Response(manifestBytes)).catch(() => {});
   const text = (n) => new TextDecoder().decode(files[n]);
   return {config: text("config.json"), tokenizer: text("tokenizer.json"), tokenizer_config: text("tokenizer_config.json"),
-          onnx: {graph: files[graph], external}};
+          onnx: own ? {kind: "nomoat", data: files["onnx/model_q4.onnx_data"], tensors: JSON.parse(text(TENSORS))}
+            : {graph: files[graph], external}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,13 +443,24 @@ class Engine {
   }
 }
 
+const TENSORS = "onnx/nomoat_tensors.json"; // where each weight lies in the data file
+
+// device "wasm": nomoat's own decoder (onnx.kind "nomoat"), else onnxruntime-web's session.
+async function makeEngine(onnx, device, config) {
+  if (onnx.kind !== "nomoat") return Engine.create(onnx, device, config);
+  const {WasmEngine, loadDecoder} = await import("./nomoat-wasm-engine.mjs");
+  return WasmEngine.create({module: await loadDecoder(), data: onnx.data, tensors: onnx.tensors,
+                            config: JSON.parse(config), Sampler});
+}
+
 // The object Python sees as `nomoat_js`. progress(requestId, {stage, loaded, total}) reports
 // download and load stages to whoever hosts the runtime.
 // prefetch(url, device, requestId) starts a download early (while Pyodide boots); the next
-// fetchPackage for the same model and device takes it over.
-export function createRuntime({assets, progress = () => {}}) {
+// fetchPackage for the same model and device takes it over. wasmEngine (or assets.wasmEngine): "nomoat"
+// (default: nomoat's own wasm decoder) or "ort" (onnxruntime-web's wasm EP, for comparison).
+export function createRuntime({assets, progress = () => {}, wasmEngine = assets.wasmEngine || "nomoat"}) {
   const early = new Map(); // "url|device" -> pending fetchPackage
-  const fetchIt = (url, device, requestId) => fetchPackage(url, device, requestId, (kind, id, p) => progress(id, p));
+  const fetchIt = (url, device, requestId) => fetchPackage(url, device, requestId, (kind, id, p) => progress(id, p), wasmEngine);
   return {
     chooseDevice,
     loadOrt: (device) => loadOrt(assets, device),
@@ -455,7 +470,7 @@ export function createRuntime({assets, progress = () => {}}) {
       const key = `${url}|${device}`;
       if (!early.has(key)) {
         const pending = Promise.all([fetchIt(url, device, requestId), loadOrt(assets, device)]).then(([pkg]) => {
-          pkg.onnx.engine = Engine.create(pkg.onnx, device, pkg.config);
+          pkg.onnx.engine = makeEngine(pkg.onnx, device, pkg.config);
           pkg.onnx.engine.catch(() => {}); // reported when taken over
           return pkg;
         });
@@ -469,6 +484,6 @@ export function createRuntime({assets, progress = () => {}}) {
       early.delete(key);
       return pending || fetchIt(url, device, requestId);
     },
-    createEngine: (onnx, device, config) => onnx.engine || Engine.create(onnx, device, config),
+    createEngine: (onnx, device, config) => onnx.engine || makeEngine(onnx, device, config),
   };
 }
