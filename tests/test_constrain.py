@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nomoat.config import ModelConfig
-from nomoat.constrain import JSONConstraint, TokenIndex, compile_schema
+from nomoat.constrain import GrammarConstraint, TokenIndex, compile_constraint, compile_schema
 from nomoat.constrain.automaton import Automaton
-from nomoat.constrain.tokens import plain_chars
+from nomoat.constrain.tokens import bitset, ids_of, plain_chars
 from nomoat.errors import IncompleteOutputError, InvalidOptionError, UnsupportedSchemaError
 from nomoat.generate import Stats, generate
 from nomoat.model import Model
@@ -157,7 +158,8 @@ def test_invalid_utf8_is_rejected_inside_strings():
 
 
 @pytest.mark.parametrize("schema,word", [
-    ({"type": "string", "pattern": "^a+$"}, "pattern"),
+    ({"type": "string", "pattern": "^a+$", "maxLength": 3}, "pattern together with minLength/maxLength"),
+    ({"type": "string", "pattern": "(a)\\1"}, "#/pattern: the regular expression uses a backreference"),
     ({"type": "string", "format": "date"}, "format"),
     ({"$ref": "#/$defs/x", "$defs": {"x": {}}}, "$defs"),
     ({"oneOf": [{"type": "string"}]}, "oneOf"),
@@ -252,21 +254,26 @@ class RandomBackend:
         return (self.rng.standard_normal(VOCAB) * 2).astype(np.float32)
 
 
-class CheckedConstraint(JSONConstraint):
+class CheckedConstraint(GrammarConstraint):
     """Also checks every mask against brute force: each token's bytes run through the automaton."""
 
-    def allowed(self) -> np.ndarray:
-        ids = super().allowed()
+    def allowed(self) -> bytes:
+        mask = super().allowed()
         brute = {t for t, data in enumerate(self.index.token_bytes) if data and self.grammar.advance(self.state, data)}
         if self.complete:
             brute.add(EOS)
-        assert set(ids.tolist()) == brute
-        return ids
+        assert set(ids_of(int.from_bytes(mask, "little"))) == brute
+        assert len(mask) % 4 == 0 and len(mask) * 8 >= VOCAB - 4  # whole 32-bit words, the whole vocabulary
+        return mask
+
+
+def constraint_for(spec, checked: bool = True) -> GrammarConstraint:
+    return (CheckedConstraint if checked else GrammarConstraint)(compile_constraint(spec), TOK, [EOS])
 
 
 def run_random(schema, seed: int, max_tokens: int = 2000, checked: bool = True, **sampling) -> tuple[str, Stats]:
     backend = RandomBackend(seed)
-    constraint = (CheckedConstraint if checked else JSONConstraint)(schema, TOK, [EOS])
+    constraint = constraint_for(schema, checked)
     params = SamplingParams(temperature=1.0, seed=seed, max_tokens=max_tokens).replace(**sampling)
     stats = Stats()
 
@@ -416,19 +423,73 @@ def test_session_prompt_with_response_constraint():
 def test_session_refuses_bad_schemas_before_running():
     backend = RandomBackend(0)
     s = fake_model(backend).session()
-    with pytest.raises(UnsupportedSchemaError, match="pattern"):
-        s.prompt_sync("x", response_constraint={"type": "string", "pattern": "a"})
+    with pytest.raises(UnsupportedSchemaError, match="format"):
+        s.prompt_sync("x", response_constraint={"type": "string", "format": "date"})
+    with pytest.raises(UnsupportedSchemaError, match="lookahead"):
+        s.prompt_sync("x", response_constraint={"regex": "a(?=b)"})
+    with pytest.raises(InvalidOptionError, match="missing"):
+        s.prompt_sync("x", response_constraint={"regex": "(a"})
     with pytest.raises(InvalidOptionError, match="stop"):
         s.prompt_sync("x", response_constraint=PERSON, stop="}")
     assert s.messages == [] and s.last is None
 
 
-def test_browser_backend_is_refused_for_now():
-    backend = RandomBackend(0)
-    backend.name = "ort_web"
-    s = fake_model(backend).session()
-    with pytest.raises(UnsupportedSchemaError, match="CPython only"):
-        s.prompt_sync("x", response_constraint=PERSON)
+class MaskRecordingBackend(RandomBackend):
+    """Records the masks its sampler is given (as the browser backend passes them on to JS). EOS is
+    the likeliest token: unconstrained answers end at once, constrained ones only when complete."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.masks: list[bytes | None] = []
+
+    def make_sampler(self, params: SamplingParams):
+        inner = Sampler(params)
+
+        def sample(logits, new_ids, allowed=None):
+            self.masks.append(allowed)
+            return inner(logits, new_ids, allowed)
+
+        return sample
+
+    async def forward(self, state: RandomState, token_ids, all_logits: bool = False) -> np.ndarray:
+        logits = await super().forward(state, token_ids, all_logits)
+        logits[EOS] = 100.0
+        return logits
+
+
+def test_the_loop_hands_the_mask_to_the_backends_sampler():
+    backend = MaskRecordingBackend(2)
+    s = fake_model(backend).session(temperature=1.0, seed=2)
+    assert valid(json.loads(s.prompt_sync("x", response_constraint=PERSON)), PERSON)
+    assert backend.masks and all(isinstance(m, bytes) and len(m) % 4 == 0 for m in backend.masks)
+    assert s.last.masks == len(backend.masks) and s.last.to_dict()["mask_ms"] > 0
+    backend.masks.clear()
+    s.prompt_sync("y")
+    assert backend.masks and set(backend.masks) == {None}  # unconstrained: no mask, the same loop
+
+
+def test_the_constraint_is_described_in_the_prompt_unless_omitted():
+    s = fake_model(RandomBackend(3)).session(temperature=1.0, seed=3)
+    s.prompt_sync("a person", response_constraint=PERSON)
+    assert s.messages[0]["content"].startswith("a person\n\n") and '"maxLength":20' in s.messages[0]["content"]
+    s.prompt_sync("digits", response_constraint={"regex": "[0-9]{3}"})
+    assert s.messages[2]["content"].endswith("/[0-9]{3}/.") and re.fullmatch("[0-9]{3}", s.messages[3]["content"])
+    s.prompt_sync("bare", response_constraint=PERSON, omit_response_constraint_input=True)
+    assert s.messages[4]["content"] == "bare"
+
+
+def test_numpy_sampler_never_picks_a_masked_token():
+    rng = np.random.default_rng(0)
+    for k in range(200):
+        logits = (rng.standard_normal(VOCAB) * 3).astype(np.float32)
+        ids = sorted(set(rng.integers(0, VOCAB, rng.integers(1, 6)).tolist()))
+        mask = bitset(ids).to_bytes(4 * ((VOCAB + 31) // 32), "little")
+        options = [dict(temperature=0), dict(temperature=1.0, seed=k), dict(temperature=2.0, top_k=3, seed=k),
+                   dict(temperature=1.0, top_p=0.5, min_p=0.2, repetition_penalty=1.3, seed=k)]
+        for o in options:
+            assert Sampler(SamplingParams(**o))(logits, ids, mask) in ids
+    short = bitset([1]).to_bytes(4, "little")  # ids past the mask's end are not allowed
+    assert Sampler(SamplingParams(temperature=0))(np.arange(VOCAB, dtype=np.float32), [], short) == 1
 
 
 def test_session_keeps_partial_text_when_tokens_run_out():

@@ -27,6 +27,8 @@ class Stats:
     prefill_s: float = 0.0
     decode_s: float = 0.0
     forward_s: float = 0.0  # of decode_s, the time spent inside backend.forward (the graph)
+    mask_s: float = 0.0  # time spent computing allowed-token masks (structured output), all tokens
+    masks: int = 0
 
     @property
     def prefill_tps(self) -> float:
@@ -44,6 +46,7 @@ class Stats:
             "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason,
             "token_ids": list(self.token_ids), "ttft_ms": self.ttft_s * 1000, "prefill_tps": self.prefill_tps,
             "decode_tps": self.decode_tps, "python_share": self.python_share,
+            "mask_ms": 1000 * self.mask_s / self.masks if self.masks else 0.0,
         }
 
     @property
@@ -52,11 +55,15 @@ class Stats:
 
 
 class Constraint(Protocol):
-    """Limits the next token (constrain.JSONConstraint): mask() sets disallowed logits to -inf."""
+    """Limits the next token (constrain.GrammarConstraint): allowed() is a bitmask of the token ids
+    that may come next (bit i & 31 of 32-bit little-endian word i >> 5), which the backend's sampler
+    applies where the logits are."""
 
     complete: bool  # whether the text so far may end here
+    mask_s: float  # time spent in allowed(), and how many calls
+    masks: int
 
-    def mask(self, logits: Any) -> Any: ...
+    def allowed(self) -> bytes: ...
 
     def advance(self, token: int) -> None: ...
 
@@ -103,8 +110,8 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
                    tokenizer: ByteLevelDecoder, stop_ids: Sequence[int], context_window: int,
                    stats: Stats, constraint: Constraint | None = None) -> AsyncIterator[str]:
     """Stream the completion of prompt_ids as text. `state` may hold an earlier conversation:
-    only the tokens after its common prefix with prompt_ids are computed. A constraint masks the
-    logits (numpy) before each choice; running out of tokens before it is complete is an error."""
+    only the tokens after its common prefix with prompt_ids are computed. A constraint limits each
+    choice to the tokens it allows; running out of tokens before it is complete is an error."""
     if len(prompt_ids) >= context_window:
         raise ContextOverflowError(
             f"The prompt is {len(prompt_ids)} tokens; the context window is {context_window}. "
@@ -117,9 +124,9 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
     new_ids, length = list(prompt_ids), len(prompt_ids)
     text, stop = StreamDecoder(tokenizer), StopMatcher(params.stop)
     while True:
-        if constraint is not None:
-            logits = constraint.mask(logits)
-        token = sample(logits, new_ids)
+        token = sample(logits, new_ids, constraint.allowed() if constraint is not None else None)
+        if not isinstance(token, int):  # a sampler on the GPU answers with a promise of the id
+            token = int(await token)
         if not stats.token_ids:
             stats.ttft_s = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -149,7 +156,9 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
         tail = stop.push(text.flush()) + ("" if stop.hit else stop.flush())
         if tail:
             yield tail
+    if constraint is not None:
+        stats.mask_s, stats.masks = constraint.mask_s, constraint.masks
     if constraint is not None and not constraint.complete:
         raise IncompleteOutputError(
-            f"The answer stopped after {stats.completion_tokens} tokens ({stats.finish_reason}) before its JSON was "
-            "complete; raise max_tokens (or shorten the conversation).")
+            f"The answer stopped after {stats.completion_tokens} tokens ({stats.finish_reason}) before it was "
+            "complete (response_constraint); raise max_tokens (or shorten the conversation).")

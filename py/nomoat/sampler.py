@@ -1,7 +1,7 @@
 """The numpy sampler (CPython backends): small logits processors and a seeded choice.
 
-Order (as Hugging Face): repetition penalty → temperature (0 = greedy argmax) → top-k → top-p →
-min-p → draw. The options were validated when SamplingParams was built.
+Order (as Hugging Face): allowed-token mask → repetition penalty → temperature (0 = greedy argmax) →
+top-k → top-p → min-p → draw. The options were validated when SamplingParams was built.
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ def apply_repetition_penalty(logits: np.ndarray, seen: Sequence[int], penalty: f
     v = out[ids]
     out[ids] = np.where(v > 0, v / penalty, v * penalty)
     return out
+
+
+def allowed_only(logits: np.ndarray, allowed: bytes) -> np.ndarray:
+    """Every token outside `allowed` at -inf. allowed: a bitmask, bit i & 7 of byte i >> 3 = token i
+    (the little-endian bytes of the Uint32Array words the JS samplers take); ids past its end are out."""
+    keep = np.unpackbits(np.frombuffer(allowed, np.uint8), bitorder="little")[: logits.size].astype(bool)
+    if keep.size < logits.size:
+        keep = np.concatenate([keep, np.zeros(logits.size - keep.size, bool)])
+    return np.where(keep, logits, np.float32(-np.inf))
 
 
 def top_k_mask(logits: np.ndarray, k: int) -> np.ndarray:
@@ -61,7 +70,8 @@ class Sampler:
     """Chooses the next token from logits (vocab,). Same seed and inputs → same choices.
 
     Each call passes the token ids that joined the sequence since the previous call (the prompt
-    first, then one token at a time); the sampler remembers them for the repetition penalty."""
+    first, then one token at a time); the sampler remembers them for the repetition penalty.
+    `allowed` (structured output) is a bitmask of the tokens that may be chosen (allowed_only)."""
 
     def __init__(self, params: SamplingParams) -> None:
         self.params = params
@@ -69,10 +79,12 @@ class Sampler:
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._seen: set[int] = set()
 
-    def __call__(self, logits: np.ndarray, new_ids: Sequence[int]) -> int:
+    def __call__(self, logits: np.ndarray, new_ids: Sequence[int], allowed: bytes | None = None) -> int:
         p = self.params
         self._seen.update(int(t) for t in new_ids)
         x = np.asarray(logits, np.float32)
+        if allowed is not None:
+            x = allowed_only(x, allowed)
         if p.repetition_penalty != 1.0:
             x = apply_repetition_penalty(x, list(self._seen), p.repetition_penalty)
         if p.greedy:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import _compat
 from .chat import check_messages
-from .errors import ContextOverflowError, InvalidOptionError, InvalidPromptError, UnsupportedSchemaError
+from .errors import ContextOverflowError, InvalidOptionError, InvalidPromptError
 from .generate import Stats, generate, prefill
 from .sampling import SamplingParams
 
@@ -67,8 +67,12 @@ class Session:
         If history + prompt overflow the context window, the oldest exchanges after the initial
         messages are dropped (on_overflow(count) is called) — or ContextOverflowError, with nothing
         dropped, when even that is not enough.
-        response_constraint: a JSON Schema (the subset in constrain/schema.py); the answer is then
-        compact JSON valid against it, or IncompleteOutputError if max_tokens ran out first."""
+        response_constraint: a JSON Schema (the subset in constrain/schema.py; the answer is then
+        compact JSON valid against it), or a regular expression as {"regex": source, "flags": "" | "u"}
+        (JavaScript RegExp syntax and meaning, the subset in constrain/regex.py; the whole answer then
+        matches it; a compiled re.Pattern without flags is read as {"regex": pattern.pattern}).
+        Unsupported parts raise UnsupportedSchemaError, malformed ones InvalidOptionError; running out
+        of max_tokens first raises IncompleteOutputError."""
         params = self.params.replace(**sampling)
         constraint = self._constraint(response_constraint, params)
         async with self._queue():
@@ -167,15 +171,12 @@ class Session:
     def _constraint(self, schema: dict | None, params: SamplingParams):
         if schema is None:
             return None
-        if self.model.backend.name == "ort_web":
-            raise UnsupportedSchemaError("response_constraint works on CPython only for now (the browser backend "
-                                         "samples on the GPU, without the token mask).")
         if params.stop:
             raise InvalidOptionError("stop strings cannot be combined with response_constraint (they could cut "
-                                     "the JSON short); the answer ends when its JSON is complete.")
-        from .constrain import JSONConstraint
+                                     "the answer short); the answer ends when it is complete.")
+        from .constrain import GrammarConstraint, compile_constraint
 
-        return JSONConstraint(schema, self.model.tokenizer, self.model.stop_ids)
+        return GrammarConstraint(compile_constraint(schema), self.model.tokenizer, self.model.stop_ids)
 
     def clone(self) -> Session:
         """An independent session with the same history; the KV cache is copied, not recomputed."""

@@ -69,6 +69,16 @@ function createLLM(base, defaults = {}) {
     return out;
   }
 
+  // A prompt's wire options: sampling, plus responseConstraint (a JSON Schema object, or a RegExp
+  // sent as {regex, flags}) and omitResponseConstraintInput, as nomoat's Session takes them.
+  function promptOptions(o) {
+    const out = samplingOptions(o);
+    const rc = o.responseConstraint;
+    if (rc !== undefined) out.response_constraint = rc instanceof RegExp ? {regex: rc.source, flags: rc.flags} : rc;
+    if (o.omitResponseConstraintInput !== undefined) out.omit_response_constraint_input = Boolean(o.omitResponseConstraintInput);
+    return out;
+  }
+
   async function create(options = {}) {
     const signal = options.signal;
     if (signal && signal.aborted) throw abortReason(signal);
@@ -110,7 +120,7 @@ function createLLM(base, defaults = {}) {
     const aborted = signal ? new Promise((_, reject) => signal.addEventListener("abort", () => reject(abortReason(signal)), {once: true})) : null;
     const info = await (aborted ? Promise.race([promise, aborted]) : promise);
     return new LanguageModelSession(worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
-      contextWindow: info.context_window, contextUsage: info.context_usage}, samplingOptions);
+      contextWindow: info.context_window, contextUsage: info.context_usage}, promptOptions);
   }
 
   // "available": the model is loaded in this page or fully in nomoat's cache (no download

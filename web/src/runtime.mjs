@@ -321,9 +321,20 @@ function ranked(x, k) {
   return heap.sort((a, b) => (before(a, b) ? -1 : 1));
 }
 
-class Sampler {
-  // Same processors and order as nomoat/sampler.py: repetition penalty, temperature (0 =
-  // argmax), top-k, top-p, min-p, seeded draw. The seeded stream differs from numpy's.
+// allowedMask (structured output): a Uint32Array, bit i & 31 of word i >> 5 set = token i may be
+// chosen; tokens past its end may not. Every other logit becomes -Infinity, in place.
+function maskLogits(x, allowedMask) {
+  for (let w = 0; w * 32 < x.length; w++) {
+    const bits = w < allowedMask.length ? allowedMask[w] : 0;
+    if (bits === 0xffffffff) continue;
+    for (let i = w * 32, end = Math.min(x.length, i + 32); i < end; i++) if (!((bits >>> (i & 31)) & 1)) x[i] = -Infinity;
+  }
+}
+
+export class Sampler {
+  // Same processors and order as nomoat/sampler.py: allowed-token mask, repetition penalty,
+  // temperature (0 = argmax), top-k, top-p, min-p, seeded draw. The seeded stream differs from
+  // numpy's. sample(logits, newIds, allowedMask?) is also the GPU sampler's contract.
   constructor(p) {
     this.p = p;
     this.seen = new Set();
@@ -336,10 +347,11 @@ class Sampler {
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
   }
-  sample(logits, newIds) {
+  sample(logits, newIds, allowedMask) {
     for (const t of newIds) this.seen.add(t);
     const p = this.p;
     const x = logits; // Float32Array (vocab,)
+    if (allowedMask) maskLogits(x, allowedMask);
     if (p.repetition_penalty !== 1) {
       for (const t of this.seen) x[t] = x[t] > 0 ? x[t] / p.repetition_penalty : x[t] * p.repetition_penalty;
     }
@@ -349,6 +361,10 @@ class Sampler {
       return best;
     }
     let idx = ranked(x, p.top_k);
+    if (allowedMask) { // masked tokens have probability 0: drop them, so rounding can never draw one
+      idx = idx.filter((i) => x[i] !== -Infinity);
+      if (!idx.length) throw named("OperationError", "No allowed token has a finite logit.");
+    }
     const m = x[idx[0]] / p.temperature;
     let probs = idx.map((i) => Math.exp(x[i] / p.temperature - m));
     let sum = probs.reduce((a, b) => a + b, 0);

@@ -51,11 +51,15 @@ class OrtWebBackend:
     def new_state(self) -> WebState:
         return WebState(self.engine.newState())
 
-    def make_sampler(self, params: SamplingParams) -> Callable[[Any, Sequence[int]], int]:
+    def make_sampler(self, params: SamplingParams) -> Callable[..., Any]:
         js = self.engine.newSampler(_compat.to_js(params.__dict__))
 
-        def sample(logits: Any, new_ids: Sequence[int]) -> int:
-            return int(js.sample(logits, _compat.to_js(list(new_ids))))
+        def sample(logits: Any, new_ids: Sequence[int], allowed: bytes | None = None) -> Any:
+            # allowed (structured output): the constraint's bitmask, copied once into a Uint32Array
+            # (bit i & 31 of word i >> 5 = token i may be chosen), the JS and GPU samplers' third argument.
+            mask = None if allowed is None else _compat.to_js(memoryview(allowed).cast("I"))
+            got = js.sample(logits, _compat.to_js(list(new_ids)), mask)
+            return int(got) if isinstance(got, (int, float)) else got  # WebGPU: a promise of the id
 
         return sample
 

@@ -23,6 +23,10 @@ AState = frozenset  # of stacks; empty = dead
 
 
 class Node:
+    def initial(self) -> tuple:
+        """The frame a parse of this node alone starts from (as the root): one waiting for the value."""
+        return (PENDING, self)
+
     def start(self, b: int) -> list[tuple]:
         raise NotImplementedError
 
@@ -263,7 +267,7 @@ class Automaton:
 
     def __init__(self, root: Node) -> None:
         self.root = root
-        self.start: AState = frozenset({((PENDING, root),)})
+        self.start: AState = frozenset({(root.initial(),)})
         self._next: dict[tuple[AState, int], AState] = {}
 
     def step(self, state: AState, b: int) -> AState:

@@ -7,7 +7,9 @@ Supported (anything else is refused with UnsupportedSchemaError naming the keywo
                 absent. Properties come out in the schema's order; required ones always, optional ones
                 may be left out; undeclared ones never (so additionalProperties true/a schema is refused)
   array         items (a schema; absent = any value), minItems, maxItems
-  string        minLength, maxLength (in characters); escapes limited to \\" \\\\ \\/ \\b \\f \\n \\r \\t
+  string        minLength, maxLength (in characters); escapes limited to \\" \\\\ \\/ \\b \\f \\n \\r \\t;
+                or pattern (a regular expression, regex.py: unanchored unless it uses ^ / $, as JSON
+                Schema means it), not together with minLength/maxLength
   number        minimum, maximum (inclusive), in plain decimal notation (no exponent); integer: no fraction.
                 A missing bound is replaced by one 10**15 away, so numbers stay exact in a double
   boolean, null
@@ -15,7 +17,7 @@ Supported (anything else is refused with UnsupportedSchemaError naming the keywo
   anyOf         alone (beside annotations only)
   annotations   title, description, default, examples, $schema, $id, $comment (ignored)
   true / {}     any value (objects in it are empty)
-Refused, among others: pattern, format, $ref/$defs, oneOf, allOf, not, if/then/else, patternProperties,
+Refused, among others: format, $ref/$defs, oneOf, allOf, not, if/then/else, patternProperties,
 exclusiveMinimum/Maximum, multipleOf, uniqueItems, prefixItems, minProperties, a false schema.
 Output is compact JSON: no whitespace anywhere.
 """
@@ -28,13 +30,14 @@ from fractions import Fraction
 
 from ..errors import InvalidOptionError, UnsupportedSchemaError
 from .automaton import AnyOf, Array, Automaton, Literal, Node, Number, Object, String
+from .regex import Regex
 
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$schema", "$id", "$comment"})
 KEYWORDS = {
     "object": {"properties", "required", "additionalProperties"},
     "array": {"items", "minItems", "maxItems"},
-    "string": {"minLength", "maxLength"},
+    "string": {"minLength", "maxLength", "pattern"},
     "number": {"minimum", "maximum"},
 }
 KEYWORDS["integer"] = KEYWORDS["number"]
@@ -138,6 +141,8 @@ def _typed(t: str, schema: dict, where: str) -> Node:
         return Literal([b"null"])
     if t == "boolean":
         return Literal([b"true", b"false"])
+    if t == "string" and "pattern" in schema:
+        return _pattern(schema, where)
     if t == "string":
         lo, hi = _count(schema, "minLength", where) or 0, _count(schema, "maxLength", where)
         if hi is not None and lo > hi:
@@ -164,6 +169,18 @@ def _typed(t: str, schema: dict, where: str) -> Node:
             raise _refuse(where, "items as a list (tuple validation) is not supported.")
         return Array(_compile(items, f"{where}/items") if items is not True else any_value(), lo, hi)
     return _object(schema, where)
+
+
+def _pattern(schema: dict, where: str) -> Node:
+    if "minLength" in schema or "maxLength" in schema:
+        raise _refuse(where, "pattern together with minLength/maxLength is not supported; put the length into "
+                             "the pattern (for example ^.{1,20}$).")
+    if not isinstance(schema["pattern"], str):
+        raise _bad(where, f"pattern must be a string, got {schema['pattern']!r}.")
+    try:
+        return Regex(schema["pattern"], "u", json_string=True)
+    except (UnsupportedSchemaError, InvalidOptionError) as e:
+        raise type(e)(str(e).replace("response_constraint:", f"response_constraint at {where}/pattern:", 1)) from None
 
 
 def _object(schema: dict, where: str) -> Node:

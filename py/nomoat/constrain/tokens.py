@@ -1,11 +1,15 @@
 """Token masks: which token ids may come next, so the sampled text stays inside the grammar.
 
 A token is allowed when the automaton accepts all its bytes from the current state; the stop ids
-(EOS) exactly when the JSON is complete. TokenIndex (built once per tokenizer) holds the vocabulary
+(EOS) exactly when the text is complete. TokenIndex (built once per tokenizer) holds the vocabulary
 as a byte trie, walked together with the automaton and pruned at the first rejected byte. Inside a
-string almost every token fits, so there the walk is skipped for "plain" tokens (whole UTF-8
+JSON string almost every token fits, so there the walk is skipped for "plain" tokens (whole UTF-8
 characters, no quote, backslash or control byte): they are allowed when their character count fits
-maxLength, a slice of a sorted array. Allowed sets are memoized per parse stack.
+maxLength, one precomputed set per count. Allowed sets are memoized per parse stack.
+
+Sets of token ids are Python ints used as bitsets (bit i = token i): union is one C-level `|`,
+and int.to_bytes(..., "little") is the mask the samplers take, with no numpy (Pyodide has none):
+bytes whose 32-bit little-endian words are a Uint32Array bitmask, bit i & 31 of word i >> 5.
 """
 
 from __future__ import annotations
@@ -14,11 +18,8 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 
-import numpy as np
-
 from ..errors import IncompleteOutputError
 from .automaton import AState, Automaton, String
-from .schema import compile_schema
 
 
 class Trie:
@@ -64,9 +65,15 @@ class TokenIndex:
         self.token_bytes = list(token_bytes)  # special tokens are b"": never allowed as text
         tokens = [(i, t) for i, t in enumerate(self.token_bytes) if t]
         counts = {i: plain_chars(t) for i, t in tokens}
-        plain = sorted((n, i) for i, n in counts.items() if n > 0)
-        self.plain_counts = np.array([n for n, _ in plain], np.int64)  # ascending
-        self.plain_ids = np.array([i for _, i in plain], np.int64)
+        longest = max(counts.values(), default=0)
+        by_count: list[list[int]] = [[] for _ in range(longest + 1)]
+        for i, n in counts.items():
+            if n > 0:
+                by_count[n].append(i)
+        # plain_upto[c]: the plain tokens of 1..c characters, a bitset; c = longest means all of them.
+        self.plain_upto: list[int] = [0]
+        for ids in by_count[1:]:
+            self.plain_upto.append(self.plain_upto[-1] | bitset(ids))
         self.trie = Trie(tokens)
         self.rest_trie = Trie((i, t) for i, t in tokens if counts[i] < 0)
 
@@ -76,6 +83,23 @@ class TokenIndex:
         if index is None:
             index = cls._cache[tokenizer] = cls([tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)])
         return index
+
+
+def bitset(ids: Iterable[int]) -> int:
+    """Token ids as an int with bit i set for each id i."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    buf = bytearray(max(ids) // 8 + 1)
+    for i in ids:
+        buf[i >> 3] |= 1 << (i & 7)
+    return int.from_bytes(buf, "little")
+
+
+def ids_of(bits: int) -> list[int]:
+    """The ids in a bitset, ascending (for tests and messages; the samplers take the bytes)."""
+    data = bits.to_bytes((bits.bit_length() + 7) // 8, "little")
+    return [8 * k + j for k, byte in enumerate(data) if byte for j in range(8) if byte >> j & 1]
 
 
 def walk(trie: Trie, grammar: Automaton, state: AState) -> list[int]:
@@ -97,63 +121,60 @@ def walk(trie: Trie, grammar: Automaton, state: AState) -> list[int]:
     return out
 
 
-class JSONConstraint:
-    """Follows one constrained generation: mask() the logits before each choice, advance() after it."""
+class GrammarConstraint:
+    """Follows one constrained generation: allowed() gives the mask before each choice, advance()
+    records the choice. The grammar comes from constrain.compile_constraint (a schema or a regex)."""
 
-    def __init__(self, schema, tokenizer, stop_ids: Iterable[int]) -> None:
-        self.grammar = Automaton(compile_schema(schema))
+    def __init__(self, grammar: Automaton, tokenizer, stop_ids: Iterable[int]) -> None:
+        self.grammar = grammar
         self.index = TokenIndex.for_tokenizer(tokenizer)
-        self.stop_ids = np.array(sorted(stop_ids), np.int64)
+        self.stop_ids = sorted(stop_ids)
+        self.stop_bits = bitset(self.stop_ids)
+        size = max(len(self.index.token_bytes), self.stop_ids[-1] + 1 if self.stop_ids else 0)
+        self.mask_bytes = 4 * ((size + 31) // 32)  # whole 32-bit words
         self.state = self.grammar.start
-        self._allowed: dict[tuple, np.ndarray] = {}  # one parse stack → its allowed token ids
+        self._by_stack: dict[tuple, int] = {}  # one parse stack → its allowed tokens (a bitset)
+        self._by_state: dict[AState, bytes] = {}  # one automaton state → its mask
         self.mask_s, self.masks = 0.0, 0  # time spent computing masks, and how many
 
     @property
     def complete(self) -> bool:
         return self.grammar.accepting(self.state)
 
-    def allowed(self) -> np.ndarray:
-        """The token ids that may come next (with the stop ids when the JSON is complete)."""
-        parts = [self._for_stack(stack) for stack in self.state]
-        if self.complete:
-            parts.append(self.stop_ids)
-        if len(parts) == 1:
-            return parts[0]
-        union = np.zeros(max(len(self.index.token_bytes), int(self.stop_ids.max(initial=0)) + 1), bool)
-        for ids in parts:
-            union[ids] = True
-        return np.flatnonzero(union)
-
-    def _for_stack(self, stack: tuple) -> np.ndarray:
-        ids = self._allowed.get(stack)
-        if ids is None:
-            state, top = frozenset({stack}), stack[-1] if stack else None
-            if top is not None and isinstance(top[0], String) and top[2] == 0:  # plain string content
-                room = top[0].max_length - top[1] if top[0].max_length is not None else len(self.index.token_bytes)
-                plain = self.index.plain_ids[: int(np.searchsorted(self.index.plain_counts, room, "right"))]
-                ids = np.concatenate([plain, np.array(walk(self.index.rest_trie, self.grammar, state), np.int64)])
-            else:
-                ids = np.array(walk(self.index.trie, self.grammar, state), np.int64)
-            self._allowed[stack] = ids
-        return ids
-
-    def mask(self, logits: np.ndarray) -> np.ndarray:
-        """A copy of logits (vocab,) with every disallowed token at -inf."""
+    def allowed(self) -> bytes:
+        """The tokens that may come next (the stop ids when the text is complete), as a bitmask:
+        bytes of little-endian 32-bit words, bit i & 31 of word i >> 5 set = token i allowed."""
         t0 = time.perf_counter()
-        ids = self.allowed()
-        if not ids.size:
-            raise IncompleteOutputError("No token of this vocabulary can continue the JSON; the tokenizer lacks "
-                                        "single-byte tokens.")
-        logits = np.asarray(logits)
-        out = np.full(logits.shape, -np.inf, np.float32)
-        ids = ids[ids < logits.size]
-        out[ids] = logits[ids]
+        mask = self._by_state.get(self.state)
+        if mask is None:
+            bits = 0
+            for stack in self.state:
+                bits |= self._for_stack(stack)
+            if self.complete:
+                bits |= self.stop_bits
+            if not bits:
+                raise IncompleteOutputError("No token of this vocabulary can continue the constrained text; the "
+                                            "tokenizer lacks single-byte tokens.")
+            mask = self._by_state[self.state] = bits.to_bytes(self.mask_bytes, "little")
         self.mask_s += time.perf_counter() - t0
         self.masks += 1
-        return out
+        return mask
+
+    def _for_stack(self, stack: tuple) -> int:
+        bits = self._by_stack.get(stack)
+        if bits is None:
+            state, top = frozenset({stack}), stack[-1] if stack else None
+            if top is not None and isinstance(top[0], String) and top[2] == 0:  # plain string content
+                plain = self.index.plain_upto
+                room = top[0].max_length - top[1] if top[0].max_length is not None else len(plain) - 1
+                bits = plain[min(room, len(plain) - 1)] | bitset(walk(self.index.rest_trie, self.grammar, state))
+            else:
+                bits = bitset(walk(self.index.trie, self.grammar, state))
+            self._by_stack[stack] = bits
+        return bits
 
     def advance(self, token: int) -> None:
-        """Record the chosen token (one that mask() allowed)."""
+        """Record the chosen token (one that allowed() allowed)."""
         if token in self.stop_ids:
             return
         state = self.grammar.advance(self.state, self.index.token_bytes[token])
