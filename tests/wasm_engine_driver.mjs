@@ -8,10 +8,9 @@ import path from "node:path";
 import {pathToFileURL} from "node:url";
 
 const [dist, model, script, out] = process.argv.slice(2);
-const {WasmEngine, loadDecoder} = await import(pathToFileURL(path.join(dist, "nomoat-wasm-engine.mjs")).href);
+const {WasmEngine} = await import(pathToFileURL(path.join(dist, "nomoat-wasm-engine.mjs")).href);
 const read = (n) => fs.readFileSync(path.join(model, n));
 const engine = await WasmEngine.create({
-  module: await loadDecoder(pathToFileURL(path.join(dist, "nomoat-decoder.wasm"))),
   data: new Uint8Array(read("onnx/model_q4.onnx_data")),
   tensors: JSON.parse(read("onnx/nomoat_tensors.json")),
   config: JSON.parse(read("config.json")),

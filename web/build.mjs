@@ -33,10 +33,13 @@ fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-wo
 fs.copyFileSync(path.join(here, "src", "runtime.mjs"), path.join(dist, "nomoat-runtime.mjs"));
 // nomoat's own wasm decoder (device "wasm"): the engine module and its SIMD kernels (AssemblyScript).
 fs.copyFileSync(path.join(here, "src", "wasm_engine.mjs"), path.join(dist, "nomoat-wasm-engine.mjs"));
+fs.copyFileSync(path.join(here, "src", "wasm_thread.mjs"), path.join(dist, "nomoat-wasm-thread.mjs"));
 const {default: asc} = await import("assemblyscript/asc");
-const built = await asc.main([path.join(here, "src", "wasm", "decoder.ts"), "-o", path.join(dist, "nomoat-decoder.wasm"),
-  "--enable", "simd", "--runtime", "stub", "--importMemory", "--maximumMemory", "65536", "-O3", "--noAssert"]);
-if (built.error) throw new Error(`AssemblyScript could not build src/wasm/decoder.ts: ${built.error.message}\n${built.stderr}`);
+for (const [out, extra] of [["nomoat-decoder.wasm", []], ["nomoat-decoder-mt.wasm", ["--sharedMemory", "--enable", "threads"]]]) { // 1 | 2 threads
+  const built = await asc.main([path.join(here, "src", "wasm", "decoder.ts"), "-o", path.join(dist, out), "--enable", "simd",
+    "--runtime", "stub", "--importMemory", "--maximumMemory", "65536", "-O3", "--noAssert", ...extra]);
+  if (built.error) throw new Error(`AssemblyScript could not build src/wasm/decoder.ts: ${built.error.message}\n${built.stderr}`);
+}
 
 function copy(fromDir, toDir, names) {
   fs.mkdirSync(toDir, {recursive: true});
@@ -48,4 +51,4 @@ copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
   "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
   "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
 ]);
-console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-session.js, nomoat-worker.mjs, nomoat-runtime.mjs, nomoat-wasm-engine.mjs, nomoat-decoder.wasm, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);
+console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-session.js, nomoat-worker.mjs, nomoat-runtime.mjs, nomoat-wasm-engine.mjs, nomoat-wasm-thread.mjs, nomoat-decoder[-mt].wasm, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);

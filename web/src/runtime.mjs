@@ -464,9 +464,8 @@ const TENSORS = "onnx/nomoat_tensors.json"; // where each weight lies in the dat
 // device "wasm": nomoat's own decoder (onnx.kind "nomoat"), else onnxruntime-web's session.
 async function makeEngine(onnx, device, config) {
   if (onnx.kind !== "nomoat") return Engine.create(onnx, device, config);
-  const {WasmEngine, loadDecoder} = await import("./nomoat-wasm-engine.mjs");
-  return WasmEngine.create({module: await loadDecoder(), data: onnx.data, tensors: onnx.tensors,
-                            config: JSON.parse(config), Sampler});
+  const {WasmEngine} = await import("./nomoat-wasm-engine.mjs");
+  return WasmEngine.create({data: onnx.data, tensors: onnx.tensors, config: JSON.parse(config), Sampler});
 }
 
 // The object Python sees as `nomoat_js`. progress(requestId, {stage, loaded, total}) reports

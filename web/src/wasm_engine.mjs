@@ -8,11 +8,16 @@
 // Memory (one WebAssembly.Memory): the weights (the whole data file, copied once), cos/sin tables,
 // scratch for a chunk of up to CHUNK tokens, the logits, and one KV block per state:
 // (layer, key|value, kv head, capacity, head_dim) f32, grown by doubling.
+//
+// Threads: with crossOriginIsolated (SharedArrayBuffer) and 2+ cores, the memory is shared with a
+// helper Worker (wasm_thread.mjs) running the same kernels; each matmul splits its rows and each
+// attention its heads between the two. Same arithmetic per row and head: the same logits.
 
 const CHUNK = 64; // prefill tokens per pass through the layers
 const PAGE = 65536;
 
-export async function loadDecoder(url = new URL("nomoat-decoder.wasm", import.meta.url)) {
+export async function loadDecoder(threads = 1, url = new URL(threads > 1 ? "nomoat-decoder-mt.wasm" : "nomoat-decoder.wasm",
+                                                                 import.meta.url)) {
   if (url.protocol === "file:") { // Node (tests)
     const fs = await import("node:fs");
     return WebAssembly.compile(fs.readFileSync(url));
@@ -143,12 +148,14 @@ export class KVState {
 }
 
 export class WasmEngine {
-  // module: a compiled nomoat-decoder.wasm (loadDecoder()); data: the bytes of
-  // onnx/model_q4.onnx_data; tensors: onnx/nomoat_tensors.json parsed; config: config.json parsed.
-  static async create({module, data, tensors, config, Sampler}) {
+  // data: the bytes of onnx/model_q4.onnx_data; tensors: onnx/nomoat_tensors.json parsed; config:
+  // config.json parsed; Sampler: runtime.mjs's JS sampler class; threads: 1 or 2 (default: 2 where
+  // shared memory and 2+ cores are available).
+  static async create({data, tensors, config, Sampler, threads = defaultThreads()}) {
     const e = new WasmEngine();
     e.device = "wasm";
     e.engine = "nomoat";
+    e.threads = threads;
     e.Sampler = Sampler;
     const cfg = config;
     const c = e.c = {L: cfg.num_hidden_layers, H: cfg.hidden_size, I: cfg.intermediate_size, nq: cfg.num_attention_heads,
@@ -158,7 +165,8 @@ export class WasmEngine {
       throw named("NotSupportedError", `nomoat's wasm decoder needs head_dim a multiple of 16 and hidden/intermediate sizes ` +
         `multiples of 32 (this model: ${c.hd}, ${c.H}, ${c.I}); use wasmEngine: "ort".`);
     }
-    e.memory = new WebAssembly.Memory({initial: 1, maximum: 65536});
+    const module = await loadDecoder(threads);
+    e.memory = new WebAssembly.Memory({initial: 1, maximum: 65536, shared: threads > 1});
     e.k = (await WebAssembly.instantiate(module, {env: {memory: e.memory, abort() {
       throw new Error("nomoat's wasm decoder aborted");
     }}})).exports;
@@ -204,7 +212,9 @@ export class WasmEngine {
       qkv: e.heap.alloc(T * qkvN * 4), att: e.heap.alloc(T * c.nq * c.hd * 4), o: e.heap.alloc(T * c.H * 4),
       gu: e.heap.alloc(T * 2 * c.I * 4), act: e.heap.alloc(T * c.I * 4)};
     e.scores = {ptr: 0, n: 0};
+    e.scores2 = {ptr: 0, n: 0}; // the helper thread's
     e.logits = {ptr: 0, n: 0};
+    if (threads > 1) e.pool = await Helper.start(module, e.memory, e.heap);
     return e;
   }
   newState() {
@@ -227,28 +237,51 @@ export class WasmEngine {
   linear(w, x, T, y) {
     const s = this.s;
     this.k.quantize(x, w.k, T, w.bits === 4 ? 1 : 0, s.xq, s.xs, s.xf);
-    this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, 0, w.n, T, s.xq, s.xs, s.xf, y, w.n);
+    const split = this.pool && w.n >= 64 ? (w.n >> 3) << 2 : 0; // the helper's rows: [0, split)
+    if (split) this.pool.post(1, [w.w, w.s, w.c, w.n, w.k, w.bits, 0, split, T, s.xq, s.xs, s.xf, y, w.n]);
+    this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, split, w.n, T, s.xq, s.xs, s.xf, y, w.n);
+    if (split) this.pool.join();
+  }
+  attention(K, V, cap, pos, T, scores) {
+    const c = this.c, s = this.s, qd = c.nq * c.hd;
+    const split = this.pool ? c.nq >> 1 : 0; // the helper's heads: [0, split)
+    if (split) {
+      this.pool.post(2, [s.qkv, this.qkvN, K, V, cap, c.nq, c.nkv, c.hd, pos, T, s.att, qd, this.grow("scores2", cap), 0, split]);
+    }
+    this.k.attention(s.qkv, this.qkvN, K, V, cap, c.nq, c.nkv, c.hd, pos, T, s.att, qd, scores, split, c.nq);
+    if (split) this.pool.join();
   }
   // Append ids to state; returns a Float32Array view of the logits: (vocab,) for the last position,
   // or (len(ids) * vocab) when allLogits.
   async forward(state, ids, allLogits) {
-    const c = this.c, k = this.k, s = this.s, S = ids.length, P = state.length;
+    const c = this.c, S = ids.length, P = state.length;
     if (!S) throw named("TypeError", "forward() needs at least one token id.");
+    const idArr = Int32Array.from(ids, (t) => {
+      const id = Number(t);
+      if (!(Number.isInteger(id) && id >= 0 && id < c.V)) throw named("TypeError", `token id ${t} is outside the vocabulary (0..${c.V - 1}).`);
+      return id;
+    });
     if (P + S > c.maxPos) {
       throw named("QuotaExceededError", `${P + S} tokens exceed the model's ${c.maxPos} positions.`);
     }
     state.ensure(P + S);
     const logits = this.grow("logits", (allLogits ? S : 1) * c.V);
     const scores = this.grow("scores", state.cap);
+    this.grow("scores2", state.cap);
+    if (this.pool) this.pool.hot(true);
+    try {
+      this.layersForward(state, idArr, allLogits, logits, scores);
+    } finally {
+      if (this.pool) this.pool.hot(false);
+    }
+    return new Float32Array(this.memory.buffer, logits, (allLogits ? S : 1) * c.V);
+  }
+  layersForward(state, ids, allLogits, logits, scores) {
+    const c = this.c, k = this.k, s = this.s, S = ids.length, P = state.length;
     const qd = c.nq * c.hd, kvd = c.nkv * c.hd;
     for (let c0 = 0; c0 < S; c0 += CHUNK) {
       const T = Math.min(CHUNK, S - c0), pos = P + c0;
-      const idv = new Int32Array(this.memory.buffer, s.ids, T);
-      for (let i = 0; i < T; i++) {
-        const id = Number(ids[c0 + i]);
-        if (!(id >= 0 && id < c.V)) throw named("TypeError", `token id ${ids[c0 + i]} is outside the vocabulary (0..${c.V - 1}).`);
-        idv[i] = id;
-      }
+      new Int32Array(this.memory.buffer, s.ids, T).set(ids.subarray(c0, c0 + T));
       k.embed8(this.embed.w, this.embed.s, s.ids, T, c.H, s.x);
       for (let l = 0; l < c.L; l++) {
         const w = this.layers[l], K = state.at(l, 0), V = state.at(l, 1);
@@ -258,7 +291,7 @@ export class WasmEngine {
         k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, this.cos, this.sin);
         k.kvWrite(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, K, state.cap, pos);
         k.kvWrite(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, V, state.cap, pos);
-        k.attention(s.qkv, this.qkvN, K, V, state.cap, c.nq, c.nkv, c.hd, pos, T, s.att, qd, scores);
+        this.attention(K, V, state.cap, pos, T, scores);
         this.linear(w.o, s.att, T, s.o);
         k.add(s.x, s.o, T * c.H);
         k.rmsnorm(s.x, w.ffnNorm, s.h, c.H, T, c.eps);
@@ -276,6 +309,46 @@ export class WasmEngine {
       }
       state.length = pos + T;
     }
-    return new Float32Array(this.memory.buffer, logits, (allLogits ? S : 1) * c.V);
+  }
+}
+
+function defaultThreads() {
+  const cores = (globalThis.navigator && globalThis.navigator.hardwareConcurrency) || 1;
+  return globalThis.crossOriginIsolated && typeof SharedArrayBuffer === "function" && typeof Worker === "function" &&
+    cores >= 2 ? 2 : 1;
+}
+
+// The helper thread (wasm_thread.mjs) and its control block in the shared memory.
+class Helper {
+  static async start(module, memory, heap) {
+    const h = new Helper();
+    h.ctrl = heap.alloc(128);
+    h.c = new Int32Array(memory.buffer, h.ctrl, 32);
+    h.seq = 0;
+    h.worker = new Worker(new URL("nomoat-wasm-thread.mjs", import.meta.url), {type: "module"});
+    await new Promise((resolve, reject) => {
+      h.worker.onmessage = () => resolve();
+      h.worker.onerror = (ev) => reject(new Error(`nomoat's wasm helper thread failed to start: ${ev.message || "script error"}`));
+      h.worker.postMessage({module, memory, ctrl: h.ctrl});
+    });
+    return h;
+  }
+  post(op, args) {
+    const c = this.c;
+    c[2] = op;
+    c.set(args, 3);
+    this.seq = (this.seq + 1) | 0;
+    Atomics.store(c, 0, this.seq);
+    Atomics.notify(c, 0);
+  }
+  join() {
+    while (Atomics.load(this.c, 1) !== this.seq);
+    if (this.c[31]) {
+      this.c[31] = 0;
+      throw new Error("nomoat's wasm helper thread failed (a kernel trapped)");
+    }
+  }
+  hot(on) {
+    Atomics.store(this.c, 30, on ? 1 : 0);
   }
 }

@@ -66,7 +66,7 @@ export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, 
   const srow = <usize>nb << 2; // bytes per token in xs, xf
   let t = 0;
   for (; t + 4 <= T; t += 4) {
-    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow, xf0 = xf + <usize>t * srow;
+    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow;
     for (let r = r0; r < r1; r++) {
       const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -89,23 +89,15 @@ export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, 
         a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + 2 * xrow)), f32x4.splat(d * load<f32>(sb + 2 * srow))));
         a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + 3 * xrow)), f32x4.splat(d * load<f32>(sb + 3 * srow))));
       }
-      let o0: f32 = 0, o1: f32 = 0, o2: f32 = 0, o3: f32 = 0;
-      if (c) {
-        for (let b = 0; b < nb; b++) {
-          const cb = load<f32>(c + (<usize>(b * n + r) << 2)), fb = xf0 + (<usize>b << 2);
-          o0 += cb * load<f32>(fb); o1 += cb * load<f32>(fb + srow);
-          o2 += cb * load<f32>(fb + 2 * srow); o3 += cb * load<f32>(fb + 3 * srow);
-        }
-      }
       const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
-      store<f32>(yr, hsum(a0) + o0);
-      store<f32>(yr + yrow, hsum(a1) + o1);
-      store<f32>(yr + 2 * yrow, hsum(a2) + o2);
-      store<f32>(yr + 3 * yrow, hsum(a3) + o3);
+      store<f32>(yr, hsum(a0));
+      store<f32>(yr + yrow, hsum(a1));
+      store<f32>(yr + 2 * yrow, hsum(a2));
+      store<f32>(yr + 3 * yrow, hsum(a3));
     }
   }
   for (; t < T; t++) {
-    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow, xf0 = xf + <usize>t * srow;
+    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow;
     for (let r = r0; r < r1; r++) {
       const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
       let a0 = f32x4.splat(0);
@@ -127,11 +119,22 @@ export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, 
                                        f32x4.splat(load<f32>(sr + (<usize>b << 2)) * load<f32>(xs0 + (<usize>b << 2)))));
         }
       }
-      let o0: f32 = 0;
-      if (c) {
-        for (let b = 0; b < nb; b++) o0 += load<f32>(c + (<usize>(b * n + r) << 2)) * load<f32>(xf0 + (<usize>b << 2));
+      store<f32>(y + (<usize>(t * ys + r) << 2), hsum(a0));
+    }
+  }
+  if (c) { // Q4_1: y[t, r] += Σ_b xf[t, b] c[b, r], rows contiguous in c
+    for (t = 0; t < T; t++) {
+      const yt = y + (<usize>(t * ys) << 2);
+      for (let b = 0; b < nb; b++) {
+        const f = load<f32>(xf + <usize>t * srow + (<usize>b << 2)), fv = f32x4.splat(f);
+        const cb = c + (<usize>(b * n) << 2);
+        let r = r0;
+        for (; r + 4 <= r1; r += 4) {
+          const o = <usize>r << 2;
+          v128.store(yt + o, f32x4.add(v128.load(yt + o), f32x4.mul(fv, v128.load(cb + o))));
+        }
+        for (; r < r1; r++) store<f32>(yt + (<usize>r << 2), load<f32>(yt + (<usize>r << 2)) + f * load<f32>(cb + (<usize>r << 2)));
       }
-      store<f32>(y + (<usize>(t * ys + r) << 2), hsum(a0) + o0);
     }
   }
 }
@@ -227,17 +230,17 @@ export function kvWrite(src: usize, stride: i32, off: i32, nh: i32, hd: i32, T: 
   }
 }
 
-// Grouped-query attention for T new rows at positions P..P+T-1 (causal): q rows of `qs` floats
-// (nq heads of hd), caches K, V (nkv, cap, hd) already holding positions 0..P+T-1, out rows of `os`
-// floats, sc scratch of P+T floats. hd a multiple of 16.
+// Grouped-query attention for T new rows at positions P..P+T-1 (causal), query heads h0 ≤ h < h1:
+// q rows of `qs` floats (nq heads of hd), caches K, V (nkv, cap, hd) already holding positions
+// 0..P+T-1, out rows of `os` floats, sc scratch of P+T floats. hd a multiple of 16.
 export function attention(q: usize, qs: i32, K: usize, V: usize, cap: i32, nq: i32, nkv: i32, hd: i32,
-                          P: i32, T: i32, out: usize, os: i32, sc: usize): void {
+                          P: i32, T: i32, out: usize, os: i32, sc: usize, h0: i32, h1: i32): void {
   const group = nq / nkv;
   const scale = <f32>1.0 / sqrt<f32>(<f32>hd);
   const row = <usize>hd << 2;
   for (let t = 0; t < T; t++) {
     const n = P + t + 1;
-    for (let h = 0; h < nq; h++) {
+    for (let h = h0; h < h1; h++) {
       const qb = q + (<usize>(t * qs + h * hd) << 2);
       const kb = K + <usize>(h / group) * <usize>cap * row, vb = V + <usize>(h / group) * <usize>cap * row;
       let m: f32 = -Infinity;

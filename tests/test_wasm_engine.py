@@ -1,0 +1,181 @@
+"""nomoat's own wasm decoder (web/src/wasm_engine.mjs + web/src/wasm/decoder.ts) against the numpy
+reference: logits at several positions, after fork and truncate, across prefill chunks, for every
+weight type the converter emits; and in Chromium: device "wasm" runs it (no graph fetched), the
+onnxruntime-web path stays selectable, both greedy-equal.
+
+The engine runs in Node here (tests/wasm_engine_driver.mjs, the same module the browser loads from
+web/dist/); the activations are int16 per block of 32 inside the matmuls, so logits match the f32
+reference to ~1e-3, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nomoat.backends.reference import ReferenceBackend
+from nomoat.convert import convert
+from nomoat.convert.tiny import make_tiny_gguf
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = ROOT / "web" / "dist"
+DRIVER = Path(__file__).parent / "wasm_engine_driver.mjs"
+
+
+def run_engine(model_dir: Path, script: list[dict], tmp_path: Path) -> list[np.ndarray]:
+    """Each forward's logits, as (n, vocab) arrays, from the wasm engine in Node."""
+    if not (DIST / "nomoat-decoder.wasm").is_file():
+        pytest.fail("web/dist/nomoat-decoder.wasm is missing: build the web runtime first ('make web').")
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    out = tmp_path / "logits.f32"
+    r = subprocess.run(["node", str(DRIVER), str(DIST), str(model_dir), str(tmp_path / "script.json"), str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    vocab = json.loads((model_dir / "config.json").read_text())["vocab_size"]
+    flat, res, o = np.fromfile(out, np.float32), [], 0
+    for line in r.stdout.splitlines():
+        n = json.loads(line)["n"]
+        res.append(flat[o:o + n].reshape(-1, vocab))
+        o += n
+    return res
+
+
+def run_reference(gguf: Path, script: list[dict]) -> list[np.ndarray]:
+    """The same script on the numpy reference backend."""
+    b, states, res = ReferenceBackend(gguf), {}, []
+    for s in script:
+        if s["op"] == "forward":
+            st = states.setdefault(s["state"], b.new_state())
+            logits = asyncio.run(b.forward(st, s["ids"], all_logits=True))
+            res.append(logits if s.get("all") else logits[-1:])
+        elif s["op"] == "fork":
+            states[s["to"]] = states[s["from"]].fork()
+        elif s["op"] == "truncate":
+            states[s["state"]].truncate(s["n"])
+    return res
+
+
+def script_for(vocab: int, rng: np.random.Generator, prefill: int) -> list[dict]:
+    """Prefill (all logits), decode steps, a fork that diverges, a truncate and re-decode."""
+    ids = lambda n: [int(i) for i in rng.integers(3, vocab, n)]  # noqa: E731
+    return [
+        {"op": "forward", "state": "a", "ids": ids(prefill), "all": True},
+        {"op": "forward", "state": "a", "ids": ids(1)},
+        {"op": "forward", "state": "a", "ids": ids(1)},
+        {"op": "fork", "from": "a", "to": "b"},
+        {"op": "forward", "state": "b", "ids": ids(3), "all": True},
+        {"op": "forward", "state": "a", "ids": ids(1)},
+        {"op": "truncate", "state": "a", "n": prefill - 2},
+        {"op": "forward", "state": "a", "ids": ids(2), "all": True},
+        {"op": "forward", "state": "b", "ids": ids(1)},
+        {"op": "dispose", "state": "b"},
+        {"op": "forward", "state": "c", "ids": ids(5)},
+    ]
+
+
+def assert_close(got: list[np.ndarray], want: list[np.ndarray], tol: float) -> float:
+    assert [g.shape for g in got] == [w.shape for w in want]
+    worst = 0.0
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        err = float(np.abs(g - w).max())
+        worst = max(worst, err)
+        assert err <= tol * max(1.0, float(np.abs(w).max())), f"forward #{i}: max error {err}"
+        assert (g.argmax(-1) == w.argmax(-1)).mean() >= 0.9, f"forward #{i}: argmax differs"
+    return worst
+
+
+@pytest.mark.parametrize("linear_type,tied", [("Q4_1", True), ("Q4_0", True), ("Q8_0", False)])
+def test_tiny_models_match_the_reference(tmp_path, linear_type, tied):
+    gguf = make_tiny_gguf(tmp_path / "t.gguf", linear_type=linear_type, tied=tied)
+    pkg = convert(gguf, tmp_path / "pkg")
+    vocab = json.loads((pkg / "config.json").read_text())["vocab_size"]
+    script = script_for(vocab, np.random.default_rng(1), prefill=70)  # > one 64-token chunk
+    assert_close(run_engine(pkg, script, tmp_path), run_reference(gguf, script), 2e-3)
+
+
+def test_default_model_matches_the_reference(tmp_path, default_gguf, default_model_dir):
+    script = script_for(49152, np.random.default_rng(2), prefill=67)
+    worst = assert_close(run_engine(default_model_dir, script, tmp_path), run_reference(default_gguf, script), 5e-4)
+    assert worst < 1e-2  # measured ~3e-3 on logits of magnitude ~30
+
+
+def test_bad_token_id_is_a_clear_error(tmp_path, tiny_dir):
+    (tmp_path / "s.json").write_text(json.dumps([{"op": "forward", "state": "a", "ids": [10**6]}]))
+    r = subprocess.run(["node", str(DRIVER), str(DIST), str(tiny_dir), str(tmp_path / "s.json"), str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "outside the vocabulary" in r.stderr
+
+
+# --- in Chromium: which engine device "wasm" runs ----------------------------------------------
+
+from test_web import blank_page, browser_type_launch_args, models, server  # noqa: E402, F401  (fixtures)
+
+
+def test_browser_wasm_runs_nomoats_decoder_and_ort_stays_selectable(browser, server):  # noqa: F811
+    got = {}
+    for engine in ("nomoat", "ort"):
+        ctx = browser.new_context()
+        page = blank_page(ctx, server)
+        urls: list[str] = []
+        page.context.on("request", lambda r, urls=urls: urls.append(r.url))
+        got[engine] = page.evaluate("""async (engine) => {
+            const s = await llm.create({model: "/models/tiny/", device: "wasm", temperature: 0, maxTokens: 12,
+                                        wasmEngine: engine});
+            return {text: await s.prompt("hello there"), device: s.device};
+        }""", engine)
+        got[engine]["files"] = {u.split("/")[-1] for u in urls}
+        ctx.close()
+    assert got["nomoat"]["device"] == got["ort"]["device"] == "wasm"
+    assert got["nomoat"]["text"] == got["ort"]["text"]  # greedy: the same tokens
+    assert {"nomoat-decoder.wasm", "nomoat_tensors.json"} <= got["nomoat"]["files"]
+    assert not {"nomoat_wasm.onnx", "nomoat_wasm.json"} & got["nomoat"]["files"]  # no graph, no f32 recipe
+    assert {"nomoat_wasm.onnx", "nomoat_wasm.json"} <= got["ort"]["files"]
+    assert "nomoat-decoder.wasm" not in got["ort"]["files"]
+
+
+def test_browser_bad_wasm_engine_is_a_type_error(browser, server):  # noqa: F811
+    page = blank_page(browser, server)
+    r = page.evaluate("""async () => {
+        try { await llm.create({model: "/models/tiny/", device: "wasm", wasmEngine: "fast"}); return null; }
+        catch (e) { return {name: e.name, message: e.message}; }
+    }""")
+    page.close()
+    assert r["name"] == "TypeError" and "wasmEngine" in r["message"]
+
+
+JS_THREADS = """async ([model, ids, steps]) => {
+    const {WasmEngine} = await import("/nomoat-wasm-engine.mjs");
+    const get = async (f) => new Uint8Array(await (await fetch(model + f)).arrayBuffer());
+    const json = async (f) => JSON.parse(new TextDecoder().decode(await get(f)));
+    const data = await get("onnx/model_q4.onnx_data"), tensors = await json("onnx/nomoat_tensors.json");
+    const config = await json("config.json");
+    const out = {isolated: crossOriginIsolated};
+    for (const threads of [1, 2]) {
+        const e = await WasmEngine.create({data, tensors, config, threads});
+        const st = e.newState();
+        const prefill = Array.from(await e.forward(st, ids, true));
+        const t0 = performance.now();
+        const decode = [];
+        for (let i = 0; i < steps; i++) decode.push(...await e.forward(st, [ids[i]], false));
+        out[threads] = {prefill, decode, ms: (performance.now() - t0) / steps, threads: e.threads};
+    }
+    return out;
+}"""
+
+
+def test_browser_two_threads_give_the_same_logits(browser, server, tiny_dir):  # noqa: F811
+    """The kernels split rows and heads between the engine and its helper thread (shared memory,
+    cross-origin isolated): the logits are bit-for-bit those of one thread."""
+    page = blank_page(browser, server)
+    vocab = json.loads((tiny_dir / "config.json").read_text())["vocab_size"]
+    ids = [int(i) for i in np.random.default_rng(3).integers(3, vocab, 70)]
+    r = page.evaluate(JS_THREADS, ["/models/tiny/", ids, 8])
+    page.close()
+    assert r["isolated"] is True and r["1"]["threads"] == 1 and r["2"]["threads"] == 2
+    assert len(r["1"]["prefill"]) == 70 * vocab and len(r["1"]["decode"]) == 8 * vocab
+    assert r["1"]["prefill"] == r["2"]["prefill"] and r["1"]["decode"] == r["2"]["decode"]
