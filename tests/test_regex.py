@@ -5,6 +5,7 @@ full match. Also the JSON Schema `pattern` keyword (unanchored, inside JSON's st
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -12,11 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_constrain import EOS, TOK, RandomBackend, constraint_for, fake_model, run_random
+from test_constrain import BOS, EOS, TOK, RandomBackend, constraint_for, run_random
 
 from nomoat.constrain import compile_constraint
 from nomoat.constrain.regex import Regex
 from nomoat.errors import IncompleteOutputError, InvalidOptionError, UnsupportedSchemaError
+from nomoat.generate import Stats, generate
+from nomoat.sampling import SamplingParams
 
 # JavaScript's \s and line terminators, spelled out for Python's re (re.ASCII gives JavaScript's \d \w).
 PY_SPACE = "\\t-\\r \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
@@ -272,12 +275,18 @@ class EagerEOSBackend(RandomBackend):
 def test_generation_from_random_logits_is_a_full_match(rx, seed, sampling):
     js, py = rx
     try:
-        Regex(js, "u")
+        constraint = constraint_for({"regex": js, "flags": "u"})  # every mask checked against brute force
     except UnsupportedSchemaError:
         assume(False)  # matches nothing (see above)
-    s = fake_model(EagerEOSBackend(seed)).session(**{"temperature": 1.0, **sampling}, seed=seed, max_tokens=400)
+    backend = EagerEOSBackend(seed)
+    params = SamplingParams(temperature=1.0, seed=seed, max_tokens=400).replace(**sampling)
+
+    async def go() -> str:
+        return "".join([p async for p in generate(backend, backend.new_state(), [BOS], params, TOK, [EOS],
+                                                  backend.config.max_position_embeddings, Stats(), constraint)])
+
     try:
-        text = s.prompt_sync("x", response_constraint={"regex": js, "flags": "u"}, omit_response_constraint_input=True)
+        text = asyncio.run(go())
     except IncompleteOutputError:
         assume(False)  # ran out of tokens inside an unbounded repetition: not a wrong answer
     assert re.compile(py, re.ASCII).fullmatch(text), (js, py, text)

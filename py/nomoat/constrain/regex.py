@@ -322,6 +322,7 @@ class NFA:
     def __init__(self, json_string: bool) -> None:
         self.json_string = json_string
         self.eps: list[list[int]] = []
+        self.bounds: set[int] = set()  # where a character set starts or stops: the classes' borders
         self.edges: list[list[tuple[int, int, int]]] = []
 
     def state(self) -> int:
@@ -369,6 +370,7 @@ class NFA:
 
     def chars(self, s: Ranges, a: int, b: int) -> None:
         s = without_surrogates(s)
+        self.bounds.update(x for lo, hi in s for x in (lo, hi + 1))
         if self.json_string:  # characters JSON must escape: their escape sequence
             for code, text in sorted(JSON_ESCAPES.items()):
                 if any(lo <= code <= hi for lo, hi in s):
@@ -443,6 +445,9 @@ class Regex(Node):
                         todo.append(t)
             self.closure.append(frozenset(t for t in seen if reads[t]))
         self.edges = nfa.edges
+        # Code points between two consecutive bounds are in the same sets, so the NFA treats them alike:
+        # tokens of whole characters can be walked as sequences of these classes (tokens.ClassTrie).
+        self.bounds = tuple(sorted(nfa.bounds))
         self.initial_set = self.closure[begin]
         if not self.initial_set:
             raise _refuse("a pattern that matches no text at all (a class that matches no character?)")
@@ -474,6 +479,13 @@ class Regex(Node):
 
     def done(self, frame: tuple) -> bool:
         return not self.json_string and self.final in frame[1]
+
+    def advance(self, states: frozenset, data: bytes) -> frozenset:
+        for b in data:
+            states = self.next_set(states, b)
+            if not states:
+                break
+        return states
 
     def fullmatch(self, text: str) -> bool:
         """Whether the whole text matches (raw mode; for tests and enum filtering)."""

@@ -5,7 +5,10 @@ A token is allowed when the automaton accepts all its bytes from the current sta
 as a byte trie, walked together with the automaton and pruned at the first rejected byte. Inside a
 JSON string almost every token fits, so there the walk is skipped for "plain" tokens (whole UTF-8
 characters, no quote, backslash or control byte): they are allowed when their character count fits
-maxLength, one precomputed set per count. Allowed sets are memoized per parse stack.
+maxLength, one precomputed set per count. Inside a regular expression (regex.py) the same plain
+tokens are walked as sequences of the pattern's character classes (ClassTrie): tokens that read
+the same classes in the same order share a path, so a state walks a few hundred nodes instead of
+the byte trie of the whole vocabulary. Allowed sets are memoized per parse stack.
 
 Sets of token ids are Python ints used as bitsets (bit i = token i): union is one C-level `|`,
 and int.to_bytes(..., "little") is the mask the samplers take, with no numpy (Pyodide has none):
@@ -16,10 +19,12 @@ from __future__ import annotations
 
 import time
 import weakref
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
 from ..errors import IncompleteOutputError
 from .automaton import AState, Automaton, String
+from .regex import Regex
 
 
 class Trie:
@@ -67,15 +72,26 @@ class TokenIndex:
         counts = {i: plain_chars(t) for i, t in tokens}
         longest = max(counts.values(), default=0)
         by_count: list[list[int]] = [[] for _ in range(longest + 1)]
+        self.plain_texts: list[tuple[int, str]] = []  # (id, text) of every plain token
         for i, n in counts.items():
             if n > 0:
                 by_count[n].append(i)
+                self.plain_texts.append((i, self.token_bytes[i].decode()))
         # plain_upto[c]: the plain tokens of 1..c characters, a bitset; c = longest means all of them.
         self.plain_upto: list[int] = [0]
         for ids in by_count[1:]:
             self.plain_upto.append(self.plain_upto[-1] | bitset(ids))
         self.trie = Trie(tokens)
         self.rest_trie = Trie((i, t) for i, t in tokens if counts[i] < 0)
+        self._class_tries: dict[tuple, ClassTrie] = {}  # a regex's class bounds → its ClassTrie
+
+    def class_trie(self, bounds: tuple) -> ClassTrie:
+        trie = self._class_tries.get(bounds)
+        if trie is None:
+            if len(self._class_tries) >= 32:  # a few regexes at a time; forget the oldest
+                del self._class_tries[next(iter(self._class_tries))]
+            trie = self._class_tries[bounds] = ClassTrie(self.plain_texts, bounds)
+        return trie
 
     @classmethod
     def for_tokenizer(cls, tokenizer) -> TokenIndex:
@@ -83,6 +99,64 @@ class TokenIndex:
         if index is None:
             index = cls._cache[tokenizer] = cls([tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)])
         return index
+
+
+class ClassTrie:
+    """Plain tokens spelled in a regex's character classes (class k: the code points from bounds[k-1]
+    to bounds[k] - 1), as a trie grown only where a walk goes: node → [(class, child)] and the
+    tokens ending there (a bitset). One character's UTF-8 stands for its class: every character of
+    a class steps the NFA alike."""
+
+    def __init__(self, plain_texts: list[tuple[int, str]], bounds: tuple) -> None:
+        self.bounds = bounds
+        self.classes: dict[str, int] = {}  # character → class
+        self.example: dict[int, bytes] = {}  # class → one character of it, UTF-8
+        self.kids: dict[int, list[tuple[int, int]]] = {}
+        self.ends: dict[int, int] = {}
+        self.todo: dict[int, tuple[int, list[tuple[int, str]]]] = {0: (0, plain_texts)}  # unexpanded: depth, tokens
+
+    def expand(self, node: int) -> list[tuple[int, int]]:
+        depth, tokens = self.todo.pop(node)
+        groups: dict[int, list[tuple[int, str]]] = {}
+        ending: list[int] = []
+        classes = self.classes
+        for tid, text in tokens:
+            if len(text) == depth:
+                ending.append(tid)
+                continue
+            ch = text[depth]
+            k = classes.get(ch)
+            if k is None:
+                k = classes[ch] = bisect_right(self.bounds, ord(ch))
+                self.example.setdefault(k, ch.encode())
+            group = groups.get(k)
+            if group is None:
+                group = groups[k] = []
+            group.append((tid, text))
+        self.ends[node] = bitset(ending)
+        kids = self.kids[node] = []
+        for k, group in groups.items():
+            c = len(self.kids) + len(self.todo) + 1
+            self.todo[c] = (depth + 1, group)
+            kids.append((k, c))
+        return kids
+
+    def allowed(self, regex: Regex, states: frozenset) -> int:
+        """The plain tokens the regex can read from its NFA states, as a bitset."""
+        bits, todo = 0, [(0, states)]
+        while todo:
+            node, st = todo.pop()
+            kids = self.kids.get(node)
+            if kids is None:
+                kids = self.expand(node)
+            for k, c in kids:
+                nxt = regex.advance(st, self.example[k])
+                if nxt:
+                    if c in self.todo:
+                        self.expand(c)
+                    bits |= self.ends[c]
+                    todo.append((c, nxt))
+        return bits
 
 
 def bitset(ids: Iterable[int]) -> int:
@@ -164,7 +238,10 @@ class GrammarConstraint:
         bits = self._by_stack.get(stack)
         if bits is None:
             state, top = frozenset({stack}), stack[-1] if stack else None
-            if top is not None and isinstance(top[0], String) and top[2] == 0:  # plain string content
+            if top is not None and isinstance(top[0], Regex):  # plain tokens stay inside the regex
+                plain = self.index.class_trie(top[0].bounds).allowed(top[0], top[1])
+                bits = plain | bitset(walk(self.index.rest_trie, self.grammar, state))
+            elif top is not None and isinstance(top[0], String) and top[2] == 0:  # plain string content
                 plain = self.index.plain_upto
                 room = top[0].max_length - top[1] if top[0].max_length is not None else len(plain) - 1
                 bits = plain[min(room, len(plain) - 1)] | bitset(walk(self.index.rest_trie, self.grammar, state))
