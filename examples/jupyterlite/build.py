@@ -191,6 +191,8 @@ def add_nomoat_assets(dist: Path, model: Path, site: Path) -> None:
     """site/nomoat: the JS runtime, onnxruntime-web, the default model."""
     out = site / "nomoat"
     link_or_copy(dist / "nomoat-runtime.mjs", out / "nomoat-runtime.mjs")
+    for name in ("nomoat-wasm-engine.mjs", "nomoat-wasm-thread.mjs", "nomoat-decoder.wasm", "nomoat-decoder-mt.wasm"):
+        link_or_copy(dist / name, out / name)  # nomoat's own wasm decoder, which the runtime imports
     for f in sorted((dist / "ort").iterdir()):
         link_or_copy(f, out / "ort" / f.name)
     for f in sorted(model.rglob("*")):
