@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 
 from nomoat.config import ModelConfig
-from nomoat.errors import ContextOverflowError, InvalidOptionError, InvalidPromptError
+from nomoat.errors import ContextOverflowError, InvalidOptionError, InvalidPromptError, UnsupportedModelError
 from nomoat.generate import StopMatcher, common_prefix, generate
 from nomoat.model import Model
 from nomoat.sampler import Sampler
 from nomoat.sampling import SamplingParams
 from nomoat.session import Session
 from nomoat.tokenizer import ByteLevelDecoder, StreamDecoder, byte_level_alphabet
+from nomoat.tool_calls import parse_tool_calls
 
 # ---------------------------------------------------------------------------------------------
 # A synthetic byte-level tokenizer: ids 0-255 are the bytes, then a few merges, then special tokens.
@@ -791,3 +792,46 @@ def test_model_prompt_streams_when_asked(capsys):
     assert capsys.readouterr().out == "AAAA\n"
     assert asyncio.run(model.prompt("alpha", stream=False)) == "AAAA"
     assert capsys.readouterr().out == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools (OpenAI-style tool calling through the chat template)
+# ---------------------------------------------------------------------------------------------
+
+TOOLS_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\nTools: "
+    "{{ tools | map(attribute='function') | map(attribute='name') | join(',') }}<|im_end|>\n{% endif %}" + CHATML
+)
+
+
+def test_tools_are_rendered_by_a_template_that_supports_them():
+    backend = FakeBackend({"weather?": B('<tool_call>{"name":"w","arguments":{"c":"Oslo"}}</tool_call>')})
+    model = make_model(backend)
+    model.chat_template = TOOLS_TEMPLATE
+    s = model.session()
+    s.tools = [{"type": "function", "function": {"name": "w", "parameters": {}}}]
+    text = s.prompt_sync("weather?")
+    assert "Tools: w" in TOK.decode(backend.prefills[0].fed)
+    assert parse_tool_calls(text) == ("", [{"name": "w", "arguments": '{"c": "Oslo"}'}])
+
+
+def test_tools_with_a_template_without_them_are_refused():
+    s = session_for({"q": B("a")})
+    s.tools = [{"type": "function", "function": {"name": "w"}}]
+    with pytest.raises(UnsupportedModelError, match="does not support tools"):
+        s.prompt_sync("q")
+
+
+@pytest.mark.parametrize("text, content, calls", [
+    ("plain answer", "plain answer", []),
+    ('Sure. <tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>', "Sure.", [("f", '{"x": 1}')]),
+    ('<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b", "arguments": "{}"}</tool_call>',
+     "", [("a", "{}"), ("b", "{}")]),
+    ('<tool_call>{"name": "cut", "arguments": {"q": 2}}', "", [("cut", '{"q": 2}')]),  # EOS before </tool_call>
+    ("<tool_call>not json</tool_call>", "<tool_call>not json</tool_call>", []),
+    ('<tool_call>{"arguments": {}}</tool_call>', '<tool_call>{"arguments": {}}</tool_call>', []),
+])
+def test_parse_tool_calls(text, content, calls):
+    got_content, got_calls = parse_tool_calls(text)
+    assert got_content == content
+    assert [(c["name"], c["arguments"]) for c in got_calls] == calls

@@ -35,10 +35,16 @@ def check_messages(messages: list[dict]) -> None:
             )
 
 
+def supports_tools(template: str) -> bool:
+    """Whether the template renders a `tools` list (Hugging Face's convention for tool calling)."""
+    return "tools" in template
+
+
 def render(template: str, messages: list[dict], add_generation_prompt: bool = True,
-           bos_token: str = "", eos_token: str = "") -> str:
+           bos_token: str = "", eos_token: str = "", tools: list[dict] | None = None) -> str:
     check_messages(messages)
+    extra = {"tools": tools} if tools else {}
     return _compile(template).render(
         messages=messages, add_generation_prompt=add_generation_prompt,
-        bos_token=bos_token, eos_token=eos_token,
+        bos_token=bos_token, eos_token=eos_token, **extra,
     )

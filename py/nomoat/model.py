@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _compat
-from .chat import render
+from .chat import render, supports_tools
 from .config import ModelConfig
-from .errors import InvalidModelError, InvalidOptionError
+from .errors import InvalidModelError, InvalidOptionError, UnsupportedModelError
 from .package import check_package
 from .session import Session
 
@@ -40,12 +40,16 @@ class Model:
     def context_window(self) -> int:
         return self.config.max_position_embeddings
 
-    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True, suffix: str = "") -> list[int]:
-        """Token ids of the conversation as the chat template renders it, then `suffix` (the start of
-        the answer, for an assistant prefix)."""
+    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True, suffix: str = "",
+                    tools: list[dict] | None = None) -> list[int]:
+        """Token ids of the conversation as the chat template renders it (with `tools` described, for
+        templates that support them), then `suffix` (the start of the answer, for an assistant prefix)."""
         if not self.chat_template:
             raise InvalidModelError(f"{self.source} has no chat template; use a chat (instruct) model.")
-        text = render(self.chat_template, messages, add_generation_prompt, self.bos_token, self.eos_token)
+        if tools and not supports_tools(self.chat_template):
+            raise UnsupportedModelError(f"{self.source}'s chat template does not support tools; call it without tools "
+                                        "or use a model whose template renders them.")
+        text = render(self.chat_template, messages, add_generation_prompt, self.bos_token, self.eos_token, tools)
         return self.tokenizer.encode(text + suffix)
 
     def session(self, system: str | None = None, messages: list[dict] | None = None, **sampling) -> Session:

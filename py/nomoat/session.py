@@ -16,6 +16,27 @@ if TYPE_CHECKING:
     from .model import Model
 
 
+def constraint_input(messages: list[dict], response_constraint) -> list[dict]:
+    """The messages with the response constraint described to the model (as the Prompt API lets an
+    implementation do): a line after the last user message's text."""
+    import json
+
+    regex = getattr(response_constraint, "pattern", None)  # re.compile(...)
+    if isinstance(response_constraint, dict) and "regex" in response_constraint:  # {"regex": source} (from JS)
+        regex = response_constraint["regex"]
+    if isinstance(regex, str):
+        note = f"Answer with text matching the regular expression /{regex}/."
+    else:
+        note = "Answer with JSON matching this JSON Schema: " + json.dumps(response_constraint, separators=(",", ":"))
+    out = [dict(m) for m in messages]
+    for m in reversed(out):
+        if m["role"] == "user":
+            m["content"] = f"{m['content']}\n\n{note}" if m["content"] else note
+            return out
+    return [*out[:-1], {"role": "user", "content": note}, out[-1]] if out[-1].get("prefix") else \
+        [*out, {"role": "user", "content": note}]
+
+
 class Session:
     def __init__(self, model: Model, system: str | None = None, messages: list[dict] | None = None,
                  **sampling) -> None:
@@ -30,6 +51,7 @@ class Session:
             check_messages(messages)
             self.messages.extend(dict(m) for m in messages)
         self.initial = len(self.messages)  # system + initial messages: never dropped when the context overflows
+        self.tools: list[dict] | None = None  # tool definitions the chat template describes (OpenAI's shape)
         self.state = model.backend.new_state()
         self.last: Stats | None = None  # stats of the latest prompt
         self._lock: asyncio.Lock | None = None  # prompts on one session run in order, never interleaved
@@ -58,8 +80,8 @@ class Session:
         return self._lock
 
     async def prompt_streaming(self, prompt: str | list[dict], response_constraint: dict | None = None, *,
-                               keep_partial: bool = True, on_overflow: Callable[[int], None] | None = None,
-                               **sampling) -> AsyncIterator[str]:
+                               omit_response_constraint_input: bool = False, keep_partial: bool = True,
+                               on_overflow: Callable[[int], None] | None = None, **sampling) -> AsyncIterator[str]:
         """Stream the answer to `prompt`: a string (one user turn) or messages [{role, content}] whose
         last may be {"role": "assistant", "content": text, "prefix": True}, which the answer continues.
         The exchange joins the history when it ends; when the caller stops early, what was produced
@@ -72,11 +94,14 @@ class Session:
         (JavaScript RegExp syntax and meaning, the subset in constrain/regex.py; the whole answer then
         matches it; a compiled re.Pattern without flags is read as {"regex": pattern.pattern}).
         Unsupported parts raise UnsupportedSchemaError, malformed ones InvalidOptionError; running out
-        of max_tokens first raises IncompleteOutputError."""
+        of max_tokens first raises IncompleteOutputError. The constraint is also described in the
+        prompt (constraint_input), unless omit_response_constraint_input."""
         params = self.params.replace(**sampling)
         constraint = self._constraint(response_constraint, params)
         async with self._queue():
             new = self._new_messages(prompt)
+            if response_constraint is not None and not omit_response_constraint_input:
+                new = constraint_input(new, response_constraint)
             history, ids, dropped = self._fit(new, generation=True)
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
@@ -112,9 +137,13 @@ class Session:
             await prefill(self.model.backend, self.state, ids)
             self.messages = [*history, *new]
 
-    def measure(self, prompt: str | list[dict]) -> int:
-        """Tokens `prompt` would add to the context (chat-template tokens included)."""
+    def measure(self, prompt: str | list[dict], response_constraint: dict | None = None,
+                omit_response_constraint_input: bool = False) -> int:
+        """Tokens `prompt` would add to the context (chat-template tokens and the constraint's
+        description included)."""
         new = self._new_messages(prompt)
+        if response_constraint is not None and not omit_response_constraint_input:
+            new = constraint_input(new, response_constraint)
         return len(self._encode([*self.messages, *new], generation=True)) - self.context_usage
 
     def _new_messages(self, prompt: str | list[dict]) -> list[dict]:
@@ -128,7 +157,7 @@ class Session:
             return [{"role": "user", "content": ""}]
         out = []
         for i, m in enumerate(prompt):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool") \
                     or not isinstance(m.get("content"), str):
                 raise InvalidOptionError(f"prompt[{i}] must be {{'role': 'system'|'user'|'assistant', "
                                          f"'content': str}}, got {m!r}.")
@@ -145,8 +174,9 @@ class Session:
     def _encode(self, messages: list[dict], generation: bool) -> list[int]:
         """Token ids of `messages` as the model sees them; a trailing assistant prefix is continued."""
         if generation and messages and messages[-1].get("prefix"):
-            return self.model.encode_chat(messages[:-1], add_generation_prompt=True, suffix=messages[-1]["content"])
-        return self.model.encode_chat(messages, add_generation_prompt=generation)
+            return self.model.encode_chat(messages[:-1], add_generation_prompt=True, suffix=messages[-1]["content"],
+                                          tools=self.tools)
+        return self.model.encode_chat(messages, add_generation_prompt=generation, tools=self.tools)
 
     def _fit(self, new: list[dict], generation: bool) -> tuple[list[dict], list[int], int]:
         """(history to keep, ids of history + new, exchanges dropped): drops the oldest exchange after
@@ -182,7 +212,7 @@ class Session:
         """An independent session with the same history; the KV cache is copied, not recomputed."""
         other = Session.__new__(Session)
         other.model, other.params, other.messages = self.model, self.params, [dict(m) for m in self.messages]
-        other.initial = self.initial
+        other.initial, other.tools = self.initial, self.tools
         other.state, other.last, other._lock, other._lock_loop = self.state.fork(), None, None, None
         return other
 

@@ -10,9 +10,11 @@ import functools
 import json
 from collections.abc import AsyncIterator
 
+from . import _compat
 from .errors import ContextOverflowError, NomoatError
 from .model import Model, load_web
 from .session import Session
+from .tool_calls import parse_tool_calls
 
 _models: dict[tuple[str, str], Model] = {}
 _sessions: dict[int, Session] = {}
@@ -66,18 +68,80 @@ async def create(model_url: str, device: str, options: dict, request_id: int | N
     opts = dict(options)
     messages = opts.pop("initial_prompts", None)
     session = model.session(system=opts.pop("system", None), messages=messages, **opts)
+    if session.context_usage > model.context_window:
+        raise ContextOverflowError(
+            f"The initial prompts take {session.context_usage} tokens; the context window is {model.context_window}. "
+            "Shorten them.", requested=session.context_usage, context_window=model.context_window)
     sid = next(_ids)
     _sessions[sid] = session
     return {"session": sid, "context_window": model.context_window, "context_usage": session.context_usage}
 
 
-async def prompt_streaming(sid: int, text: str, options: dict) -> AsyncIterator[str]:
+def _messages(prompt) -> str | list[dict]:
+    """A prompt from JS: a string, or canonical messages [{role, content, prefix?}] (session.js)."""
+    return prompt if isinstance(prompt, str) else [dict(m) for m in prompt]
+
+
+def _overflow_hook(on_event):
+    if on_event is None:
+        return None
+    return lambda dropped: on_event(_compat.to_js({"type": "contextoverflow", "dropped": dropped}))
+
+
+async def prompt_streaming(sid: int, prompt, options: dict, on_event=None) -> AsyncIterator[str]:
+    """Stream an answer. An exchange the page aborts is dropped from the history (the Prompt API's
+    abort); on_event(JS object) hears contextoverflow."""
     session = _session(sid)
     try:
-        async for piece in session.prompt_streaming(text, **dict(options)):
+        async for piece in session.prompt_streaming(_messages(prompt), keep_partial=False,
+                                                    on_overflow=_overflow_hook(on_event), **dict(options)):
             yield piece
     except Exception as e:
         raise _as_dom_error(e) from e
+
+
+@_dom_errors
+async def append(sid: int, prompt, on_event=None) -> int:
+    session = _session(sid)
+    await session.append(_messages(prompt), on_overflow=_overflow_hook(on_event))
+    return session.context_usage
+
+
+@_dom_errors
+async def measure(sid: int, prompt, options: dict) -> int:
+    return _session(sid).measure(_messages(prompt), **dict(options))
+
+
+@_dom_errors
+async def clone(sid: int) -> dict:
+    other = _session(sid).clone()
+    new = next(_ids)
+    _sessions[new] = other
+    return {"session": new, "context_window": other.context_window, "context_usage": other.context_usage}
+
+
+async def complete_streaming(sid: int, messages, options: dict, tools=None) -> AsyncIterator[str]:
+    """OpenAI-style: answer the whole conversation `messages` on session `sid`, whose history is
+    replaced by it. The session's KV cache still holds the last request's tokens, so a conversation
+    that grows request by request only computes its new tokens."""
+    session = _session(sid)
+    try:
+        msgs = [dict(m) for m in messages]
+        session.tools = [dict(t) for t in tools] if tools else None
+        session.messages, session.initial = msgs[:-1], len(msgs) - 1
+        async for piece in session.prompt_streaming(msgs[-1:], keep_partial=False, **dict(options)):
+            yield piece
+    except Exception as e:
+        raise _as_dom_error(e) from e
+
+
+def completion(sid: int) -> dict:
+    """The last answer of a completion session: stats, its text split into content and tool calls."""
+    s = _session(sid)
+    out = stats(sid)
+    text = s.messages[-1]["content"] if s.messages and s.messages[-1]["role"] == "assistant" else ""
+    out["content"], out["tool_calls"] = parse_tool_calls(text) if s.tools else (text, [])
+    return out
 
 
 def stats(sid: int) -> dict:

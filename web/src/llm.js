@@ -79,28 +79,101 @@ function createLLM(base, defaults = {}) {
     return out;
   }
 
+  // samplingMode presets (the Prompt API's high-level knob) and the raw parameter limits (params()).
+  const MODES = {"most-predictable": {temperature: 0, topK: 1}, predictable: {temperature: 0.3, topK: 10},
+    balanced: {temperature: 0.7, topK: 40}, creative: {temperature: 1.0, topK: 80},
+    "most-creative": {temperature: 1.3, topK: 128}};
+  const PARAMS = Object.freeze({defaultTopK: 40, maxTopK: 128, defaultTemperature: 0.7, maxTemperature: 2});
+  const LANGUAGES = ["en"]; // what SmolLM2-class models are trained for
+  const loading = new Map(); // model URL -> pending create() (availability: "downloading")
+
+  // The spec's "validate and canonicalize language model options" plus nomoat's own checks;
+  // returns the reason the options are unavailable (or null).
+  function checkOptions(options) {
+    if (options === null || options === undefined) return null;
+    if (typeof options !== "object") throw new TypeError("The options must be an object.");
+    let unavailable = null;
+    for (const key of ["expectedInputs", "expectedOutputs"]) {
+      const list = options[key];
+      if (list === undefined) continue;
+      if (list === null || typeof list !== "object" || typeof list[Symbol.iterator] !== "function") {
+        throw new TypeError(`${key} must be a list of {type, languages}.`);
+      }
+      for (const e of list) {
+        if (e === null || typeof e !== "object" || e.type === undefined) throw new TypeError(`Each of ${key} needs a type.`);
+        const type = String(e.type);
+        if (!["text", "image", "audio", "tool-call", "tool-response"].includes(type)) {
+          throw new TypeError(`"${type}" is not a LanguageModelMessageType.`);
+        }
+        if (e.languages !== undefined) {
+          const tags = Intl.getCanonicalLocales(Array.from(e.languages, String)); // RangeError if invalid
+          const unknown = tags.filter((t) => !LANGUAGES.includes(t.split("-")[0]));
+          if (unknown.length) unavailable ??= `${key} languages ${unknown.join(", ")}: the model supports ${LANGUAGES.join(", ")}`;
+        }
+        if (type !== "text") unavailable ??= `${key} type "${type}": nomoat's models take and give text only`;
+      }
+    }
+    if (options.samplingMode !== undefined && !(String(options.samplingMode) in MODES)) {
+      throw new TypeError(`samplingMode must be one of ${Object.keys(MODES).map((m) => `"${m}"`).join(", ")}.`);
+    }
+    return unavailable;
+  }
+
+  // The sampling settings a session gets: a samplingMode preset, or the raw topK/temperature
+  // (clamped as the spec says), never both.
+  function resolveSampling(options) {
+    const raw = options.topK !== undefined || options.temperature !== undefined;
+    if (options.samplingMode !== undefined && raw) {
+      throw new TypeError("Give either samplingMode or topK/temperature, not both.");
+    }
+    if (!raw) {
+      const samplingMode = String(options.samplingMode ?? "balanced");
+      return {samplingMode, ...MODES[samplingMode]};
+    }
+    let temperature = options.temperature === undefined ? PARAMS.defaultTemperature : Number(options.temperature);
+    let topK = options.topK === undefined ? PARAMS.defaultTopK : Number(options.topK);
+    if (Number.isNaN(temperature) || temperature < 0) throw new RangeError(`temperature must be >= 0, got ${options.temperature}.`);
+    if (Number.isNaN(topK) || topK < 1) throw new RangeError(`topK must be >= 1, got ${options.topK}.`);
+    temperature = Math.min(temperature, PARAMS.maxTemperature);
+    topK = Math.min(Math.floor(topK), PARAMS.maxTopK);
+    return {samplingMode: temperature === 0 ? "most-predictable" : "balanced", temperature, topK};
+  }
+
   async function create(options = {}) {
+    options = options ?? {};
+    const unavailable = checkOptions(options);
     const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal.");
     if (signal && signal.aborted) throw abortReason(signal);
     const device = options.device || DEFAULT_DEVICE;
     if (!["auto", "webgpu", "wasm"].includes(device)) {
       throw new TypeError(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(device)}.`);
     }
+    const sampling = resolveSampling(options);
+    const initial = options.initialPrompts === undefined ? [] : canonicalPrompt(options.initialPrompts, false);
+    if (initial.some((m) => m.prefix)) {
+      throw new DOMException("initialPrompts cannot end with an assistant prefix; send it with prompt().", "NotSupportedError");
+    }
+    if (options.tools !== undefined && Array.from(options.tools).length) {
+      throw new DOMException("tools are not supported by this model's chat template (nomoat's default model has no " +
+        "tool calling); create the session without tools.", "NotSupportedError");
+    }
+    if (unavailable) throw new DOMException(`Unavailable: ${unavailable}.`, "NotSupportedError");
     const monitor = new EventTarget();
     if (typeof options.monitor === "function") options.monitor(monitor);
     const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
-    const initial = (options.initialPrompts || []).map((m) => ({role: m.role, content: m.content}));
-    const pyOptions = {...samplingOptions(options), initial_prompts: initial};
+    const pyOptions = {...samplingOptions({...options, ...sampling}), initial_prompts: initial.map(({role, content}) => ({role, content}))};
     if (options.systemPrompt) pyOptions.system = options.systemPrompt;
     const engine = options.wasmEngine; // "nomoat" (default) | "ort": which wasm engine (for comparisons)
     if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
       throw new TypeError(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
     }
     const worker = workerFor(engine ? `${device}|${engine}` : device);
-    let lastFraction = 0;
+    let lastFraction = 0, settled = false;
     const {promise} = worker.call("create", {assets: engine ? {...assets, wasmEngine: engine} : assets, model, device,
                                              options: pyOptions}, {
       onProgress: (p) => {
+        if (settled) return; // no progress events once create() has settled
         if (p.warning) {
           console.warn("nomoat:", p.warning);
           monitor.dispatchEvent(new CustomEvent("nomoatwarning", {detail: p}));
@@ -111,22 +184,40 @@ function createLLM(base, defaults = {}) {
           const f = Math.floor((p.loaded / p.total) * 65536) / 65536;
           if (f > lastFraction || (f === 0 && lastFraction === 0)) {
             lastFraction = f;
-            monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: f, total: 1}));
+            monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: f, total: 1, lengthComputable: true}));
           }
         }
       },
       onEvent: (e) => monitor.dispatchEvent(new CustomEvent("nomoat" + e.type, {detail: e})),
     });
+    loading.set(model, promise);
+    promise.finally(() => loading.get(model) === promise && loading.delete(model)).catch(() => {});
     const aborted = signal ? new Promise((_, reject) => signal.addEventListener("abort", () => reject(abortReason(signal)), {once: true})) : null;
-    const info = await (aborted ? Promise.race([promise, aborted]) : promise);
-    return new LanguageModelSession(worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
-      contextWindow: info.context_window, contextUsage: info.context_usage}, promptOptions);
+    if (aborted) aborted.catch(() => {});
+    let info;
+    try {
+      info = await (aborted ? Promise.race([promise, aborted]) : promise);
+    } catch (e) {
+      promise.then((i) => worker.call("destroy", {session: i.session}), () => {}); // created after the abort: let it go
+      throw e;
+    } finally {
+      settled = true;
+    }
+    if (lastFraction < 1 && lastFraction > 0) monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: 1, total: 1, lengthComputable: true}));
+    const session = new LanguageModel(SECRET, worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
+      contextWindow: info.context_window, contextUsage: info.context_usage}, promptOptions,
+    {...sampling, expectedInputs: options.expectedInputs ? Array.from(options.expectedInputs) : [],
+      expectedOutputs: options.expectedOutputs ? Array.from(options.expectedOutputs) : []});
+    if (signal) signal.addEventListener("abort", () => session.destroy(abortReason(signal)), {once: true});
+    return session;
   }
 
   // "available": the model is loaded in this page or fully in nomoat's cache (no download
-  // needed); "downloadable": it must be fetched first; "unavailable": no wasm/Worker, or WebGPU
-  // asked for without an adapter.
+  // needed); "downloading": a create() is fetching it; "downloadable": it must be fetched first;
+  // "unavailable": no wasm/Worker, WebGPU asked for without an adapter, or options the model can't serve.
   async function availability(options = {}) {
+    options = options ?? {};
+    if (checkOptions(options)) return "unavailable";
     const hasWasm = typeof WebAssembly === "object";
     const device = options.device || DEFAULT_DEVICE;
     if (device === "webgpu") {
@@ -134,11 +225,51 @@ function createLLM(base, defaults = {}) {
       if (!adapter) return "unavailable";
     }
     if (!hasWasm || typeof Worker !== "function") return "unavailable";
-    if (workers.has(device)) return "available";
     const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
+    if (loading.has(model)) return "downloading";
+    if (workers.has(device)) return "available";
     const prefix = model.endsWith("/") ? model : model + "/";
     const cached = (await cache.list()).find((m) => m.model === prefix);
     return cached && cached.complete ? "available" : "downloadable";
+  }
+
+  async function params() {
+    return (await availability()) === "unavailable" ? null : {...PARAMS};
+  }
+
+  // The Prompt API's LanguageModel: the session class plus its static methods. Only create()
+  // constructs it (new LanguageModel() is a TypeError, as for the native one).
+  const SECRET = Symbol("nomoat");
+  class LanguageModel extends LanguageModelSession {
+    constructor(secret, ...rest) {
+      if (secret !== SECRET) throw new TypeError("Illegal constructor: use LanguageModel.create().");
+      super(...rest);
+    }
+    static create(options) { return create(options); }
+    static availability(options) { return availability(options); }
+    static params() { return params(); }
+  }
+  // clone() makes `new this.constructor(transport, ...)`: give it the key.
+  LanguageModel.prototype._make = function (...rest) { return new LanguageModel(SECRET, ...rest); };
+
+  // Install nomoat as globalThis.LanguageModel where the browser has none or its own reports
+  // "unavailable" (Chromium ships one that is unavailable without Google's model); a working native
+  // one is left alone unless force. Resolves to {installed, reason}.
+  async function polyfill({force = false} = {}) {
+    const native = globalThis.LanguageModel;
+    if (native === LanguageModel) return {installed: true, reason: "already installed"};
+    if (native && !force) {
+      let state = "unavailable";
+      try {
+        state = await native.availability();
+      } catch (e) {
+        state = "unavailable";
+      }
+      if (state !== "unavailable") return {installed: false, reason: `the browser's own LanguageModel is ${state}`};
+    }
+    Object.defineProperty(globalThis, "LanguageModel", {value: LanguageModel, writable: true, configurable: true, enumerable: false});
+    return {installed: true, reason: native ? "replaced the browser's unavailable LanguageModel" + (force ? " (forced)" : "")
+      : "the browser has no LanguageModel"};
   }
 
   // llm.cache: the model files the worker stored (Cache API, this origin). list() gives one entry
@@ -183,5 +314,7 @@ function createLLM(base, defaults = {}) {
     },
   };
 
-  return {create, availability, cache, defaultModel: DEFAULT_MODEL, version: "0.1.0"};
+  const llm = {LanguageModel, create, availability, params, polyfill, cache, defaultModel: DEFAULT_MODEL, version: "0.1.0"};
+  llm.chat = createChat(llm, workerFor, DEFAULT_DEVICE);
+  return llm;
 }

@@ -1,7 +1,7 @@
 // nomoat worker: boots Pyodide and onnxruntime-web, then runs nomoat's Python generation loop.
 //
 // The page talks to it only through typed messages (see llm.js):
-//   in:  {kind: "create" | "prompt" | "abort" | "destroy" | "tokenize", id, payload}
+//   in:  {kind: "create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize", id, payload}
 //   out: {kind: "return" | "throw" | "progress" | "chunk" | "event", id, payload}
 // The JS side that Python drives (onnxruntime-web, fetching, engines) is nomoat-runtime.mjs,
 // registered in Pyodide as the module `nomoat_js`.
@@ -70,7 +70,8 @@ const handlers = {
   async prompt(p, id) {
     const state = {aborted: false};
     streams.set(id, state);
-    const iter = api.prompt_streaming(p.session, p.input, py.toPy(p.options || {}));
+    const onEvent = (e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
+    const iter = api.prompt_streaming(p.session, py.toPy(p.input), py.toPy(p.options || {}), onEvent);
     try {
       for await (const piece of iter) {
         if (state.aborted) break;
@@ -83,6 +84,33 @@ const handlers = {
     const stats = api.stats(p.session).toJs({dict_converter: Object.fromEntries});
     if (state.aborted) throw named("AbortError", "The prompt was aborted.", {stats});
     return stats;
+  },
+  async complete(p, id) { // OpenAI chat.completions (web/src/openai.js)
+    const state = {aborted: false};
+    streams.set(id, state);
+    const iter = api.complete_streaming(p.session, py.toPy(p.messages), py.toPy(p.options || {}), py.toPy(p.tools || null));
+    try {
+      for await (const piece of iter) {
+        if (state.aborted) break;
+        post("chunk", id, piece);
+      }
+    } finally {
+      iter.destroy();
+      streams.delete(id);
+    }
+    const result = api.completion(p.session).toJs({dict_converter: Object.fromEntries});
+    if (state.aborted) throw named("AbortError", "The request was aborted.", {stats: result});
+    return result;
+  },
+  async append(p, id) {
+    const onEvent = (e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
+    return api.append(p.session, py.toPy(p.input), onEvent);
+  },
+  async measure(p) {
+    return api.measure(p.session, py.toPy(p.input), py.toPy(p.options || {}));
+  },
+  async clone(p) {
+    return (await api.clone(p.session)).toJs({dict_converter: Object.fromEntries});
   },
   abort(p) {
     const s = streams.get(p.target);
