@@ -163,11 +163,15 @@ def commit() -> str | None:
 
 
 class PeakRSS:
-    """Peak summed RSS of a process tree, sampled in a thread."""
+    """Peak summed RSS of a process tree, sampled in a thread; also the CPU time that other processes
+    used meanwhile (`foreign_cpus`: the machine's busy CPU time, from /proc/stat, less this tree's and
+    this process's, per second of wall time), since a busy machine slows every engine."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
+        self._cpu: dict[int, float] = {}  # pid → its last seen CPU seconds
+        self.foreign_cpus: float | None = None
 
     def _run(self) -> None:
         import psutil
@@ -177,17 +181,36 @@ class PeakRSS:
                 root = psutil.Process(self.pid)
                 procs = [root, *root.children(recursive=True)]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+                for p in procs:
+                    t = p.cpu_times()
+                    self._cpu[p.pid] = t.user + t.system
             except psutil.Error:
                 pass
             time.sleep(0.05)
 
     def __enter__(self) -> PeakRSS:
+        self._start = (busy_cpu_seconds(), time.process_time(), time.perf_counter())
         self._t.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._t.join()
+        busy0, own0, wall0 = self._start
+        busy1 = busy_cpu_seconds()
+        if busy0 is not None and busy1 is not None:
+            ours = sum(self._cpu.values()) + time.process_time() - own0
+            self.foreign_cpus = max(0.0, busy1 - busy0 - ours) / (time.perf_counter() - wall0)
+
+
+def busy_cpu_seconds() -> float | None:
+    """The whole machine's busy CPU time since boot (/proc/stat, less idle and iowait), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def chromium_pid(profile: str) -> int:
@@ -285,6 +308,9 @@ def browser_sample(pw, url: str, prompts: dict, plan: dict, gpu: bool) -> tuple[
             sample["peak_mb"] = mem.peak / 2**20
         finally:
             ctx.close()
+    sample["foreign_cpus"] = mem.foreign_cpus
+    if mem.foreign_cpus is not None and mem.foreign_cpus > 0.25:
+        notes.append(f"other processes kept {mem.foreign_cpus:.2f} of {os.cpu_count()} CPUs busy during a repeat")
     return sample, notes
 
 
@@ -389,17 +415,22 @@ def engine_plans(args, gguf: Path) -> list[dict]:
     """The browser rows: engine, configuration, page query, and how much of the schema each measures."""
     n_dec, ctxs = args.decode_tokens, list(CONTEXTS)
     base = {"decode_tokens": n_dec, "contexts": ctxs, "timeout_ms": 900_000, "notes": []}
-    q4_ctxs = ["128"] if args.quick else ctxs
-    q4_notes = ([f"--quick: only the 128-token context, {args.q4_decode_tokens} tokens (4-bit MatMulNBits "
-                 "decodes at 1-3 tok/s on onnxruntime-web's wasm EP)"] if args.quick else [])
+    # --quick keeps the run under 10 minutes: the peers' 4096-token prefill takes 1.5-2.5 minutes each
+    # here, and the 4-bit transformers.js row decodes at 1-3 tok/s.
+    peer = ({"contexts": ["128", "1024"], "notes": ["--quick: decode at 4096 not measured (its 4096-token prefill "
+                                                    "takes ~2 min here); `nomoat bench` measures it"]}
+            if args.quick else {})
+    q4 = ({"contexts": ["128"], "notes": [f"--quick: only the 128-token context, {args.q4_decode_tokens} tokens "
+                                          "(4-bit MatMulNBits decodes at 1-3 tok/s on onnxruntime-web's wasm EP)"]}
+          if args.quick else {})
     return [
-        {**base, "engine": "nomoat", "config": "web/dist wasm graph", "query": "engine=nomoat&device=wasm"},
-        {**base, "engine": "transformers.js", "config": "4.3.1, f32 graph, plain ORT wasm",
+        {**base, "engine": "nomoat", "config": "web/dist, device wasm", "query": "engine=nomoat&device=wasm"},
+        {**base, **peer, "engine": "transformers.js", "config": "4.3.1, f32 graph, plain ORT wasm",
          "query": f"engine=transformers&dtype=fp32&device=wasm&threads={THREADS}&model=SmolLM2-135M-Instruct"},
-        {**base, "engine": "transformers.js", "config": "4.3.1, q4 graph (same package)",
+        {**base, **q4, "engine": "transformers.js", "config": "4.3.1, q4 graph (same package)",
          "query": f"engine=transformers&dtype=q4&device=wasm&threads={THREADS}&model=SmolLM2-135M-Instruct",
-         "decode_tokens": args.q4_decode_tokens, "contexts": q4_ctxs, "notes": q4_notes},
-        {**base, "engine": "wllama", "config": "2.3.7, GGUF Q4_1",
+         "decode_tokens": args.q4_decode_tokens},
+        {**base, **peer, "engine": "wllama", "config": "2.3.7, GGUF Q4_1",
          "query": f"engine=wllama&threads={THREADS}&gguf=/gguf/{gguf.name}"},
     ]
 
@@ -454,8 +485,8 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     samples.append(s)
                     notes += [x for x in n if x not in notes]
-                    print(f"  {json.dumps({k: s[k] for k in ('load_s', 'ttft_ms', 'decode_tps', 'peak_mb')})}",
-                          file=sys.stderr)
+                    keys = ("load_s", "ttft_ms", "decode_tps", "peak_mb", "foreign_cpus")
+                    print(f"  {json.dumps({k: s[k] for k in keys})}", file=sys.stderr)
                 for n in CONTEXTS:
                     if n not in plan["contexts"] and not any(n in x for x in notes):
                         notes.append(f"decode at {n}: not measured in this configuration")
