@@ -268,22 +268,47 @@ export function attention(q: usize, qs: i32, K: usize, V: usize, cap: i32, nq: i
         store<f32>(p, e);
         sum += e;
       }
-      const inv = <f32>1.0 / sum;
+      const inv = f32x4.splat(<f32>1.0 / sum); // out = (Σ_j e_j V_j) / Σ_j e_j
       const ob = out + (<usize>(t * os + h * hd) << 2);
-      for (let d: usize = 0; d < row; d += 64) {
+      let d: usize = 0;
+      for (; d + 128 <= row; d += 128) { // 32 dims at a time: 8 accumulators
+        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+        let o4 = f32x4.splat(0), o5 = f32x4.splat(0), o6 = f32x4.splat(0), o7 = f32x4.splat(0);
+        for (let i = 0; i < n; i++) {
+          const p = v128.load32_splat(sc + (<usize>i << 2));
+          const vr = vb + <usize>i * row + d;
+          o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vr)));
+          o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vr, 16)));
+          o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vr, 32)));
+          o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vr, 48)));
+          o4 = f32x4.add(o4, f32x4.mul(p, v128.load(vr, 64)));
+          o5 = f32x4.add(o5, f32x4.mul(p, v128.load(vr, 80)));
+          o6 = f32x4.add(o6, f32x4.mul(p, v128.load(vr, 96)));
+          o7 = f32x4.add(o7, f32x4.mul(p, v128.load(vr, 112)));
+        }
+        v128.store(ob + d, f32x4.mul(o0, inv));
+        v128.store(ob + d, f32x4.mul(o1, inv), 16);
+        v128.store(ob + d, f32x4.mul(o2, inv), 32);
+        v128.store(ob + d, f32x4.mul(o3, inv), 48);
+        v128.store(ob + d, f32x4.mul(o4, inv), 64);
+        v128.store(ob + d, f32x4.mul(o5, inv), 80);
+        v128.store(ob + d, f32x4.mul(o6, inv), 96);
+        v128.store(ob + d, f32x4.mul(o7, inv), 112);
+      }
+      for (; d < row; d += 64) { // 16 dims at a time
         let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
         for (let i = 0; i < n; i++) {
-          const p = f32x4.splat(load<f32>(sc + (<usize>i << 2)) * inv);
+          const p = v128.load32_splat(sc + (<usize>i << 2));
           const vr = vb + <usize>i * row + d;
           o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vr)));
           o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vr, 16)));
           o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vr, 32)));
           o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vr, 48)));
         }
-        v128.store(ob + d, o0);
-        v128.store(ob + d, o1, 16);
-        v128.store(ob + d, o2, 32);
-        v128.store(ob + d, o3, 48);
+        v128.store(ob + d, f32x4.mul(o0, inv));
+        v128.store(ob + d, f32x4.mul(o1, inv), 16);
+        v128.store(ob + d, f32x4.mul(o2, inv), 32);
+        v128.store(ob + d, f32x4.mul(o3, inv), 48);
       }
     }
   }
