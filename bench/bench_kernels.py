@@ -60,9 +60,14 @@ def queries(vocab: int, temperature: float, top_k: int, top_p: float, min_p: flo
 def pack_params(vocab, flags, qs, penalty, temperature, min_p) -> bytes:
     groups = (vocab + ref.ELEMS - 1) // ref.ELEMS
     n, qs = len(qs), list(qs) + [(0, 0.0, 0)] * (4 - len(qs))
-    return struct.pack("<4I4f4I4f4I", vocab, groups, flags, n,
+    return struct.pack("<4I4f12I", vocab, groups, flags, n,
                        penalty, 1 / temperature if temperature else 0.0, min_p, 0.0,
-                       *[q[0] for q in qs], *[q[1] for q in qs], *[q[2] for q in qs])
+                       *[q[0] for q in qs], *[fraction(q[1]) for q in qs], *[q[2] for q in qs])
+
+
+def fraction(f: float) -> int:
+    """A fraction in [0, 1) in units of 2^-32, rounded down (exact for the JS Sampler's u = k / 2^32)."""
+    return min(2**32 - 1, int(f * 2**32))
 
 
 class WgpuSampler:
@@ -80,7 +85,7 @@ class WgpuSampler:
         self.logits = mk(4 * vocab)
         self.seen, self.allowed = mk(4 * words), mk(4 * words)
         self.work, self.partials = mk(4 * vocab), mk(8 * self.groups)
-        self.hist, self.state = mk(4 * 3 * ref.BINS * self.groups), mk(64)
+        self.hist, self.state = mk(4 * 3 * ref.BINS * self.groups), mk(80)
         self.readback = device.create_buffer(size=4, usage=U.MAP_READ | U.COPY_DST)
         common = (KERNELS / "common.wgsl").read_text()
         entries = [{"binding": 0, "visibility": wgpu.ShaderStage.COMPUTE, "buffer": {"type": "uniform"}}]

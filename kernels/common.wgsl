@@ -9,7 +9,7 @@
 //   4 work     storage, rw     f32[vocab]: the processed logits (penalty applied, masked = MASKED)
 //   5 partials storage, rw     vec2<u32>[groups]: each workgroup's (max bits, argmax) from prep
 //   6 hist     storage, rw     u32[groups * 256 * 3]: each workgroup's digit histogram
-//                              (count, mass high limb, mass low limb) per bin
+//                              (count, mass high word, mass low word) per bin
 //   7 state    storage, rw     State (below): the running selection; `token` is the answer
 //
 // Each workgroup covers ELEMS consecutive tokens (256 invocations x 4); groups = ceil(vocab/ELEMS).
@@ -23,6 +23,11 @@
 // the tokens ranked at or before the previous query's answer (`bound`), and, when the query says
 // so, with w >= min_p (min-p). Seven radix passes of 8 bits over the key (hist + scan) answer one
 // query, with no sort of the vocabulary.
+//
+// Exactness: masses are exact integer sums of weights rounded to units of 2^-40 (64-bit fixed
+// point, held as two u32 words), and the targets are exact too (fractions in units of 2^-32:
+// the JS Sampler's u is k / 2^32), so no rounding depends on summation order; what remains is each
+// weight's own f32 rounding (exp in f32, ~1e-7 relative) against the JS Sampler's float64.
 
 const ELEMS: u32 = 1024u;       // tokens per workgroup
 const BINS: u32 = 256u;         // radix digit: 8 bits
@@ -31,7 +36,7 @@ const FLAG_PENALTY: u32 = 1u;
 const FLAG_MASK: u32 = 2u;
 const FLAG_GREEDY: u32 = 4u;
 const MASKED: f32 = -3.0e38;   // a masked token's logit (finite: WGSL may assume no infinities)
-const LIMB: f32 = 1048576.0;    // 2^20: a weight is summed as two 20-bit fixed-point limbs
+const LIMB: f32 = 1048576.0;    // 2^20: a weight is added as two 20-bit fixed-point limbs
 
 struct Params {
   vocab: u32,
@@ -43,7 +48,7 @@ struct Params {
   min_p: f32,
   _pad: f32,
   q_count: vec4<u32>,   // per query: 0 = a mass query, else the count target (top-k)
-  q_frac: vec4<f32>,    // per query: the mass target as a fraction of the candidates' mass
+  q_frac: vec4<u32>,    // per query: the mass target, a fraction of the candidates' mass (x 2^-32)
   q_min_p: vec4<u32>,   // per query: 1 = candidates must have w >= min_p
 }
 
@@ -56,14 +61,18 @@ struct State {
   pref_lo: u32,
   bound_hi: u32,        // candidates rank at or before this key (0, 0 = all)
   bound_lo: u32,
-  cum_count: u32,       // count and mass of candidates ranked before the chosen prefix
-  cum_mass: f32,
-  mass_target: f32,     // this query's mass target (set on pass 0)
-  token: u32,           // the answer (valid once done = 1)
+  cum_count: u32,       // count and mass (hi, lo words) of candidates ranked before the prefix
+  cum_hi: u32,
+  cum_lo: u32,
+  token: u32,           // the answer (valid once done = 1); byte offset 44
   done: u32,
-  total: f32,           // mass of this query's candidates (set on pass 0; for tests)
+  target_hi: u32,       // this query's mass target (set on pass 0)
+  target_lo: u32,
+  total_hi: u32,        // mass of this query's candidates (set on pass 0)
+  total_lo: u32,
   _pad0: u32,
   _pad1: u32,
+  _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -115,4 +124,33 @@ fn beats(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
     return true;
   }
   return va > vb || (va == vb && ia < ib);
+}
+
+// 64-bit unsigned integers as vec2<u32>(high word, low word).
+fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+  let lo = a.y + b.y;
+  return vec2<u32>(a.x + b.x + select(0u, 1u, lo < a.y), lo);
+}
+
+fn ge64(a: vec2<u32>, b: vec2<u32>) -> bool {
+  return a.x > b.x || (a.x == b.x && a.y >= b.y);
+}
+
+// a * b as a 64-bit integer.
+fn mul32(a: u32, b: u32) -> vec2<u32> {
+  let a0 = a & 0xffffu;
+  let a1 = a >> 16u;
+  let b0 = b & 0xffffu;
+  let b1 = b >> 16u;
+  let p00 = a0 * b0;
+  let p01 = a0 * b1;
+  let p10 = a1 * b0;
+  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+  return vec2<u32>(a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u), (p00 & 0xffffu) | (mid << 16u));
+}
+
+// floor(frac * 2^-32 * x) for a 64-bit x: the mass target of a fraction.
+fn scale64(x: vec2<u32>, frac: u32) -> vec2<u32> {
+  let high = mul32(frac, x.x); // * 2^32 * 2^-32: whole
+  return add64(high, vec2<u32>(0u, mul32(frac, x.y).x));
 }

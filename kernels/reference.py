@@ -13,6 +13,24 @@ ELEMS, BINS, PASSES = 1024, 256, 7
 MASKED = np.float32(-3.0e38)
 
 
+def mulberry32(seed: int):
+    """The JS Sampler's seeded stream (runtime.mjs, gpu_sampler.mjs): a function giving u in [0, 1)."""
+    s = seed & 0xFFFFFFFF
+
+    def imul(a: int, b: int) -> int:
+        return (a * b) & 0xFFFFFFFF
+
+    def rand() -> float:
+        nonlocal s
+        s = (s + 0x6D2B79F5) & 0xFFFFFFFF
+        t = s
+        t = imul(t ^ (t >> 15), t | 1)
+        t ^= (t + imul(t ^ (t >> 7), t | 61)) & 0xFFFFFFFF
+        return ((t ^ (t >> 14)) & 0xFFFFFFFF) / 4294967296
+
+    return rand
+
+
 def bitmask(ids, vocab: int) -> np.ndarray:
     """The Uint32Array bitmask of a set of token ids: bit i of word i >> 5."""
     words = np.zeros((vocab + 31) // 32, np.uint32)

@@ -49,9 +49,12 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     state.bound_hi = 0u;
     state.bound_lo = 0u;
     state.cum_count = 0u;
-    state.cum_mass = 0.0;
-    state.mass_target = 0.0;
-    state.total = 0.0;
+    state.cum_hi = 0u;
+    state.cum_lo = 0u;
+    state.target_hi = 0u;
+    state.target_lo = 0u;
+    state.total_hi = 0u;
+    state.total_lo = 0u;
     state.token = select(0xffffffffu, best_id[0], greedy);
     state.done = select(0u, 1u, greedy);
   }

@@ -3,14 +3,14 @@
 // Purpose: for the candidates of query state.query (ranked at or before state.bound; with
 //   w >= min_p when the query asks) whose key agrees with the digits chosen so far (state.pref_*,
 //   passes 0..state.radix_pass-1), count them and sum their weight w = exp((work - max) * inv_temp)
-//   per value of the pass's digit. The weight is summed in two 20-bit fixed-point limbs with
-//   integer atomics, so the histogram does not depend on the order invocations run in.
+//   per value of the pass's digit. The weight, rounded to units of 2^-40, is added as two 20-bit
+//   limbs with integer atomics: exact, whatever order the invocations run in.
 // Bindings: 0 params, 4 work (read), 6 hist (write), 7 state (read).
 //   Uniforms: vocab, inv_temp, min_p, q_min_p.
 // Workgroup size: 256; each invocation handles 4 tokens (ELEMS = 1024 per workgroup).
 // Dispatch: (params.groups, 1, 1), then select_scan. Does nothing once state.done = 1.
-// Output: hist[(g * 256 + b) * 3 + {0, 1, 2}] = count, mass high limb (units of 2^-20), mass low
-//   limb (units of 2^-40, < 2^30 after carrying into the high limb).
+// Output: hist[(g * 256 + b) * 3 + {0, 1, 2}] = count, then the mass in units of 2^-40 as a
+//   64-bit integer (high word, low word).
 // Needs common.wgsl prepended.
 
 @group(0) @binding(4) var<storage, read_write> work: array<f32>;
@@ -50,14 +50,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let whole = floor(f);
         atomicAdd(&h_count[d], 1u);
         atomicAdd(&h_hi[d], u32(whole));
-        atomicAdd(&h_lo[d], u32((f - whole) * LIMB));
+        atomicAdd(&h_lo[d], u32(round((f - whole) * LIMB))); // <= 2^20: 1024 of them fit
       }
     }
   }
   workgroupBarrier();
-  let lo_sum = atomicLoad(&h_lo[lid]);
+  let whole_sum = atomicLoad(&h_hi[lid]); // units of 2^-20, < 2^31
   let o = (wg.x * BINS + lid) * 3u;
+  let mass = add64(vec2<u32>(whole_sum >> 12u, whole_sum << 20u), vec2<u32>(0u, atomicLoad(&h_lo[lid])));
   hist[o] = atomicLoad(&h_count[lid]);
-  hist[o + 1u] = atomicLoad(&h_hi[lid]) + (lo_sum >> 20u);
-  hist[o + 2u] = lo_sum & 0xfffffu;
+  hist[o + 1u] = mass.x;
+  hist[o + 2u] = mass.y;
 }

@@ -31,6 +31,12 @@ fs.writeFileSync(path.join(dist, "nomoat-session.js"), header + "(function () {\
   "\nglobalThis.NomoatSession = {LanguageModelSession, toError, abortReason};\n})();\n");
 fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-worker.mjs"));
 fs.copyFileSync(path.join(here, "src", "runtime.mjs"), path.join(dist, "nomoat-runtime.mjs"));
+// The GPU sampler (WebGPU), with the WGSL kernels of ../kernels/ inlined: {name: source}.
+const kdir = path.join(here, "..", "kernels");
+const kernels = Object.fromEntries(fs.readdirSync(kdir).filter((f) => f.endsWith(".wgsl")).sort()
+  .map((f) => [f.slice(0, -5), fs.readFileSync(path.join(kdir, f), "utf8")]));
+fs.writeFileSync(path.join(dist, "nomoat-gpu-sampler.mjs"),
+  fs.readFileSync(path.join(here, "src", "gpu_sampler.mjs"), "utf8").replace("__NOMOAT_KERNELS__", JSON.stringify(kernels)));
 // nomoat's own wasm decoder (device "wasm"): the engine module and its SIMD kernels (AssemblyScript).
 fs.copyFileSync(path.join(here, "src", "wasm_engine.mjs"), path.join(dist, "nomoat-wasm-engine.mjs"));
 fs.copyFileSync(path.join(here, "src", "wasm_thread.mjs"), path.join(dist, "nomoat-wasm-thread.mjs"));
@@ -51,4 +57,4 @@ copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
   "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
   "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
 ]);
-console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-session.js, nomoat-worker.mjs, nomoat-runtime.mjs, nomoat-wasm-engine.mjs, nomoat-wasm-thread.mjs, nomoat-decoder[-mt].wasm, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);
+console.log(`web/dist: nomoat.js, nomoat.mjs, nomoat-session.js, nomoat-worker.mjs, nomoat-runtime.mjs, nomoat-gpu-sampler.mjs, nomoat-wasm-engine.mjs, nomoat-wasm-thread.mjs, nomoat-decoder[-mt].wasm, pyodide/, ort/, wheels/ (${wheels.join(", ")})`);

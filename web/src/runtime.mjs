@@ -284,6 +284,11 @@ class KVState {
   dispose() {
     for (const t of Object.values(this.past)) this.engine.release(t);
     this.past = {};
+    this.dropLogits();
+  }
+  dropLogits() { // the GPU logits of the previous forward (WebGPU), consumed by now
+    if (this.logits) this.logits.dispose();
+    this.logits = null;
   }
 }
 
@@ -402,8 +407,9 @@ class Engine {
       externalData: onnx.external,
     };
     if (device === "webgpu") {
-      // Keep the KV cache on the GPU: present.* stay GPU buffers and are fed back as inputs.
-      const loc = {logits: "cpu"};
+      // Keep the KV cache on the GPU: present.* stay GPU buffers and are fed back as inputs. The
+      // logits stay there too: the GPU sampler (nomoat-gpu-sampler.mjs) reads them in place.
+      const loc = {logits: "gpu-buffer"};
       for (let i = 0; i < e.config.num_hidden_layers; i++) {
         loc[`present.${i}.key`] = loc[`present.${i}.value`] = "gpu-buffer";
       }
@@ -419,7 +425,21 @@ class Engine {
     e.refs = new Map();
     const c = e.config;
     e.empty = new ort.Tensor("float32", new Float32Array(0), [1, c.num_key_value_heads, 0, c.head_dim]);
+    if (device === "webgpu") await e.startGpuSampling();
     return e;
+  }
+  // WebGPU: the sampling kernels on onnxruntime-web's own GPUDevice. Should that fail (the module
+  // missing from a copied runtime, a device without the limits), the logits are read back and the
+  // JS Sampler runs: slower, same tokens. `sampling` says which and why.
+  async startGpuSampling() {
+    try {
+      const {GpuSampling} = await import(new URL("./nomoat-gpu-sampler.mjs", import.meta.url).href);
+      this.gpuSampling = await GpuSampling.create(ort.env.webgpu.device, this.config.vocab_size);
+      this.sampling = "gpu";
+    } catch (err) {
+      this.gpuSampling = null;
+      this.sampling = `cpu (GPU sampling unavailable: ${String(err && err.message || err).slice(0, 200)})`;
+    }
   }
   retain(t) {
     this.refs.set(t, (this.refs.get(t) || 0) + 1);
@@ -437,10 +457,12 @@ class Engine {
     return new KVState(this, {}, 0);
   }
   newSampler(params) {
-    return new Sampler(params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params);
+    const p = params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params;
+    return this.gpuSampling ? this.gpuSampling.newSampler(p) : new Sampler(p);
   }
   // Append ids to state; returns a Float32Array of logits: (vocab,) for the last position, or
-  // (len(ids) * vocab) when allLogits.
+  // (len(ids) * vocab) when allLogits. With GPU sampling, the last position's logits stay on the
+  // GPU: an onnxruntime-web tensor for the sampler, owned by the state until its next forward.
   async forward(state, ids, allLogits) {
     const P = state.length, S = ids.length;
     const i64 = (n, f) => BigInt64Array.from({length: n}, (_, i) => BigInt(f(i)));
@@ -455,7 +477,11 @@ class Engine {
     const past = {};
     for (const n of this.pastNames) past[n] = out["present." + n.slice("past_key_values.".length)];
     state.replace(past, P + S);
-    return out.logits.data;
+    state.dropLogits();
+    if (out.logits.location !== "gpu-buffer") return out.logits.data;
+    if (this.gpuSampling && !allLogits) return (state.logits = out.logits);
+    const data = await out.logits.getData(true); // read back and release the GPU buffer
+    return data;
   }
 }
 

@@ -1,0 +1,291 @@
+"""The WGSL sampling kernels (kernels/*.wgsl) in headless Chromium's WebGPU (SwiftShader), each
+against its numpy model in kernels/reference.py, and the whole GPU sampler against the JS Sampler:
+hand-checked small cases, random shapes and options, then the real tiny model on the WebGPU engine
+(logits kept on the GPU, only the token id read back)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_web import TIMEOUT, gpu_browser, models, server  # noqa: F401 — fixtures
+
+REFERENCE = Path(__file__).parent.parent / "kernels" / "reference.py"
+spec = importlib.util.spec_from_file_location("kernels_reference", REFERENCE)
+ref = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ref)
+
+PAGE_SETUP = """async () => {
+    const m = await import("/nomoat-gpu-sampler.mjs");
+    const adapter = await navigator.gpu.requestAdapter();
+    window.gpuDevice = await adapter.requestDevice();
+    window.gs = m;
+    window.shared = {};
+    // Run one sampler call (or its first stopAfter dispatches) on Float32Array logits.
+    window.runSampler = async (o) => {
+        const key = o.vocab;
+        if (!shared[key]) shared[key] = await m.GpuSampling.create(gpuDevice, o.vocab);
+        const s = shared[key].newSampler(o.params);
+        const logits = Float32Array.from(o.logits);
+        const mask = o.allowed ? Uint32Array.from(o.allowed) : null;
+        if (o.us) s.rand = ((us) => () => us.shift())([...o.us]);  // the draws, given
+        try {
+            if (o.stopAfter !== undefined) return await s.inspect(logits, o.seen || [], mask, o.stopAfter);
+            const tokens = [];
+            for (let i = 0; i < (o.calls || 1); i++) tokens.push(await s.sample(logits, i ? [] : (o.seen || []), mask));
+            return {tokens};
+        } catch (e) {
+            return {error: {name: e.name, message: e.message}};
+        } finally {
+            s.destroy();
+        }
+    };
+}"""
+
+
+@pytest.fixture(scope="module")
+def gpage(gpu_browser, server):  # noqa: F811
+    page = gpu_browser.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + "/?load=0")
+    page.evaluate(PAGE_SETUP)
+    yield page
+    page.close()
+
+
+def params(**o) -> dict:
+    p = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0, "seed": 0}
+    p.update(o)
+    return p
+
+
+def run(page, logits, p, seen=(), allowed=None, us=None, stop_after=None, calls=1) -> dict:
+    logits = np.asarray(logits, np.float32)
+    o = {"vocab": int(logits.size), "logits": logits.tolist(), "params": p, "seen": [int(t) for t in seen],
+         "allowed": None if allowed is None else [int(w) for w in allowed], "us": us, "calls": calls}
+    if stop_after is not None:
+        o["stopAfter"] = stop_after
+    return page.evaluate("(o) => runSampler(o)", o)
+
+
+def u32(values) -> np.ndarray:
+    return np.asarray(values, np.uint32)
+
+
+# --- sample_prep: penalty, mask, per-workgroup max/argmax ------------------------------------------
+
+def test_prep_by_hand(gpage):
+    logits = [2.0, -1.0, 4.0, 4.0, 0.5]
+    got = run(gpage, logits, params(repetition_penalty=2.0), seen=[0, 1, 2], allowed=ref.bitmask([0, 1, 3, 4], 5),
+              stop_after=1)
+    work = u32(got["work"][:5]).view(np.float32)
+    # 0: 2/2, 1: -1*2, 2: masked (even though seen), 3: unchanged, 4: unchanged
+    assert work.tolist() == [1.0, -2.0, float(ref.MASKED), 4.0, 0.5]
+    assert got["partials"][:2] == [int(np.float32(4.0).view(np.uint32)), 3]
+
+
+@pytest.mark.parametrize("vocab", [1, 31, 1024, 1025, 5000])
+def test_prep_random(gpage, vocab):
+    rng = np.random.default_rng(vocab)
+    logits = (rng.standard_normal(vocab) * 5).astype(np.float32)
+    seen = rng.choice(vocab, min(vocab, 40), replace=False)
+    allowed = ref.bitmask(rng.choice(vocab, max(1, vocab // 2), replace=False), vocab)
+    got = run(gpage, logits, params(repetition_penalty=1.3), seen=seen, allowed=allowed, stop_after=1)
+    want, parts = ref.prep(logits, ref.bitmask(seen, vocab), 1.3, allowed)
+    work = u32(got["work"][:vocab]).view(np.float32)
+    np.testing.assert_allclose(work, want, rtol=2e-7)  # the penalty's division: within an ulp
+    for g, (mx, arg) in enumerate(parts):
+        assert got["partials"][2 * g + 1] == arg
+        assert u32(got["partials"][2 * g]).view(np.float32) == pytest.approx(mx, rel=2e-7)
+
+
+# --- sample_reduce: the global max/argmax (the greedy answer) ---------------------------------------
+
+def test_reduce_by_hand(gpage):
+    got = run(gpage, [1.0, 3.0, 3.0, 2.0], params(temperature=0), stop_after=2)
+    st = got["state"]
+    assert st[1] == 1 and u32(st[0]).view(np.float32) == 3.0  # ties → the lower id
+    assert st[11] == 1 and st[12] == 1  # greedy: token = argmax, done
+    masked = run(gpage, [1.0, 3.0, 3.0, 2.0], params(temperature=0), allowed=ref.bitmask([0, 3], 4), stop_after=2)
+    assert masked["state"][11] == 3
+
+
+@pytest.mark.parametrize("vocab", [2, 1000, 3000, 49152])
+def test_reduce_random(gpage, vocab):
+    rng = np.random.default_rng(vocab + 1)
+    logits = rng.integers(-50, 50, vocab).astype(np.float32)  # many ties
+    got = run(gpage, logits, params(temperature=0), stop_after=2)
+    assert got["state"][1] == int(np.argmax(logits)) and got["state"][11] == int(np.argmax(logits))
+
+
+# --- select_hist + select_scan: one radix pass ------------------------------------------------------
+
+def hist_of(got) -> tuple[np.ndarray, np.ndarray]:
+    """(count, mass) per digit, summed over workgroups, from the hist buffer."""
+    h = np.asarray(got["hist"], np.float64).reshape(-1, 256, 3).sum(0)
+    return h[:, 0], (h[:, 1] * 2**32 + h[:, 2]) / 2**40
+
+
+def test_hist_by_hand(gpage):
+    # weights at temperature 1: exp(x - 4): [e^-4, e^-3, 1, 1]; the first digit is the top byte of
+    # the order key (0x40 | 0x80 for 2.0 and for 4.0, i.e. all of these share one digit but 1.0)
+    logits = np.float32([0.0, 1.0, 4.0, 4.0])
+    got = run(gpage, logits, params(temperature=1.0), stop_after=3)
+    count, mass = ref.hist(logits, 1.0)
+    got_count, got_mass = hist_of(got)
+    assert (got_count == count).all() and count.sum() == 4
+    np.testing.assert_allclose(got_mass, mass, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("vocab,temperature", [(700, 1.0), (2500, 0.3), (49152, 1.5)])
+def test_hist_random(gpage, vocab, temperature):
+    rng = np.random.default_rng(vocab)
+    logits = (rng.standard_normal(vocab) * 3).astype(np.float32)
+    got = run(gpage, logits, params(temperature=temperature), stop_after=3)
+    count, mass = ref.hist(logits, 1 / temperature)
+    got_count, got_mass = hist_of(got)
+    assert (got_count == count).all()
+    np.testing.assert_allclose(got_mass, mass, rtol=1e-5, atol=1e-9)
+    # after the first scan: the digit of the token at which the draw's mass target (u = 0.5 of
+    # the total) is reached, walking the digits in rank order
+    st = run(gpage, logits, params(temperature=temperature), us=[0.5], stop_after=4)["state"]
+    cum, target, chosen = 0.0, 0.5 * mass.sum(), None
+    for b in range(255, -1, -1):
+        if count[b] and cum + mass[b] >= target:
+            chosen = b
+            break
+        cum += mass[b]
+    assert st[4] >> 24 == chosen and (st[15] * 2**32 + st[16]) / 2**40 == pytest.approx(mass.sum(), rel=1e-5)
+
+
+# --- the whole sampler: the same token as the JS Sampler's algorithm -----------------------------
+
+def test_sampler_by_hand(gpage):
+    x = [1.0, 2.0, 3.0, 3.0, 0.0]
+    greedy = run(gpage, x, params(temperature=0))["tokens"]
+    assert greedy == [2]  # ties → the lower id
+    # top-k 1 is argmax whatever u
+    assert run(gpage, x, params(top_k=1), us=[0.999])["tokens"] == [2]
+    # T=1: probs ∝ e^[1,2,3,3,0], rank order 2,3,1,0,4: u just under / over 0.5 straddles 2 → 3
+    p = np.exp(np.float64(x) - 3)
+    p /= p.sum()
+    first = p[2]
+    assert run(gpage, x, params(), us=[first * 0.999])["tokens"] == [2]
+    assert run(gpage, x, params(), us=[first * 1.001])["tokens"] == [3]
+    # top-p 0.3: only token 2 (its own mass ≥ 0.3)
+    assert run(gpage, x, params(top_p=0.3), us=[0.99])["tokens"] == [2]
+    # min-p 0.5: tokens with p >= 0.5 * p_max: 2, 3 (1 has e^-1 < 0.5)
+    assert run(gpage, x, params(min_p=0.5), us=[0.99])["tokens"] == [3]
+    # the mask: only 0 and 4 allowed
+    assert run(gpage, x, params(temperature=0), allowed=ref.bitmask([0, 4], 5))["tokens"] == [0]
+    assert run(gpage, x, params(), allowed=ref.bitmask([4], 5), us=[0.5])["tokens"] == [4]
+
+
+def test_sampler_rejects_bad_input(gpage):
+    r = run(gpage, [1.0, 2.0], params(), allowed=ref.bitmask([], 2))
+    assert r["error"]["name"] == "RangeError" and "allows no token" in r["error"]["message"]
+    r = gpage.evaluate("""async () => {
+        const s = shared[2] || (shared[2] = await gs.GpuSampling.create(gpuDevice, 2));
+        try { await s.newSampler({temperature: 0}).sample([1, 2], []); } catch (e) { return e.name + ": " + e.message; }
+    }""")
+    assert r.startswith("TypeError: logits must be")
+
+
+OPTIONS = [
+    {"temperature": 1.0},
+    {"temperature": 0.7, "top_k": 40},
+    {"temperature": 0.7, "top_k": 50, "top_p": 0.9},
+    {"temperature": 1.3, "top_p": 0.5, "min_p": 0.1},
+    {"temperature": 0.9, "min_p": 0.05, "repetition_penalty": 1.3},
+    {"temperature": 2.0, "top_k": 5, "repetition_penalty": 0.8},
+]
+
+
+@pytest.mark.parametrize("vocab", [3, 100, 1500, 49152])
+def test_sampler_random(gpage, vocab):
+    rng = np.random.default_rng(vocab)
+    draw = ref.mulberry32(vocab)
+    for i, o in enumerate(OPTIONS):
+        logits = (rng.standard_normal(vocab) * 4).astype(np.float32)
+        if i % 2:
+            logits = np.round(logits)  # ties
+        seen = rng.choice(vocab, min(vocab, 20), replace=False)
+        allowed_ids = rng.choice(vocab, max(1, vocab // 3), replace=False) if i % 3 == 0 else None
+        allowed = None if allowed_ids is None else ref.bitmask(allowed_ids, vocab)
+        us = [0.0, draw(), draw(), draw()]  # u as the JS Sampler draws them: k / 2^32
+        got = run(gpage, logits, params(**o), seen=seen, allowed=allowed, us=list(us), calls=len(us))["tokens"]
+        keep = None if allowed is None else ref.bits(allowed, vocab)
+        want = [ref.js_sample(logits, seen, u=u, allowed=keep, **o) for u in us]
+        assert got == want, (vocab, o)
+
+
+def test_sampler_seeded_stream_equals_js_sampler(gpage):
+    """The GPU sampler's own seeded draws (no u given) pick what the JS Sampler picks."""
+    r = gpage.evaluate("""async () => {
+        const {Sampler} = await import("/nomoat-runtime.mjs");
+        const vocab = 4000, g = shared[vocab] || (shared[vocab] = await gs.GpuSampling.create(gpuDevice, vocab));
+        let x = 12345;
+        const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+        const out = [];
+        for (const p of [{temperature: 1, top_k: 0, top_p: 1, min_p: 0, repetition_penalty: 1, seed: 7},
+                         {temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.02, repetition_penalty: 1.2, seed: 99}]) {
+            const gpu = g.newSampler(p), js = new Sampler(p);
+            let ids = [1, 2, 3];
+            for (let t = 0; t < 40; t++) {
+                const logits = Float32Array.from({length: vocab}, () => (rnd() - 0.5) * 12);
+                const a = await gpu.sample(logits, ids), b = js.sample(logits.slice(), ids);
+                out.push([a, b]);
+                ids = [b];
+            }
+            gpu.destroy();
+        }
+        return out;
+    }""")
+    assert all(a == b for a, b in r), r
+    assert len({b for _, b in r}) > 20
+
+
+# --- the WebGPU engine: logits stay on the GPU ----------------------------------------------------
+
+ENGINE_RUN = """async (steps) => {
+    const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
+    const ort = await rt.loadOrt("webgpu");
+    const pkg = await rt.fetchPackage("/models/tiny/", "webgpu", 0);
+    const engine = await rt.createEngine(pkg.onnx, "webgpu", pkg.config);
+    const {Sampler} = await import("/nomoat-runtime.mjs");
+    const params = {temperature: 0.9, top_k: 0, top_p: 0.95, min_p: 0, repetition_penalty: 1.1, seed: 3};
+    // 1. the GPU sampler vs the JS Sampler on the same (GPU) logits, same seed
+    const gpu = engine.newSampler(params), js = new Sampler(params);
+    let state = engine.newState(), ids = [1, 2, 3, 4, 5], pairs = [];
+    for (let t = 0; t < steps; t++) {
+        const logits = await engine.forward(state, ids, false);
+        const cpu = await logits.getData();  // a copy for the JS Sampler (extra readback, this part only)
+        const a = await gpu.sample(logits, ids), b = js.sample(cpu, ids);
+        pairs.push([a, b]);
+        ids = [b];
+    }
+    // 2. submits and readbacks per token, no extra readback
+    const device = ort.env.webgpu.device, counts = {submit: 0, mapAsync: 0};
+    const submit = device.queue.submit.bind(device.queue), map = GPUBuffer.prototype.mapAsync;
+    device.queue.submit = (b) => { counts.submit++; return submit(b); };
+    GPUBuffer.prototype.mapAsync = function (...a) { counts.mapAsync++; return map.apply(this, a); };
+    const greedy = engine.newSampler({...params, temperature: 0});
+    state = engine.newState();
+    let tok = await greedy.sample(await engine.forward(state, [1, 2, 3], false), [1, 2, 3]);
+    const before = {...counts};
+    for (let t = 0; t < steps; t++) tok = await greedy.sample(await engine.forward(state, [tok], false), [tok]);
+    device.queue.submit = submit;
+    GPUBuffer.prototype.mapAsync = map;
+    return {sampling: engine.sampling, pairs, submits: (counts.submit - before.submit) / steps,
+            readbacks: (counts.mapAsync - before.mapAsync) / steps};
+}"""
+
+
+def test_webgpu_engine_samples_on_the_gpu(gpage):
+    r = gpage.evaluate(ENGINE_RUN, 12)
+    assert r["sampling"] == "gpu"
+    assert all(a == b for a, b in r["pairs"]), r["pairs"]
+    assert r["readbacks"] == 1  # the token id, nothing else
+    print(f"per decode token: {r['submits']} submits, {r['readbacks']} readbacks")
