@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                     keys = ("load_s", "ttft_ms", "decode_tps", "peak_mb", "foreign_cpus")
                     print(f"  {json.dumps({k: s[k] for k in keys})}", file=sys.stderr)
                 for n in CONTEXTS:
-                    if n not in plan["contexts"] and not any(n in x for x in notes):
+                    if n not in plan["contexts"] and not plan["notes"]:
                         notes.append(f"decode at {n}: not measured in this configuration")
                 row = aggregate(plan["engine"], plan["config"], "wasm", THREADS, samples, notes)
                 row["decode_tokens"] = plan["decode_tokens"]

@@ -130,11 +130,11 @@ def markdown(results: dict) -> str:
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
-def chart_svg(results: dict, width: int = 720, height: int = 420) -> str:
+def chart_svg(results: dict, width: int = 880, height: int = 420) -> str:
     """Decode tokens/s (y) vs context length (x, three evenly spaced points) per engine row with any
-    decode number; a missing point breaks the line."""
+    decode number; a missing point breaks the line. Native (device "cpu") rows are dashed: ceilings."""
     series = [r for r in results["runs"] if any(v is not None for v in r["decode_tps"].values())]
-    left, right, top, bottom = 60, 250, 40, 50
+    left, right, top, bottom = 60, 360, 40, 50
     pw, ph = width - left - right, height - top - bottom
     ymax = max([v for r in series for v in r["decode_tps"].values() if v is not None] + [1.0])
     step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000) if ymax / s <= 8)
@@ -160,6 +160,7 @@ def chart_svg(results: dict, width: int = 720, height: int = 420) -> str:
                'decode tokens/s</text>')
     for k, r in enumerate(series):
         color = COLORS[k % len(COLORS)]
+        dash = ' stroke-dasharray="6 4"' if r["device"] == "cpu" else ""
         seg: list[str] = []
         for n in (*CONTEXTS, None):
             v = r["decode_tps"][n] if n else None
@@ -168,12 +169,13 @@ def chart_svg(results: dict, width: int = 720, height: int = 420) -> str:
                 out.append(f'<circle cx="{x[n]:.1f}" cy="{y(v):.1f}" r="3.5" fill="{color}"/>')
             else:
                 if len(seg) > 1:
-                    out.append(f'<polyline points="{" ".join(seg)}" fill="none" stroke="{color}" stroke-width="2"/>')
+                    out.append(f'<polyline points="{" ".join(seg)}" fill="none" stroke="{color}" '
+                               f'stroke-width="2"{dash}/>')
                 seg = []
         ly = top + 10 + 18 * k
         label = escape(f"{r['engine']} ({r['config']}, {r['device']})")
         out.append(f'<line x1="{left + pw + 15}" x2="{left + pw + 35}" y1="{ly}" y2="{ly}" stroke="{color}" '
-                   'stroke-width="2"/>')
+                   f'stroke-width="2"{dash}/>')
         out.append(f'<text x="{left + pw + 40}" y="{ly + 4}" font-size="11">{label}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
