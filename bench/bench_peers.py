@@ -1,15 +1,19 @@
 """`nomoat bench`: nomoat side by side with transformers.js, wllama, and native llama.cpp / onnxruntime.
 
-    .venv/bin/nomoat bench            # 3 repeats, 64 decode tokens (~30 min here)
-    .venv/bin/nomoat bench --quick    # 1 repeat, 32 decode tokens, the slow 4-bit transformers.js row
-                                      # only at 128 tokens of context (~9 min here)
-    make bench                        # the same as `nomoat bench`, after building everything
+    .venv/bin/nomoat bench            # 3 repeats, 64 decode tokens, every context (~30 min here)
+    .venv/bin/nomoat bench --quick    # 1 repeat, 32 decode tokens; the peers skip the 4096 context and
+                                      # the 4-bit transformers.js row decodes at 128 only (~4-6 min here)
+    make bench [QUICK=1]              # the same, after building everything (make web included)
 
-Writes bench/results.json (schema: bench/peers_report.py), bench/decode_vs_context.svg, and prints the
-table. One run, same machine, same model, same prompts (the chat-rendered token ids of one text, cut to
-32 and 512 tokens for time to first token, 128 / 1024 / 4096 tokens for decode), greedy decoding, fixed
-token counts:
+Writes bench/results.json (schema: bench/peers_report.py) and bench/decode_vs_context.svg (with
+--out X.json: X.svg), and prints the table. One run, same machine, same model, same prompts (the
+chat-rendered token ids of one text, cut to 32 and 512 tokens for time to first token, and to 128,
+1024 and 4096 tokens of context for decode), greedy decoding, fixed token counts:
 
+- Per engine: load (cold, warm); one untimed 2-token run (warm-up); time to first token (TTFT: from the
+  call to the first generated token, seen where the caller is) for the 32- and 512-token prompts;
+  prefill tok/s = 512 / TTFT(512); decode tok/s at each context = (n - 1) / the time from the first to
+  the last of n tokens, after prefilling that context in a fresh session.
 - In the browser (Debian's headless Chromium, cross-origin isolated, wasm, 2 threads), one fresh
   browser profile per engine and repeat, pages from bench/peers/ served with COOP/COEP:
   nomoat (web/dist as built: `make web`), transformers.js 4.3.1 (its fastest configuration, an f32
@@ -540,10 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = compute_targets(results)
     check_schema(results)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    (args.out.parent / "decode_vs_context.svg").write_text(chart_svg(results))
+    chart = args.out.parent / ("decode_vs_context.svg" if args.out.name == "results.json" else f"{args.out.stem}.svg")
+    chart.write_text(chart_svg(results))
     print(markdown(results))
-    print(f"wrote {args.out} and {args.out.parent / 'decode_vs_context.svg'} "
-          f"({results['settings']['seconds']} s)", file=sys.stderr)
+    print(f"wrote {args.out} and {chart} ({results['settings']['seconds']} s)", file=sys.stderr)
     return 0
 
 
