@@ -145,11 +145,10 @@ def test_popup_ui_streams_and_stops(popup):
                 if (text.length > 20) c.abort();
             }
         } catch (e) { error = {name: e.name, isDOMException: e instanceof DOMException}; }
-        const kept = s.lastStats.completion_tokens;
-        return {text, error, kept, next: await s.prompt("What is the capital of France?")};
+        return {text, error, next: await s.prompt("What is the capital of France?")};
     }""")
     assert r["error"] == {"name": "AbortError", "isDOMException": True}
-    assert len(r["text"]) > 20 and 0 < r["kept"] < 200
+    assert 20 < len(r["text"]) < 1000  # stopped long before its 200 tokens
     assert isinstance(r["next"], str) and r["next"]
 
 
