@@ -322,7 +322,8 @@ class NFA:
     def __init__(self, json_string: bool) -> None:
         self.json_string = json_string
         self.eps: list[list[int]] = []
-        self.bounds: set[int] = set()  # where a character set starts or stops: the classes' borders
+        self.bounds: set[int] = set()  # where a character set starts or stops
+        self.sets: list[Ranges] = []  # every character set, as wired
         self.edges: list[list[tuple[int, int, int]]] = []
 
     def state(self) -> int:
@@ -371,6 +372,7 @@ class NFA:
     def chars(self, s: Ranges, a: int, b: int) -> None:
         s = without_surrogates(s)
         self.bounds.update(x for lo, hi in s for x in (lo, hi + 1))
+        self.sets.append(s)
         if self.json_string:  # characters JSON must escape: their escape sequence
             for code, text in sorted(JSON_ESCAPES.items()):
                 if any(lo <= code <= hi for lo, hi in s):
@@ -445,9 +447,18 @@ class Regex(Node):
                         todo.append(t)
             self.closure.append(frozenset(t for t in seen if reads[t]))
         self.edges = nfa.edges
-        # Code points between two consecutive bounds are in the same sets, so the NFA treats them alike:
-        # tokens of whole characters can be walked as sequences of these classes (tokens.ClassTrie).
-        self.bounds = tuple(sorted(nfa.bounds))
+        # Character classes: code points in the same character sets are read alike by the NFA, so tokens
+        # of whole characters can be walked as sequences of classes (tokens.ClassTrie). Interval i holds
+        # the code points c with bisect_right(bounds, c) == i; classes[i] is its class.
+        bounds = sorted(nfa.bounds)
+        sets = list(dict.fromkeys(nfa.sets))
+        signatures: dict[tuple, int] = {}
+        classes = []
+        for i in range(len(bounds) + 1):
+            c = bounds[i - 1] if i else 0
+            sig = tuple(j for j, s in enumerate(sets) if any(lo <= c <= hi for lo, hi in s))
+            classes.append(signatures.setdefault(sig, len(signatures)))
+        self.classes = (tuple(bounds), tuple(classes))
         self.initial_set = self.closure[begin]
         if not self.initial_set:
             raise _refuse("a pattern that matches no text at all (a class that matches no character?)")

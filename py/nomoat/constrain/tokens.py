@@ -83,14 +83,14 @@ class TokenIndex:
             self.plain_upto.append(self.plain_upto[-1] | bitset(ids))
         self.trie = Trie(tokens)
         self.rest_trie = Trie((i, t) for i, t in tokens if counts[i] < 0)
-        self._class_tries: dict[tuple, ClassTrie] = {}  # a regex's class bounds → its ClassTrie
+        self._class_tries: dict[tuple, ClassTrie] = {}  # a regex's character classes → its ClassTrie
 
-    def class_trie(self, bounds: tuple) -> ClassTrie:
-        trie = self._class_tries.get(bounds)
+    def class_trie(self, classes: tuple) -> ClassTrie:
+        trie = self._class_tries.get(classes)
         if trie is None:
             if len(self._class_tries) >= 32:  # a few regexes at a time; forget the oldest
                 del self._class_tries[next(iter(self._class_tries))]
-            trie = self._class_tries[bounds] = ClassTrie(self.plain_texts, bounds)
+            trie = self._class_tries[classes] = ClassTrie(self.plain_texts, classes)
         return trie
 
     @classmethod
@@ -102,13 +102,13 @@ class TokenIndex:
 
 
 class ClassTrie:
-    """Plain tokens spelled in a regex's character classes (class k: the code points from bounds[k-1]
-    to bounds[k] - 1), as a trie grown only where a walk goes: node → [(class, child)] and the
-    tokens ending there (a bitset). One character's UTF-8 stands for its class: every character of
-    a class steps the NFA alike."""
+    """Plain tokens spelled in a regex's character classes (Regex.classes: (bounds, class of each
+    interval between them)), as a trie grown only where a walk goes: node → [(class, child)] and
+    the tokens ending there (a bitset). One character's UTF-8 stands for its class: every character
+    of a class steps the NFA alike."""
 
-    def __init__(self, plain_texts: list[tuple[int, str]], bounds: tuple) -> None:
-        self.bounds = bounds
+    def __init__(self, plain_texts: list[tuple[int, str]], classes: tuple) -> None:
+        self.bounds, self.of_interval = classes
         self.classes: dict[str, int] = {}  # character → class
         self.example: dict[int, bytes] = {}  # class → one character of it, UTF-8
         self.kids: dict[int, list[tuple[int, int]]] = {}
@@ -127,7 +127,7 @@ class ClassTrie:
             ch = text[depth]
             k = classes.get(ch)
             if k is None:
-                k = classes[ch] = bisect_right(self.bounds, ord(ch))
+                k = classes[ch] = self.of_interval[bisect_right(self.bounds, ord(ch))]
                 self.example.setdefault(k, ch.encode())
             group = groups.get(k)
             if group is None:
@@ -239,7 +239,7 @@ class GrammarConstraint:
         if bits is None:
             state, top = frozenset({stack}), stack[-1] if stack else None
             if top is not None and isinstance(top[0], Regex):  # plain tokens stay inside the regex
-                plain = self.index.class_trie(top[0].bounds).allowed(top[0], top[1])
+                plain = self.index.class_trie(top[0].classes).allowed(top[0], top[1])
                 bits = plain | bitset(walk(self.index.rest_trie, self.grammar, state))
             elif top is not None and isinstance(top[0], String) and top[2] == 0:  # plain string content
                 plain = self.index.plain_upto
