@@ -101,7 +101,7 @@ def test_tiny_models_match_the_reference(tmp_path, linear_type, tied):
 def test_default_model_matches_the_reference(tmp_path, default_gguf, default_model_dir):
     script = script_for(49152, np.random.default_rng(2), prefill=67)
     worst = assert_close(run_engine(default_model_dir, script, tmp_path), run_reference(default_gguf, script), 5e-4)
-    assert worst < 1e-2  # measured ~3e-3 on logits of magnitude ~30
+    assert worst < 2e-2  # measured 9e-3 here (random ids; logits up to ~30), 2e-3 on a chat prompt
 
 
 def test_bad_token_id_is_a_clear_error(tmp_path, tiny_dir):
