@@ -324,6 +324,7 @@ class Helper {
     const h = new Helper();
     h.ctrl = heap.alloc(128);
     h.c = new Int32Array(memory.buffer, h.ctrl, 32);
+    h.c.fill(0);
     h.seq = 0;
     h.worker = new Worker(new URL("nomoat-wasm-thread.mjs", import.meta.url), {type: "module"});
     await new Promise((resolve, reject) => {
@@ -342,7 +343,12 @@ class Helper {
     Atomics.notify(c, 0);
   }
   join() {
-    while (Atomics.load(this.c, 1) !== this.seq);
+    for (let spins = 0; Atomics.load(this.c, 1) !== this.seq;) {
+      if (++spins === 1 << 20) this.since = performance.now();
+      else if (!(spins & 0xfffff) && performance.now() - this.since > 30000) { // never, unless the thread is gone
+        throw new Error("nomoat's wasm helper thread stopped answering (30 s); reload the page.");
+      }
+    }
     if (this.c[31]) {
       this.c[31] = 0;
       throw new Error("nomoat's wasm helper thread failed (a kernel trapped)");

@@ -10,8 +10,8 @@ self.onmessage = async ({data: {module, memory, ctrl}}) => {
     throw new Error("nomoat's wasm decoder aborted");
   }}})).exports;
   const c = new Int32Array(memory.buffer, ctrl, 32);
+  let last = Atomics.load(c, SEQ); // before "ready": the first job may be posted right after it
   self.postMessage("ready");
-  let last = Atomics.load(c, SEQ);
   for (;;) {
     let spins = 0;
     while (Atomics.load(c, SEQ) === last) {
