@@ -1,6 +1,6 @@
 """`nomoat bench`: nomoat side by side with transformers.js, wllama, and native llama.cpp / onnxruntime.
 
-    .venv/bin/nomoat bench            # 3 repeats, 64 decode tokens, every context (~30 min here)
+    .venv/bin/nomoat bench            # 3 repeats, 64 decode tokens, every context (~23 min a repeat here)
     .venv/bin/nomoat bench --quick    # 1 repeat, 32 decode tokens; the peers skip the 4096 context and
                                       # the 4-bit transformers.js row decodes at 128 only (~4-6 min here)
     make bench [QUICK=1]              # the same, after building everything (make web included)
