@@ -259,11 +259,14 @@ ENGINE_RUN = """async (steps) => {
     // 1. the GPU sampler vs the JS Sampler on the same (GPU) logits, same seed
     const gpu = engine.newSampler(params), js = new Sampler(params);
     let state = engine.newState(), ids = [1, 2, 3, 4, 5], pairs = [];
+    const vocab = JSON.parse(pkg.config).vocab_size;  // every odd step: an allowed mask of every third token
+    const mask = Uint32Array.from({length: Math.ceil(vocab / 32)}, (_, w) => 0x49249249 << (w % 3));
     for (let t = 0; t < steps; t++) {
         const logits = await engine.forward(state, ids, false);
         const cpu = await logits.getData();  // a copy for the JS Sampler (extra readback, this part only)
-        const a = await gpu.sample(logits, ids), b = js.sample(cpu, ids);
-        pairs.push([a, b]);
+        const m = t % 2 ? mask : undefined;
+        const a = await gpu.sample(logits, ids, m), b = js.sample(cpu, ids, m);
+        pairs.push([a, b, !m || (m[a >> 5] >>> (a & 31)) & 1]);
         ids = [b];
     }
     // 2. submits and readbacks per decode token, in the forward pass and in the sampler
@@ -292,11 +295,10 @@ ENGINE_RUN = """async (steps) => {
 
 def test_webgpu_engine_samples_on_the_gpu(gpage):
     """The tiny model on the WebGPU engine: the GPU sampler picks what the JS Sampler picks from
-    the same logits and seed, and per decode token nothing but the token id is read back."""
+    the same logits, seed and allowed mask, and per decode token nothing but the id is read back."""
     r = gpage.evaluate(ENGINE_RUN, 12)
     assert r["sampling"] == "gpu"
-    assert all(a == b for a, b in r["pairs"]), r["pairs"]
-    assert len({b for _, b in r["pairs"]}) > 3
+    assert all(a == b and allowed for a, b, allowed in r["pairs"]), r["pairs"]
     assert r["forward"]["mapAsync"] == 0  # the logits stay on the GPU
     assert r["sample"] == {"submit": 1, "mapAsync": 1}  # one submit, the 4-byte token id
     print(f"per decode token: forward {r['forward']}, sample {r['sample']}")
