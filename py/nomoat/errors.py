@@ -56,8 +56,8 @@ class ContextOverflowError(NomoatError):
 
 
 class UnsupportedSchemaError(NomoatError):
-    """A response_constraint (JSON Schema) uses a keyword or form that nomoat cannot enforce yet,
-    or asks for it where it cannot be enforced (the browser backend, for now)."""
+    """A response_constraint (JSON Schema or RegExp) uses a keyword or construct nomoat cannot
+    enforce; the message names it."""
 
     dom_name = "NotSupportedError"
 
