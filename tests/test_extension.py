@@ -152,6 +152,25 @@ def test_popup_ui_streams_and_stops(popup):
     assert isinstance(r["next"], str) and r["next"]
 
 
+def test_popup_structured_output_crosses_the_port(popup):
+    """responseConstraint (a JSON Schema, or a RegExp sent as {regex, flags}) reaches the model."""
+    r = popup.evaluate("""async () => {
+        const s = await llm.create({temperature: 0, maxTokens: 64});
+        const schema = {type: "object", properties: {city: {type: "string", maxLength: 20}}, required: ["city"],
+                        additionalProperties: false};
+        const json = await s.prompt("What is the capital of France?", {responseConstraint: schema});
+        const word = await s.prompt("Is Paris in France?", {responseConstraint: /(yes|no)/});
+        let bad = null;
+        try { await s.prompt("x", {responseConstraint: {type: "string", format: "email"}}); }
+        catch (e) { bad = e.name; }
+        return {json, word, bad};
+    }""")
+    value = json.loads(r["json"])
+    assert list(value) == ["city"] and len(value["city"]) <= 20
+    assert r["word"] in ("yes", "no")
+    assert r["bad"] == "NotSupportedError"
+
+
 def test_extension_csp_blocks_eval_where_the_model_runs(popup):
     """The model ran (above) under MV3's extension CSP, which allows 'wasm-unsafe-eval' but not eval:
     check that the CSP is really in force in an extension page and in nomoat's module worker.

@@ -19,6 +19,10 @@
   const wireOptions = (options) => {
     const out = {};
     for (const k of SAMPLING_KEYS) if (options[k] !== undefined) out[k] = options[k];
+    // A RegExp does not survive extension messaging (JSON): it travels as {regex, flags}.
+    const rc = options.responseConstraint;
+    if (rc !== undefined) out.responseConstraint = rc instanceof RegExp ? {regex: rc.source, flags: rc.flags} : rc;
+    if (options.omitResponseConstraintInput !== undefined) out.omitResponseConstraintInput = Boolean(options.omitResponseConstraintInput);
     return out;
   };
 

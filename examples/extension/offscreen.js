@@ -38,6 +38,18 @@ function errorPayload(e) {
 }
 
 // Sampling options: only known keys, only numbers (and strings for stop).
+// responseConstraint: a JSON Schema object, or a RegExp sent as {regex, flags} (client.js).
+function constraintOptions(o) {
+  const out = {};
+  const rc = o.responseConstraint;
+  if (rc !== undefined) {
+    if (rc === null || typeof rc !== "object") throw typeError("responseConstraint must be a JSON Schema object or a RegExp.");
+    out.responseConstraint = typeof rc.regex === "string" ? new RegExp(rc.regex, typeof rc.flags === "string" ? rc.flags : "") : rc;
+  }
+  if (o.omitResponseConstraintInput !== undefined) out.omitResponseConstraintInput = Boolean(o.omitResponseConstraintInput);
+  return out;
+}
+
 function samplingOptions(o) {
   const out = {};
   for (const k of NUMBER_OPTIONS) {
@@ -123,7 +135,8 @@ const handlers = {
     const session = sessionOf(client, p);
     if (typeof p.input !== "string") throw typeError("nomoat takes text prompts (a string).");
     if (p.input.length > MAX_INPUT) throw named("QuotaExceededError", `The prompt is longer than ${MAX_INPUT} characters.`);
-    const reader = session.promptStreaming(p.input, {...samplingOptions(p.options || {}), signal}).getReader();
+    const reader = session.promptStreaming(p.input, {...samplingOptions(p.options || {}), ...constraintOptions(p.options || {}),
+      signal}).getReader();
     try {
       for (;;) {
         const {done, value} = await reader.read();
