@@ -117,16 +117,18 @@ def test_bad_requests_name_the_problem(page, params, name):
 def test_abort_and_closing_a_stream_early(page):
     r = js(page, """
         const c = new AbortController();
-        const p = llm.chat.completions.create({device: "wasm", messages: [{role: "user", content: "Write a long story."}], max_tokens: 200}, {signal: c.signal});
-        setTimeout(() => c.abort(), 300);
+        const p = llm.chat.completions.create({device: "wasm", messages: [{role: "user", content: "Write a long story about a dragon."}],
+                                               temperature: 0, max_tokens: 200}, {signal: c.signal});
+        setTimeout(() => c.abort(), 100);  // the greedy story runs to 200 tokens (~2 s here)
         let aborted;
         try { await p; aborted = false; } catch (e) { aborted = e.name; }
-        const s = await llm.chat.completions.create({device: "wasm", messages: [{role: "user", content: "Write a long story."}], max_tokens: 200, stream: true});
+        const s = await llm.chat.completions.create({device: "wasm", messages: [{role: "user", content: "Write a long story about a dragon."}],
+                                                     temperature: 0, max_tokens: 200, stream: true});
         let n = 0;
         for await (const chunk of s) { if (++n === 3) break; }
         const after = await llm.chat.completions.create({device: "wasm", messages: arg, temperature: 0, max_tokens: 4});
         return {aborted, n, after: after.choices[0].finish_reason};""", Q)
-    assert r == {"aborted": "AbortError", "n": 3, "after": "length"}
+    assert r == {"aborted": "AbortError", "n": 3, "after": "length"}, r
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,28 @@ function errorPayload(e) {
   return {name, message, ...extra};
 }
 
+// A callback Python calls with session events (contextoverflow), posted to request id.
+const eventsTo = (id) => (e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
+
+// Post each piece of a Python async iterator as a chunk until it ends or the request is aborted;
+// then the result (as stats on the AbortError when aborted).
+async function stream(id, iter, result, abortMessage) {
+  const state = {aborted: false};
+  streams.set(id, state);
+  try {
+    for await (const piece of iter) {
+      if (state.aborted) break;
+      post("chunk", id, piece);
+    }
+  } finally {
+    iter.destroy();
+    streams.delete(id);
+  }
+  const stats = result().toJs({dict_converter: Object.fromEntries});
+  if (state.aborted) throw named("AbortError", abortMessage, {stats});
+  return stats;
+}
+
 const handlers = {
   async create(p, id) {
     const choice = await chooseDevice(p.device || "auto");
@@ -68,43 +90,15 @@ const handlers = {
     return {...info.toJs({dict_converter: Object.fromEntries}), device: choice.device, deviceReason: choice.reason};
   },
   async prompt(p, id) {
-    const state = {aborted: false};
-    streams.set(id, state);
-    const onEvent = (e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
-    const iter = api.prompt_streaming(p.session, py.toPy(p.input), py.toPy(p.options || {}), onEvent);
-    try {
-      for await (const piece of iter) {
-        if (state.aborted) break;
-        post("chunk", id, piece);
-      }
-    } finally {
-      iter.destroy();
-      streams.delete(id);
-    }
-    const stats = api.stats(p.session).toJs({dict_converter: Object.fromEntries});
-    if (state.aborted) throw named("AbortError", "The prompt was aborted.", {stats});
-    return stats;
+    return stream(id, api.prompt_streaming(p.session, py.toPy(p.input), py.toPy(p.options || {}), eventsTo(id)),
+      () => api.stats(p.session), "The prompt was aborted.");
   },
   async complete(p, id) { // OpenAI chat.completions (web/src/openai.js)
-    const state = {aborted: false};
-    streams.set(id, state);
-    const iter = api.complete_streaming(p.session, py.toPy(p.messages), py.toPy(p.options || {}), py.toPy(p.tools || null));
-    try {
-      for await (const piece of iter) {
-        if (state.aborted) break;
-        post("chunk", id, piece);
-      }
-    } finally {
-      iter.destroy();
-      streams.delete(id);
-    }
-    const result = api.completion(p.session).toJs({dict_converter: Object.fromEntries});
-    if (state.aborted) throw named("AbortError", "The request was aborted.", {stats: result});
-    return result;
+    return stream(id, api.complete_streaming(p.session, py.toPy(p.messages), py.toPy(p.options || {}), py.toPy(p.tools || null)),
+      () => api.completion(p.session), "The request was aborted.");
   },
   async append(p, id) {
-    const onEvent = (e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
-    return api.append(p.session, py.toPy(p.input), onEvent);
+    return api.append(p.session, py.toPy(p.input), eventsTo(id));
   },
   async measure(p) {
     return api.measure(p.session, py.toPy(p.input), py.toPy(p.options || {}));
