@@ -589,8 +589,9 @@ def main() -> int:
     p.add_argument("--gguf", help=f"the GGUF (default: .cache/gguf/{DEFAULT_GGUF_NAME}, else the default download)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default 3)")
     p.add_argument("--n-decode", type=int, default=128, help="greedy decode steps per run (default 128)")
-    p.add_argument("--llama-python", default=os.environ.get("NOMOAT_LLAMA_PYTHON", "/work/llvenv/bin/python"),
-                   help="Python of a venv with llama-cpp-python (default: $NOMOAT_LLAMA_PYTHON or /work/llvenv)")
+    default_llama = str(Path(__file__).resolve().parent.parent / ".cache" / "llama-venv" / "bin" / "python")
+    p.add_argument("--llama-python", default=os.environ.get("NOMOAT_LLAMA_PYTHON", default_llama),
+                   help="Python of a venv with llama-cpp-python (default: $NOMOAT_LLAMA_PYTHON or .cache/llama-venv)")
     p.add_argument("--quiet", type=float, default=0.15,
                    help="before each measurement, wait until the CPUs are at most this busy (default 0.15)")
     p.add_argument("--max-wait", type=float, default=300, help="longest wait for --quiet, seconds (default 300)")

@@ -59,7 +59,8 @@ TEXT = ("The printing press changed how knowledge moved through Europe. Before i
         "type, an oil-based ink and a screw press adapted from wine making, and within fifty years presses were "
         "running in more than two hundred cities. Prices fell, literacy rose, and scholars could compare the "
         "same page in Venice and in Basel. ")
-LLAMA_MISSING = "llama-cpp-python not installed (pip install llama-cpp-python, ~20 min build)"
+LLAMA_MISSING = ("llama-cpp-python not installed (python3 -m venv .cache/llama-venv && "
+                 ".cache/llama-venv/bin/pip install llama-cpp-python: a ~20 min build; or --llama-python)")
 NO_GPU = ("no WebGPU adapter backed by a real GPU in headless Chromium on this machine ({}); WebGPU speed is "
           "measured only on a real GPU")
 
@@ -400,7 +401,7 @@ def cpython_sample(python: str, engine: str, spec_file: Path) -> tuple[dict | No
 
 def llama_python(arg: str | None) -> str:
     """A Python with llama-cpp-python: --llama-python, $NOMOAT_LLAMA_PYTHON, this Python if it has it,
-    else /work/llvenv (this machine's build)."""
+    else the checkout's .cache/llama-venv (see LLAMA_MISSING for how to make it)."""
     if arg:
         return arg
     if os.environ.get("NOMOAT_LLAMA_PYTHON"):
@@ -409,7 +410,7 @@ def llama_python(arg: str | None) -> str:
 
     if importlib.util.find_spec("llama_cpp"):
         return sys.executable
-    return "/work/llvenv/bin/python"
+    return str(HERE.parent / ".cache" / "llama-venv" / "bin" / "python")
 
 
 # ------------------------------------------------------------------------------------------------------ main
@@ -447,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-tokens", type=int, help="decode tokens per context (default 64, --quick 32)")
     ap.add_argument("--engines", help="comma-separated subset: nomoat,transformers.js,wllama,onnxruntime,llama.cpp")
     ap.add_argument("--llama-python", help="a Python with llama-cpp-python (default: $NOMOAT_LLAMA_PYTHON, this "
-                    "Python, or /work/llvenv/bin/python)")
+                    "Python, or .cache/llama-venv/bin/python)")
     ap.add_argument("--out", type=Path, default=HERE / "results.json", help="results file (default bench/results.json)")
     ap.add_argument("--worker", choices=["ort", "llama"], help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
