@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -34,48 +35,11 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
+from bench_peers import FLAGS, PeakRSS, chromium_pid  # the browser measuring tools all benches share
 
 HERE = Path(__file__).resolve().parent
-FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic"]
 LONG = ("The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined "
         "movable metal type, oil-based inks and a screw press adapted from wine making. ") * 40
-
-
-class PeakRSS:
-    """Peak summed RSS of a process tree, sampled in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                root = psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    def __enter__(self) -> PeakRSS:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-
-
-def chromium_pid(profile: str) -> int:
-    """The browser process launched with this --user-data-dir."""
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if any(profile in a for a in cmd) and not any(a.startswith("--type=") for a in cmd):
-            return proc.info["pid"]
-    raise RuntimeError("Chromium's browser process was not found")
 
 
 def prompt_ids(model, text: str, n: int) -> str:
@@ -209,7 +173,7 @@ def main() -> None:
     median["cpython_level0_decode_tps"] = statistics.median(x["cpython_level0"] for x in runs)
     median["cpython_level4_decode_tps"] = statistics.median(x["cpython_level4"] for x in runs)
     result = {
-        "date": time.strftime("%Y-%m-%d"), "machine": {"cpus": psutil.cpu_count(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%d"), "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "browser": "Debian chromium (headless), wasm, cross-origin isolated; ort: onnxruntime-web wasm EP, 2 threads",
         "runs": runs, "median": median,
     }

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -138,21 +137,16 @@ def build_prompts(model_dir: Path) -> dict[str, dict]:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    """bench_cpython's machine description, plus memory and the browser."""
+    from bench_cpython import machine as cpu_machine
+
+    out = cpu_machine()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     try:
         chromium = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True).stdout.strip()
     except OSError:
         chromium = None
-    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_gib": round(mem, 1), "platform": platform.platform(),
-            "python": platform.python_version(), "chromium": chromium,
-            "summary": f"{cpu}, {os.cpu_count()} CPUs"}
+    return {**out, "memory_gib": round(mem, 1), "chromium": chromium, "summary": f"{out['cpu']}, {out['cpus']} CPUs"}
 
 
 def commit() -> str | None:

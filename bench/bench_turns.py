@@ -18,8 +18,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TURNS = ["Hi! My name is Ada and I like astronomy.", "What is the largest planet in our solar system?",
          "How many moons does it have, roughly?", "Which of them is the biggest?", "What was my name again?"]
-FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic"]
 
 
 def cpython_rows(model_dir: Path) -> tuple[list[dict], list[dict]]:
@@ -42,6 +40,7 @@ def cpython_rows(model_dir: Path) -> tuple[list[dict], list[dict]]:
 
 
 def browser_rows(model_dir: Path) -> list[dict]:
+    from bench_peers import FLAGS
     from playwright.sync_api import sync_playwright
 
     from nomoat.serve import make_server
