@@ -2,7 +2,7 @@
 """Prompt API conformance, written from the spec text (webmachinelearning/prompt-api index.bs and
 README at 2e27365, and the writing-assistance-apis algorithms it builds on), method by method and
 error by error. Runs in headless Chromium against the LanguageModel that `llm.polyfill()` installs
-(Chromium 156 ships a native LanguageModel that is unavailable here), on the tiny model over wasm:
+(Debian's Chromium here ships a native LanguageModel that is unavailable), on the tiny model over wasm:
 its context window is 256 tokens, small enough to overflow on purpose.
 
 Where nomoat departs from the spec text, the test says so: context overflow drops the oldest
