@@ -126,6 +126,26 @@ fn beats(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
   return va > vb || (va == vb && ia < ib);
 }
 
+// The workgroup's best (value, id) pair, for the argmax reductions of sample_prep and sample_reduce
+// (unused workgroup variables cost the other kernels nothing).
+var<workgroup> best_val: array<f32, 256>;
+var<workgroup> best_id: array<u32, 256>;
+
+// Tree-reduces each invocation's (bv, bi) with beats(); the workgroup's best ends in best_val[0],
+// best_id[0]. All 256 invocations must call it (it holds workgroup barriers).
+fn reduce_best(lid: u32, bv: f32, bi: u32) {
+  best_val[lid] = bv;
+  best_id[lid] = bi;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s && beats(best_val[lid + s], best_id[lid + s], best_val[lid], best_id[lid])) {
+      best_val[lid] = best_val[lid + s];
+      best_id[lid] = best_id[lid + s];
+    }
+    workgroupBarrier();
+  }
+}
+
 // 64-bit unsigned integers as vec2<u32>(high word, low word).
 fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
   let lo = a.y + b.y;

@@ -17,9 +17,6 @@
 @group(0) @binding(4) var<storage, read_write> work: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<vec2<u32>>;
 
-var<workgroup> best_val: array<f32, 256>;
-var<workgroup> best_id: array<u32, 256>;
-
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -42,16 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
   }
-  best_val[lid] = bv;
-  best_id[lid] = bi;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s && beats(best_val[lid + s], best_id[lid + s], best_val[lid], best_id[lid])) {
-      best_val[lid] = best_val[lid + s];
-      best_id[lid] = best_id[lid + s];
-    }
-    workgroupBarrier();
-  }
+  reduce_best(lid, bv, bi);
   if (lid == 0u) {
     partials[wg.x] = vec2<u32>(bitcast<u32>(best_val[0]), best_id[0]);
   }

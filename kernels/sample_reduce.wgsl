@@ -12,9 +12,6 @@
 @group(0) @binding(5) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(7) var<storage, read_write> state: State;
 
-var<workgroup> best_val: array<f32, 256>;
-var<workgroup> best_id: array<u32, 256>;
-
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -28,16 +25,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       bi = p.y;
     }
   }
-  best_val[lid] = bv;
-  best_id[lid] = bi;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s && beats(best_val[lid + s], best_id[lid + s], best_val[lid], best_id[lid])) {
-      best_val[lid] = best_val[lid + s];
-      best_id[lid] = best_id[lid + s];
-    }
-    workgroupBarrier();
-  }
+  reduce_best(lid, bv, bi);
   if (lid == 0u) {
     let greedy = (params.flags & FLAG_GREEDY) != 0u || params.n_queries == 0u;
     state.max_bits = bitcast<u32>(best_val[0]);
