@@ -28,7 +28,7 @@ fs.writeFileSync(path.join(dist, "nomoat.mjs"), header + src +
   "\nexport const llm = createLLM(new URL('.', import.meta.url).href);\nglobalThis.llm ??= llm;\nexport default llm;\n");
 // The session class alone, for other transports (the extension's client): globalThis.NomoatSession.
 fs.writeFileSync(path.join(dist, "nomoat-session.js"), header + "(function () {\n" + session +
-  "\nglobalThis.NomoatSession = {LanguageModelSession, toError, abortReason};\n})();\n");
+  "\nglobalThis.NomoatSession = {LanguageModelSession, PendingCalls, toError, abortReason};\n})();\n");
 fs.copyFileSync(path.join(here, "src", "worker.mjs"), path.join(dist, "nomoat-worker.mjs"));
 fs.copyFileSync(path.join(here, "src", "runtime.mjs"), path.join(dist, "nomoat-runtime.mjs"));
 // The GPU sampler (WebGPU), with the WGSL kernels of ../kernels/ inlined: {name: source}.

@@ -13,9 +13,10 @@
   const HELLO_MS = 10_000;
   const CREATE_KEYS = [...SAMPLING_KEYS, "device", "model", "systemPrompt", "initialPrompts"];
 
-  // The Prompt-API session, toError and abortReason are nomoat's own (web/src/session.js, shipped
-  // as nomoat/nomoat-session.js and loaded before this file); this file is only the transport.
-  const {LanguageModelSession, toError, abortReason} = globalThis.NomoatSession;
+  // The Prompt-API session, the pending-call routing, toError and abortReason are nomoat's own
+  // (web/src/session.js, shipped as nomoat/nomoat-session.js and loaded before this file); this
+  // file is only the transport.
+  const {LanguageModelSession, PendingCalls, toError, abortReason} = globalThis.NomoatSession;
   const wireOptions = (options) => {
     const out = {};
     for (const k of SAMPLING_KEYS) if (options[k] !== undefined) out[k] = options[k];
@@ -31,8 +32,7 @@
     constructor() {
       this.port = null;
       this.ready = null;
-      this.next = 1;
-      this.pending = new Map(); // id -> {resolve, reject, onChunk, onEvent}
+      this.pending = new PendingCalls();
     }
     open() {
       if (!this.ready) this.ready = this._open().catch((e) => { this.ready = null; throw e; });
@@ -63,7 +63,7 @@
           resolve({ok: false, retry: true, error: {name: "OperationError", message: "nomoat's back end did not answer."}});
         }, HELLO_MS);
         port.onMessage.addListener((m) => {
-          if (hello) return this.receive(m);
+          if (hello) return this.pending.receive(m);
           if (m && m.kind === "hello") {
             clearTimeout(timer);
             hello = true;
@@ -87,30 +87,13 @@
             this.ready = null;
           }
           const err = new DOMException("The connection to nomoat's back end closed.", "OperationError");
-          for (const p of this.pending.values()) p.reject(err);
-          this.pending.clear();
+          this.pending.failAll(err);
         });
       });
     }
-    receive({kind, id, payload}) {
-      const p = this.pending.get(id);
-      if (!p) return;
-      if (kind === "chunk") p.onChunk && p.onChunk(payload);
-      else if (kind === "event") p.onEvent && p.onEvent(payload);
-      else if (kind === "return" || kind === "throw") {
-        this.pending.delete(id);
-        if (kind === "return") p.resolve(payload);
-        else p.reject(toError(payload));
-      }
-    }
     call(kind, payload, hooks = {}) {
-      const id = this.next++;
-      const promise = new Promise((resolve, reject) => this.pending.set(id, {resolve, reject, ...hooks}));
-      this.open().then(() => this.port.postMessage({kind, id, payload}), (e) => {
-        const p = this.pending.get(id);
-        this.pending.delete(id);
-        if (p) p.reject(e);
-      });
+      const {id, promise} = this.pending.add(hooks);
+      this.open().then(() => this.port.postMessage({kind, id, payload}), (e) => this.pending.fail(id, e));
       return {id, promise};
     }
     abort(target) {

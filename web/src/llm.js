@@ -26,30 +26,14 @@ function createLLM(base, defaults = {}) {
   class Worker_ {
     constructor() {
       this.w = new Worker(new URL("nomoat-worker.mjs", base), {type: "module"});
-      this.next = 1;
-      this.pending = new Map(); // id -> {resolve, reject, onChunk, onProgress, onEvent}
-      this.w.onmessage = (ev) => this.receive(ev.data);
+      this.pending = new PendingCalls();
+      this.w.onmessage = (ev) => this.pending.receive(ev.data);
       this.w.onerror = (ev) => {
-        const err = new DOMException(`nomoat's worker failed: ${ev.message || "script error"}`, "OperationError");
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
+        this.pending.failAll(new DOMException(`nomoat's worker failed: ${ev.message || "script error"}`, "OperationError"));
       };
     }
-    receive({kind, id, payload}) {
-      const p = this.pending.get(id);
-      if (!p) return;
-      if (kind === "chunk") p.onChunk && p.onChunk(payload);
-      else if (kind === "progress") p.onProgress && p.onProgress(payload);
-      else if (kind === "event") p.onEvent && p.onEvent(payload);
-      else {
-        this.pending.delete(id);
-        if (kind === "return") p.resolve(payload);
-        else p.reject(toError(payload));
-      }
-    }
     call(kind, payload, hooks = {}) {
-      const id = this.next++;
-      const promise = new Promise((resolve, reject) => this.pending.set(id, {resolve, reject, ...hooks}));
+      const {id, promise} = this.pending.add(hooks);
       this.w.postMessage({kind, id, payload});
       return {id, promise};
     }

@@ -30,6 +30,41 @@ function toError(p) {
   return e;
 }
 
+// The calls a transport has sent and awaits, by id. Every transport routes the back end's replies
+// ({kind: "chunk" | "progress" | "event" | "return" | "throw", id, payload}) through one of these.
+class PendingCalls {
+  constructor() {
+    this.next = 1;
+    this.calls = new Map(); // id -> {resolve, reject, onChunk, onProgress, onEvent}
+  }
+  add(hooks = {}) {
+    const id = this.next++;
+    const promise = new Promise((resolve, reject) => this.calls.set(id, {resolve, reject, ...hooks}));
+    return {id, promise};
+  }
+  receive({kind, id, payload}) {
+    const p = this.calls.get(id);
+    if (!p) return;
+    if (kind === "chunk") p.onChunk && p.onChunk(payload);
+    else if (kind === "progress") p.onProgress && p.onProgress(payload);
+    else if (kind === "event") p.onEvent && p.onEvent(payload);
+    else if (kind === "return" || kind === "throw") {
+      this.calls.delete(id);
+      if (kind === "return") p.resolve(payload);
+      else p.reject(toError(payload));
+    }
+  }
+  fail(id, error) {
+    const p = this.calls.get(id);
+    this.calls.delete(id);
+    if (p) p.reject(error);
+  }
+  failAll(error) {
+    for (const p of this.calls.values()) p.reject(error);
+    this.calls.clear();
+  }
+}
+
 function abortReason(signal) {
   return signal.reason !== undefined ? signal.reason : new DOMException("The operation was aborted.", "AbortError");
 }
