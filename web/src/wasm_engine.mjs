@@ -7,11 +7,13 @@
 //
 // Memory (one WebAssembly.Memory): the weights (the whole data file, copied once), cos/sin tables,
 // scratch for a chunk of up to CHUNK tokens, the logits, and one KV block per state:
-// (layer, key|value, kv head, capacity, head_dim) f32, grown by doubling.
+// (layer, key|value, kv head, capacity, head_dim) int16 with an f32 scale per row (half an f32
+// cache's bytes: decode at long contexts reads the cache more than the weights), grown by doubling.
 //
 // Threads: with crossOriginIsolated (SharedArrayBuffer) and 2+ cores, the memory is shared with a
 // helper Worker (wasm_thread.mjs) running the same kernels; each matmul splits its rows and each
-// attention its heads between the two. Same arithmetic per row and head: the same logits.
+// attention its cached positions (then the partial softmaxes are merged). The arithmetic does not
+// depend on the thread count: the same logits.
 
 const CHUNK = 64; // prefill tokens per pass through the layers
 const PAGE = 65536;
@@ -102,36 +104,50 @@ export class KVState {
     this.cap = 0; // positions allocated
     this.ptr = 0;
   }
+  // One block: the 16-bit rows of every (layer, key|value, kv head) slice, (L, 2, nkv, cap, hd) i16,
+  // then their scales, (L, 2, nkv, cap) f32.
   bytesFor(cap) {
     const c = this.engine.c;
-    return c.L * 2 * c.nkv * cap * c.hd * 4;
+    return c.L * 2 * c.nkv * cap * (2 * c.hd + 4);
   }
-  // The cache of layer l, key (kv = 0) or value (1): (nkv, cap, hd) f32 at this address.
+  // The cache of layer l, key (kv = 0) or value (1): (nkv, cap, hd) i16 at this address ...
   at(l, kv) {
     const c = this.engine.c;
-    return this.ptr + (l * 2 + kv) * c.nkv * this.cap * c.hd * 4;
+    return this.ptr + (l * 2 + kv) * c.nkv * this.cap * c.hd * 2;
+  }
+  // ... and its scales, (nkv, cap) f32.
+  scalesAt(l, kv) {
+    const c = this.engine.c;
+    return this.ptr + c.L * 2 * c.nkv * this.cap * c.hd * 2 + (l * 2 + kv) * c.nkv * this.cap * 4;
+  }
+  // Copies the used part of every slice from `from` (another state's block) into this block.
+  copyFrom(from) {
+    const c = this.engine.c, u8 = new Uint8Array(this.engine.memory.buffer), slices = c.L * 2 * c.nkv;
+    for (const [row, base, fbase] of [[2 * c.hd, this.ptr, from.ptr],
+      [4, this.ptr + slices * this.cap * c.hd * 2, from.ptr + slices * from.cap * c.hd * 2]]) {
+      for (let s = 0; s < slices; s++) {
+        const src = fbase + s * from.cap * row;
+        u8.copyWithin(base + s * this.cap * row, src, src + from.length * row);
+      }
+    }
   }
   ensure(n) {
     if (n <= this.cap) return;
     const e = this.engine, c = e.c;
     const cap = Math.min(c.maxPos, Math.max(n, 2 * this.cap, 64));
-    const ptr = e.heap.alloc(this.bytesFor(cap));
-    const u8 = new Uint8Array(e.memory.buffer), row = c.hd * 4;
-    for (let s = 0; s < c.L * 2 * c.nkv; s++) { // each (layer, k|v, head) slice: its used part
-      u8.copyWithin(ptr + s * cap * row, this.ptr + s * this.cap * row, this.ptr + s * this.cap * row + this.length * row);
-    }
-    if (this.ptr) e.heap.release(this.ptr, this.bytesFor(this.cap));
-    this.ptr = ptr;
+    const old = {ptr: this.ptr, cap: this.cap, length: this.length};
+    this.ptr = e.heap.alloc(this.bytesFor(cap));
     this.cap = cap;
+    if (old.ptr) {
+      this.copyFrom(old);
+      e.heap.release(old.ptr, this.bytesFor(old.cap));
+    }
   }
   fork() {
     const s = new KVState(this.engine);
     if (this.length) {
       s.ensure(this.length);
-      const u8 = new Uint8Array(this.engine.memory.buffer), row = this.engine.c.hd * 4, c = this.engine.c;
-      for (let i = 0; i < c.L * 2 * c.nkv; i++) {
-        u8.copyWithin(s.ptr + i * s.cap * row, this.ptr + i * this.cap * row, this.ptr + i * this.cap * row + this.length * row);
-      }
+      s.copyFrom(this);
       s.length = this.length;
     }
     return s;
@@ -210,7 +226,8 @@ export class WasmEngine {
     e.s = {ids: e.heap.alloc(T * 4), x: e.heap.alloc(T * c.H * 4), h: e.heap.alloc(T * c.H * 4),
       xq: e.heap.alloc(T * K * 2), xs: e.heap.alloc(T * K / 8), xf: e.heap.alloc(T * K / 8),
       qkv: e.heap.alloc(T * qkvN * 4), att: e.heap.alloc(T * c.nq * c.hd * 4), o: e.heap.alloc(T * c.H * 4),
-      gu: e.heap.alloc(T * 2 * c.I * 4), act: e.heap.alloc(T * c.I * 4)};
+      gu: e.heap.alloc(T * 2 * c.I * 4), act: e.heap.alloc(T * c.I * 4),
+      partA: e.heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: e.heap.alloc(T * c.nq * (c.hd + 4) * 4)};
     e.scores = {ptr: 0, n: 0};
     e.scores2 = {ptr: 0, n: 0}; // the helper thread's
     e.logits = {ptr: 0, n: 0};
@@ -242,14 +259,26 @@ export class WasmEngine {
     this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, split, w.n, T, s.xq, s.xs, s.xf, y, w.n);
     if (split) this.pool.join();
   }
-  attention(K, V, cap, pos, T, scores) {
-    const c = this.c, s = this.s, qd = c.nq * c.hd;
-    const split = this.pool ? c.nq >> 1 : 0; // the helper's heads: [0, split)
-    if (split) {
-      this.pool.post(2, [s.qkv, this.qkvN, K, V, cap, c.nq, c.nkv, c.hd, pos, T, s.att, qd, this.grow("scores2", cap), 0, split]);
+  // Attention of the chunk's T rows over the cache in two ranges of positions, [0, J) and [J, P + T),
+  // split where the causal work is even; the helper thread (if any) takes the first, and
+  // attendMerge joins them. The same split with one thread or two: the same logits.
+  attention(state, l, pos, T) {
+    const c = this.c, s = this.s, k = this.k, n = pos + T;
+    let J = 0;
+    for (let hi = n, half = (T * pos + T * (T + 1) / 2) / 2; J < hi;) { // the least J with work(J) >= half
+      const mid = (J + hi) >> 1;
+      let w = 0;
+      for (let t = 0; t < T; t++) w += Math.min(pos + t + 1, mid);
+      if (w >= half) hi = mid;
+      else J = mid + 1;
     }
-    this.k.attention(s.qkv, this.qkvN, K, V, cap, c.nq, c.nkv, c.hd, pos, T, s.att, qd, scores, split, c.nq);
-    if (split) this.pool.join();
+    const args = [s.qkv, this.qkvN, state.at(l, 0), state.scalesAt(l, 0), state.at(l, 1), state.scalesAt(l, 1),
+      state.cap, c.nq, c.nkv, c.hd, pos, T];
+    if (this.pool) this.pool.post(2, [...args, 0, J, s.partA, this.scores2.ptr]);
+    else k.attend16(...args, 0, J, s.partA, this.scores.ptr);
+    k.attend16(...args, J, n, s.partB, this.scores.ptr);
+    if (this.pool) this.pool.join();
+    k.attendMerge(s.partA, s.partB, T, c.nq, c.hd, s.att, c.nq * c.hd);
   }
   // Append ids to state; returns a Float32Array view of the logits: (vocab,) for the last position,
   // or (len(ids) * vocab) when allLogits.
@@ -266,17 +295,17 @@ export class WasmEngine {
     }
     state.ensure(P + S);
     const logits = this.grow("logits", (allLogits ? S : 1) * c.V);
-    const scores = this.grow("scores", state.cap);
-    this.grow("scores2", state.cap);
+    this.grow("scores", state.cap + c.hd); // attend16's scratch: q as int16, then a range of scores
+    this.grow("scores2", state.cap + c.hd);
     if (this.pool) this.pool.hot(true);
     try {
-      this.layersForward(state, idArr, allLogits, logits, scores);
+      this.layersForward(state, idArr, allLogits, logits);
     } finally {
       if (this.pool) this.pool.hot(false);
     }
     return new Float32Array(this.memory.buffer, logits, (allLogits ? S : 1) * c.V);
   }
-  layersForward(state, ids, allLogits, logits, scores) {
+  layersForward(state, ids, allLogits, logits) {
     const c = this.c, k = this.k, s = this.s, S = ids.length, P = state.length;
     const qd = c.nq * c.hd, kvd = c.nkv * c.hd;
     for (let c0 = 0; c0 < S; c0 += CHUNK) {
@@ -284,14 +313,14 @@ export class WasmEngine {
       new Int32Array(this.memory.buffer, s.ids, T).set(ids.subarray(c0, c0 + T));
       k.embed8(this.embed.w, this.embed.s, s.ids, T, c.H, s.x);
       for (let l = 0; l < c.L; l++) {
-        const w = this.layers[l], K = state.at(l, 0), V = state.at(l, 1);
+        const w = this.layers[l];
         k.rmsnorm(s.x, w.attnNorm, s.h, c.H, T, c.eps);
         this.linear(w.qkv, s.h, T, s.qkv);
         k.rope(s.qkv, this.qkvN, c.nq, c.hd, T, pos, this.cos, this.sin);
         k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, this.cos, this.sin);
-        k.kvWrite(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, K, state.cap, pos);
-        k.kvWrite(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, V, state.cap, pos);
-        this.attention(K, V, state.cap, pos, T, scores);
+        k.kvWrite16(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, state.at(l, 0), state.scalesAt(l, 0), state.cap, pos, k.KEY_LEVELS.value);
+        k.kvWrite16(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, state.at(l, 1), state.scalesAt(l, 1), state.cap, pos, 32767);
+        this.attention(state, l, pos, T);
         this.linear(w.o, s.att, T, s.o);
         k.add(s.x, s.o, T * c.H);
         k.rmsnorm(s.x, w.ffnNorm, s.h, c.H, T, c.eps);

@@ -40,6 +40,14 @@ class RefState:
         return RefState(list(self.tokens), [a.copy() for a in self.k], [a.copy() for a in self.v])
 
 
+def int_rows(x: np.ndarray, levels: int) -> np.ndarray:
+    """Each last-axis row rounded to integer levels of max|row| / levels, returned dequantized (f32)."""
+    x, lv = x.astype(np.float32), np.float32(levels)
+    amax = np.abs(x).max(-1, keepdims=True)
+    inv = np.where(amax > 0, lv / np.where(amax > 0, amax, 1), 0).astype(np.float32)
+    return (np.rint(x * inv) * (amax / lv)).astype(np.float32)
+
+
 def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
@@ -61,9 +69,15 @@ class ReferenceBackend:
     name = "reference"
     device = "cpu"
 
-    def __init__(self, gguf_path: str | Path) -> None:
+    def __init__(self, gguf_path: str | Path, kv_bits: int = 32) -> None:
+        """kv_bits=16 stores the KV cache as the browser's wasm decoder does: each (head, position) row
+        rounded to int16 levels of max|row| / levels, 8191 levels for keys and 32767 for values (then
+        kept dequantized)."""
         from gguf import GGUFReader
 
+        if kv_bits not in (16, 32):
+            raise ValueError(f"kv_bits is 16 or 32, not {kv_bits!r}")
+        self.kv_bits = kv_bits
         from ..convert.gguf_file import read_gguf
 
         self.config: ModelConfig = read_gguf(gguf_path).config  # validates the file
@@ -90,6 +104,8 @@ class ReferenceBackend:
             k = (h @ w[p + "attn_k.weight"].T).reshape(S, nkv, hd).transpose(1, 0, 2)  # (nkv, S, hd)
             v = (h @ w[p + "attn_v.weight"].T).reshape(S, nkv, hd).transpose(1, 0, 2)
             q, k = rope(q, pos, c.rope_theta), rope(k, pos, c.rope_theta)
+            if self.kv_bits == 16:
+                k, v = int_rows(k, 8191), int_rows(v, 32767)
             if len(state.k) <= i:
                 state.k.append(k)
                 state.v.append(v)

@@ -219,96 +219,178 @@ export function rope(x: usize, stride: i32, nh: i32, hd: i32, T: i32, pos0: i32,
   }
 }
 
-// Appends T rows of nh heads (from src rows of `stride` floats, starting at float `off`) to a cache
-// laid out (nh, cap, hd), at positions P..P+T-1.
-export function kvWrite(src: usize, stride: i32, off: i32, nh: i32, hd: i32, T: i32, dst: usize, cap: i32, P: i32): void {
-  const bytes = <usize>hd << 2;
+// Appends T rows of nh heads (from src rows of `stride` floats, starting at float `off`) to a 16-bit
+// cache laid out (nh, cap, hd) i16 with one f32 scale per row in ds (nh, cap), at positions
+// P..P+T-1: q = nearest(x * levels / max|x|), x ≈ q * scale; levels ≤ 32767. Half an f32 cache's
+// bytes; 8-bit rows were tried and cost SmolLM2 up to 0.6 in a logit (its attention scores are
+// large, so the keys' rounding shows), 16-bit rows 0.002.
+export function kvWrite16(src: usize, stride: i32, off: i32, nh: i32, hd: i32, T: i32, dst: usize, ds: usize,
+                          cap: i32, P: i32, levels: f32): void {
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < nh; h++) {
-      memory.copy(dst + (<usize>((h * cap + P + t) * hd) << 2), src + (<usize>(t * stride + off + h * hd) << 2), bytes);
+      const x = src + (<usize>(t * stride + off + h * hd) << 2);
+      let mv = f32x4.splat(0);
+      for (let d = 0; d < hd; d += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(x + (<usize>d << 2))));
+      const amax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
+                       max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+      const iv = f32x4.splat(amax > 0 ? levels / amax : 0);
+      const i = <usize>(h * cap + P + t), row = dst + (i * <usize>hd << 1);
+      for (let d = 0; d < hd; d += 8) {
+        const xb = x + (<usize>d << 2);
+        v128.store(row + (<usize>d << 1), i16x8.narrow_i32x4_s(
+          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb), iv))),
+          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 16), iv)))));
+      }
+      store<f32>(ds + (i << 2), amax / levels);
     }
   }
 }
 
-// Grouped-query attention for T new rows at positions P..P+T-1 (causal), query heads h0 ≤ h < h1:
-// q rows of `qs` floats (nq heads of hd), caches K, V (nkv, cap, hd) already holding positions
-// 0..P+T-1, out rows of `os` floats, sc scratch of P+T floats. hd a multiple of 16.
-export function attention(q: usize, qs: i32, K: usize, V: usize, cap: i32, nq: i32, nkv: i32, hd: i32,
-                          P: i32, T: i32, out: usize, os: i32, sc: usize, h0: i32, h1: i32): void {
-  const group = nq / nkv;
-  const scale = <f32>1.0 / sqrt<f32>(<f32>hd);
-  const row = <usize>hd << 2;
+// The four lane sums of a, b, c, d as one vector [Σa, Σb, Σc, Σd].
+// @ts-ignore: decorator
+@inline function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+// @ts-ignore: decorator
+@inline function dotRow(acc: v128, k: usize, q0: v128, q1: v128): v128 {
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(v128.load(k), q0), i32x4.dot_i16x8_s(v128.load(k, 16), q1)));
+}
+
+// Key rows are written with levels KEY_LEVELS (kvWrite16) and q is quantized to qlevels such that a
+// 4-lane integer dot product of hd dims stays inside i32: (hd / 4) * KEY_LEVELS * qlevels < 2^31
+// (hd 64: 16385 levels).
+export const KEY_LEVELS: f32 = 8191;
+
+// Grouped-query attention over the 16-bit cache (kvWrite16) for T new rows at positions P..P+T-1
+// (causal), restricted to cached positions jlo ≤ j < jhi: per row t and query head h, a partial
+// softmax [m, l, 0, 0, acc (hd)] at part + ((t * nq + h) * (hd + 4)) floats, where m is the largest
+// score, l = Σ e^(s_j - m) and acc = Σ e^(s_j - m) v_j (attendMerge joins two ranges). q rows of `qs`
+// floats (nq heads of hd); caches K, V (nkv, cap, hd) i16 with scales Ks, Vs (nkv, cap) f32; sc
+// scratch of hd / 2 + (jhi - jlo) + 4 floats. Scores are integer dot products (q quantized per head),
+// four keys at a time.
+export function attend16(q: usize, qs: i32, K: usize, Ks: usize, V: usize, Vs: usize, cap: i32, nq: i32, nkv: i32,
+                         hd: i32, P: i32, T: i32, jlo: i32, jhi: i32, part: usize, sc: usize): void {
+  const group = nq / nkv, ps = hd + 4;
+  const qi = sc, s = sc + ((<usize>hd << 1) + 15 & ~15);
+  const rs = <f32>1.0 / sqrt<f32>(<f32>hd);
+  const qlevels = min<f32>(32767, floor<f32>(<f32>2147483000.0 / (KEY_LEVELS * <f32>(hd >> 2))));
+  const row = <usize>hd << 1; // bytes
   for (let t = 0; t < T; t++) {
-    const n = P + t + 1;
-    for (let h = h0; h < h1; h++) {
+    const a = jlo, len = min(jhi, P + t + 1) - jlo;
+    for (let h = 0; h < nq; h++) {
+      const pb = part + (<usize>((t * nq + h) * ps) << 2);
+      if (len <= 0) {
+        store<f32>(pb, -Infinity);
+        store<f32>(pb, 0, 4);
+        memory.fill(pb + 16, 0, <usize>hd << 2);
+        continue;
+      }
+      const g = <usize>(h / group);
+      // q → int16 of qlevels
       const qb = q + (<usize>(t * qs + h * hd) << 2);
-      const kb = K + <usize>(h / group) * <usize>cap * row, vb = V + <usize>(h / group) * <usize>cap * row;
-      let m: f32 = -Infinity;
-      for (let j = 0; j < n; j++) {
-        const kr = kb + <usize>j * row;
-        let a = f32x4.splat(0);
-        for (let d: usize = 0; d < row; d += 16) a = f32x4.add(a, f32x4.mul(v128.load(qb + d), v128.load(kr + d)));
-        const s = hsum(a) * scale;
-        store<f32>(sc + (<usize>j << 2), s);
-        m = max(m, s);
+      let mv = f32x4.splat(0);
+      for (let d = 0; d < hd; d += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(qb + (<usize>d << 2))));
+      const qmax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
+                       max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+      const iv = f32x4.splat(qmax > 0 ? qlevels / qmax : 0);
+      for (let d = 0; d < hd; d += 8) {
+        const x = qb + (<usize>d << 2);
+        v128.store(qi + (<usize>d << 1), i16x8.narrow_i32x4_s(
+          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x), iv))),
+          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 16), iv)))));
       }
-      const mv = f32x4.splat(m);
+      const f = f32x4.splat(qmax / qlevels * rs);
+      // scores s_j = (q_i · k_j) * qscale * kscale_j / sqrt(hd), four keys at a time
+      const kb = K + (g * <usize>cap + <usize>a) * row, ksb = Ks + ((g * <usize>cap + <usize>a) << 2);
+      let best = f32x4.splat(-Infinity);
       let j = 0;
-      let sv = f32x4.splat(0);
-      for (; j + 4 <= n; j += 4) {
-        const p = sc + (<usize>j << 2);
-        const e = exp4(f32x4.sub(v128.load(p), mv));
-        v128.store(p, e);
-        sv = f32x4.add(sv, e);
+      for (; j + 4 <= len; j += 4) {
+        const r = kb + <usize>j * row;
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+        for (let d: usize = 0; d < row; d += 32) {
+          const q0 = v128.load(qi + d), q1 = v128.load(qi + d, 16);
+          a0 = dotRow(a0, r + d, q0, q1);
+          a1 = dotRow(a1, r + row + d, q0, q1);
+          a2 = dotRow(a2, r + 2 * row + d, q0, q1);
+          a3 = dotRow(a3, r + 3 * row + d, q0, q1);
+        }
+        const sv = f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(sum4(a0, a1, a2, a3)), v128.load(ksb + (<usize>j << 2))), f);
+        v128.store(s + (<usize>j << 2), sv);
+        best = f32x4.max(best, sv);
       }
-      let sum = hsum(sv);
-      for (; j < n; j++) {
-        const p = sc + (<usize>j << 2);
+      let m = max(max(f32x4.extract_lane(best, 0), f32x4.extract_lane(best, 1)),
+                  max(f32x4.extract_lane(best, 2), f32x4.extract_lane(best, 3)));
+      for (; j < len; j++) {
+        const r = kb + <usize>j * row;
+        let a0 = i32x4.splat(0);
+        for (let d: usize = 0; d < row; d += 32) a0 = dotRow(a0, r + d, v128.load(qi + d), v128.load(qi + d, 16));
+        const x = <f32>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) +
+                        i32x4.extract_lane(a0, 3)) * load<f32>(ksb + (<usize>j << 2)) * f32x4.extract_lane(f, 0);
+        store<f32>(s + (<usize>j << 2), x);
+        m = max(m, x);
+      }
+      // e_j = e^(s_j - m); l = Σ e_j; then w_j = e_j * vscale_j in place
+      const mm = f32x4.splat(m), vsb = Vs + ((g * <usize>cap + <usize>a) << 2);
+      let lv = f32x4.splat(0);
+      j = 0;
+      for (; j + 4 <= len; j += 4) {
+        const p = s + (<usize>j << 2);
+        const e = exp4(f32x4.sub(v128.load(p), mm));
+        lv = f32x4.add(lv, e);
+        v128.store(p, f32x4.mul(e, v128.load(vsb + (<usize>j << 2))));
+      }
+      let l = (f32x4.extract_lane(lv, 0) + f32x4.extract_lane(lv, 1)) + (f32x4.extract_lane(lv, 2) + f32x4.extract_lane(lv, 3));
+      for (; j < len; j++) {
+        const p = s + (<usize>j << 2);
         const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p) - m)), 0);
-        store<f32>(p, e);
-        sum += e;
+        l += e;
+        store<f32>(p, e * load<f32>(vsb + (<usize>j << 2)));
       }
-      const inv = f32x4.splat(<f32>1.0 / sum); // out = (Σ_j e_j V_j) / Σ_j e_j
+      store<f32>(pb, m);
+      store<f32>(pb, l, 4);
+      // acc = Σ_j w_j v_j (16-bit rows widened to f32), 16 dims at a time
+      const vb = V + (g * <usize>cap + <usize>a) * row;
+      for (let d: usize = 0; d < row; d += 32) {
+        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+        for (let i = 0; i < len; i++) {
+          const w = v128.load32_splat(s + (<usize>i << 2));
+          const vr = vb + <usize>i * row + d;
+          const lo = v128.load(vr), hi = v128.load(vr, 16);
+          o0 = f32x4.add(o0, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo))));
+          o1 = f32x4.add(o1, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo))));
+          o2 = f32x4.add(o2, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi))));
+          o3 = f32x4.add(o3, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi))));
+        }
+        const ob = pb + 16 + (d << 1);
+        v128.store(ob, o0);
+        v128.store(ob, o1, 16);
+        v128.store(ob, o2, 32);
+        v128.store(ob, o3, 48);
+      }
+    }
+  }
+}
+
+// out rows (T, os floats; nq heads of hd) = the softmax-weighted values joined from two partials of
+// attend16 over disjoint position ranges: (acc_a e^(m_a - M) + acc_b e^(m_b - M)) / (l_a e^(m_a - M) + l_b e^(m_b - M)).
+export function attendMerge(pa: usize, pb: usize, T: i32, nq: i32, hd: i32, out: usize, os: i32): void {
+  const ps = hd + 4;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nq; h++) {
+      const off = <usize>((t * nq + h) * ps) << 2;
+      const A = pa + off, B = pb + off;
+      const ma = load<f32>(A), la = load<f32>(A, 4), mb = load<f32>(B), lb = load<f32>(B, 4);
+      const M = max(ma, mb);
+      const fa: f32 = la > 0 ? f32x4.extract_lane(exp4(f32x4.splat(ma - M)), 0) : 0;
+      const fb: f32 = lb > 0 ? f32x4.extract_lane(exp4(f32x4.splat(mb - M)), 0) : 0;
+      const inv = <f32>1.0 / (la * fa + lb * fb);
+      const va = f32x4.splat(fa * inv), vb = f32x4.splat(fb * inv);
       const ob = out + (<usize>(t * os + h * hd) << 2);
-      let d: usize = 0;
-      for (; d + 128 <= row; d += 128) { // 32 dims at a time: 8 accumulators
-        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
-        let o4 = f32x4.splat(0), o5 = f32x4.splat(0), o6 = f32x4.splat(0), o7 = f32x4.splat(0);
-        for (let i = 0; i < n; i++) {
-          const p = v128.load32_splat(sc + (<usize>i << 2));
-          const vr = vb + <usize>i * row + d;
-          o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vr)));
-          o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vr, 16)));
-          o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vr, 32)));
-          o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vr, 48)));
-          o4 = f32x4.add(o4, f32x4.mul(p, v128.load(vr, 64)));
-          o5 = f32x4.add(o5, f32x4.mul(p, v128.load(vr, 80)));
-          o6 = f32x4.add(o6, f32x4.mul(p, v128.load(vr, 96)));
-          o7 = f32x4.add(o7, f32x4.mul(p, v128.load(vr, 112)));
-        }
-        v128.store(ob + d, f32x4.mul(o0, inv));
-        v128.store(ob + d, f32x4.mul(o1, inv), 16);
-        v128.store(ob + d, f32x4.mul(o2, inv), 32);
-        v128.store(ob + d, f32x4.mul(o3, inv), 48);
-        v128.store(ob + d, f32x4.mul(o4, inv), 64);
-        v128.store(ob + d, f32x4.mul(o5, inv), 80);
-        v128.store(ob + d, f32x4.mul(o6, inv), 96);
-        v128.store(ob + d, f32x4.mul(o7, inv), 112);
-      }
-      for (; d < row; d += 64) { // 16 dims at a time
-        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
-        for (let i = 0; i < n; i++) {
-          const p = v128.load32_splat(sc + (<usize>i << 2));
-          const vr = vb + <usize>i * row + d;
-          o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vr)));
-          o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vr, 16)));
-          o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vr, 32)));
-          o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vr, 48)));
-        }
-        v128.store(ob + d, f32x4.mul(o0, inv));
-        v128.store(ob + d, f32x4.mul(o1, inv), 16);
-        v128.store(ob + d, f32x4.mul(o2, inv), 32);
-        v128.store(ob + d, f32x4.mul(o3, inv), 48);
+      for (let d: usize = 0; d < <usize>hd << 2; d += 16) {
+        v128.store(ob + d, f32x4.add(f32x4.mul(v128.load(A + 16 + d), va), f32x4.mul(v128.load(B + 16 + d), vb)));
       }
     }
   }
