@@ -210,7 +210,7 @@ def main() -> int:
             times.append(time.perf_counter() - t)
         ms = statistics.median(times) * 1000
         batched = []  # the same call encoded args.batch times in one submit: GPU time, no round trip
-        for i in range(5):
+        for _ in range(5):
             t = time.perf_counter()
             s.dispatch(u=0.37, seen=seen, repeat=args.batch, **opts)
             s.readback.map_sync(s.wgpu.MapMode.READ)
