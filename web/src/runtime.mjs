@@ -252,17 +252,14 @@ async function fetchPackage(baseURL, device, requestId, post, wasmEngine = "nomo
 // ---------------------------------------------------------------------------------------------
 
 class KVState {
-  // past: name -> ort.Tensor (1, n_kv, T, head_dim). Tensors are never written in place, so a
-  // fork shares them; GPU tensors are reference-counted and disposed when no state holds them.
+  // onnxruntime-web's wasm path: past is name -> ort.Tensor (1, n_kv, T, head_dim) in JS memory,
+  // replaced (never written in place) by each step's present.*, so a fork shares them.
   constructor(engine, past, length) {
     this.engine = engine;
     this.past = past;
     this.length = length;
-    for (const t of Object.values(past)) engine.retain(t);
   }
   replace(past, length) {
-    for (const t of Object.values(past)) this.engine.retain(t);
-    this.dispose();
     this.past = past;
     this.length = length;
   }
@@ -274,19 +271,80 @@ class KVState {
     const past = {};
     for (const [name, t] of Object.entries(this.past)) {
       const [b, h, T, d] = t.dims;
-      const src = t.location === "gpu-buffer" ? await t.getData() : t.data;
       const out = new Float32Array(b * h * n * d);
-      for (let i = 0; i < b * h; i++) out.set(src.subarray(i * T * d, i * T * d + n * d), i * n * d);
+      for (let i = 0; i < b * h; i++) out.set(t.data.subarray(i * T * d, i * T * d + n * d), i * n * d);
       past[name] = new ort.Tensor("float32", out, [b, h, n, d]);
     }
     this.replace(past, n);
   }
   dispose() {
-    for (const t of Object.values(this.past)) this.engine.release(t);
     this.past = {};
+  }
+  dropLogits() {}
+}
+
+// WebGPU: the KV cache in preallocated GPU buffers, one per past input, (1, n_kv, cap, head_dim)
+// f32, grown by doubling (a GPU copy of the used rows). Each step feeds them as past_key_values.*
+// and binds the same tensors as the present.* outputs, so GroupQueryAttention runs in its
+// share-buffer mode: it writes the new rows in place (attention_mask gives the valid length) and
+// nothing is allocated, copied or read back per token. A fork copies the used rows (GPU to GPU);
+// truncate only shortens the length.
+class GpuKVState {
+  constructor(engine) {
+    this.engine = engine;
+    this.length = 0;
+    this.cap = 0;
+    this.buffers = {}; // name -> GPUBuffer
+    this.past = {}; // name -> ort.Tensor over that buffer
+    this.logits = null;
+  }
+  ensure(n) {
+    if (n <= this.cap) return;
+    const e = this.engine, c = e.config, d = e.gpu;
+    const cap = Math.min(Math.max(n, 2 * this.cap, 64), Math.max(n, c.max_position_embeddings || n));
+    const row = c.head_dim * 4, nkv = c.num_key_value_heads;
+    const enc = this.length ? d.createCommandEncoder() : null;
+    const buffers = {}, past = {};
+    for (const name of e.pastNames) {
+      const b = d.createBuffer({size: nkv * cap * row, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST});
+      if (enc) for (let h = 0; h < nkv; h++) enc.copyBufferToBuffer(this.buffers[name], h * this.cap * row, b, h * cap * row, this.length * row);
+      buffers[name] = b;
+      past[name] = ort.Tensor.fromGpuBuffer(b, {dataType: "float32", dims: [1, nkv, cap, c.head_dim]});
+    }
+    if (enc) d.queue.submit([enc.finish()]);
+    this.freeBuffers();
+    Object.assign(this, {buffers, past, cap});
+  }
+  fork() {
+    const s = new GpuKVState(this.engine);
+    if (this.length) {
+      s.ensure(this.length);
+      const c = this.engine.config, row = c.head_dim * 4, enc = this.engine.gpu.createCommandEncoder();
+      for (const name of this.engine.pastNames) {
+        for (let h = 0; h < c.num_key_value_heads; h++) {
+          enc.copyBufferToBuffer(this.buffers[name], h * this.cap * row, s.buffers[name], h * s.cap * row, this.length * row);
+        }
+      }
+      this.engine.gpu.queue.submit([enc.finish()]);
+      s.length = this.length;
+    }
+    return s;
+  }
+  async truncate(n) {
+    if (n < this.length) this.length = Math.max(0, n);
+  }
+  freeBuffers() {
+    for (const t of Object.values(this.past)) t.dispose();
+    for (const b of Object.values(this.buffers)) b.destroy();
+    this.buffers = {};
+    this.past = {};
+  }
+  dispose() {
+    this.freeBuffers();
+    this.cap = this.length = 0;
     this.dropLogits();
   }
-  dropLogits() { // the GPU logits of the previous forward (WebGPU), consumed by now
+  dropLogits() {
     if (this.logits) this.logits.dispose();
     this.logits = null;
   }
@@ -407,13 +465,9 @@ class Engine {
       externalData: onnx.external,
     };
     if (device === "webgpu") {
-      // Keep the KV cache on the GPU: present.* stay GPU buffers and are fed back as inputs. The
-      // logits stay there too: the GPU sampler (nomoat-gpu-sampler.mjs) reads them in place.
-      const loc = {logits: "gpu-buffer"};
-      for (let i = 0; i < e.config.num_hidden_layers; i++) {
-        loc[`present.${i}.key`] = loc[`present.${i}.value`] = "gpu-buffer";
-      }
-      opts.preferredOutputLocation = loc;
+      // Keep the KV cache on the GPU (GpuKVState binds present.* to its own buffers). The logits
+      // stay there too: the GPU sampler (nomoat-gpu-sampler.mjs) reads them in place.
+      opts.preferredOutputLocation = {logits: "gpu-buffer"};
     }
     try {
       e.session = await ort.InferenceSession.create(onnx.graph, opts);
@@ -422,10 +476,12 @@ class Engine {
         "The file is corrupt or truncated: convert the model again ('nomoat convert').");
     }
     e.pastNames = e.session.inputNames.filter((n) => n.startsWith("past_key_values."));
-    e.refs = new Map();
     const c = e.config;
     e.empty = new ort.Tensor("float32", new Float32Array(0), [1, c.num_key_value_heads, 0, c.head_dim]);
-    if (device === "webgpu") await e.startGpuSampling();
+    if (device === "webgpu") {
+      e.gpu = ort.env.webgpu.device; // onnxruntime-web's own GPUDevice: the KV buffers and the sampler live there
+      await e.startGpuSampling();
+    }
     return e;
   }
   // WebGPU: the sampling kernels on onnxruntime-web's own GPUDevice. Should that fail (the module
@@ -441,20 +497,8 @@ class Engine {
       this.sampling = `cpu (GPU sampling unavailable: ${String(err && err.message || err).slice(0, 200)})`;
     }
   }
-  retain(t) {
-    this.refs.set(t, (this.refs.get(t) || 0) + 1);
-  }
-  release(t) {
-    const n = (this.refs.get(t) || 0) - 1;
-    if (n > 0) {
-      this.refs.set(t, n);
-      return;
-    }
-    this.refs.delete(t);
-    if (t.location === "gpu-buffer") t.dispose();
-  }
   newState() {
-    return new KVState(this, {}, 0);
+    return this.gpu ? new GpuKVState(this) : new KVState(this, {}, 0);
   }
   newSampler(params) {
     const p = params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params;
@@ -464,6 +508,7 @@ class Engine {
   // (len(ids) * vocab) when allLogits. With GPU sampling, the last position's logits stay on the
   // GPU: an onnxruntime-web tensor for the sampler, owned by the state until its next forward.
   async forward(state, ids, allLogits) {
+    if (this.gpu && ids.length > GPU_CHUNK) return this.forwardChunked(state, Array.from(ids), allLogits);
     const P = state.length, S = ids.length;
     const i64 = (n, f) => BigInt64Array.from({length: n}, (_, i) => BigInt(f(i)));
     const feeds = {
@@ -472,18 +517,53 @@ class Engine {
       position_ids: new ort.Tensor("int64", i64(S, (i) => P + i), [1, S]),
       logits_to_keep: new ort.Tensor("int64", BigInt64Array.from([allLogits ? 0n : 1n]), []),
     };
-    for (const n of this.pastNames) feeds[n] = state.past[n] || this.empty;
-    const out = await this.session.run(feeds);
-    const past = {};
-    for (const n of this.pastNames) past[n] = out["present." + n.slice("past_key_values.".length)];
-    state.replace(past, P + S);
+    let out;
+    if (state instanceof GpuKVState) {
+      state.ensure(P + S);
+      const fetches = {logits: null};
+      for (const n of this.pastNames) {
+        feeds[n] = state.past[n];
+        fetches["present." + n.slice("past_key_values.".length)] = state.past[n]; // the same buffer: written in place
+      }
+      out = await this.session.run(feeds, fetches);
+      state.length = P + S;
+    } else {
+      for (const n of this.pastNames) feeds[n] = state.past[n] || this.empty;
+      out = await this.session.run(feeds);
+      const past = {};
+      for (const n of this.pastNames) past[n] = out["present." + n.slice("past_key_values.".length)];
+      state.replace(past, P + S);
+    }
     state.dropLogits();
     if (out.logits.location !== "gpu-buffer") return out.logits.data;
     if (this.gpuSampling && !allLogits) return (state.logits = out.logits);
     const data = await out.logits.getData(true); // read back and release the GPU buffer
     return data;
   }
+  async forwardChunked(state, ids, allLogits) {
+    const parts = [];
+    let last;
+    for (let i = 0; i < ids.length; i += GPU_CHUNK) {
+      last = await this.forward(state, ids.slice(i, i + GPU_CHUNK), allLogits);
+      if (allLogits) parts.push(last);
+    }
+    if (!allLogits) return last; // the earlier chunks' GPU logits were dropped by the next forward
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
 }
+
+// WebGPU prompts go through the graph GPU_CHUNK tokens at a time: onnxruntime-web 1.30's WebGPU
+// GroupQueryAttention returns wrong values for rows 4+ once a pass holds 32 or more new tokens
+// (tests/test_kernels.py::test_webgpu_group_query_attention_long_pass pins this; ORT issue
+// microsoft/onnxruntime#26064 reports its flash-attention path going wrong), while up to 31 match
+// the CPU exactly. Chunks of 24 keep a margin below that.
+const GPU_CHUNK = 24;
 
 const TENSORS = "onnx/nomoat_tensors.json"; // where each weight lies in the data file
 
