@@ -385,7 +385,8 @@ GQA_PASS = """async ([b64, S, nq, nkv, hd, q, k, v]) => {
     const f = (a, d) => new ort.Tensor("float32", Float32Array.from(a), d);
     const out = await s.run({q: f(q, [1, S, nq * hd]), k: f(k, [1, S, nkv * hd]), v: f(v, [1, S, nkv * hd]),
         pk: f([], [1, nkv, 0, hd]), pv: f([], [1, nkv, 0, hd]),
-        sl: new ort.Tensor("int32", Int32Array.from([S - 1]), [1]), tl: new ort.Tensor("int32", Int32Array.from([S]), [])});
+        sl: new ort.Tensor("int32", Int32Array.from([S - 1]), [1]),
+        tl: new ort.Tensor("int32", Int32Array.from([S]), [])});
     return Array.from(out.y.data);
 }"""
 
