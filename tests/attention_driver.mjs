@@ -22,7 +22,7 @@ f32(q, T * qd).set(a.q);
 const K = alloc(nkv * cap * hd * 2), V = alloc(nkv * cap * hd * 2), Ks = alloc(nkv * cap * 4), Vs = alloc(nkv * cap * 4);
 k.kvWrite16(kin, nkv * hd, 0, nkv, hd, n, K, Ks, cap, 0, k.KEY_LEVELS.value);
 k.kvWrite16(vin, nkv * hd, 0, nkv, hd, n, V, Vs, cap, 0, 32767);
-const pa = alloc(T * nq * (hd + 4) * 4), pb = alloc(T * nq * (hd + 4) * 4), sc = alloc((cap + hd) * 4);
+const pa = alloc(T * nq * (hd + 4) * 4), pb = alloc(T * nq * (hd + 4) * 4), sc = alloc((hd + (nq / nkv) * (cap + 4)) * 4);
 const out = alloc(T * qd * 4);
 k.attend16(q, qd, K, Ks, V, Vs, cap, nq, nkv, hd, P, T, 0, J, pa, sc);
 k.attend16(q, qd, K, Ks, V, Vs, cap, nq, nkv, hd, P, T, J, n, pb, sc);

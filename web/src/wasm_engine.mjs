@@ -295,8 +295,9 @@ export class WasmEngine {
     }
     state.ensure(P + S);
     const logits = this.grow("logits", (allLogits ? S : 1) * c.V);
-    this.grow("scores", state.cap + c.hd); // attend16's scratch: q as int16, then a range of scores
-    this.grow("scores2", state.cap + c.hd);
+    const scratch = c.hd + (c.nq / c.nkv) * (state.cap + 4); // attend16's: q as int16, a KV head's query heads' scores
+    this.grow("scores", scratch);
+    this.grow("scores2", scratch);
     if (this.pool) this.pool.hot(true);
     try {
       this.layersForward(state, idArr, allLogits, logits);

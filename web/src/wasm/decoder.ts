@@ -264,111 +264,148 @@ export function kvWrite16(src: usize, stride: i32, off: i32, nh: i32, hd: i32, T
 // (hd 64: 16385 levels).
 export const KEY_LEVELS: f32 = 8191;
 
+// Σ_i w_i v_i for 1-3 query heads sharing one KV head: the 16-bit value rows vb (len rows of `row`
+// bytes, scales folded into the weights) are widened once for every head; weights wa, wb, wc (len
+// floats each; unused ones ignored); results to oa, ob, oc (hd floats). 8 dims at a time.
+// @ts-ignore: decorator
+@inline function valueSum(n: i32, vb: usize, row: usize, len: i32, wa: usize, wb: usize, wc: usize,
+                          oa: usize, ob: usize, oc: usize): void {
+  for (let d: usize = 0; d < row; d += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
+    for (let i = 0; i < len; i++) {
+      const v = v128.load(vb + <usize>i * row + d);
+      const lo = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(v)), hi = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(v));
+      const o = <usize>i << 2;
+      const w0 = v128.load32_splat(wa + o);
+      a0 = f32x4.add(a0, f32x4.mul(w0, lo));
+      a1 = f32x4.add(a1, f32x4.mul(w0, hi));
+      if (n > 1) {
+        const w1 = v128.load32_splat(wb + o);
+        b0 = f32x4.add(b0, f32x4.mul(w1, lo));
+        b1 = f32x4.add(b1, f32x4.mul(w1, hi));
+      }
+      if (n > 2) {
+        const w2 = v128.load32_splat(wc + o);
+        c0 = f32x4.add(c0, f32x4.mul(w2, lo));
+        c1 = f32x4.add(c1, f32x4.mul(w2, hi));
+      }
+    }
+    const f = d << 1; // bytes of f32 output for d bytes of i16 input
+    v128.store(oa + f, a0);
+    v128.store(oa + f, a1, 16);
+    if (n > 1) {
+      v128.store(ob + f, b0);
+      v128.store(ob + f, b1, 16);
+    }
+    if (n > 2) {
+      v128.store(oc + f, c0);
+      v128.store(oc + f, c1, 16);
+    }
+  }
+}
+
 // Grouped-query attention over the 16-bit cache (kvWrite16) for T new rows at positions P..P+T-1
 // (causal), restricted to cached positions jlo ≤ j < jhi: per row t and query head h, a partial
 // softmax [m, l, 0, 0, acc (hd)] at part + ((t * nq + h) * (hd + 4)) floats, where m is the largest
 // score, l = Σ e^(s_j - m) and acc = Σ e^(s_j - m) v_j (attendMerge joins two ranges). q rows of `qs`
 // floats (nq heads of hd); caches K, V (nkv, cap, hd) i16 with scales Ks, Vs (nkv, cap) f32; sc
-// scratch of hd / 2 + (jhi - jlo) + 4 floats. Scores are integer dot products (q quantized per head),
-// four keys at a time.
+// scratch of hd / 2 + (nq / nkv) * (jhi - jlo + 4) floats. Scores are integer dot products (q
+// quantized per head), four keys at a time; the value rows are widened once per KV head for all of
+// its query heads (valueSum).
 export function attend16(q: usize, qs: i32, K: usize, Ks: usize, V: usize, Vs: usize, cap: i32, nq: i32, nkv: i32,
                          hd: i32, P: i32, T: i32, jlo: i32, jhi: i32, part: usize, sc: usize): void {
   const group = nq / nkv, ps = hd + 4;
-  const qi = sc, s = sc + ((<usize>hd << 1) + 15 & ~15);
+  const qi = sc, s0 = sc + ((<usize>hd << 1) + 15 & ~15), sstride = <usize>((jhi - jlo + 4) & ~3) << 2;
   const rs = <f32>1.0 / sqrt<f32>(<f32>hd);
   const qlevels = min<f32>(32767, floor<f32>(<f32>2147483000.0 / (KEY_LEVELS * <f32>(hd >> 2))));
   const row = <usize>hd << 1; // bytes
   for (let t = 0; t < T; t++) {
     const a = jlo, len = min(jhi, P + t + 1) - jlo;
-    for (let h = 0; h < nq; h++) {
-      const pb = part + (<usize>((t * nq + h) * ps) << 2);
-      if (len <= 0) {
-        store<f32>(pb, -Infinity);
-        store<f32>(pb, 0, 4);
-        memory.fill(pb + 16, 0, <usize>hd << 2);
-        continue;
-      }
-      const g = <usize>(h / group);
-      // q → int16 of qlevels
-      const qb = q + (<usize>(t * qs + h * hd) << 2);
-      let mv = f32x4.splat(0);
-      for (let d = 0; d < hd; d += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(qb + (<usize>d << 2))));
-      const qmax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
-                       max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
-      const iv = f32x4.splat(qmax > 0 ? qlevels / qmax : 0);
-      for (let d = 0; d < hd; d += 8) {
-        const x = qb + (<usize>d << 2);
-        v128.store(qi + (<usize>d << 1), i16x8.narrow_i32x4_s(
-          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x), iv))),
-          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 16), iv)))));
-      }
-      const f = f32x4.splat(qmax / qlevels * rs);
-      // scores s_j = (q_i · k_j) * qscale * kscale_j / sqrt(hd), four keys at a time
-      const kb = K + (g * <usize>cap + <usize>a) * row, ksb = Ks + ((g * <usize>cap + <usize>a) << 2);
-      let best = f32x4.splat(-Infinity);
-      let j = 0;
-      for (; j + 4 <= len; j += 4) {
-        const r = kb + <usize>j * row;
-        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-        for (let d: usize = 0; d < row; d += 32) {
-          const q0 = v128.load(qi + d), q1 = v128.load(qi + d, 16);
-          a0 = dotRow(a0, r + d, q0, q1);
-          a1 = dotRow(a1, r + row + d, q0, q1);
-          a2 = dotRow(a2, r + 2 * row + d, q0, q1);
-          a3 = dotRow(a3, r + 3 * row + d, q0, q1);
+    for (let g = 0; g < nkv; g++) {
+      const kb = K + (<usize>g * <usize>cap + <usize>a) * row, ksb = Ks + ((<usize>g * <usize>cap + <usize>a) << 2);
+      const vsb = Vs + ((<usize>g * <usize>cap + <usize>a) << 2);
+      for (let hh = 0; hh < group; hh++) {
+        const h = g * group + hh;
+        const pb = part + (<usize>((t * nq + h) * ps) << 2), s = s0 + <usize>hh * sstride;
+        if (len <= 0) {
+          store<f32>(pb, -Infinity);
+          store<f32>(pb, 0, 4);
+          memory.fill(pb + 16, 0, <usize>hd << 2);
+          continue;
         }
-        const sv = f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(sum4(a0, a1, a2, a3)), v128.load(ksb + (<usize>j << 2))), f);
-        v128.store(s + (<usize>j << 2), sv);
-        best = f32x4.max(best, sv);
-      }
-      let m = max(max(f32x4.extract_lane(best, 0), f32x4.extract_lane(best, 1)),
-                  max(f32x4.extract_lane(best, 2), f32x4.extract_lane(best, 3)));
-      for (; j < len; j++) {
-        const r = kb + <usize>j * row;
-        let a0 = i32x4.splat(0);
-        for (let d: usize = 0; d < row; d += 32) a0 = dotRow(a0, r + d, v128.load(qi + d), v128.load(qi + d, 16));
-        const x = <f32>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) +
-                        i32x4.extract_lane(a0, 3)) * load<f32>(ksb + (<usize>j << 2)) * f32x4.extract_lane(f, 0);
-        store<f32>(s + (<usize>j << 2), x);
-        m = max(m, x);
-      }
-      // e_j = e^(s_j - m); l = Σ e_j; then w_j = e_j * vscale_j in place
-      const mm = f32x4.splat(m), vsb = Vs + ((g * <usize>cap + <usize>a) << 2);
-      let lv = f32x4.splat(0);
-      j = 0;
-      for (; j + 4 <= len; j += 4) {
-        const p = s + (<usize>j << 2);
-        const e = exp4(f32x4.sub(v128.load(p), mm));
-        lv = f32x4.add(lv, e);
-        v128.store(p, f32x4.mul(e, v128.load(vsb + (<usize>j << 2))));
-      }
-      let l = (f32x4.extract_lane(lv, 0) + f32x4.extract_lane(lv, 1)) + (f32x4.extract_lane(lv, 2) + f32x4.extract_lane(lv, 3));
-      for (; j < len; j++) {
-        const p = s + (<usize>j << 2);
-        const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p) - m)), 0);
-        l += e;
-        store<f32>(p, e * load<f32>(vsb + (<usize>j << 2)));
-      }
-      store<f32>(pb, m);
-      store<f32>(pb, l, 4);
-      // acc = Σ_j w_j v_j (16-bit rows widened to f32), 16 dims at a time
-      const vb = V + (g * <usize>cap + <usize>a) * row;
-      for (let d: usize = 0; d < row; d += 32) {
-        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
-        for (let i = 0; i < len; i++) {
-          const w = v128.load32_splat(s + (<usize>i << 2));
-          const vr = vb + <usize>i * row + d;
-          const lo = v128.load(vr), hi = v128.load(vr, 16);
-          o0 = f32x4.add(o0, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo))));
-          o1 = f32x4.add(o1, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo))));
-          o2 = f32x4.add(o2, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi))));
-          o3 = f32x4.add(o3, f32x4.mul(w, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi))));
+        // q → int16 of qlevels
+        const qb = q + (<usize>(t * qs + h * hd) << 2);
+        let mv = f32x4.splat(0);
+        for (let d = 0; d < hd; d += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(qb + (<usize>d << 2))));
+        const qmax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
+                         max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+        const iv = f32x4.splat(qmax > 0 ? qlevels / qmax : 0);
+        for (let d = 0; d < hd; d += 8) {
+          const x = qb + (<usize>d << 2);
+          v128.store(qi + (<usize>d << 1), i16x8.narrow_i32x4_s(
+            i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x), iv))),
+            i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 16), iv)))));
         }
-        const ob = pb + 16 + (d << 1);
-        v128.store(ob, o0);
-        v128.store(ob, o1, 16);
-        v128.store(ob, o2, 32);
-        v128.store(ob, o3, 48);
+        const f = f32x4.splat(qmax / qlevels * rs);
+        // scores s_j = (q_i · k_j) * qscale * kscale_j / sqrt(hd), four keys at a time
+        let best = f32x4.splat(-Infinity);
+        let j = 0;
+        for (; j + 4 <= len; j += 4) {
+          const r = kb + <usize>j * row;
+          let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+          for (let d: usize = 0; d < row; d += 32) {
+            const q0 = v128.load(qi + d), q1 = v128.load(qi + d, 16);
+            a0 = dotRow(a0, r + d, q0, q1);
+            a1 = dotRow(a1, r + row + d, q0, q1);
+            a2 = dotRow(a2, r + 2 * row + d, q0, q1);
+            a3 = dotRow(a3, r + 3 * row + d, q0, q1);
+          }
+          const sv = f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(sum4(a0, a1, a2, a3)), v128.load(ksb + (<usize>j << 2))), f);
+          v128.store(s + (<usize>j << 2), sv);
+          best = f32x4.max(best, sv);
+        }
+        let m = max(max(f32x4.extract_lane(best, 0), f32x4.extract_lane(best, 1)),
+                    max(f32x4.extract_lane(best, 2), f32x4.extract_lane(best, 3)));
+        for (; j < len; j++) {
+          const r = kb + <usize>j * row;
+          let a0 = i32x4.splat(0);
+          for (let d: usize = 0; d < row; d += 32) a0 = dotRow(a0, r + d, v128.load(qi + d), v128.load(qi + d, 16));
+          const x = <f32>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) +
+                          i32x4.extract_lane(a0, 3)) * load<f32>(ksb + (<usize>j << 2)) * f32x4.extract_lane(f, 0);
+          store<f32>(s + (<usize>j << 2), x);
+          m = max(m, x);
+        }
+        // e_j = e^(s_j - m); l = Σ e_j; then w_j = e_j * vscale_j in place
+        const mm = f32x4.splat(m);
+        let lv = f32x4.splat(0);
+        j = 0;
+        for (; j + 4 <= len; j += 4) {
+          const p = s + (<usize>j << 2);
+          const e = exp4(f32x4.sub(v128.load(p), mm));
+          lv = f32x4.add(lv, e);
+          v128.store(p, f32x4.mul(e, v128.load(vsb + (<usize>j << 2))));
+        }
+        let l = (f32x4.extract_lane(lv, 0) + f32x4.extract_lane(lv, 1)) + (f32x4.extract_lane(lv, 2) + f32x4.extract_lane(lv, 3));
+        for (; j < len; j++) {
+          const p = s + (<usize>j << 2);
+          const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p) - m)), 0);
+          l += e;
+          store<f32>(p, e * load<f32>(vsb + (<usize>j << 2)));
+        }
+        store<f32>(pb, m);
+        store<f32>(pb, l, 4);
+      }
+      if (len <= 0) continue;
+      // acc = Σ_j w_j v_j for the group's heads, up to three at a time
+      const vb = V + (<usize>g * <usize>cap + <usize>a) * row;
+      for (let hh = 0; hh < group; hh += 3) {
+        const n = min(3, group - hh), h = g * group + hh;
+        const oa = part + (<usize>((t * nq + h) * ps) << 2) + 16, ostride = <usize>ps << 2;
+        const wa = s0 + <usize>hh * sstride;
+        if (n == 3) valueSum(3, vb, row, len, wa, wa + sstride, wa + 2 * sstride, oa, oa + ostride, oa + 2 * ostride);
+        else if (n == 2) valueSum(2, vb, row, len, wa, wa + sstride, 0, oa, oa + ostride, 0);
+        else valueSum(1, vb, row, len, wa, 0, 0, oa, 0, 0);
       }
     }
   }
