@@ -304,12 +304,16 @@ def test_webgpu_engine_samples_on_the_gpu(gpage):
     print(f"per decode token: forward {r['forward']}, sample {r['sample']}")
 
 
-ENGINE_KV = """async () => {
+# The tiny model on a WebGPU engine, as `e`, its vocabulary size as `V` (the start of a page script).
+TINY_GPU_ENGINE = """async () => {
     const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
     await rt.loadOrt("webgpu");
     const pkg = await rt.fetchPackage("/models/tiny/", "webgpu", 0);
     const e = await rt.createEngine(pkg.onnx, "webgpu", pkg.config);
     const V = JSON.parse(pkg.config).vocab_size;
+"""
+
+ENGINE_KV = TINY_GPU_ENGINE + """\
     const ids = (n, k) => Array.from({length: n}, (_, i) => 3 + (i * 7 + k * 13) % (V - 3));
     const A = ids(40, 1), B = ids(30, 2), C = ids(5, 3);
     const last = async (st, x) => Array.from((await e.forward(st, x, true)).slice(-V));
@@ -345,12 +349,7 @@ def test_webgpu_kv_cache_is_preallocated_and_written_in_place(gpage):
     assert r["fork"] < tol and r["grow"] < tol and r["truncate"] < tol, {k: r[k] for k in ("fork", "grow", "truncate")}
 
 
-LONG_PROMPT = """async () => {
-    const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
-    await rt.loadOrt("webgpu");
-    const pkg = await rt.fetchPackage("/models/tiny/", "webgpu", 0);
-    const e = await rt.createEngine(pkg.onnx, "webgpu", pkg.config);
-    const V = JSON.parse(pkg.config).vocab_size;
+LONG_PROMPT = TINY_GPU_ENGINE + """\
     const ids = Array.from({length: 70}, (_, i) => 3 + (i * 7 + 13) % (V - 3));
     const st = e.newState();
     const all = Array.from(await e.forward(st, ids, true));
