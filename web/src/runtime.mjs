@@ -300,32 +300,36 @@ class GpuKVState {
   }
   ensure(n) {
     if (n <= this.cap) return;
-    const e = this.engine, c = e.config, d = e.gpu;
+    const e = this.engine, c = e.config;
     const cap = Math.min(Math.max(n, 2 * this.cap, 64), Math.max(n, c.max_position_embeddings || n));
-    const row = c.head_dim * 4, nkv = c.num_key_value_heads;
-    const enc = this.length ? d.createCommandEncoder() : null;
-    const buffers = {}, past = {};
+    const old = {buffers: this.buffers, past: this.past, cap: this.cap, length: this.length};
+    this.buffers = {};
+    this.past = {};
+    this.cap = cap;
     for (const name of e.pastNames) {
-      const b = d.createBuffer({size: nkv * cap * row, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST});
-      if (enc) for (let h = 0; h < nkv; h++) enc.copyBufferToBuffer(this.buffers[name], h * this.cap * row, b, h * cap * row, this.length * row);
-      buffers[name] = b;
-      past[name] = ort.Tensor.fromGpuBuffer(b, {dataType: "float32", dims: [1, nkv, cap, c.head_dim]});
+      const b = e.gpu.createBuffer({size: c.num_key_value_heads * cap * c.head_dim * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST});
+      this.buffers[name] = b;
+      this.past[name] = ort.Tensor.fromGpuBuffer(b, {dataType: "float32", dims: [1, c.num_key_value_heads, cap, c.head_dim]});
     }
-    if (enc) d.queue.submit([enc.finish()]);
-    this.freeBuffers();
-    Object.assign(this, {buffers, past, cap});
+    if (old.length) this.copyFrom(old);
+    GpuKVState.free(old); // destroy() waits for the copy already submitted
+  }
+  // Copies the used rows of each head of every buffer of `from` (a state, or ensure's old buffers).
+  copyFrom(from) {
+    const c = this.engine.config, row = c.head_dim * 4, enc = this.engine.gpu.createCommandEncoder();
+    for (const name of this.engine.pastNames) {
+      for (let h = 0; h < c.num_key_value_heads; h++) {
+        enc.copyBufferToBuffer(from.buffers[name], h * from.cap * row, this.buffers[name], h * this.cap * row, from.length * row);
+      }
+    }
+    this.engine.gpu.queue.submit([enc.finish()]);
   }
   fork() {
     const s = new GpuKVState(this.engine);
     if (this.length) {
       s.ensure(this.length);
-      const c = this.engine.config, row = c.head_dim * 4, enc = this.engine.gpu.createCommandEncoder();
-      for (const name of this.engine.pastNames) {
-        for (let h = 0; h < c.num_key_value_heads; h++) {
-          enc.copyBufferToBuffer(this.buffers[name], h * this.cap * row, s.buffers[name], h * s.cap * row, this.length * row);
-        }
-      }
-      this.engine.gpu.queue.submit([enc.finish()]);
+      s.copyFrom(this);
       s.length = this.length;
     }
     return s;
@@ -333,14 +337,14 @@ class GpuKVState {
   async truncate(n) {
     if (n < this.length) this.length = Math.max(0, n);
   }
-  freeBuffers() {
-    for (const t of Object.values(this.past)) t.dispose();
-    for (const b of Object.values(this.buffers)) b.destroy();
-    this.buffers = {};
-    this.past = {};
+  static free({buffers, past}) {
+    for (const t of Object.values(past)) t.dispose();
+    for (const b of Object.values(buffers)) b.destroy();
   }
   dispose() {
-    this.freeBuffers();
+    GpuKVState.free(this);
+    this.buffers = {};
+    this.past = {};
     this.cap = this.length = 0;
     this.dropLogits();
   }
