@@ -28,22 +28,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   reduce_best(lid, bv, bi);
   if (lid == 0u) {
     let greedy = (params.flags & FLAG_GREEDY) != 0u || params.n_queries == 0u;
-    state.max_bits = bitcast<u32>(best_val[0]);
-    state.argmax = best_id[0];
-    state.query = 0u;
-    state.radix_pass = 0u;
-    state.pref_hi = 0u;
-    state.pref_lo = 0u;
-    state.bound_hi = 0u;
-    state.bound_lo = 0u;
-    state.cum_count = 0u;
-    state.cum_hi = 0u;
-    state.cum_lo = 0u;
-    state.target_hi = 0u;
-    state.target_lo = 0u;
-    state.total_hi = 0u;
-    state.total_lo = 0u;
-    state.token = select(0xffffffffu, best_id[0], greedy);
-    state.done = select(0u, 1u, greedy);
+    var st: State; // zero: query 0, pass 0, no bound, no prefix, zero totals
+    st.max_bits = bitcast<u32>(best_val[0]);
+    st.argmax = best_id[0];
+    st.token = select(0xffffffffu, best_id[0], greedy);
+    st.done = select(0u, 1u, greedy);
+    state = st;
   }
 }
