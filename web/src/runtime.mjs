@@ -280,7 +280,6 @@ class KVState {
   dispose() {
     this.past = {};
   }
-  dropLogits() {}
 }
 
 // WebGPU: the KV cache in preallocated GPU buffers, one per past input, (1, n_kv, cap, head_dim)
@@ -494,7 +493,7 @@ class Engine {
   async startGpuSampling() {
     try {
       const {GpuSampling} = await import(new URL("./nomoat-gpu-sampler.mjs", import.meta.url).href);
-      this.gpuSampling = await GpuSampling.create(ort.env.webgpu.device, this.config.vocab_size);
+      this.gpuSampling = await GpuSampling.create(this.gpu, this.config.vocab_size);
       this.sampling = "gpu";
     } catch (err) {
       this.gpuSampling = null;
@@ -531,6 +530,7 @@ class Engine {
       }
       out = await this.session.run(feeds, fetches);
       state.length = P + S;
+      state.dropLogits(); // the previous forward's GPU logits, consumed by now
     } else {
       for (const n of this.pastNames) feeds[n] = state.past[n] || this.empty;
       out = await this.session.run(feeds);
@@ -538,11 +538,9 @@ class Engine {
       for (const n of this.pastNames) past[n] = out["present." + n.slice("past_key_values.".length)];
       state.replace(past, P + S);
     }
-    state.dropLogits();
     if (out.logits.location !== "gpu-buffer") return out.logits.data;
     if (this.gpuSampling && !allLogits) return (state.logits = out.logits);
-    const data = await out.logits.getData(true); // read back and release the GPU buffer
-    return data;
+    return out.logits.getData(true); // read back and release the GPU buffer
   }
   async forwardChunked(state, ids, allLogits) {
     const parts = [];
