@@ -229,7 +229,7 @@ export class WasmEngine {
       gu: e.heap.alloc(T * 2 * c.I * 4), act: e.heap.alloc(T * c.I * 4),
       partA: e.heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: e.heap.alloc(T * c.nq * (c.hd + 4) * 4)};
     e.scores = {ptr: 0, n: 0};
-    e.scores2 = {ptr: 0, n: 0}; // the helper thread's
+    e.scores2 = {ptr: 0, n: 0}; // the helper thread's (with threads > 1)
     e.logits = {ptr: 0, n: 0};
     if (threads > 1) e.pool = await Helper.start(module, e.memory, e.heap);
     return e;
@@ -297,7 +297,7 @@ export class WasmEngine {
     const logits = this.grow("logits", (allLogits ? S : 1) * c.V);
     const scratch = c.hd + (c.nq / c.nkv) * (state.cap + 4); // attend16's: q as int16, a KV head's query heads' scores
     this.grow("scores", scratch);
-    this.grow("scores2", scratch);
+    if (this.pool) this.grow("scores2", scratch); // the helper thread's
     if (this.pool) this.pool.hot(true);
     try {
       this.layersForward(state, idArr, allLogits, logits);
