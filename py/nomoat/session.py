@@ -99,9 +99,7 @@ class Session:
         params = self.params.replace(**sampling)
         constraint = self._constraint(response_constraint, params)
         async with self._queue():
-            new = self._new_messages(prompt)
-            if response_constraint is not None and not omit_response_constraint_input:
-                new = constraint_input(new, response_constraint)
+            new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
             history, ids, dropped = self._fit(new, generation=True)
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
@@ -141,14 +139,20 @@ class Session:
                 omit_response_constraint_input: bool = False) -> int:
         """Tokens `prompt` would add to the context (chat-template tokens and the constraint's
         description included)."""
-        new = self._new_messages(prompt)
-        if response_constraint is not None and not omit_response_constraint_input:
-            new = constraint_input(new, response_constraint)
+        new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
         return len(self._encode([*self.messages, *new], generation=True)) - self.context_usage
 
-    def _new_messages(self, prompt: str | list[dict]) -> list[dict]:
+    def _new_messages(self, prompt: str | list[dict], response_constraint=None, omit_constraint_input: bool = False,
+                      ) -> list[dict]:
         """A prompt as the messages it adds (the Prompt API's rules: a system message only first in a
-        new conversation; `prefix` only on a final assistant message; [] is an empty user turn)."""
+        new conversation; `prefix` only on a final assistant message; [] is an empty user turn), with
+        the response constraint described in them (constraint_input) unless omit_constraint_input."""
+        new = self._prompt_messages(prompt)
+        if response_constraint is not None and not omit_constraint_input:
+            new = constraint_input(new, response_constraint)
+        return new
+
+    def _prompt_messages(self, prompt: str | list[dict]) -> list[dict]:
         if isinstance(prompt, str):
             return [{"role": "user", "content": prompt}]
         if not isinstance(prompt, (list, tuple)):
@@ -159,7 +163,7 @@ class Session:
         for i, m in enumerate(prompt):
             if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool") \
                     or not isinstance(m.get("content"), str):
-                raise InvalidOptionError(f"prompt[{i}] must be {{'role': 'system'|'user'|'assistant', "
+                raise InvalidOptionError(f"prompt[{i}] must be {{'role': 'system'|'user'|'assistant'|'tool', "
                                          f"'content': str}}, got {m!r}.")
             if m.get("prefix"):
                 if m["role"] != "assistant" or i != len(prompt) - 1:
