@@ -219,6 +219,24 @@ export function rope(x: usize, stride: i32, nh: i32, hd: i32, T: i32, pos0: i32,
   }
 }
 
+// n floats at x (n a multiple of 8) → n int16 at dst: nearest(x * levels / max|x|). Returns max|x|
+// (the row's scale is max|x| / levels; 0 for an all-zero row, which then stays 0).
+// @ts-ignore: decorator
+@inline function toInt16(x: usize, n: i32, levels: f32, dst: usize): f32 {
+  let mv = f32x4.splat(0);
+  for (let d = 0; d < n; d += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(x + (<usize>d << 2))));
+  const amax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
+                   max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+  const iv = f32x4.splat(amax > 0 ? levels / amax : 0);
+  for (let d = 0; d < n; d += 8) {
+    const xb = x + (<usize>d << 2);
+    v128.store(dst + (<usize>d << 1), i16x8.narrow_i32x4_s(
+      i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb), iv))),
+      i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 16), iv)))));
+  }
+  return amax;
+}
+
 // Appends T rows of nh heads (from src rows of `stride` floats, starting at float `off`) to a 16-bit
 // cache laid out (nh, cap, hd) i16 with one f32 scale per row in ds (nh, cap), at positions
 // P..P+T-1: q = nearest(x * levels / max|x|), x ≈ q * scale; levels ≤ 32767. Half an f32 cache's
@@ -229,19 +247,8 @@ export function kvWrite16(src: usize, stride: i32, off: i32, nh: i32, hd: i32, T
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < nh; h++) {
       const x = src + (<usize>(t * stride + off + h * hd) << 2);
-      let mv = f32x4.splat(0);
-      for (let d = 0; d < hd; d += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(x + (<usize>d << 2))));
-      const amax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
-                       max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
-      const iv = f32x4.splat(amax > 0 ? levels / amax : 0);
-      const i = <usize>(h * cap + P + t), row = dst + (i * <usize>hd << 1);
-      for (let d = 0; d < hd; d += 8) {
-        const xb = x + (<usize>d << 2);
-        v128.store(row + (<usize>d << 1), i16x8.narrow_i32x4_s(
-          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb), iv))),
-          i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 16), iv)))));
-      }
-      store<f32>(ds + (i << 2), amax / levels);
+      const i = <usize>(h * cap + P + t);
+      store<f32>(ds + (i << 2), toInt16(x, hd, levels, dst + (i * <usize>hd << 1)) / levels);
     }
   }
 }
@@ -334,20 +341,9 @@ export function attend16(q: usize, qs: i32, K: usize, Ks: usize, V: usize, Vs: u
           memory.fill(pb + 16, 0, <usize>hd << 2);
           continue;
         }
-        // q → int16 of qlevels
+        // q → int16 of qlevels (in qi)
         const qb = q + (<usize>(t * qs + h * hd) << 2);
-        let mv = f32x4.splat(0);
-        for (let d = 0; d < hd; d += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(qb + (<usize>d << 2))));
-        const qmax = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)),
-                         max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
-        const iv = f32x4.splat(qmax > 0 ? qlevels / qmax : 0);
-        for (let d = 0; d < hd; d += 8) {
-          const x = qb + (<usize>d << 2);
-          v128.store(qi + (<usize>d << 1), i16x8.narrow_i32x4_s(
-            i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x), iv))),
-            i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 16), iv)))));
-        }
-        const f = f32x4.splat(qmax / qlevels * rs);
+        const f = f32x4.splat(toInt16(qb, hd, qlevels, qi) / qlevels * rs);
         // scores s_j = (q_i · k_j) * qscale * kscale_j / sqrt(hd), four keys at a time
         let best = f32x4.splat(-Infinity);
         let j = 0;
