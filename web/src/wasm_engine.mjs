@@ -259,19 +259,11 @@ export class WasmEngine {
     this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, split, w.n, T, s.xq, s.xs, s.xf, y, w.n);
     if (split) this.pool.join();
   }
-  // Attention of the chunk's T rows over the cache in two ranges of positions, [0, J) and [J, P + T),
-  // split where the causal work is even; the helper thread (if any) takes the first, and
+  // Attention of the chunk's T rows (positions pos..pos+T-1) over the cache in two ranges of
+  // positions, [0, J) and [J, pos + T) (splitPoint); the helper thread (if any) takes the first, and
   // attendMerge joins them. The same split with one thread or two: the same logits.
-  attention(state, l, pos, T) {
+  attention(state, l, pos, T, J) {
     const c = this.c, s = this.s, k = this.k, n = pos + T;
-    let J = 0;
-    for (let hi = n, half = (T * pos + T * (T + 1) / 2) / 2; J < hi;) { // the least J with work(J) >= half
-      const mid = (J + hi) >> 1;
-      let w = 0;
-      for (let t = 0; t < T; t++) w += Math.min(pos + t + 1, mid);
-      if (w >= half) hi = mid;
-      else J = mid + 1;
-    }
     const args = [s.qkv, this.qkvN, state.at(l, 0), state.scalesAt(l, 0), state.at(l, 1), state.scalesAt(l, 1),
       state.cap, c.nq, c.nkv, c.hd, pos, T];
     if (this.pool) this.pool.post(2, [...args, 0, J, s.partA, this.scores2.ptr]);
@@ -279,6 +271,19 @@ export class WasmEngine {
     k.attend16(...args, J, n, s.partB, this.scores.ptr);
     if (this.pool) this.pool.join();
     k.attendMerge(s.partA, s.partB, T, c.nq, c.hd, s.att, c.nq * c.hd);
+  }
+  // Where a chunk's causal attention work (row t sees pos + t + 1 positions) is cut in half: the
+  // least J with Σ_t min(pos + t + 1, J) >= half of it. The same for every layer of the chunk.
+  static splitPoint(pos, T) {
+    let J = 0;
+    for (let hi = pos + T, half = (T * pos + T * (T + 1) / 2) / 2; J < hi;) {
+      const mid = (J + hi) >> 1;
+      let w = 0;
+      for (let t = 0; t < T; t++) w += Math.min(pos + t + 1, mid);
+      if (w >= half) hi = mid;
+      else J = mid + 1;
+    }
+    return J;
   }
   // Append ids to state; returns a Float32Array view of the logits: (vocab,) for the last position,
   // or (len(ids) * vocab) when allLogits.
@@ -310,7 +315,7 @@ export class WasmEngine {
     const c = this.c, k = this.k, s = this.s, S = ids.length, P = state.length;
     const qd = c.nq * c.hd, kvd = c.nkv * c.hd;
     for (let c0 = 0; c0 < S; c0 += CHUNK) {
-      const T = Math.min(CHUNK, S - c0), pos = P + c0;
+      const T = Math.min(CHUNK, S - c0), pos = P + c0, J = WasmEngine.splitPoint(pos, T);
       new Int32Array(this.memory.buffer, s.ids, T).set(ids.subarray(c0, c0 + T));
       k.embed8(this.embed.w, this.embed.s, s.ids, T, c.H, s.x);
       for (let l = 0; l < c.L; l++) {
@@ -321,7 +326,7 @@ export class WasmEngine {
         k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, this.cos, this.sin);
         k.kvWrite16(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, state.at(l, 0), state.scalesAt(l, 0), state.cap, pos, k.KEY_LEVELS.value);
         k.kvWrite16(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, state.at(l, 1), state.scalesAt(l, 1), state.cap, pos, 32767);
-        this.attention(state, l, pos, T);
+        this.attention(state, l, pos, T, J);
         this.linear(w.o, s.att, T, s.o);
         k.add(s.x, s.o, T * c.H);
         k.rmsnorm(s.x, w.ffnNorm, s.h, c.H, T, c.eps);
