@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nomoat.backends.base import LogitsBackend
 from nomoat.config import ModelConfig
 from nomoat.constrain import GrammarConstraint, TokenIndex, compile_constraint, compile_schema
 from nomoat.constrain.automaton import Automaton
@@ -223,13 +224,16 @@ class RandomState:
     def truncate(self, n: int) -> None:
         self.tokens = self.tokens[:n]
 
+    def close(self) -> None:
+        self.tokens = []
+
     def fork(self) -> RandomState:
         other = RandomState()
         other.tokens = list(self.tokens)
         return other
 
 
-class RandomBackend:
+class RandomBackend(LogitsBackend):
     """Seeded random logits: the sampler picks freely among whatever the mask allows."""
 
     name = "random"
@@ -245,9 +249,6 @@ class RandomBackend:
 
     def new_state(self) -> RandomState:
         return RandomState()
-
-    def make_sampler(self, params: SamplingParams) -> Sampler:
-        return Sampler(params)
 
     async def forward(self, state: RandomState, token_ids, all_logits: bool = False) -> np.ndarray:
         state.tokens.extend(int(t) for t in token_ids)
@@ -442,13 +443,14 @@ class MaskRecordingBackend(RandomBackend):
         super().__init__(seed)
         self.masks: list[bytes | None] = []
 
-    def make_sampler(self, params: SamplingParams):
-        inner = Sampler(params)
+    def new_sampler(self, params: SamplingParams, seen=()):
+        inner = Sampler(params, seen)
 
         def sample(logits, new_ids, allowed=None):
             self.masks.append(allowed)
             return inner(logits, new_ids, allowed)
 
+        sample.close = inner.close
         return sample
 
     async def forward(self, state: RandomState, token_ids, all_logits: bool = False) -> np.ndarray:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nomoat.backends.base import LogitsBackend
 from nomoat.config import ModelConfig
 from nomoat.errors import ContextOverflowError, InvalidOptionError, InvalidPromptError, UnsupportedModelError
 from nomoat.generate import StopMatcher, common_prefix, generate
 from nomoat.model import Model
-from nomoat.sampler import Sampler
 from nomoat.sampling import SamplingParams
 from nomoat.session import Session
 from nomoat.tokenizer import ByteLevelDecoder, StreamDecoder, byte_level_alphabet
@@ -110,6 +110,9 @@ class FakeState:
     def fork(self) -> FakeState:
         return FakeState(list(self.tokens), forked_from=self)
 
+    def close(self) -> None:
+        self.tokens = []
+
 
 @dataclass
 class Call:
@@ -118,7 +121,7 @@ class Call:
     fed: list[int]
 
 
-class FakeBackend:
+class FakeBackend(LogitsBackend):
     """Replies to each user message with replies[message] (token ids), then <|im_end|>."""
 
     name = "fake"
@@ -137,9 +140,6 @@ class FakeBackend:
 
     def new_state(self) -> FakeState:
         return FakeState()
-
-    def make_sampler(self, params: SamplingParams) -> Sampler:
-        return Sampler(params)
 
     async def forward(self, state: FakeState, token_ids, all_logits: bool = False) -> np.ndarray:
         assert len(token_ids) >= 1
@@ -224,8 +224,8 @@ def test_fake_backend_scripts_the_reply():
     model = make_model(FakeBackend({"hi": T("Hello", " world")}))
     state = model.backend.new_state()
     ids = model.encode_chat([{"role": "user", "content": "hi"}])
-    logits = asyncio.run(model.backend.forward(state, ids))
-    assert int(np.argmax(logits)) == T("Hello")[0]
+    logits = asyncio.run(model.backend.forward_all(state, ids))
+    assert int(np.argmax(logits[-1])) == T("Hello")[0]
     assert state.tokens == ids
 
 

@@ -251,9 +251,7 @@ def test_sampler_seeded_stream_equals_js_sampler(gpage):
 
 ENGINE_RUN = """async (steps) => {
     const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
-    const ort = await rt.loadOrt("webgpu");
-    const pkg = await rt.fetchPackage("/models/tiny/", "webgpu", 0);
-    const engine = await rt.createEngine(pkg.onnx, "webgpu", pkg.config);
+    const pkg = await rt.loadModel("/models/tiny/", "webgpu", 0), engine = pkg.engine;
     const {Sampler} = await import("/nomoat-runtime.mjs");
     const params = {temperature: 0.9, top_k: 0, top_p: 0.95, min_p: 0, repetition_penalty: 1.1, seed: 3};
     // 1. the GPU sampler vs the JS Sampler on the same (GPU) logits, same seed
@@ -270,7 +268,7 @@ ENGINE_RUN = """async (steps) => {
         ids = [b];
     }
     // 2. submits and readbacks per decode token, in the forward pass and in the sampler
-    const device = ort.env.webgpu.device, c = {submit: 0, mapAsync: 0};
+    const device = engine.gpu, c = {submit: 0, mapAsync: 0};
     const submit = device.queue.submit.bind(device.queue), map = GPUBuffer.prototype.mapAsync;
     device.queue.submit = (b) => { c.submit++; return submit(b); };
     GPUBuffer.prototype.mapAsync = function (...a) { c.mapAsync++; return map.apply(this, a); };
@@ -307,9 +305,7 @@ def test_webgpu_engine_samples_on_the_gpu(gpage):
 # The tiny model on a WebGPU engine, as `e`, its vocabulary size as `V` (the start of a page script).
 TINY_GPU_ENGINE = """async () => {
     const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
-    await rt.loadOrt("webgpu");
-    const pkg = await rt.fetchPackage("/models/tiny/", "webgpu", 0);
-    const e = await rt.createEngine(pkg.onnx, "webgpu", pkg.config);
+    const pkg = await rt.loadModel("/models/tiny/", "webgpu", 0), e = pkg.engine;
     const V = JSON.parse(pkg.config).vocab_size;
 """
 
@@ -377,8 +373,7 @@ def test_webgpu_long_prompt_matches_cpython(gpage, tiny_dir):
 
 
 GQA_PASS = """async ([b64, S, nq, nkv, hd, q, k, v]) => {
-    const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
-    const ort = await rt.loadOrt("webgpu");
+    const ort = await (await import("/nomoat-runtime.mjs")).loadOrt({ort: "/ort/"}, "webgpu");
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const s = await ort.InferenceSession.create(bytes, {executionProviders: [{name: "webgpu"}]});
     const f = (a, d) => new ort.Tensor("float32", Float32Array.from(a), d);

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nomoat.errors import InvalidOptionError
-from nomoat.sampler import Sampler, apply_repetition_penalty, min_p_mask, softmax, top_k_mask, top_p_mask
+from nomoat.sampler import Sampler, apply_repetition_penalty, min_p_keep, ranked, softmax, top_p_count
 from nomoat.sampling import SamplingParams
 
 # ---------------------------------------------------------------------------------------------
@@ -131,34 +131,22 @@ def test_repetition_penalty_off():
     np.testing.assert_array_equal(apply_repetition_penalty(logits, [], 3.0), logits)
 
 
-def test_top_k_mask_keeps_the_k_largest():
-    out = top_k_mask(np.array([1.0, 5.0, 3.0, 4.0, 2.0]), 2)
-    assert np.isinf(out[[0, 2, 4]]).all() and (out[[0, 2, 4]] < 0).all()
-    np.testing.assert_array_equal(out[[1, 3]], [5.0, 4.0])
-    np.testing.assert_array_equal(top_k_mask(np.array([1.0, 2.0]), 0), [1.0, 2.0])  # 0 = off
+def test_ranked_is_highest_first_ties_by_id_and_keeps_k():
+    x = np.array([1.0, 5.0, 3.0, 5.0, 2.0], np.float32)
+    assert ranked(x, 0).tolist() == [1, 3, 2, 4, 0]  # 0 = every token
+    assert ranked(x, 2).tolist() == [1, 3]
+    assert ranked(x, 1).tolist() == [1]  # a tie at the cut: the lower id
+    assert ranked(np.zeros(6, np.float32), 3).tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize(("p", "kept"), [
-    (0.01, [0]), (0.5, [0]), (0.51, [0, 1]), (0.7, [0, 1]), (0.81, [0, 1, 2]), (0.96, [0, 1, 2, 3]),
-])
-def test_top_p_mask_keeps_smallest_set_reaching_p(p, kept):
-    out = top_p_mask(PROBS, p)
-    expected = np.zeros(4)
-    expected[kept] = PROBS[kept] / PROBS[kept].sum()
-    np.testing.assert_allclose(out, expected)
-
-
-def test_top_p_mask_order_independent_of_position():
-    probs = np.array([0.05, 0.15, 0.3, 0.5])  # same distribution, reversed
-    np.testing.assert_allclose(top_p_mask(probs, 0.7), [0, 0, 0.375, 0.625])
+@pytest.mark.parametrize(("p", "kept"), [(0.01, 1), (0.5, 1), (0.51, 2), (0.7, 2), (0.81, 3), (0.96, 4), (1.0, 4)])
+def test_top_p_keeps_smallest_prefix_reaching_p(p, kept):
+    assert top_p_count(PROBS, p) == kept
 
 
 @pytest.mark.parametrize(("min_p", "kept"), [(0.05, [0, 1, 2, 3]), (0.2, [0, 1, 2]), (0.5, [0, 1]), (0.61, [0])])
-def test_min_p_mask_drops_tokens_below_min_p_times_max(min_p, kept):
-    out = min_p_mask(PROBS, min_p)
-    expected = np.zeros(4)
-    expected[kept] = PROBS[kept] / PROBS[kept].sum()
-    np.testing.assert_allclose(out, expected)
+def test_min_p_drops_tokens_below_min_p_times_max(min_p, kept):
+    assert np.flatnonzero(min_p_keep(PROBS, min_p)).tolist() == kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,3 +259,65 @@ def test_empirical_frequencies_match_softmax(temperature):
 def test_softmax_is_a_distribution():
     p = softmax(np.array([1000.0, 1000.0, -1000.0]))
     np.testing.assert_allclose(p, [0.5, 0.5, 0.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# One random stream and one order: the same seed picks the same tokens as the browser's JS sampler
+# ---------------------------------------------------------------------------------------------
+
+JS_DRAWS = """
+const {Sampler} = await import(process.argv[1]);
+const cases = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
+const out = cases.map((c) => {
+  const s = new Sampler(c.params, c.seen);
+  return c.steps.map(([logits, ids, mask]) =>
+    s.sample(Float32Array.from(logits), ids, mask ? Uint32Array.from(mask) : undefined));
+});
+console.log(JSON.stringify(out));
+"""
+
+
+def test_same_seed_same_tokens_as_the_js_sampler():
+    """600 random cases × 8 draws (random logits with ties, every option, masks), run by the numpy
+    Sampler and by web/src's JS Sampler in Node: the same token at every draw."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js (the README's set-up installs it)")
+    rng = np.random.default_rng(2024)
+    cases = []
+    for _ in range(600):
+        V = int(rng.integers(2, 400))
+        params = {"temperature": float(rng.choice([0, 0.3, 0.7, 1.0, 1.5, 3.0])),
+                  "top_k": int(rng.choice([0, 0, 1, 3, 40, V + 5])), "top_p": float(rng.choice([1.0, 0.9, 0.5])),
+                  "min_p": float(rng.choice([0.0, 0.0, 0.05, 0.3])), "repetition_penalty": float(rng.choice([1.0, 1.3])),
+                  "seed": int(rng.integers(0, 2**40)), "max_tokens": 8, "stop": ()}
+        steps = []
+        for _ in range(8):
+            logits = np.round(rng.normal(size=V) * float(rng.choice([1, 4])), int(rng.choice([1, 6])))  # ties too
+            logits = logits.astype(np.float32)
+            mask = None
+            if rng.random() < 0.3:
+                bits = rng.random(V) < 0.5
+                bits[int(rng.integers(V))] = True
+                mask = np.packbits(np.concatenate([bits, np.zeros(-V % 32, bool)]), bitorder="little").view("<u4")
+            steps.append((logits, [int(t) for t in rng.integers(0, V, size=int(rng.integers(0, 3)))], mask))
+        cases.append({"params": params, "seen": [int(t) for t in rng.integers(0, V, size=3)], "steps": steps})
+    want = []
+    for c in cases:
+        s = Sampler(SamplingParams(**c["params"]), c["seen"])
+        want.append([s(lg, ids, None if m is None else m.tobytes()) for lg, ids, m in c["steps"]])
+    wire = [{"params": {**c["params"], "stop": []}, "seen": c["seen"],
+             "steps": [[lg.tolist(), ids, None if m is None else m.tolist()] for lg, ids, m in c["steps"]]}
+            for c in cases]
+    runtime = (Path(__file__).parent.parent / "web" / "src" / "runtime.mjs").resolve().as_uri()
+    r = subprocess.run([node, "--input-type=commonjs", "-e", f"(async () => {{{JS_DRAWS}}})()", runtime],
+                       input=json.dumps(wire), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    mismatches = [(i, j) for i in range(len(want)) for j in range(8) if got[i][j] != want[i][j]]
+    assert mismatches == [], f"{len(mismatches)} of {8 * len(want)} draws differ, first {mismatches[:5]}"

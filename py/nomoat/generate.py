@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from .backends.base import Backend, State
+from .backends.base import Backend, Sampler, State
 from .errors import ContextOverflowError, IncompleteOutputError
 from .sampling import SamplingParams
 from .tokenizer import ByteLevelDecoder, StreamDecoder
@@ -26,7 +26,7 @@ class Stats:
     ttft_s: float = 0.0  # start → first token chosen
     prefill_s: float = 0.0
     decode_s: float = 0.0
-    forward_s: float = 0.0  # of decode_s, the time spent inside backend.forward (the graph)
+    forward_s: float = 0.0  # of decode_s, the time spent inside backend.step (the model and the sampler)
     mask_s: float = 0.0  # time spent computing allowed-token masks (structured output), all tokens
     masks: int = 0
 
@@ -37,7 +37,7 @@ class Stats:
 
     @property
     def python_share(self) -> float:
-        """Fraction of decode time spent outside the graph (Python loop, sampling, FFI)."""
+        """Fraction of decode time spent outside backend.step (the Python loop, masks, text)."""
         return 1 - self.forward_s / self.decode_s if self.decode_s else 0.0
 
     def to_dict(self) -> dict:
@@ -98,12 +98,14 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-async def prefill(backend: Backend, state: State, ids: Sequence[int]) -> tuple[int, Any]:
+async def prefill(backend: Backend, state: State, ids: Sequence[int], sampler: Sampler | None = None,
+                  allowed: bytes | None = None) -> tuple[int, int | None]:
     """Bring `state` to hold `ids`, computing only the tokens after its common prefix with them
-    (at least one, for fresh logits). Returns (tokens reused, logits of the last position)."""
+    (at least one, for fresh logits). Returns (tokens reused, the first token chosen by `sampler`,
+    or None without one)."""
     keep = min(common_prefix(state.tokens, ids), len(ids) - 1)
     state.truncate(keep)
-    return keep, await backend.forward(state, ids[keep:])
+    return keep, await backend.step(state, ids[keep:], sampler, allowed)
 
 
 async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], params: SamplingParams,
@@ -117,41 +119,40 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
             f"The prompt is {len(prompt_ids)} tokens; the context window is {context_window}. "
             "Shorten the prompt or start a new session.", requested=len(prompt_ids), context_window=context_window)
     t0 = time.perf_counter()
-    keep, logits = await prefill(backend, state, prompt_ids)
-    stats.prompt_tokens, stats.reused_tokens = len(prompt_ids), keep
-    stats.prefill_s = time.perf_counter() - t0
-    sample = backend.make_sampler(params)
-    new_ids, length = list(prompt_ids), len(prompt_ids)
-    text, stop = StreamDecoder(tokenizer), StopMatcher(params.stop)
-    while True:
-        token = sample(logits, new_ids, constraint.allowed() if constraint is not None else None)
-        if not isinstance(token, int):  # a sampler on the GPU answers with a promise of the id
-            token = int(await token)
-        if not stats.token_ids:
-            stats.ttft_s = time.perf_counter() - t0
-            t1 = time.perf_counter()
-        if token in stop_ids:
-            stats.finish_reason = "stop"
-            break
-        if constraint is not None:
-            constraint.advance(token)
-        stats.token_ids.append(token)
-        stats.completion_tokens += 1
-        new_ids, length = [token], length + 1
-        piece = stop.push(text.push(token))
-        if piece:
-            yield piece
-        if stop.hit:
-            stats.finish_reason = "stop"
-            break
-        if stats.completion_tokens >= params.max_tokens or length >= context_window:
-            stats.finish_reason = "length"
-            break
-        t2 = time.perf_counter()
-        logits = await backend.forward(state, [token])
-        stats.forward_s += time.perf_counter() - t2
-        stats.decode_steps += 1
-        stats.decode_s = time.perf_counter() - t1
+    sampler = backend.new_sampler(params, prompt_ids)  # runs where the logits are; closed below
+    try:
+        allowed = constraint.allowed() if constraint is not None else None
+        keep, token = await prefill(backend, state, prompt_ids, sampler, allowed)
+        stats.prompt_tokens, stats.reused_tokens = len(prompt_ids), keep
+        stats.prefill_s = stats.ttft_s = time.perf_counter() - t0
+        t1, length = time.perf_counter(), len(prompt_ids)
+        text, stop = StreamDecoder(tokenizer), StopMatcher(params.stop)
+        while True:
+            if token in stop_ids:
+                stats.finish_reason = "stop"
+                break
+            if constraint is not None:
+                constraint.advance(token)
+            stats.token_ids.append(token)
+            stats.completion_tokens += 1
+            length += 1
+            piece = stop.push(text.push(token))
+            if piece:
+                yield piece
+            if stop.hit:
+                stats.finish_reason = "stop"
+                break
+            if stats.completion_tokens >= params.max_tokens or length >= context_window:
+                stats.finish_reason = "length"
+                break
+            allowed = constraint.allowed() if constraint is not None else None
+            t2 = time.perf_counter()
+            token = await backend.step(state, [token], sampler, allowed)  # the model and the sampler, one call
+            stats.forward_s += time.perf_counter() - t2
+            stats.decode_steps += 1
+            stats.decode_s = time.perf_counter() - t1
+    finally:
+        sampler.close()
     if not stop.hit:
         tail = stop.push(text.flush()) + ("" if stop.hit else stop.flush())
         if tail:

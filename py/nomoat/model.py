@@ -120,16 +120,12 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
 
 
 async def load_web(url: str, device: str, request_id: int | None = None) -> Model:
-    """The browser path: fetch the package through the JS runtime, build the model."""
-    from .backends.ort_web import OrtWebBackend, fetch_package
+    """The browser path: the JS runtime loads the package and its engine (once); Python builds the
+    tokenizer and the model around them."""
+    from .backends.ort_web import OrtWebBackend
     from .bpe import BPETokenizer
 
-    runtime = await _compat.js_runtime()
-    if device == "auto":
-        device = str((await runtime.chooseDevice("auto")).device)
-    await runtime.loadOrt(device)
-    files = await fetch_package(url, device, request_id)
-    config = ModelConfig.from_dict(json.loads(files.config))
-    tokenizer = BPETokenizer(json.loads(files.tokenizer))  # while the JS side creates the session
-    backend = await OrtWebBackend.create(files.onnx, device, files.config, config)
-    return Model(url, config, tokenizer, backend, json.loads(files.tokenizer_config))
+    loaded = await (await _compat.js_runtime()).loadModel(url, device, request_id)
+    config = ModelConfig.from_dict(json.loads(loaded.config))
+    tokenizer = BPETokenizer(json.loads(loaded.tokenizer))
+    return Model(url, config, tokenizer, OrtWebBackend(loaded.engine, config), json.loads(loaded.tokenizerConfig))

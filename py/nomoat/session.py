@@ -54,6 +54,7 @@ class Session:
         self.tools: list[dict] | None = None  # tool definitions the chat template describes (OpenAI's shape)
         self.state = model.backend.new_state()
         self.last: Stats | None = None  # stats of the latest prompt
+        self._before: list[dict] | None = None  # the history before the latest prompt or append (undo_last)
         self._lock: asyncio.Lock | None = None  # prompts on one session run in order, never interleaved
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -81,7 +82,8 @@ class Session:
 
     async def prompt_streaming(self, prompt: str | list[dict], response_constraint: dict | None = None, *,
                                omit_response_constraint_input: bool = False, keep_partial: bool = True,
-                               on_overflow: Callable[[int], None] | None = None, **sampling) -> AsyncIterator[str]:
+                               on_overflow: Callable[[int], None] | None = None, history: list[dict] | None = None,
+                               tools: list[dict] | None = None, **sampling) -> AsyncIterator[str]:
         """Stream the answer to `prompt`: a string (one user turn) or messages [{role, content}] whose
         last may be {"role": "assistant", "content": text, "prefix": True}, which the answer continues.
         The exchange joins the history when it ends; when the caller stops early, what was produced
@@ -95,10 +97,15 @@ class Session:
         matches it; a compiled re.Pattern without flags is read as {"regex": pattern.pattern}).
         Unsupported parts raise UnsupportedSchemaError, malformed ones InvalidOptionError; running out
         of max_tokens first raises IncompleteOutputError. The constraint is also described in the
-        prompt (constraint_input), unless omit_response_constraint_input."""
+        prompt (constraint_input), unless omit_response_constraint_input. history: replaces the
+        conversation (all of it then counts as initial messages) once the calls before this one are
+        done, and `tools` the tool definitions — an OpenAI-style request that carries the whole
+        conversation."""
         params = self.params.replace(**sampling)
         constraint = self._constraint(response_constraint, params)
         async with self._queue():
+            if history is not None:
+                self.messages, self.initial, self.tools = [dict(m) for m in history], len(history), tools
             new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
             history, ids, dropped = self._fit(new, generation=True)
             if dropped and on_overflow is not None:
@@ -116,6 +123,7 @@ class Session:
                 done = True
             finally:
                 if done or keep_partial:
+                    self._before = history
                     self.messages = [*turn, {"role": "assistant", "content": prefix + "".join(parts)}]
                 else:
                     self.messages = history  # dropped exchanges stay dropped
@@ -133,6 +141,7 @@ class Session:
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
             await prefill(self.model.backend, self.state, ids)
+            self._before = history
             self.messages = [*history, *new]
 
     def measure(self, prompt: str | list[dict], response_constraint: dict | None = None,
@@ -212,13 +221,30 @@ class Session:
 
         return GrammarConstraint(compile_constraint(schema), self.model.tokenizer, self.model.stop_ids)
 
+    def undo_last(self) -> None:
+        """Drop the latest prompt's exchange (or append's messages) from the history, once, as if it had
+        been aborted (dropped older turns stay dropped): an abort that arrived after the answer was done."""
+        if self._before is not None and not (self._lock is not None and self._lock.locked()):
+            self.messages, self._before = self._before, None
+
+    async def clone_when_idle(self) -> Session:
+        """clone(), once the calls queued before it are done (an aborted answer may still be
+        finishing its last step)."""
+        async with self._queue():
+            return self.clone()
+
     def clone(self) -> Session:
         """An independent session with the same history; the KV cache is copied, not recomputed."""
         other = Session.__new__(Session)
         other.model, other.params, other.messages = self.model, self.params, [dict(m) for m in self.messages]
         other.initial, other.tools = self.initial, self.tools
         other.state, other.last, other._lock, other._lock_loop = self.state.fork(), None, None, None
+        other._before = None
         return other
+
+    def close(self) -> None:
+        """Release the KV cache now (in the browser: wasm or GPU memory); the session is unusable after."""
+        self.state.close()
 
     # Thin synchronous wrappers (CPython).
     def prompt_sync(self, text: str, response_constraint: dict | None = None, **sampling) -> str:

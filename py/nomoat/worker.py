@@ -6,17 +6,18 @@ them as the DOMException names the Prompt API uses (errors.NomoatError.dom_name)
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator
 
 from . import _compat
 from .errors import ContextOverflowError, NomoatError
-from .model import Model, load_web
+from .model import load_web
 from .session import Session
 from .tool_calls import parse_tool_calls
 
-_models: dict[tuple[str, str], Model] = {}
+_models: dict[tuple[str, str], asyncio.Task] = {}  # (url, device) → the load, shared by concurrent create()s
 _sessions: dict[int, Session] = {}
 _ids = iter(range(1, 1 << 62))
 
@@ -63,8 +64,12 @@ async def create(model_url: str, device: str, options: dict, request_id: int | N
     ([{role, content}]), and the sampling options in snake_case."""
     key = (model_url, device)
     if key not in _models:
-        _models[key] = await load_web(model_url, device, request_id)
-    model = _models[key]
+        _models[key] = asyncio.ensure_future(load_web(model_url, device, request_id))
+    try:
+        model = await _models[key]
+    except BaseException:
+        _models.pop(key, None)  # a failed load is tried again by the next create()
+        raise
     opts = dict(options)
     messages = opts.pop("initial_prompts", None)
     session = model.session(system=opts.pop("system", None), messages=messages, **opts)
@@ -74,7 +79,8 @@ async def create(model_url: str, device: str, options: dict, request_id: int | N
             "Shorten them.", requested=session.context_usage, context_window=model.context_window)
     sid = next(_ids)
     _sessions[sid] = session
-    return {"session": sid, "context_window": model.context_window, "context_usage": session.context_usage}
+    return {"session": sid, "context_window": model.context_window, "context_usage": session.context_usage,
+            "threads": int(getattr(model.backend.engine, "threads", 1) or 1)}
 
 
 def _messages(prompt) -> str | list[dict]:
@@ -114,7 +120,7 @@ async def measure(sid: int, prompt, options: dict) -> int:
 
 @_dom_errors
 async def clone(sid: int) -> dict:
-    other = _session(sid).clone()
+    other = await _session(sid).clone_when_idle()
     new = next(_ids)
     _sessions[new] = other
     return {"session": new, "context_window": other.context_window, "context_usage": other.context_usage}
@@ -127,9 +133,9 @@ async def complete_streaming(sid: int, messages, options: dict, tools=None) -> A
     session = _session(sid)
     try:
         msgs = [dict(m) for m in messages]
-        session.tools = [dict(t) for t in tools] if tools else None
-        session.messages, session.initial = msgs[:-1], len(msgs) - 1
-        async for piece in session.prompt_streaming(msgs[-1:], keep_partial=False, **dict(options)):
+        async for piece in session.prompt_streaming(msgs[-1:], keep_partial=False, history=msgs[:-1],
+                                                    tools=[dict(t) for t in tools] if tools else None,
+                                                    **dict(options)):
             yield piece
     except Exception as e:
         raise _as_dom_error(e) from e
@@ -151,9 +157,18 @@ def stats(sid: int) -> dict:
     return out
 
 
+def undo_last(sid: int) -> None:
+    """The page aborted a prompt or append of `sid` that had already finished here: drop it."""
+    session = _sessions.get(sid)
+    if session is not None:
+        session.undo_last()
+
+
 def close_session(sid: int) -> None:
     """(Not named destroy: PyProxy.destroy() would shadow it when JS calls api.destroy.)"""
-    _sessions.pop(sid, None)
+    session = _sessions.pop(sid, None)
+    if session is not None:
+        session.close()
 
 
 def tokenize(sid: int, texts: list[str]) -> list[list[int]]:

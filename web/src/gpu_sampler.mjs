@@ -93,13 +93,17 @@ export class GpuSampling {
     return g;
   }
 
-  newSampler(params) {
-    return new GpuSampler(this, params);
+  newSampler(params, seen = []) {
+    return new GpuSampler(this, params, seen);
+  }
+
+  dispose() {
+    for (const b of [this.logits, this.allowed, this.work, this.partials, this.hist]) b.destroy();
   }
 }
 
 export class GpuSampler {
-  constructor(shared, params) {
+  constructor(shared, params, seen = []) {
     const d = shared.device;
     this.g = shared;
     this.p = params;
@@ -111,6 +115,26 @@ export class GpuSampler {
     this.state = d.createBuffer({size: STATE_BYTES, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC});
     this.readback = d.createBuffer({size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
     this.busy = Promise.resolve();
+    this.see(seen);
+  }
+
+  // Marks token ids as seen (the repetition penalty's set).
+  see(ids) {
+    const g = this.g;
+    for (const t of ids || []) {
+      const i = Number(t);
+      if (i >= 0 && i < g.vocab && !(this.seenWords[i >> 5] & (1 << (i & 31)))) {
+        this.seenWords[i >> 5] |= 1 << (i & 31);
+        this.seenDirty = true;
+      }
+    }
+  }
+
+  // Releases this sampler's GPU buffers (after its last sample has settled).
+  dispose() {
+    return this.busy.then(() => {
+      for (const b of [this.params, this.seen, this.state, this.readback]) b.destroy();
+    });
   }
 
   // The GPU buffer holding the logits (vocab f32 at offset 0).
@@ -129,13 +153,7 @@ export class GpuSampler {
   // Upload what this call needs and submit the whole selection; returns nothing (see sample).
   encode(logits, newIds, allowedMask, stopAfter) {
     const g = this.g, p = this.p, q = g.device.queue;
-    for (const t of newIds || []) {
-      const i = Number(t);
-      if (i >= 0 && i < g.vocab && !(this.seenWords[i >> 5] & (1 << (i & 31)))) {
-        this.seenWords[i >> 5] |= 1 << (i & 31);
-        this.seenDirty = true;
-      }
-    }
+    this.see(newIds);
     let flags = 0;
     if (p.repetition_penalty !== 1) {
       flags |= FLAG_PENALTY;

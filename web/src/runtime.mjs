@@ -401,9 +401,9 @@ export class Sampler {
   // Same processors and order as nomoat/sampler.py: allowed-token mask, repetition penalty,
   // temperature (0 = argmax), top-k, top-p, min-p, seeded draw. The seeded stream differs from
   // numpy's. sample(logits, newIds, allowedMask?) is also the GPU sampler's contract.
-  constructor(p) {
+  constructor(p, seen = []) {
     this.p = p;
-    this.seen = new Set();
+    this.seen = new Set(Array.from(seen, Number));
     let s = (p.seed === null || p.seed === undefined) ? (Math.random() * 2 ** 32) >>> 0 : (p.seed >>> 0);
     this.rand = () => { // mulberry32
       s = (s + 0x6d2b79f5) >>> 0;
@@ -413,6 +413,7 @@ export class Sampler {
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
   }
+  dispose() {} // nothing outside the JS heap
   sample(logits, newIds, allowedMask) {
     for (const t of newIds) this.seen.add(t);
     const p = this.p;
@@ -460,6 +461,7 @@ class Engine {
   static async create(onnx, device, config) {
     const e = new Engine();
     e.device = device;
+    e.threads = device === "webgpu" ? 1 : ort.env.wasm.numThreads;
     e.config = JSON.parse(config);
     const opts = {
       executionProviders: device === "webgpu" ? [{name: "webgpu"}] : [{name: "wasm"}],
@@ -472,8 +474,13 @@ class Engine {
       // stay there too: the GPU sampler (nomoat-gpu-sampler.mjs) reads them in place.
       opts.preferredOutputLocation = {logits: "gpu-buffer"};
     }
+    // onnxruntime-web creates one session at a time per device ("another WebGPU EP inference
+    // session is being created"): creations wait for each other here, so two create() calls at
+    // once both work. Its other failures are the graph's.
+    const creating = sessionCreation.then(() => ort.InferenceSession.create(onnx.graph, opts));
+    sessionCreation = creating.catch(() => {});
     try {
-      e.session = await ort.InferenceSession.create(onnx.graph, opts);
+      e.session = await creating;
     } catch (err) {
       throw named("DataError", `onnxruntime-web could not load the model graph (${String(err.message || err).slice(0, 300)}). ` +
         "The file is corrupt or truncated: convert the model again ('nomoat convert').");
@@ -503,9 +510,29 @@ class Engine {
   newState() {
     return this.gpu ? new GpuKVState(this) : new KVState(this, {}, 0);
   }
-  newSampler(params) {
+  newSampler(params, seen = []) {
     const p = params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params;
-    return this.gpuSampling ? this.gpuSampling.newSampler(p) : new Sampler(p);
+    return this.gpuSampling ? this.gpuSampling.newSampler(p, seen) : new Sampler(p, seen);
+  }
+  // One generation step (what Python calls): state back to `start` positions, ids appended, and with
+  // a sampler the next token id chosen from this state's own logits (-1 without one). Logits
+  // never leave this call.
+  async step(state, start, ids, sampler, mask) {
+    await state.truncate(start);
+    const logits = await this.forward(state, ids, false);
+    return sampler ? sampler.sample(logits, ids, mask) : -1;
+  }
+  // Every new position's logits, (len(ids) * vocab), as a Float32Array of its own (tests).
+  async logits(state, start, ids) {
+    await state.truncate(start);
+    return (await this.forward(state, ids, true)).slice();
+  }
+  dispose() {
+    if (this.gpuSampling) this.gpuSampling.dispose();
+    this.gpuSampling = null;
+    const session = this.session;
+    this.session = null;
+    if (session) return session.release();
   }
   // Append ids to state; returns a Float32Array of logits: (vocab,) for the last position, or
   // (len(ids) * vocab) when allLogits. With GPU sampling, the last position's logits stay on the
@@ -567,46 +594,51 @@ class Engine {
 // the CPU exactly. Chunks of 24 keep a margin below that.
 const GPU_CHUNK = 24;
 
+let sessionCreation = Promise.resolve(); // the onnxruntime-web session being created, if any (Engine.create)
+
 const TENSORS = "onnx/nomoat_tensors.json"; // where each weight lies in the data file
 
-// device "wasm": nomoat's own decoder (onnx.kind "nomoat"), else onnxruntime-web's session.
-async function makeEngine(onnx, device, config) {
-  if (onnx.kind !== "nomoat") return Engine.create(onnx, device, config);
+// device "wasm": nomoat's own decoder (onnx.kind "nomoat"), else onnxruntime-web's session
+// (onnxruntime-web is loaded only then).
+async function makeEngine(assets, onnx, device, config) {
+  if (onnx.kind !== "nomoat") {
+    await loadOrt(assets, device);
+    return Engine.create(onnx, device, config);
+  }
   const {WasmEngine} = await import("./nomoat-wasm-engine.mjs");
   return WasmEngine.create({data: onnx.data, tensors: onnx.tensors, config: JSON.parse(config), Sampler});
 }
 
 // The object Python sees as `nomoat_js`. progress(requestId, {stage, loaded, total}) reports
 // download and load stages to whoever hosts the runtime.
-// prefetch(url, device, requestId) starts a download early (while Pyodide boots); the next
-// fetchPackage for the same model and device takes it over. wasmEngine (or assets.wasmEngine): "nomoat"
-// (default: nomoat's own wasm decoder) or "ort" (onnxruntime-web's wasm EP, for comparison).
+// loadModel(url, device, requestId) → {device, reason, config, tokenizer, tokenizerConfig (texts),
+// engine}: the one place a model is loaded; device "auto" is resolved here. prefetch(url, device,
+// requestId) starts that early (while Pyodide boots); the next loadModel of the same model and
+// device takes it over. wasmEngine (or assets.wasmEngine): "nomoat" (default: nomoat's own wasm
+// decoder) or "ort" (onnxruntime-web's wasm EP, for comparison).
 export function createRuntime({assets, progress = () => {}, wasmEngine = assets.wasmEngine || "nomoat"}) {
-  const early = new Map(); // "url|device" -> pending fetchPackage
-  const fetchIt = (url, device, requestId) => fetchPackage(url, device, requestId, (kind, id, p) => progress(id, p), wasmEngine);
+  const early = new Map(); // "url|device" -> pending load
+  const load = async (url, device, requestId) => {
+    const pkg = await fetchPackage(url, device, requestId, (kind, id, p) => progress(id, p), wasmEngine);
+    const engine = await makeEngine(assets, pkg.onnx, device, pkg.config);
+    return {config: pkg.config, tokenizer: pkg.tokenizer, tokenizerConfig: pkg.tokenizer_config, engine};
+  };
   return {
     chooseDevice,
-    loadOrt: (device) => loadOrt(assets, device),
-    // Also creates the onnxruntime session as soon as the files are in, so that it too overlaps
-    // with Pyodide's boot; createEngine then returns that session.
     prefetch(url, device, requestId) {
       const key = `${url}|${device}`;
       if (!early.has(key)) {
-        const pending = Promise.all([fetchIt(url, device, requestId), loadOrt(assets, device)]).then(([pkg]) => {
-          pkg.onnx.engine = makeEngine(pkg.onnx, device, pkg.config);
-          pkg.onnx.engine.catch(() => {}); // reported when taken over
-          return pkg;
-        });
+        const pending = load(url, device, requestId);
         pending.catch(() => {}); // reported when taken over
         early.set(key, pending);
       }
     },
-    fetchPackage(url, device, requestId) {
-      const key = `${url}|${device}`;
-      const pending = early.get(key);
+    async loadModel(url, asked, requestId) {
+      const choice = await chooseDevice(asked);
+      const key = `${url}|${choice.device}`;
+      const pending = early.get(key) || load(url, choice.device, requestId);
       early.delete(key);
-      return pending || fetchIt(url, device, requestId);
+      return {...(await pending), device: choice.device, reason: choice.reason};
     },
-    createEngine: (onnx, device, config) => onnx.engine || makeEngine(onnx, device, config),
   };
 }

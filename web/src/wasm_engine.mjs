@@ -1,9 +1,11 @@
 // nomoat's own wasm decoder engine for Llama-family models: the kernels (web/src/wasm/decoder.ts,
 // compiled to nomoat-decoder.wasm with SIMD) read the 4-/8-bit blocks of onnx/model_q4.onnx_data
 // in place, the KV cache lives in wasm memory, and logits are a Float32Array view of it.
-// Same interface as runtime.mjs's onnxruntime Engine: newState(), newSampler(params),
-// forward(state, ids, allLogits). A logits view stays valid until the next forward() or fork()
-// (either may grow the memory, which detaches older views).
+// Same interface as runtime.mjs's onnxruntime Engine: newState(), newSampler(params, seen),
+// step(state, start, ids, sampler, mask) → next token id (what Python calls: logits never leave
+// it), logits(state, start, ids) → a copy of every position's logits (tests), dispose().
+// forward(state, ids, allLogits) returns a view of the logits, valid only until the next
+// forward() or fork() of any state (either may grow the memory or reuse the logits region).
 //
 // Memory (one WebAssembly.Memory): the weights (the whole data file, copied once), cos/sin tables,
 // scratch for a chunk of up to CHUNK tokens, the logits, and one KV block per state:
@@ -152,11 +154,11 @@ export class KVState {
     }
     return s;
   }
-  async truncate(n) {
+  truncate(n) {
     if (n < this.length) this.length = Math.max(0, n);
   }
   dispose() {
-    if (this.ptr) this.engine.heap.release(this.ptr, this.bytesFor(this.cap));
+    if (this.ptr && this.engine.heap) this.engine.heap.release(this.ptr, this.bytesFor(this.cap));
     this.ptr = 0;
     this.cap = 0;
     this.length = 0;
@@ -237,8 +239,30 @@ export class WasmEngine {
   newState() {
     return new KVState(this);
   }
-  newSampler(params) {
-    return new this.Sampler(params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params);
+  newSampler(params, seen = []) {
+    return new this.Sampler(params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params, seen);
+  }
+  // One generation step, atomic: state back to `start` positions, ids appended, and with a sampler
+  // the next token chosen from the last position's logits before any other call can run (the
+  // logits region is shared by every state of this engine). Returns the token id, or -1 without a
+  // sampler (a prefill only: the LM head is skipped).
+  async step(state, start, ids, sampler, mask) {
+    state.truncate(start);
+    const logits = this.run(state, ids, false, !sampler);
+    return sampler ? sampler.sample(logits, ids, mask) : -1;
+  }
+  // Every new position's logits, (len(ids) * vocab), copied out of wasm memory (tests).
+  async logits(state, start, ids) {
+    state.truncate(start);
+    return this.run(state, ids, true, false).slice();
+  }
+  // Frees the wasm memory and stops the helper thread; the engine and its states are unusable after.
+  dispose() {
+    if (this.pool) this.pool.stop();
+    this.pool = null;
+    this.heap = null;
+    this.k = null;
+    this.memory = null;
   }
   // A scratch region of at least n floats, reused; grown when too small.
   grow(which, n) {
@@ -288,6 +312,11 @@ export class WasmEngine {
   // Append ids to state; returns a Float32Array view of the logits: (vocab,) for the last position,
   // or (len(ids) * vocab) when allLogits.
   async forward(state, ids, allLogits) {
+    return this.run(state, ids, allLogits, false);
+  }
+  // forward(), synchronously; noLogits: skip the LM head (returns null).
+  run(state, ids, allLogits, noLogits) {
+    if (!this.heap) throw named("InvalidStateError", "This model was unloaded; load it again.");
     const c = this.c, S = ids.length, P = state.length;
     if (!S) throw named("TypeError", "forward() needs at least one token id.");
     const idArr = Int32Array.from(ids, (t) => {
@@ -305,10 +334,11 @@ export class WasmEngine {
     if (this.pool) this.grow("scores2", scratch); // the helper thread's
     if (this.pool) this.pool.hot(true);
     try {
-      this.layersForward(state, idArr, allLogits, logits);
+      this.layersForward(state, idArr, allLogits, noLogits ? 0 : logits);
     } finally {
       if (this.pool) this.pool.hot(false);
     }
+    if (noLogits) return null;
     return new Float32Array(this.memory.buffer, logits, (allLogits ? S : 1) * c.V);
   }
   layersForward(state, ids, allLogits, logits) {
@@ -335,10 +365,10 @@ export class WasmEngine {
         this.linear(w.down, s.act, T, s.o);
         k.add(s.x, s.o, T * c.H);
       }
-      if (allLogits) {
+      if (logits && allLogits) { // logits 0: a prefill only, no LM head
         k.rmsnorm(s.x, this.finalNorm, s.h, c.H, T, c.eps);
         this.linear(this.head, s.h, T, logits + c0 * c.V * 4);
-      } else if (c0 + T === S) {
+      } else if (logits && c0 + T === S) {
         k.rmsnorm(s.x + (T - 1) * c.H * 4, this.finalNorm, s.h, c.H, 1, c.eps);
         this.linear(this.head, s.h, 1, logits);
       }
@@ -391,5 +421,9 @@ class Helper {
   }
   hot(on) {
     Atomics.store(this.c, 30, on ? 1 : 0);
+  }
+  stop() {
+    this.post(3, []); // the thread returns from its loop
+    this.worker.terminate();
   }
 }

@@ -8,13 +8,13 @@
 
 import {chooseDevice, createRuntime, named} from "./nomoat-runtime.mjs";
 
-let ort = null; // onnxruntime-web (from the runtime)
 let py = null; // Pyodide
 let api = null; // the Python module nomoat.worker
 let bootPromise = null;
 let runtime = null; // nomoat-runtime.mjs's object, registered in Pyodide as `nomoat_js`
 const loadedModels = new Set(); // "url|device" already loaded by Python (no download needed)
 const streams = new Map(); // request id -> {aborted: bool}
+const finished = new Map(); // session id -> the request id of its latest prompt or append, done here
 
 function post(kind, id, payload) {
   self.postMessage({kind, id, payload});
@@ -24,10 +24,9 @@ function post(kind, id, payload) {
 // Boot and message handling
 // ---------------------------------------------------------------------------------------------
 
-async function boot(assets, device, requestId) {
+async function boot(assets, requestId) {
   post("progress", requestId, {stage: "runtime", loaded: 0, total: 1});
-  const [{loadPyodide}, ortModule] = await Promise.all([import(assets.pyodide + "pyodide.mjs"), runtime.loadOrt(device)]);
-  ort = ortModule;
+  const {loadPyodide} = await import(assets.pyodide + "pyodide.mjs");
   py = await loadPyodide({indexURL: assets.pyodide});
   py.registerJsModule("nomoat_js", runtime);
   await py.loadPackage(assets.wheels, {messageCallback: () => {}});
@@ -66,8 +65,12 @@ async function stream(id, iter, result, abortMessage) {
       post("chunk", id, piece);
     }
   } finally {
-    iter.destroy();
-    streams.delete(id);
+    try {
+      await iter.aclose(); // runs the generator's cleanup now (an aborted exchange leaves the history)
+    } finally {
+      iter.destroy();
+      streams.delete(id);
+    }
   }
   const stats = result().toJs({dict_converter: Object.fromEntries});
   if (state.aborted) throw named("AbortError", abortMessage, {stats});
@@ -80,25 +83,32 @@ const handlers = {
     if (!runtime) runtime = createRuntime({assets: p.assets, progress: (rid, q) => post("progress", rid, q)});
     const key = `${p.model}|${choice.device}`;
     if (!loadedModels.has(key)) runtime.prefetch(p.model, choice.device, id); // download while Python boots
-    if (!bootPromise) bootPromise = boot(p.assets, choice.device, id);
+    if (!bootPromise) bootPromise = boot(p.assets, id);
     await bootPromise;
-    post("event", id, {type: "device", ...choice, threads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated});
     post("progress", id, {stage: "init", loaded: 0, total: 1});
-    const info = await api.create(p.model, choice.device, py.toPy(p.options || {}), id);
+    const info = (await api.create(p.model, choice.device, py.toPy(p.options || {}), id)).toJs({dict_converter: Object.fromEntries});
     loadedModels.add(key);
+    post("event", id, {type: "device", ...choice, threads: info.threads, crossOriginIsolated: self.crossOriginIsolated});
     post("progress", id, {stage: "init", loaded: 1, total: 1});
-    return {...info.toJs({dict_converter: Object.fromEntries}), device: choice.device, deviceReason: choice.reason};
+    delete info.threads;
+    return {...info, device: choice.device, deviceReason: choice.reason};
   },
   async prompt(p, id) {
-    return stream(id, api.prompt_streaming(p.session, py.toPy(p.input), py.toPy(p.options || {}), eventsTo(id)),
+    finished.delete(p.session);
+    const stats = await stream(id, api.prompt_streaming(p.session, py.toPy(p.input), py.toPy(p.options || {}), eventsTo(id)),
       () => api.stats(p.session), "The prompt was aborted.");
+    finished.set(p.session, id);
+    return stats;
   },
   async complete(p, id) { // OpenAI chat.completions (web/src/openai.js)
     return stream(id, api.complete_streaming(p.session, py.toPy(p.messages), py.toPy(p.options || {}), py.toPy(p.tools || null)),
       () => api.completion(p.session), "The request was aborted.");
   },
   async append(p, id) {
-    return api.append(p.session, py.toPy(p.input), eventsTo(id));
+    finished.delete(p.session);
+    const usage = await api.append(p.session, py.toPy(p.input), eventsTo(id));
+    finished.set(p.session, id);
+    return usage;
   },
   async measure(p) {
     return api.measure(p.session, py.toPy(p.input), py.toPy(p.options || {}));
@@ -106,12 +116,21 @@ const handlers = {
   async clone(p) {
     return (await api.clone(p.session)).toJs({dict_converter: Object.fromEntries});
   },
+  // The page has already rejected the call: a stream stops at its next piece; a prompt or append
+  // that finished before the abort arrived is dropped from its session's history.
   abort(p) {
     const s = streams.get(p.target);
     if (s) s.aborted = true;
+    for (const [session, id] of finished) {
+      if (id === p.target) {
+        finished.delete(session);
+        api.undo_last(session);
+      }
+    }
     return true;
   },
   destroy(p) {
+    finished.delete(p.session);
     api.close_session(p.session);
     return true;
   },

@@ -14,8 +14,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import InvalidModelError
 from ..package import ONNX_FILE
-from ..sampler import Sampler
-from ..sampling import SamplingParams
+from .base import LogitsBackend
 
 
 @dataclass
@@ -30,8 +29,11 @@ class OrtState:
     def fork(self) -> OrtState:
         return OrtState(list(self.tokens), dict(self.past))  # arrays are never written in place
 
+    def close(self) -> None:
+        self.tokens, self.past = [], {}
 
-class OrtNativeBackend:
+
+class OrtNativeBackend(LogitsBackend):
     name = "ort_native"
     device = "cpu"
 
@@ -62,9 +64,6 @@ class OrtNativeBackend:
         self._empty = np.zeros((1, c.num_key_value_heads, 0, c.head_dim), np.float32)
         self._past_names = [i.name for i in self.session.get_inputs() if i.name.startswith("past_key_values.")]
         self._out_names = [o.name for o in self.session.get_outputs()]
-
-    def make_sampler(self, params: SamplingParams) -> Sampler:
-        return Sampler(params)
 
     def new_state(self) -> OrtState:
         return OrtState()

@@ -1,14 +1,14 @@
-"""onnxruntime-web in the browser (Pyodide): the decoder graph runs in the worker's JS engine.
+"""The browser backend (Pyodide): the model runs in the worker's JS engine.
 
-Python holds handles, never tensors: the KV cache stays in JS (on WebGPU, as GPU buffers fed
-back to the next step), logits stay in JS and are sampled there; per token only the token id
-and a handle cross the FFI. The JS side is `nomoat_js` (web/src/worker.mjs); this module owns
-every JS proxy it creates.
+Python holds handles, never tensors: the KV cache stays in JS (in the wasm decoder's memory, or
+as GPU buffers), logits stay in JS and are sampled there. Per token one call crosses the FFI:
+`engine.step(state, start, ids, sampler, mask)` → the next token id. The JS side is `nomoat_js`
+(web/src/runtime.mjs); every JS object this module receives has one owner here that releases it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .. import _compat
@@ -17,20 +17,36 @@ from ..sampling import SamplingParams
 
 
 class WebState:
-    """A KV cache in the JS engine. `tokens` mirrors what it holds, for prefix reuse."""
+    """A KV cache in the JS engine. `tokens` mirrors what it holds, for prefix reuse; the JS side
+    catches up with a truncation at its next step."""
 
     def __init__(self, js_state: Any, tokens: list[int] | None = None) -> None:
-        self.js = js_state  # JS KVState; owned here, disposed in __del__
+        self.js: Any = js_state  # JS state; owned here, released by close() (or when collected)
         self.tokens: list[int] = tokens or []
 
     def truncate(self, n: int) -> None:
-        self.tokens = self.tokens[:n]  # the JS side catches up before the next forward
+        self.tokens = self.tokens[:n]
 
     def fork(self) -> WebState:
         return WebState(self.js.fork(), list(self.tokens))
 
+    def close(self) -> None:
+        js, self.js = self.js, None
+        if js is not None:
+            js.dispose()
+
     def __del__(self) -> None:
-        js = getattr(self, "js", None)
+        self.close()
+
+
+class WebSampler:
+    """A JS sampler (next to the wasm decoder, or on the GPU); owned by one generation."""
+
+    def __init__(self, js_sampler: Any) -> None:
+        self.js: Any = js_sampler
+
+    def close(self) -> None:
+        js, self.js = self.js, None
         if js is not None:
             js.dispose()
 
@@ -39,38 +55,36 @@ class OrtWebBackend:
     name = "ort_web"
 
     def __init__(self, engine: Any, config: ModelConfig) -> None:
-        self.engine = engine  # JS Engine (one ort.InferenceSession)
+        self.engine = engine  # the JS engine: nomoat's wasm decoder or onnxruntime-web
         self.device: str = engine.device  # "webgpu" | "wasm"
         self.config = config
-
-    @classmethod
-    async def create(cls, onnx_bytes: Any, device: str, config_json: str, config: ModelConfig) -> OrtWebBackend:
-        engine = await (await _compat.js_runtime()).createEngine(onnx_bytes, device, config_json)
-        return cls(engine, config)
 
     def new_state(self) -> WebState:
         return WebState(self.engine.newState())
 
-    def make_sampler(self, params: SamplingParams) -> Callable[..., Any]:
-        js = self.engine.newSampler(_compat.to_js(params.__dict__))
+    def new_sampler(self, params: SamplingParams, seen: Sequence[int] = ()) -> WebSampler:
+        return WebSampler(self.engine.newSampler(_compat.to_js(params.__dict__), _compat.to_js(list(seen))))
 
-        def sample(logits: Any, new_ids: Sequence[int], allowed: bytes | None = None) -> Any:
-            # allowed (structured output): the constraint's bitmask, copied once into a Uint32Array
-            # (bit i & 31 of word i >> 5 = token i may be chosen), the JS and GPU samplers' third argument.
-            mask = None if allowed is None else _compat.to_js(memoryview(allowed).cast("I"))
-            got = js.sample(logits, _compat.to_js(list(new_ids)), mask)
-            return int(got) if isinstance(got, (int, float)) else got  # WebGPU: a promise of the id
-
-        return sample
-
-    async def forward(self, state: WebState, token_ids: Sequence[int], all_logits: bool = False) -> Any:
-        if state.js.length > len(state.tokens):
-            await state.js.truncate(len(state.tokens))
-        logits = await self.engine.forward(state.js, _compat.to_js(list(token_ids)), all_logits)
+    async def step(self, state: WebState, token_ids: Sequence[int], sampler: WebSampler | None = None,
+                   allowed: bytes | None = None) -> int | None:
+        # allowed (structured output): the constraint's bitmask as a Uint32Array (bit i & 31 of word
+        # i >> 5 = token i may be chosen), the JS and GPU samplers' third argument.
+        mask = None if allowed is None else _compat.to_js(memoryview(allowed).cast("I"))
+        start = len(state.tokens)
+        token = await self.engine.step(state.js, start, _compat.to_js(list(token_ids)),
+                                       None if sampler is None else sampler.js, mask)
         state.tokens.extend(int(t) for t in token_ids)
-        return logits  # a JS Float32Array handle
+        return None if sampler is None else int(token)
 
+    async def forward_all(self, state: WebState, token_ids: Sequence[int]) -> list[list[float]]:
+        start = len(state.tokens)
+        flat = (await self.engine.logits(state.js, start, _compat.to_js(list(token_ids)))).to_py()
+        state.tokens.extend(int(t) for t in token_ids)
+        V = self.config.vocab_size
+        return [list(flat[i * V:(i + 1) * V]) for i in range(len(token_ids))]
 
-async def fetch_package(url: str, device: str, request_id: int | None = None) -> Any:
-    """config/tokenizer texts (str) and the graph for `device` (JS handles), with progress."""
-    return await (await _compat.js_runtime()).fetchPackage(url, device, request_id)
+    def close(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.dispose()
+

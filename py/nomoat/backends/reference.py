@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ModelConfig
-from ..sampler import Sampler
-from ..sampling import SamplingParams
+from .base import LogitsBackend
 
 
 def _dequant(t) -> np.ndarray:
@@ -38,6 +37,9 @@ class RefState:
 
     def fork(self) -> RefState:
         return RefState(list(self.tokens), [a.copy() for a in self.k], [a.copy() for a in self.v])
+
+    def close(self) -> None:
+        self.tokens, self.k, self.v = [], [], []
 
 
 def int_rows(x: np.ndarray, levels: int) -> np.ndarray:
@@ -65,7 +67,7 @@ def rope(x: np.ndarray, pos: np.ndarray, theta: float) -> np.ndarray:
     return out
 
 
-class ReferenceBackend:
+class ReferenceBackend(LogitsBackend):
     name = "reference"
     device = "cpu"
 
@@ -83,9 +85,6 @@ class ReferenceBackend:
         self.config: ModelConfig = read_gguf(gguf_path).config  # validates the file
         r = GGUFReader(gguf_path)
         self.w = {t.name: _dequant(t) for t in r.tensors}  # name → f32 (rows, cols) or (n,)
-
-    def make_sampler(self, params: SamplingParams) -> Sampler:
-        return Sampler(params)
 
     def new_state(self) -> RefState:
         return RefState()
