@@ -20,7 +20,8 @@ from tokenizers import Tokenizer
 from nomoat.bpe import BPETokenizer, translate
 from nomoat.convert.tokenizer_export import PRE_TOKENIZERS
 from nomoat.errors import InvalidModelError, UnsupportedModelError
-from nomoat.tokenizer import HFTokenizer, byte_level_alphabet, load_tokenizer
+from nomoat.model import load_tokenizer
+from nomoat.tokenizer import HFTokenizer, byte_level_alphabet
 
 from conftest import load_fixture
 

@@ -294,7 +294,8 @@ def test_same_seed_same_tokens_as_the_js_sampler():
         V = int(rng.integers(2, 400))
         params = {"temperature": float(rng.choice([0, 0.3, 0.7, 1.0, 1.5, 3.0])),
                   "top_k": int(rng.choice([0, 0, 1, 3, 40, V + 5])), "top_p": float(rng.choice([1.0, 0.9, 0.5])),
-                  "min_p": float(rng.choice([0.0, 0.0, 0.05, 0.3])), "repetition_penalty": float(rng.choice([1.0, 1.3])),
+                  "min_p": float(rng.choice([0.0, 0.0, 0.05, 0.3])),
+                  "repetition_penalty": float(rng.choice([1.0, 1.3])),
                   "seed": int(rng.integers(0, 2**40)), "max_tokens": 8, "stop": ()}
         steps = []
         for _ in range(8):

@@ -67,3 +67,9 @@ class IncompleteOutputError(NomoatError):
     was complete; the partial text is kept in the history, never returned as if it were valid."""
 
     dom_name = "QuotaExceededError"
+
+
+class AbortedError(NomoatError):
+    """The caller aborted the call (in a page: its AbortSignal); what it computed is dropped."""
+
+    dom_name = "AbortError"

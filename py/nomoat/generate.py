@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .backends.base import Backend, Sampler, State
-from .errors import ContextOverflowError, IncompleteOutputError
+from .errors import AbortedError, ContextOverflowError, IncompleteOutputError
 from .sampling import SamplingParams
 from .tokenizer import ByteLevelDecoder, StreamDecoder
 
@@ -98,22 +98,38 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+PREFILL_CHUNK = 64  # prompt tokens per backend step: an abort lands between two of them
+
+
+def check(cancelled: Callable[[], bool] | None) -> None:
+    if cancelled is not None and cancelled():
+        raise AbortedError("The call was aborted.")
+
+
 async def prefill(backend: Backend, state: State, ids: Sequence[int], sampler: Sampler | None = None,
-                  allowed: bytes | None = None) -> tuple[int, int | None]:
+                  allowed: bytes | None = None, cancelled: Callable[[], bool] | None = None) -> tuple[int, int | None]:
     """Bring `state` to hold `ids`, computing only the tokens after its common prefix with them
-    (at least one, for fresh logits). Returns (tokens reused, the first token chosen by `sampler`,
-    or None without one)."""
+    (at least one, for fresh logits), PREFILL_CHUNK at a time; `cancelled()` true between two chunks
+    raises AbortedError. Returns (tokens reused, the first token chosen by `sampler`, or None)."""
     keep = min(common_prefix(state.tokens, ids), len(ids) - 1)
     state.truncate(keep)
-    return keep, await backend.step(state, ids[keep:], sampler, allowed)
+    start = keep
+    while len(ids) - start > PREFILL_CHUNK:
+        check(cancelled)
+        await backend.step(state, ids[start:start + PREFILL_CHUNK])
+        start += PREFILL_CHUNK
+    check(cancelled)
+    return keep, await backend.step(state, ids[start:], sampler, allowed)
 
 
 async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], params: SamplingParams,
                    tokenizer: ByteLevelDecoder, stop_ids: Sequence[int], context_window: int,
-                   stats: Stats, constraint: Constraint | None = None) -> AsyncIterator[str]:
+                   stats: Stats, constraint: Constraint | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> AsyncIterator[str]:
     """Stream the completion of prompt_ids as text. `state` may hold an earlier conversation:
     only the tokens after its common prefix with prompt_ids are computed. A constraint limits each
-    choice to the tokens it allows; running out of tokens before it is complete is an error."""
+    choice to the tokens it allows; running out of tokens before it is complete is an error.
+    `cancelled()` is asked between prefill chunks and between tokens: true raises AbortedError."""
     if len(prompt_ids) >= context_window:
         raise ContextOverflowError(
             f"The prompt is {len(prompt_ids)} tokens; the context window is {context_window}. "
@@ -122,7 +138,7 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
     sampler = backend.new_sampler(params, prompt_ids)  # runs where the logits are; closed below
     try:
         allowed = constraint.allowed() if constraint is not None else None
-        keep, token = await prefill(backend, state, prompt_ids, sampler, allowed)
+        keep, token = await prefill(backend, state, prompt_ids, sampler, allowed, cancelled)
         stats.prompt_tokens, stats.reused_tokens = len(prompt_ids), keep
         stats.prefill_s = stats.ttft_s = time.perf_counter() - t0
         t1, length = time.perf_counter(), len(prompt_ids)
@@ -145,6 +161,7 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
             if stats.completion_tokens >= params.max_tokens or length >= context_window:
                 stats.finish_reason = "length"
                 break
+            check(cancelled)
             allowed = constraint.allowed() if constraint is not None else None
             t2 = time.perf_counter()
             token = await backend.step(state, [token], sampler, allowed)  # the model and the sampler, one call

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import _compat
+from .bpe import BPETokenizer
 from .chat import render, supports_tools
 from .config import ModelConfig
 from .errors import InvalidModelError, InvalidOptionError, UnsupportedModelError
 from .package import check_package
 from .session import Session
+from .tokenizer import HFTokenizer
 
 
 class Streamed(str):
@@ -85,6 +87,25 @@ class Model:
         return ready().__await__()
 
 
+def load_tokenizer(model_dir_or_json: str | Path, prefer: Literal["auto", "hf", "bpe"] = "auto"
+                   ) -> HFTokenizer | BPETokenizer:
+    """The tokenizer of a model package (its folder, or its tokenizer.json). "auto": HFTokenizer when
+    `tokenizers` imports (fast, CPython), else the pure-Python BPETokenizer (same ids); "hf" / "bpe" force one."""
+    path = Path(model_dir_or_json)
+    model_dir = path.parent if path.name == "tokenizer.json" else path
+    if prefer not in ("auto", "hf", "bpe"):
+        raise ValueError(f"prefer must be 'auto', 'hf' or 'bpe', not {prefer!r}")
+    if prefer != "bpe":
+        try:
+            import tokenizers  # noqa: F401
+        except ImportError:
+            if prefer == "hf":
+                raise
+        else:
+            return HFTokenizer(model_dir)
+    return BPETokenizer.from_dir(model_dir)
+
+
 DEFAULT_ACCURACY_LEVEL = 4  # see bench/README.md: 0 is exact f32 math but ~15x slower on CPU
 
 
@@ -112,18 +133,16 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
     check_package(model_dir)
     config = ModelConfig.from_dir(model_dir)
     from .backends.ort_native import OrtNativeBackend
-    from .tokenizer import HFTokenizer
 
     tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
     backend = OrtNativeBackend(model_dir, config, threads=threads, accuracy_level=accuracy_level)
-    return Model(model_dir, config, HFTokenizer(model_dir), backend, tokenizer_config)
+    return Model(model_dir, config, load_tokenizer(model_dir), backend, tokenizer_config)
 
 
 async def load_web(url: str, device: str, request_id: int | None = None) -> Model:
     """The browser path: the JS runtime loads the package and its engine (once); Python builds the
     tokenizer and the model around them."""
     from .backends.ort_web import OrtWebBackend
-    from .bpe import BPETokenizer
 
     loaded = await (await _compat.js_runtime()).loadModel(url, device, request_id)
     config = ModelConfig.from_dict(json.loads(loaded.config))

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import _compat
+from .backends.base import Backend
 from .chat import check_messages
 from .errors import ContextOverflowError, InvalidOptionError, InvalidPromptError
 from .generate import Stats, generate, prefill
 from .sampling import SamplingParams
+from .tokenizer import ByteLevelDecoder
 
-if TYPE_CHECKING:
-    from .model import Model
+
+class ChatModel(Protocol):
+    """What a session needs of its model (nomoat.Model is one)."""
+
+    backend: Backend
+    tokenizer: ByteLevelDecoder
+    stop_ids: frozenset[int]
+
+    @property
+    def context_window(self) -> int: ...
+
+    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True, suffix: str = "",
+                    tools: list[dict] | None = None) -> list[int]: ...
 
 
 def constraint_input(messages: list[dict], response_constraint) -> list[dict]:
@@ -38,7 +51,7 @@ def constraint_input(messages: list[dict], response_constraint) -> list[dict]:
 
 
 class Session:
-    def __init__(self, model: Model, system: str | None = None, messages: list[dict] | None = None,
+    def __init__(self, model: ChatModel, system: str | None = None, messages: list[dict] | None = None,
                  **sampling) -> None:
         self.model = model
         self.params = SamplingParams.build(**sampling)
@@ -83,7 +96,8 @@ class Session:
     async def prompt_streaming(self, prompt: str | list[dict], response_constraint: dict | None = None, *,
                                omit_response_constraint_input: bool = False, keep_partial: bool = True,
                                on_overflow: Callable[[int], None] | None = None, history: list[dict] | None = None,
-                               tools: list[dict] | None = None, **sampling) -> AsyncIterator[str]:
+                               tools: list[dict] | None = None, cancelled: Callable[[], bool] | None = None,
+                               **sampling) -> AsyncIterator[str]:
         """Stream the answer to `prompt`: a string (one user turn) or messages [{role, content}] whose
         last may be {"role": "assistant", "content": text, "prefix": True}, which the answer continues.
         The exchange joins the history when it ends; when the caller stops early, what was produced
@@ -100,7 +114,8 @@ class Session:
         prompt (constraint_input), unless omit_response_constraint_input. history: replaces the
         conversation (all of it then counts as initial messages) once the calls before this one are
         done, and `tools` the tool definitions — an OpenAI-style request that carries the whole
-        conversation."""
+        conversation. cancelled() is asked between prefill chunks and tokens: true raises
+        AbortedError and drops the exchange."""
         params = self.params.replace(**sampling)
         constraint = self._constraint(response_constraint, params)
         async with self._queue():
@@ -117,7 +132,7 @@ class Session:
             done = False
             try:
                 async for piece in generate(self.model.backend, self.state, ids, params, self.model.tokenizer,
-                                            self.model.stop_ids, self.context_window, stats, constraint):
+                                            self.model.stop_ids, self.context_window, stats, constraint, cancelled):
                     parts.append(piece)
                     yield piece
                 done = True
@@ -131,16 +146,16 @@ class Session:
     async def prompt(self, prompt: str | list[dict], response_constraint: dict | None = None, **options) -> str:
         return "".join([piece async for piece in self.prompt_streaming(prompt, response_constraint, **options)])
 
-    async def append(self, prompt: str | list[dict], *,
-                     on_overflow: Callable[[int], None] | None = None) -> None:
+    async def append(self, prompt: str | list[dict], *, on_overflow: Callable[[int], None] | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> None:
         """Add messages to the conversation without answering; their tokens are computed now (the
-        next prompt reuses them). Overflow as in prompt_streaming."""
+        next prompt reuses them). Overflow and cancelled as in prompt_streaming."""
         async with self._queue():
             new = [{"role": m["role"], "content": m["content"]} for m in self._new_messages(prompt)]
             history, ids, dropped = self._fit(new, generation=False)
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
-            await prefill(self.model.backend, self.state, ids)
+            await prefill(self.model.backend, self.state, ids, cancelled=cancelled)
             self._before = history
             self.messages = [*history, *new]
 

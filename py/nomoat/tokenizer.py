@@ -4,7 +4,7 @@ Decoding is pure Python (token → bytes through the byte-level alphabet), so th
 CPython decode identically; `StreamDecoder` turns tokens into text without ever splitting a
 UTF-8 character. Encoding uses Hugging Face `tokenizers` on CPython (HFTokenizer) and the pure-Python
 nomoat.bpe.BPETokenizer, which gives the same ids, where `tokenizers` is missing (Pyodide);
-`load_tokenizer` picks.
+nomoat.model.load_tokenizer picks.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import codecs
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Protocol
 
 from .errors import InvalidModelError, ModelNotFoundError
-
-if TYPE_CHECKING:
-    from .bpe import BPETokenizer
 
 
 def byte_level_alphabet() -> dict[str, int]:
@@ -90,27 +87,6 @@ class HFTokenizer(ByteLevelDecoder):
     def encode(self, text: str) -> list[int]:
         """Text → ids. Special tokens written in the text (e.g. "<|im_start|>") stay whole."""
         return self._hf.encode(text, add_special_tokens=False).ids
-
-
-def load_tokenizer(model_dir_or_json: str | Path, prefer: Literal["auto", "hf", "bpe"] = "auto"
-                   ) -> HFTokenizer | BPETokenizer:
-    """The tokenizer of a model package (its folder, or its tokenizer.json). "auto": HFTokenizer when
-    `tokenizers` imports (fast, CPython), else the pure-Python BPETokenizer (same ids); "hf" / "bpe" force one."""
-    path = Path(model_dir_or_json)
-    model_dir = path.parent if path.name == "tokenizer.json" else path
-    if prefer not in ("auto", "hf", "bpe"):
-        raise ValueError(f"prefer must be 'auto', 'hf' or 'bpe', not {prefer!r}")
-    if prefer != "bpe":
-        try:
-            import tokenizers  # noqa: F401
-        except ImportError:
-            if prefer == "hf":
-                raise
-        else:
-            return HFTokenizer(model_dir)
-    from .bpe import BPETokenizer
-
-    return BPETokenizer.from_dir(model_dir)
 
 
 class StreamDecoder:

@@ -1,15 +1,19 @@
 """The Python end of nomoat's browser worker (Pyodide only; web/src/worker.mjs calls it).
 
-Sessions live here by id. Errors leave as `nomoat-error {json}` so the JS side can rebuild
-them as the DOMException names the Prompt API uses (errors.NomoatError.dom_name).
+Sessions live here by id. Every call carries the page's request id (its last argument). A call
+that fails records its error as plain data — {name, message, extra}: the DOMException name the
+Prompt API uses (errors.NomoatError.dom_name) — which worker.mjs takes with failure(request_id)
+when the call rejects; nothing is parsed out of exception text. abort(request_id) makes a running
+prompt or append stop at its next prefill chunk or token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from . import _compat
 from .errors import ContextOverflowError, NomoatError
@@ -20,33 +24,84 @@ from .tool_calls import parse_tool_calls
 _models: dict[tuple[str, str], asyncio.Task] = {}  # (url, device) → the load, shared by concurrent create()s
 _sessions: dict[int, Session] = {}
 _ids = iter(range(1, 1 << 62))
+_failures: dict[int, dict] = {}  # request id → how it failed, until worker.mjs takes it (failure())
+_running: set[int] = set()  # request ids of the calls under way
+_aborted: set[int] = set()  # those of them the page aborted
+_finished: dict[int, int] = {}  # session id → its latest prompt or append (request id), done and kept
 
 
-def _as_dom_error(e: BaseException) -> RuntimeError:
+class CallFailed(Exception):
+    """Raised out of this module when a call fails; the error itself is in _failures."""
+
+
+def _describe(e: BaseException) -> dict:
     js_error = getattr(e, "js_error", None)  # a JS error that passed through Python keeps its name
     if js_error is not None:
-        info = {"name": str(js_error.name), "message": str(js_error.message), "extra": {}}
-        return RuntimeError("nomoat-error " + json.dumps(info))
+        extra = {k: getattr(js_error, k) for k in ("requested", "contextWindow")
+                 if getattr(js_error, k, None) is not None}
+        return {"name": str(js_error.name), "message": str(js_error.message), "extra": extra}
     if isinstance(e, NomoatError):
         name = e.dom_name
     elif isinstance(e, (TypeError, ValueError, KeyError)):
         name = "TypeError"
     else:
         name = "OperationError"
-    extra = {}
-    if isinstance(e, ContextOverflowError):
-        extra = {"requested": e.requested, "contextWindow": e.context_window}
-    info = {"name": name, "message": str(e) or type(e).__name__, "extra": extra}
-    return RuntimeError("nomoat-error " + json.dumps(info))
+    extra = {"requested": e.requested, "contextWindow": e.context_window} if isinstance(e, ContextOverflowError) else {}
+    return {"name": name, "message": str(e) or type(e).__name__, "extra": extra}
 
 
-def _dom_errors(fn):
+def _failed(e: BaseException, request_id: int | None) -> CallFailed:
+    info = _describe(e)
+    if request_id is not None:
+        _failures[request_id] = info
+    return CallFailed("nomoat-error " + json.dumps(info))  # the text: for a worker.mjs that predates failure()
+
+
+def failure(request_id: int) -> dict | None:
+    """How request `request_id` failed ({name, message, extra}), once; None if it did not fail here."""
+    return _failures.pop(request_id, None)
+
+
+def abort(request_id: int) -> None:
+    """The page aborted `request_id` (and has already rejected it): a running prompt or append stops at
+    its next prefill chunk or token; one that already finished is dropped from its session's history."""
+    if request_id in _running:
+        _aborted.add(request_id)
+    for sid, rid in list(_finished.items()):
+        if rid == request_id:
+            del _finished[sid]
+            undo_last(sid)
+
+
+def _kept(sid: int, request_id: int) -> None:
+    """A prompt or append of `sid` finished and joined the history — unless it was aborted meanwhile."""
+    if request_id in _aborted:
+        undo_last(sid)
+    else:
+        _finished[sid] = request_id
+
+
+def _cancelled(request_id: int | None) -> Callable[[], bool]:
+    return lambda: request_id in _aborted
+
+
+def _calls(fn):
+    """Errors of `fn` (which takes a `request_id`) become failure() records."""
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        request_id = bound.arguments["request_id"]
+        _running.add(request_id)
         try:
             return await fn(*args, **kwargs)
         except Exception as e:
-            raise _as_dom_error(e) from e
+            raise _failed(e, request_id) from e
+        finally:
+            _running.discard(request_id)
+            _aborted.discard(request_id)
 
     return wrapper
 
@@ -55,10 +110,10 @@ def _session(sid: int) -> Session:
     try:
         return _sessions[sid]
     except KeyError:
-        raise _as_dom_error(NomoatError(f"Session {sid} was destroyed; create a new one.")) from None
+        raise NomoatError(f"Session {sid} was destroyed; create a new one.") from None
 
 
-@_dom_errors
+@_calls
 async def create(model_url: str, device: str, options: dict, request_id: int | None = None) -> dict:
     """Load (once per URL and device) and open a session. options: system, initial_prompts
     ([{role, content}]), and the sampling options in snake_case."""
@@ -94,51 +149,72 @@ def _overflow_hook(on_event):
     return lambda dropped: on_event(_compat.to_js({"type": "contextoverflow", "dropped": dropped}))
 
 
-async def prompt_streaming(sid: int, prompt, options: dict, on_event=None) -> AsyncIterator[str]:
+async def _stream(pieces: AsyncIterator[str], sid: int, request_id: int | None) -> AsyncIterator[str]:
+    _running.add(request_id)
+    _finished.pop(sid, None)
+    try:
+        async for piece in pieces:
+            yield piece
+        _kept(sid, request_id)
+    except Exception as e:
+        raise _failed(e, request_id) from e
+    finally:
+        _running.discard(request_id)
+        _aborted.discard(request_id)
+
+
+def prompt_streaming(sid: int, prompt, options: dict, on_event=None,
+                     request_id: int | None = None) -> AsyncIterator[str]:
     """Stream an answer. An exchange the page aborts is dropped from the history (the Prompt API's
     abort); on_event(JS object) hears contextoverflow."""
-    session = _session(sid)
-    try:
+
+    async def pieces() -> AsyncIterator[str]:
+        session = _session(sid)
         async for piece in session.prompt_streaming(_messages(prompt), keep_partial=False,
-                                                    on_overflow=_overflow_hook(on_event), **dict(options)):
+                                                    on_overflow=_overflow_hook(on_event),
+                                                    cancelled=_cancelled(request_id), **dict(options)):
             yield piece
-    except Exception as e:
-        raise _as_dom_error(e) from e
+
+    return _stream(pieces(), sid, request_id)
 
 
-@_dom_errors
-async def append(sid: int, prompt, on_event=None) -> int:
+@_calls
+async def append(sid: int, prompt, on_event=None, request_id: int | None = None) -> int:
     session = _session(sid)
-    await session.append(_messages(prompt), on_overflow=_overflow_hook(on_event))
+    _finished.pop(sid, None)
+    await session.append(_messages(prompt), on_overflow=_overflow_hook(on_event), cancelled=_cancelled(request_id))
+    _kept(sid, request_id)
     return session.context_usage
 
 
-@_dom_errors
-async def measure(sid: int, prompt, options: dict) -> int:
+@_calls
+async def measure(sid: int, prompt, options: dict, request_id: int | None = None) -> int:
     return _session(sid).measure(_messages(prompt), **dict(options))
 
 
-@_dom_errors
-async def clone(sid: int) -> dict:
+@_calls
+async def clone(sid: int, request_id: int | None = None) -> dict:
     other = await _session(sid).clone_when_idle()
     new = next(_ids)
     _sessions[new] = other
     return {"session": new, "context_window": other.context_window, "context_usage": other.context_usage}
 
 
-async def complete_streaming(sid: int, messages, options: dict, tools=None) -> AsyncIterator[str]:
+def complete_streaming(sid: int, messages, options: dict, tools=None,
+                       request_id: int | None = None) -> AsyncIterator[str]:
     """OpenAI-style: answer the whole conversation `messages` on session `sid`, whose history is
     replaced by it. The session's KV cache still holds the last request's tokens, so a conversation
     that grows request by request only computes its new tokens."""
-    session = _session(sid)
-    try:
+
+    async def pieces() -> AsyncIterator[str]:
+        session = _session(sid)
         msgs = [dict(m) for m in messages]
         async for piece in session.prompt_streaming(msgs[-1:], keep_partial=False, history=msgs[:-1],
                                                     tools=[dict(t) for t in tools] if tools else None,
-                                                    **dict(options)):
+                                                    cancelled=_cancelled(request_id), **dict(options)):
             yield piece
-    except Exception as e:
-        raise _as_dom_error(e) from e
+
+    return _stream(pieces(), sid, request_id)
 
 
 def completion(sid: int) -> dict:
@@ -166,6 +242,7 @@ def undo_last(sid: int) -> None:
 
 def close_session(sid: int) -> None:
     """(Not named destroy: PyProxy.destroy() would shadow it when JS calls api.destroy.)"""
+    _finished.pop(sid, None)
     session = _sessions.pop(sid, None)
     if session is not None:
         session.close()
