@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,6 +145,36 @@ def test_corrupt_model_file_same_size(tiny_dir, tmp_path):
         check_package(pkg, verify_sha256=True)
     with pytest.raises(InvalidModelError, match="re-run 'nomoat convert'"):
         nomoat.load(pkg)
+
+
+def test_four_flipped_bytes_in_the_weights_are_refused(tiny_dir, tmp_path):
+    """CPython means by integrity what the browser does: sha256, not only sizes."""
+    pkg = shutil.copytree(tiny_dir, tmp_path / "pkg")
+    data = bytearray((pkg / DATA_FILE).read_bytes())
+    for i in (100, 2000, 30000, len(data) - 5):
+        data[i] ^= 0x5A
+    (pkg / DATA_FILE).write_bytes(bytes(data))
+    with pytest.raises(InvalidModelError, match="corrupt"):
+        nomoat.load(pkg)
+
+
+def test_a_passed_check_is_remembered_until_the_file_changes(tiny_dir, tmp_path, monkeypatch):
+    import nomoat.package as package
+
+    pkg = shutil.copytree(tiny_dir, tmp_path / "pkg")
+    check_package(pkg)
+    assert (pkg / package.PROOF).is_file()
+    hashed = []
+    real = package.sha256
+    monkeypatch.setattr(package, "sha256", lambda p: hashed.append(p.name) or real(p))
+    check_package(pkg)
+    assert hashed == []  # nothing changed: nothing hashed again
+    data = bytearray((pkg / DATA_FILE).read_bytes())
+    data[7] ^= 1
+    (pkg / DATA_FILE).write_bytes(bytes(data))  # same size, new bytes
+    with pytest.raises(InvalidModelError, match="corrupt"):
+        check_package(pkg)
+    assert hashed == [Path(DATA_FILE).name]  # only the changed file was hashed
 
 
 def test_prompt_longer_than_context(tiny_dir):

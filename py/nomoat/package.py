@@ -32,15 +32,31 @@ def write_manifest(model_dir: Path, extra: dict) -> dict:
         **extra,
         "files": {
             p.relative_to(model_dir).as_posix(): {"size": p.stat().st_size, "sha256": sha256(p)}
-            for p in sorted(model_dir.rglob("*")) if p.is_file() and p.name != MANIFEST
+            for p in sorted(model_dir.rglob("*")) if p.is_file() and p.name not in (MANIFEST, PROOF)
         },
     }
     (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
-def check_package(model_dir: str | Path, verify_sha256: bool = False) -> dict:
-    """Raise if a file is missing, truncated (size differs) or, with verify_sha256, corrupt."""
+PROOF = ".nomoat-verified.json"  # sha256 checks already done here, by file identity (check_package)
+
+
+def _identity(p: Path) -> list[int]:
+    """What changes whenever the file's bytes may have: size, inode, mtime and ctime (ctime cannot be
+    set back by a user), so a remembered check is only reused for the very same file."""
+    st = p.stat()
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def check_package(model_dir: str | Path, verify_sha256: bool = True) -> dict:
+    """Raise if a file is missing, truncated (size differs) or corrupt (sha256 differs).
+
+    Integrity means what it means in the browser: every file's sha256 equals the manifest's before
+    it is used. A check that passed is remembered in the package's .nomoat-verified.json with the
+    file's identity (_identity) and reused while that identity is unchanged, so a warm load hashes
+    nothing; any write to a file changes its identity and it is hashed again. verify_sha256=False
+    checks sizes only (a conversion in progress)."""
     d = Path(model_dir)
     if not d.is_dir():
         raise ModelNotFoundError(
@@ -53,17 +69,35 @@ def check_package(model_dir: str | Path, verify_sha256: bool = False) -> dict:
     try:
         manifest = json.loads(mf.read_text())
         files = manifest["files"]
-    except (ValueError, KeyError) as e:
+        if not isinstance(files, dict) or not all(isinstance(i, dict) and isinstance(i.get("size"), int)
+                                                  and isinstance(i.get("sha256"), str) for i in files.values()):
+            raise ValueError("every file needs an integer size and a sha256")
+    except (ValueError, KeyError, TypeError) as e:
         raise InvalidModelError(f"{mf} is damaged ({e}); re-run 'nomoat convert'.") from e
+    try:
+        proofs = json.loads((d / PROOF).read_text()) if verify_sha256 else {}
+    except (OSError, ValueError):
+        proofs = {}
+    proven = {}
     for name, info in files.items():
         p = d / name
-        if not p.is_file():
+        if not p.is_file() or not p.resolve().is_relative_to(d.resolve()):
             raise ModelNotFoundError(f"{p} is missing; re-run 'nomoat convert' for {d}.")
         if p.stat().st_size != info["size"]:
             raise InvalidModelError(
                 f"{p} is {p.stat().st_size} bytes, the manifest says {info['size']}: truncated or "
                 f"replaced. Re-run 'nomoat convert' for {d}."
             )
-        if verify_sha256 and sha256(p) != info["sha256"]:
-            raise InvalidModelError(f"{p} is corrupt (sha256 mismatch); re-run 'nomoat convert' for {d}.")
+        if not verify_sha256:
+            continue
+        identity = _identity(p)
+        if proofs.get(name) != [info["sha256"], *identity]:
+            if sha256(p) != info["sha256"]:
+                raise InvalidModelError(f"{p} is corrupt (sha256 mismatch); re-run 'nomoat convert' for {d}.")
+        proven[name] = [info["sha256"], *identity]
+    if verify_sha256 and proven != proofs:
+        try:
+            (d / PROOF).write_text(json.dumps(proven))
+        except OSError:
+            pass  # a read-only package: verified again next time
     return manifest
