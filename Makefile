@@ -1,6 +1,7 @@
 # nomoat: two commands do everything on a fresh machine.
 #   make demo   set up, then serve the chat demo on the default model at http://127.0.0.1:8000/
-#   make test   set up, then run the whole test suite (ruff + pytest, browser tests included)
+#   make test   set up, then run the whole test suite (ruff, eslint, tsc, node --test, pytest with
+#               the browser tests)
 # Everything is installed inside the checkout: .venv/ (Python), web/node_modules/ and web/dist/
 # (the browser runtime), models/ (the default model). Needs python3 >= 3.11, node + npm, and
 # Debian's chromium for the browser tests (.ci/run installs it).
@@ -28,7 +29,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	touch $@
 
 # The browser runtime: the nomoat wheel (pure Python), jinja2 and a pure-Python markupsafe wheel
-# for Pyodide, then web/build.mjs assembles web/dist (nomoat.js, the worker, pyodide/, ort/).
+# for Pyodide, then web/build.mjs assembles web/dist (nomoat.js, the modules, pyodide/, ort/).
 web: $(BIN)/nomoat web/node_modules/.package-lock.json
 	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
 	$(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) .
@@ -59,6 +60,7 @@ bench: setup
 
 test: setup
 	$(BIN)/ruff check py tests bench examples
+	cd web && npm run -s lint && npm run -s typecheck && npm run -s test
 	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 clean:

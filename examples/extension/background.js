@@ -34,7 +34,7 @@ const ensure = () => serial(async () => {
   });
 });
 
-const close = () => serial(async () => {
+const closeOffscreen = () => serial(async () => {
   if (await offscreenExists()) await chrome.offscreen.closeDocument();
 });
 
@@ -50,7 +50,7 @@ async function answer(msg, sender) {
     }
   }
   if (msg.type === "nomoat:idle" && kind === "page" && sender.url === chrome.runtime.getURL(OFFSCREEN)) {
-    await close();
+    await closeOffscreen();
     return {ok: true};
   }
   return {ok: false, error: {name: "TypeError", message: `Unknown message type ${JSON.stringify(msg.type)}.`}};

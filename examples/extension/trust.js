@@ -10,6 +10,8 @@
 // scripts run inside the web page's renderer, so the back end trusts them less than pages: they
 // cannot choose the model URL, and every message is checked for shape (offscreen.js).
 
+/* exported NOMOAT_MATCHES, nomoatSenderKind */
+
 const NOMOAT_ORIGIN = new URL(chrome.runtime.getURL("")).origin; // chrome-extension://<id>
 
 // The content scripts' "matches" from our manifest. An offscreen document's chrome.runtime has no

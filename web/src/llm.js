@@ -1,67 +1,137 @@
-// window.llm — the page-side facade. Small on purpose: it turns calls into typed messages for
-// the worker (nomoat-worker.mjs) and turns replies back into values, streams and DOMExceptions.
-// Prompt-API-shaped names (camelCase) live only here; the worker and Python speak snake_case.
+// @ts-check
+// window.llm — the page-side facade. Small on purpose: it turns calls into typed messages
+// (protocol.js) for a back end — by default a dedicated worker (worker.mjs) per device — and
+// turns replies back into values, streams and DOMExceptions. Prompt-API-shaped names (camelCase)
+// live only on this side; the worker and Python speak snake_case.
 //
-// build.mjs wraps this file (after session.js: LanguageModelSession, toError, abortReason) twice:
-// as a classic script (dist/nomoat.js, sets window.llm) and as an ES module (dist/nomoat.mjs,
-// exports llm). `createLLM(base)` takes the URL of the folder
-// that holds nomoat.js, the worker, pyodide/, ort/, wheels/ (and, when served, models/).
+// createLLM(base) takes the URL of the folder that holds the worker, pyodide/, ort/, wheels/
+// (and, when served, models/); script.js (dist/nomoat.js) and nomoat.mjs call it.
 
-// The wheel list placeholder (below) is replaced by build.mjs with the wheel file names.
-function createLLM(base, defaults = {}) {
+import {WHEELS} from "./generated/wheels.js";
+import {createChat} from "./openai.js";
+import {PendingCalls, abortReason, samplingToWire} from "./protocol.js";
+import {LanguageModelSession, canonicalPrompt} from "./session.js";
+
+/**
+ * @typedef {import("./protocol.js").Transport} Transport
+ * @typedef {import("./protocol.js").CallHooks} CallHooks
+ * @typedef {import("./protocol.js").RequestKind} RequestKind
+ * @typedef {import("./protocol.js").SamplingOptions} SamplingOptions
+ * @typedef {import("./session.js").SessionInfo} SessionInfo
+ * @typedef {import("./session.js").SessionSettings} SessionSettings
+ * @typedef {import("./session.js").LanguageModelMessage} LanguageModelMessage
+ * @typedef {import("./openai.js").Chat} Chat
+ * @typedef {"available" | "downloadable" | "downloading" | "unavailable"} Availability
+ * @typedef {{type: "text" | "image" | "audio" | "tool-call" | "tool-response", languages?: string[]}} ExpectedIO
+ *
+ * @typedef {object} CreateOptions llm.create() / LanguageModel.create()
+ * @property {string} [model] a model package URL (relative to the page); default: data-model, else models/SmolLM2-135M-Instruct/
+ * @property {"auto" | "webgpu" | "wasm"} [device] default: data-device, else "auto"
+ * @property {"nomoat" | "ort"} [wasmEngine] which wasm engine (for comparisons); default "nomoat"
+ * @property {"most-predictable" | "predictable" | "balanced" | "creative" | "most-creative"} [samplingMode]
+ *   a preset; or topK/temperature, not both
+ * @property {LanguageModelMessage[]} [initialPrompts]
+ * @property {string} [systemPrompt]
+ * @property {ExpectedIO[]} [expectedInputs]
+ * @property {ExpectedIO[]} [expectedOutputs]
+ * @property {unknown[]} [tools] refused (NotSupportedError): the default model has no tool calling
+ * @property {(monitor: EventTarget) => void} [monitor] gets downloadprogress, nomoatprogress, nomoatwarning, nomoatdevice
+ * @property {AbortSignal} [signal] aborts create(), and later destroys the session
+ *
+ * @typedef {object} AvailabilityOptions
+ * @property {string} [model]
+ * @property {"auto" | "webgpu" | "wasm"} [device]
+ * @property {ExpectedIO[]} [expectedInputs]
+ * @property {ExpectedIO[]} [expectedOutputs]
+ *
+ * @typedef {{defaultTopK: number, maxTopK: number, defaultTemperature: number, maxTemperature: number}} Params
+ * @typedef {{model: string, files: number, bytes: number, complete: boolean}} CachedModel
+ *
+ * @typedef {object} Backend where createLLM's sessions live (default: a dedicated worker per device, this page's cache)
+ * @property {(key: string) => Transport} connect the transport for a device key ("auto", "wasm", "webgpu|ort", ...)
+ * @property {(device: string) => Promise<Availability>} [availability] what the back end says, where the
+ *   page cannot see its cache (the extension's content scripts)
+ */
+
+/**
+ * The runtime files under base: pyodide/, ort/, the wheels.
+ * @param {string} base
+ * @returns {{pyodide: string, ort: string, wheels: string[]}}
+ */
+export const assetsAt = (base) => ({
+  pyodide: new URL("pyodide/", base).href,
+  ort: new URL("ort/", base).href,
+  wheels: WHEELS.map((w) => new URL("wheels/" + w, base).href),
+});
+
+/**
+ * A dedicated module worker (worker.mjs under base) as a Transport; it boots Pyodide once and
+ * serves many sessions.
+ * @implements {Transport}
+ */
+export class WorkerTransport {
+  /** @param {string} base */
+  constructor(base) {
+    this.w = new Worker(new URL("worker.mjs", base), {type: "module"});
+    this.pending = new PendingCalls();
+    this.w.onmessage = (ev) => this.pending.receive(ev.data);
+    this.w.onerror = (ev) => {
+      this.pending.failAll(new DOMException(`nomoat's worker failed: ${ev.message || "script error"}`, "OperationError"));
+    };
+  }
+  /** @param {RequestKind} kind @param {any} payload @param {CallHooks} [hooks] */
+  call(kind, payload, hooks = {}) {
+    const {id, promise} = this.pending.add(hooks);
+    this.w.postMessage({kind, id, payload});
+    return {id, promise};
+  }
+  /** @param {number} target */
+  abort(target) {
+    this.w.postMessage({kind: "abort", id: 0, payload: {target}});
+  }
+}
+
+/**
+ * @typedef {object} LLM window.llm
+ * @property {{prototype: LanguageModelSession, create(options?: CreateOptions): Promise<LanguageModelSession>,
+ *   availability(options?: AvailabilityOptions): Promise<Availability>, params(): Promise<Params | null>}} LanguageModel
+ *   the Prompt API's class (its constructor is closed: use create())
+ * @property {(options?: CreateOptions) => Promise<LanguageModelSession>} create
+ * @property {(options?: AvailabilityOptions) => Promise<Availability>} availability
+ * @property {() => Promise<Params | null>} params
+ * @property {(options?: {force?: boolean}) => Promise<{installed: boolean, reason: string}>} polyfill
+ *   installs globalThis.LanguageModel where the browser has none or an unavailable one
+ * @property {{list(): Promise<CachedModel[]>, size(): Promise<number>, delete(model: string): Promise<boolean>,
+ *   clear(): Promise<boolean>}} cache the model files kept in the Cache API
+ * @property {string} defaultModel
+ * @property {string} version
+ * @property {Chat} chat OpenAI's chat completions
+ */
+
+/**
+ * window.llm over the runtime in `base`.
+ * @param {string} base the folder that holds worker.mjs, pyodide/, ort/, wheels/ (and the default model under models/)
+ * @param {{model?: string, device?: string}} [defaults] data-model (relative to the page) and data-device
+ * @param {Backend} [backend]
+ * @returns {LLM}
+ */
+export function createLLM(base, defaults = {}, backend = {connect: () => new WorkerTransport(base)}) {
   // a data-model attribute is relative to the page; the built-in default sits next to nomoat.js
   const DEFAULT_MODEL = defaults.model ? new URL(defaults.model, document.baseURI).href
     : new URL("models/SmolLM2-135M-Instruct/", base).href;
   const DEFAULT_DEVICE = defaults.device || "auto";
   const CACHE = "nomoat-models"; // the Cache API storage the worker keeps model files in
-  const assets = {
-    pyodide: new URL("pyodide/", base).href,
-    ort: new URL("ort/", base).href,
-    wheels: __NOMOAT_WHEELS__.map((w) => new URL("wheels/" + w, base).href),
-  };
-  const SAMPLING = {temperature: "temperature", topK: "top_k", topP: "top_p", minP: "min_p",
-    repetitionPenalty: "repetition_penalty", seed: "seed", maxTokens: "max_tokens", stop: "stop"};
+  const assets = assetsAt(base);
 
-  // One worker per requested device; each boots Pyodide once and serves many sessions.
-  class Worker_ {
-    constructor() {
-      this.w = new Worker(new URL("nomoat-worker.mjs", base), {type: "module"});
-      this.pending = new PendingCalls();
-      this.w.onmessage = (ev) => this.pending.receive(ev.data);
-      this.w.onerror = (ev) => {
-        this.pending.failAll(new DOMException(`nomoat's worker failed: ${ev.message || "script error"}`, "OperationError"));
-      };
-    }
-    call(kind, payload, hooks = {}) {
-      const {id, promise} = this.pending.add(hooks);
-      this.w.postMessage({kind, id, payload});
-      return {id, promise};
-    }
-    abort(target) {
-      this.w.postMessage({kind: "abort", id: 0, payload: {target}});
-    }
-  }
+  // One transport (worker) per requested device; each boots Pyodide once and serves many sessions.
+  /** @type {Map<string, Transport>} */
   const workers = new Map();
-  const workerFor = (device) => {
-    if (!workers.has(device)) workers.set(device, new Worker_());
-    return workers.get(device);
+  /** @param {string} key */
+  const workerFor = (key) => {
+    let w = workers.get(key);
+    if (!w) workers.set(key, w = backend.connect(key));
+    return w;
   };
-
-  function samplingOptions(o) {
-    const out = {};
-    for (const [k, v] of Object.entries(SAMPLING)) if (o[k] !== undefined) out[v] = o[k];
-    return out;
-  }
-
-  // A prompt's wire options: sampling, plus responseConstraint (a JSON Schema object, or a RegExp
-  // sent as {regex, flags}) and omitResponseConstraintInput, as nomoat's Session takes them.
-  function promptOptions(o) {
-    const out = samplingOptions(o);
-    const rc = o.responseConstraint;
-    if (rc !== undefined) out.response_constraint = rc instanceof RegExp ? {regex: rc.source, flags: rc.flags} : rc;
-    if (o.omitResponseConstraintInput !== undefined) out.omit_response_constraint_input = Boolean(o.omitResponseConstraintInput);
-    return out;
-  }
 
   // samplingMode presets (the Prompt API's high-level knob) and the raw parameter limits (params()).
   const MODES = {"most-predictable": {temperature: 0, topK: 1}, predictable: {temperature: 0.3, topK: 10},
@@ -146,7 +216,8 @@ function createLLM(base, defaults = {}) {
     const monitor = new EventTarget();
     if (typeof options.monitor === "function") options.monitor(monitor);
     const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
-    const pyOptions = {...samplingOptions({...options, ...sampling}), initial_prompts: initial.map(({role, content}) => ({role, content}))};
+    /** @type {Record<string, unknown>} */
+    const pyOptions = {...samplingToWire({...options, ...sampling}), initial_prompts: initial.map(({role, content}) => ({role, content}))};
     if (options.systemPrompt) pyOptions.system = options.systemPrompt;
     const engine = options.wasmEngine; // "nomoat" (default) | "ort": which wasm engine (for comparisons)
     if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
@@ -189,7 +260,7 @@ function createLLM(base, defaults = {}) {
     }
     if (lastFraction < 1 && lastFraction > 0) monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: 1, total: 1, lengthComputable: true}));
     const session = new LanguageModel(SECRET, worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
-      contextWindow: info.context_window, contextUsage: info.context_usage}, promptOptions,
+      contextWindow: info.context_window, contextUsage: info.context_usage},
     {...sampling, expectedInputs: options.expectedInputs ? Array.from(options.expectedInputs) : [],
       expectedOutputs: options.expectedOutputs ? Array.from(options.expectedOutputs) : []});
     if (signal) signal.addEventListener("abort", () => session.destroy(abortReason(signal)), {once: true});
@@ -205,9 +276,11 @@ function createLLM(base, defaults = {}) {
     const hasWasm = typeof WebAssembly === "object";
     const device = options.device || DEFAULT_DEVICE;
     if (device === "webgpu") {
-      const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+      const gpu = /** @type {any} */ (navigator).gpu;
+      const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
       if (!adapter) return "unavailable";
     }
+    if (backend.availability) return backend.availability(device);
     if (!hasWasm || typeof Worker !== "function") return "unavailable";
     const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
     if (loading.has(model)) return "downloading";
@@ -225,16 +298,22 @@ function createLLM(base, defaults = {}) {
   // constructs it (new LanguageModel() is a TypeError, as for the native one).
   const SECRET = Symbol("nomoat");
   class LanguageModel extends LanguageModelSession {
-    constructor(secret, ...rest) {
+    /**
+     * @param {symbol} secret
+     * @param {Transport} transport @param {SessionInfo} info @param {SessionSettings} [settings]
+     */
+    constructor(secret, transport, info, settings) {
       if (secret !== SECRET) throw new TypeError("Illegal constructor: use LanguageModel.create().");
-      super(...rest);
+      super(transport, info, settings);
     }
+    /** @protected @param {Transport} transport @param {SessionInfo} info @param {SessionSettings} settings @returns {this} */
+    _copy(transport, info, settings) { return /** @type {this} */ (new LanguageModel(SECRET, transport, info, settings)); }
+    /** @param {CreateOptions} [options] */
     static create(options) { return create(options); }
+    /** @param {AvailabilityOptions} [options] */
     static availability(options) { return availability(options); }
     static params() { return params(); }
   }
-  // clone() makes `new this.constructor(transport, ...)`: give it the key.
-  LanguageModel.prototype._make = function (...rest) { return new LanguageModel(SECRET, ...rest); };
 
   // Install nomoat as globalThis.LanguageModel where the browser has none or its own reports
   // "unavailable" (Chromium ships one that is unavailable without Google's model); a working native
@@ -298,7 +377,6 @@ function createLLM(base, defaults = {}) {
     },
   };
 
-  const llm = {LanguageModel, create, availability, params, polyfill, cache, defaultModel: DEFAULT_MODEL, version: "0.1.0"};
-  llm.chat = createChat(llm, workerFor, DEFAULT_DEVICE);
-  return llm;
+  const core = {LanguageModel, create, availability, params, polyfill, cache, defaultModel: DEFAULT_MODEL, version: "0.1.0"};
+  return {...core, chat: createChat(core, DEFAULT_DEVICE)};
 }

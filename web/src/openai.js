@@ -1,16 +1,93 @@
+// @ts-check
 // llm.chat.completions.create — OpenAI's chat completions API, answered by the local model.
 // Same request and response shapes as OpenAI (https://platform.openai.com/docs/api-reference/chat):
 // chunks with deltas when streaming, finish_reason, usage, tool_calls; plus `timings` (time to
 // first token, prefill and decode tokens/s, prompt tokens served from the KV cache).
 //
 // Each (model, device) has one hidden session whose KV cache carries over between requests, so a
-// conversation that grows request by request only computes its new tokens.
-// build.mjs puts this file between session.js and llm.js.
+// conversation that grows request by request only computes its new tokens. Requests go to the
+// back end as "complete" calls on that session (session[RUN], in call order with its prompts).
+
+import {abortReason} from "./protocol.js";
+import {RUN} from "./session.js";
+
+/**
+ * @typedef {import("./session.js").LanguageModelSession} LanguageModelSession
+ * @typedef {{type: "text", text: string}} ChatTextPart
+ * @typedef {object} ChatMessage
+ * @property {"system" | "developer" | "user" | "assistant" | "tool"} role
+ * @property {string | ChatTextPart[] | null} [content]
+ * @property {{id: string, type: "function", function: {name: string, arguments: string}}[]} [tool_calls]
+ * @property {string} [tool_call_id]
+ * @property {string} [name]
+ * @typedef {{type: "function", function: {name: string, description?: string, parameters?: object}}} ChatTool
+ * @typedef {object} ChatCompletionRequest OpenAI's request; `model`: an OpenAI name means the default model,
+ *   a path or URL names a model package
+ * @property {string} [model]
+ * @property {ChatMessage[]} messages
+ * @property {number | null} [temperature]
+ * @property {number | null} [top_p]
+ * @property {number | null} [max_tokens]
+ * @property {number | null} [max_completion_tokens]
+ * @property {number | null} [seed]
+ * @property {number | null} [n]
+ * @property {string | string[] | null} [stop]
+ * @property {{type: "text"} | {type: "json_object"} | {type: "json_schema", json_schema: {name?: string, schema: object}} | null} [response_format]
+ * @property {ChatTool[] | null} [tools]
+ * @property {"auto" | "none"} [tool_choice]
+ * @property {boolean} [stream]
+ * @property {{include_usage?: boolean}} [stream_options]
+ * @property {string} [device] nomoat: "auto" | "webgpu" | "wasm"
+ * @property {AbortSignal} [signal]
+ * @typedef {{id: string, type: "function", function: {name: string, arguments: string}}} ChatToolCall
+ * @typedef {{prompt_tokens: number, completion_tokens: number, total_tokens: number,
+ *   prompt_tokens_details: {cached_tokens: number}}} ChatUsage
+ * @typedef {{ttft_ms: number, prefill_tokens_per_s: number, decode_tokens_per_s: number, reused_tokens: number}} ChatTimings
+ * @typedef {"stop" | "length" | "tool_calls"} FinishReason
+ * @typedef {object} ChatCompletion
+ * @property {string} id
+ * @property {"chat.completion"} object
+ * @property {number} created
+ * @property {string} model
+ * @property {{index: number, message: {role: "assistant", content: string | null, tool_calls?: ChatToolCall[],
+ *   refusal: null}, logprobs: null, finish_reason: FinishReason}[]} choices
+ * @property {ChatUsage} usage
+ * @property {ChatTimings} timings nomoat: time to first token, tokens/s, reused prompt tokens
+ * @property {string} system_fingerprint
+ * @typedef {object} ChatCompletionChunk
+ * @property {string} id
+ * @property {"chat.completion.chunk"} object
+ * @property {number} created
+ * @property {string} model
+ * @property {string} system_fingerprint
+ * @property {{index: number, delta: {role?: "assistant", content?: string, tool_calls?: (ChatToolCall & {index: number})[]},
+ *   logprobs: null, finish_reason: FinishReason | null}[]} choices
+ * @property {ChatUsage} [usage] the last chunk, with stream_options.include_usage
+ * @property {ChatTimings} [timings] on the chunk with the finish_reason
+ * @typedef {AsyncIterable<ChatCompletionChunk> & {controller: AbortController,
+ *   toReadableStream(): ReadableStream<ChatCompletionChunk>}} ChatCompletionStream
+ * @typedef {object} Chat llm.chat
+ * @property {{create: {
+ *   (params: ChatCompletionRequest & {stream?: false | null}, requestOptions?: {signal?: AbortSignal}): Promise<ChatCompletion>,
+ *   (params: ChatCompletionRequest & {stream: true}, requestOptions?: {signal?: AbortSignal}): Promise<ChatCompletionStream>,
+ *   (params: ChatCompletionRequest, requestOptions?: {signal?: AbortSignal}): Promise<ChatCompletion | ChatCompletionStream>,
+ * }}} completions
+ * @typedef {object} ChatHost what the chat layer needs of llm
+ * @property {(options: {model: string, device: string, temperature: number}) => Promise<LanguageModelSession>} create
+ * @property {string} defaultModel
+ * @property {string} version
+ */
 
 const CHAT_ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 const TOOL_OPEN = "<tool_call>";
 
-function createChat(llm, workerFor, defaultDevice) {
+/**
+ * llm.chat for `llm`: completions.create(request, {signal}).
+ * @param {ChatHost} llm
+ * @param {string} defaultDevice
+ * @returns {Chat}
+ */
+export function createChat(llm, defaultDevice) {
   const completers = new Map(); // "model|device" -> Promise<LanguageModel>
 
   function bad(message) {
@@ -175,12 +252,12 @@ function createChat(llm, workerFor, defaultDevice) {
     const session = await completer(model, device);
     const id = "chatcmpl-" + Math.random().toString(36).slice(2, 14);
     const created = Math.floor(Date.now() / 1000);
-    const name = new URL(model, document.baseURI).pathname.split("/").filter(Boolean).pop() || "nomoat";
-    const payload = {session: session._id, messages, options, tools};
-    const call = (onChunk, sig) => session._op("complete", payload, sig || session._signal({signal}), {onChunk});
+    const name = new URL(model, globalThis.document?.baseURI ?? llm.defaultModel).pathname.split("/").filter(Boolean).pop() || "nomoat";
+    /** @param {((piece: string) => void) | null} onChunk @param {AbortSignal | undefined} sig */
+    const call = (onChunk, sig) => session[RUN]("complete", {messages, options, tools}, {signal: sig, onChunk});
 
     if (!params.stream) {
-      const r = await call(null);
+      const r = await call(null, signal);
       const calls = shapeToolCalls(r.tool_calls || [], id);
       return {id, object: "chat.completion", created, model: name,
         choices: [{index: 0, message: {role: "assistant", content: calls.length && !r.content ? null : r.content,
@@ -199,7 +276,7 @@ function createChat(llm, workerFor, defaultDevice) {
       if (wake) wake();
     };
     const stop = new AbortController();
-    const sig = AbortSignal.any([session._signal({signal}), stop.signal]);
+    const sig = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     push(chunk({role: "assistant", content: ""}));
     call((piece) => {
       all += piece;
@@ -252,10 +329,10 @@ function createChat(llm, workerFor, defaultDevice) {
             c.error(e);
           }
         },
-        cancel: () => iterator.return(),
+        cancel: async () => { await iterator.return(); },
       }),
     };
   }
 
-  return {completions: {create}};
+  return {completions: {create: /** @type {any} */ (create)}};
 }

@@ -1,8 +1,30 @@
 // @ts-check
 // The one wire protocol between window.llm and its back end, for every transport (the page's
-// dedicated worker, the extension's runtime port): messages {kind, id, payload}; replies
-// {kind: "return" | "throw" | "chunk" | "progress" | "event", id, payload}. Errors cross as plain
-// {name, message, ...extra} (wireError) and become the exceptions a page expects (fromWire).
+// dedicated worker, the extension's runtime port, which relays it unchanged): requests
+// {kind, id, payload}; replies {kind: "return" | "throw" | "chunk" | "progress" | "event", id, payload}.
+// Errors cross as plain {name, message, ...extra} (wireError) and become the exceptions a page
+// expects (fromWire). Prompt-API names (camelCase) become the back end's snake_case here (wireOptions).
+
+/**
+ * @typedef {"create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize"} RequestKind
+ * @typedef {"return" | "throw" | "chunk" | "progress" | "event"} ReplyKind
+ * @typedef {{kind: RequestKind, id: number, payload: any}} Request
+ *   abort's id is 0 and its payload {target: the id of the call to stop}; it has no reply.
+ * @typedef {{kind: ReplyKind, id: number, payload: any}} Reply
+ * @typedef {{name: string, message: string} & Record<string, unknown>} WireError
+ * @typedef {{role: "system" | "user" | "assistant", content: string, prefix?: boolean}} WireMessage
+ * @typedef {{regex: string, flags: string}} WireRegExp
+ *
+ * @typedef {object} CallHooks what a call's non-final replies go to
+ * @property {(piece: string) => void} [onChunk] a streamed piece of text
+ * @property {(p: any) => void} [onProgress] create(): {stage, loaded, total, ...} or {warning}
+ * @property {(e: any) => void} [onEvent] {type, ...}: "device", "contextoverflow"
+ *
+ * @typedef {object} Transport what a LanguageModelSession talks through
+ * @property {(kind: RequestKind, payload: any, hooks?: CallHooks) => {id: number, promise: Promise<any>}} call
+ *   sends {kind, id, payload}; the promise settles with the call's "return" (or "throw", as fromWire's exception)
+ * @property {(id: number) => void} abort asks the back end to stop call `id` (the caller has already rejected it)
+ */
 
 /** Fields of an error that travel with it. */
 const EXTRA = ["requested", "contextWindow", "stats"];
@@ -10,7 +32,7 @@ const EXTRA = ["requested", "contextWindow", "stats"];
 /**
  * An error as it crosses a message boundary.
  * @param {unknown} e
- * @returns {{name: string, message: string} & Record<string, unknown>}
+ * @returns {WireError}
  */
 export function wireError(e) {
   const err = /** @type {Record<string, any>} */ (e && typeof e === "object" ? e : {});
@@ -18,3 +40,148 @@ export function wireError(e) {
   for (const k of EXTRA) if (err[k] !== undefined) /** @type {Record<string, unknown>} */ (out)[k] = err[k];
   return out;
 }
+
+const DOM_NAMES = new Set(["AbortError", "NotSupportedError", "QuotaExceededError", "NotFoundError", "NetworkError",
+  "DataError", "InvalidStateError", "OperationError", "SyntaxError", "SecurityError", "NotAllowedError",
+  "NotReadableError", "UnknownError"]);
+
+/**
+ * A wire error → the exception a page expects: TypeError, RangeError, a DOMException of that
+ * name (QuotaExceededError as the browser's own class where it has one), else an Error so named;
+ * requested, contextWindow and stats come along.
+ * @param {WireError} p
+ * @returns {Error & Record<string, unknown>}
+ */
+export function fromWire(p) {
+  /** @type {any} */
+  let e;
+  const Quota = /** @type {any} */ (globalThis).QuotaExceededError;
+  if (p.name === "TypeError") e = new TypeError(p.message);
+  else if (p.name === "RangeError") e = new RangeError(p.message);
+  else if (p.name === "QuotaExceededError" && typeof Quota === "function") {
+    e = new Quota(p.message, {requested: p.requested, quota: p.contextWindow});
+  } else if (DOM_NAMES.has(p.name)) e = new DOMException(p.message, p.name);
+  else {
+    e = new Error(p.message);
+    e.name = p.name || "Error";
+  }
+  for (const k of EXTRA) {
+    if (p[k] !== undefined && e[k] === undefined) Object.defineProperty(e, k, {value: p[k], enumerable: true});
+  }
+  return e;
+}
+
+/**
+ * Why a signal aborted: its own reason, or an AbortError.
+ * @param {AbortSignal} signal
+ * @returns {any}
+ */
+export function abortReason(signal) {
+  return signal.reason !== undefined ? signal.reason : new DOMException("The operation was aborted.", "AbortError");
+}
+
+/**
+ * The calls a transport has sent and awaits, by id. Every transport routes the back end's
+ * replies through one of these.
+ */
+export class PendingCalls {
+  constructor() {
+    this.next = 1;
+    /** @type {Map<number, CallHooks & {resolve: (v: any) => void, reject: (e: any) => void}>} */
+    this.calls = new Map();
+  }
+  /**
+   * @param {CallHooks} [hooks]
+   * @returns {{id: number, promise: Promise<any>}}
+   */
+  add(hooks = {}) {
+    const id = this.next++;
+    const promise = new Promise((resolve, reject) => this.calls.set(id, {resolve, reject, ...hooks}));
+    return {id, promise};
+  }
+  /** @param {Reply} reply */
+  receive({kind, id, payload}) {
+    const p = this.calls.get(id);
+    if (!p) return;
+    if (kind === "chunk") p.onChunk?.(payload);
+    else if (kind === "progress") p.onProgress?.(payload);
+    else if (kind === "event") p.onEvent?.(payload);
+    else if (kind === "return" || kind === "throw") {
+      this.calls.delete(id);
+      if (kind === "return") p.resolve(payload);
+      else p.reject(fromWire(payload));
+    }
+  }
+  /** @param {number} id @param {unknown} error */
+  fail(id, error) {
+    const p = this.calls.get(id);
+    this.calls.delete(id);
+    if (p) p.reject(error);
+  }
+  /** @param {unknown} error */
+  failAll(error) {
+    for (const p of this.calls.values()) p.reject(error);
+    this.calls.clear();
+  }
+}
+
+/** Prompt-API option names → the back end's (nomoat.SamplingParams) names. */
+export const OPTION_NAMES = Object.freeze({temperature: "temperature", topK: "top_k", topP: "top_p", minP: "min_p",
+  repetitionPenalty: "repetition_penalty", seed: "seed", maxTokens: "max_tokens", stop: "stop"});
+
+/**
+ * @typedef {object} SamplingOptions
+ * @property {number} [temperature] 0 = greedy
+ * @property {number} [topK]
+ * @property {number} [topP]
+ * @property {number} [minP]
+ * @property {number} [repetitionPenalty]
+ * @property {number} [seed] same seed, same output
+ * @property {number} [maxTokens]
+ * @property {string | string[]} [stop] never part of the output
+ *
+ * @typedef {object} ConstraintOptions
+ * @property {object | RegExp} [responseConstraint] a JSON Schema, or a RegExp the whole answer matches
+ * @property {boolean} [omitResponseConstraintInput] do not describe the constraint in the prompt
+ */
+
+/**
+ * A response constraint as it crosses: a RegExp becomes {regex, flags} (JSON cannot carry one).
+ * @param {object | RegExp} rc
+ * @returns {object | WireRegExp}
+ */
+export const constraintToWire = (rc) => (rc instanceof RegExp ? {regex: rc.source, flags: rc.flags} : rc);
+
+/**
+ * The sampling options of `o`, under the back end's names.
+ * @param {SamplingOptions} o
+ * @returns {Record<string, unknown>}
+ */
+export function samplingToWire(o) {
+  /** @type {Record<string, unknown>} */
+  const out = {};
+  for (const [k, v] of Object.entries(OPTION_NAMES)) {
+    const value = /** @type {Record<string, unknown>} */ (o)[k];
+    if (value !== undefined) out[v] = value;
+  }
+  return out;
+}
+
+/**
+ * A prompt's wire options: sampling, plus response_constraint and omit_response_constraint_input.
+ * @param {SamplingOptions & ConstraintOptions} o
+ * @returns {Record<string, unknown>}
+ */
+export function wireOptions(o) {
+  const out = samplingToWire(o);
+  if (o.responseConstraint !== undefined) out.response_constraint = constraintToWire(o.responseConstraint);
+  if (o.omitResponseConstraintInput !== undefined) out.omit_response_constraint_input = Boolean(o.omitResponseConstraintInput);
+  return out;
+}
+
+/**
+ * A canonical prompt as it crosses: a single user turn as a plain string, anything else as the list.
+ * @param {WireMessage[]} msgs
+ * @returns {string | WireMessage[]}
+ */
+export const toWire = (msgs) => (msgs.length === 1 && msgs[0].role === "user" && !msgs[0].prefix ? msgs[0].content : msgs);

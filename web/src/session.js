@@ -1,87 +1,72 @@
-// The Prompt API's LanguageModel instance, the same for every transport: nomoat.js's dedicated
-// worker and the extension's runtime port (examples/extension/client.js). A transport has
-// call(kind, payload, hooks) → {id, promise} (hooks.onChunk gets streamed text, hooks.onEvent
-// events such as contextoverflow) and abort(id).
-// build.mjs puts this file in front of llm.js, and also ships it alone as nomoat-session.js,
-// which defines globalThis.NomoatSession for other transports.
+// @ts-check
+// The Prompt API's LanguageModel instance, the same for every transport (protocol.js's Transport):
+// the page's dedicated worker (llm.js) and the extension's runtime port (examples/extension/client.js).
 //
 // Spec: https://webmachinelearning.github.io/prompt-api/ (LanguageModel) and the shared
 // writing-assistance-apis algorithms (destroy, aggregated/streaming results, abort signals).
 
-const DOM_NAMES = new Set(["AbortError", "NotSupportedError", "QuotaExceededError", "NotFoundError", "NetworkError",
-  "DataError", "InvalidStateError", "OperationError", "SyntaxError", "SecurityError", "NotAllowedError",
-  "NotReadableError", "UnknownError"]);
+import {abortReason, toWire, wireOptions} from "./protocol.js";
 
-// A {name, message, ...} that crossed a message boundary → the exception a page expects.
-function toError(p) {
-  let e;
-  if (p.name === "TypeError") e = new TypeError(p.message);
-  else if (p.name === "RangeError") e = new RangeError(p.message);
-  else if (p.name === "QuotaExceededError" && typeof globalThis.QuotaExceededError === "function") {
-    e = new globalThis.QuotaExceededError(p.message, {requested: p.requested, quota: p.contextWindow});
-  } else if (DOM_NAMES.has(p.name)) e = new DOMException(p.message, p.name);
-  else {
-    e = new Error(p.message);
-    e.name = p.name || "Error";
-  }
-  for (const k of ["requested", "contextWindow", "stats"]) {
-    if (p[k] !== undefined && e[k] === undefined) Object.defineProperty(e, k, {value: p[k], enumerable: true});
-  }
-  return e;
-}
-
-// The calls a transport has sent and awaits, by id. Every transport routes the back end's replies
-// ({kind: "chunk" | "progress" | "event" | "return" | "throw", id, payload}) through one of these.
-class PendingCalls {
-  constructor() {
-    this.next = 1;
-    this.calls = new Map(); // id -> {resolve, reject, onChunk, onProgress, onEvent}
-  }
-  add(hooks = {}) {
-    const id = this.next++;
-    const promise = new Promise((resolve, reject) => this.calls.set(id, {resolve, reject, ...hooks}));
-    return {id, promise};
-  }
-  receive({kind, id, payload}) {
-    const p = this.calls.get(id);
-    if (!p) return;
-    if (kind === "chunk") p.onChunk && p.onChunk(payload);
-    else if (kind === "progress") p.onProgress && p.onProgress(payload);
-    else if (kind === "event") p.onEvent && p.onEvent(payload);
-    else if (kind === "return" || kind === "throw") {
-      this.calls.delete(id);
-      if (kind === "return") p.resolve(payload);
-      else p.reject(toError(payload));
-    }
-  }
-  fail(id, error) {
-    const p = this.calls.get(id);
-    this.calls.delete(id);
-    if (p) p.reject(error);
-  }
-  failAll(error) {
-    for (const p of this.calls.values()) p.reject(error);
-    this.calls.clear();
-  }
-}
-
-function abortReason(signal) {
-  return signal.reason !== undefined ? signal.reason : new DOMException("The operation was aborted.", "AbortError");
-}
+/**
+ * @typedef {import("./protocol.js").Transport} Transport
+ * @typedef {import("./protocol.js").RequestKind} RequestKind
+ * @typedef {import("./protocol.js").WireMessage} WireMessage
+ * @typedef {import("./protocol.js").SamplingOptions} SamplingOptions
+ * @typedef {import("./protocol.js").ConstraintOptions} ConstraintOptions
+ *
+ * @typedef {"text" | "image" | "audio" | "tool-call" | "tool-response"} LanguageModelMessageType
+ * @typedef {{type: LanguageModelMessageType, value: unknown}} LanguageModelMessageContent
+ * @typedef {object} LanguageModelMessage
+ * @property {"system" | "user" | "assistant"} role
+ * @property {string | LanguageModelMessageContent[]} content
+ * @property {boolean} [prefix] the final assistant message, continued by the model
+ * @typedef {string | LanguageModelMessage[]} LanguageModelPrompt
+ *
+ * @typedef {{signal?: AbortSignal}} CallOptions
+ * @typedef {CallOptions & SamplingOptions & ConstraintOptions} PromptOptions
+ *
+ * @typedef {object} SessionInfo what the back end's create() or clone() said
+ * @property {number} session the back end's session handle
+ * @property {string} [device] "webgpu" | "wasm"
+ * @property {string} [deviceReason] why that device
+ * @property {number} contextWindow
+ * @property {number} contextUsage
+ *
+ * @typedef {object} SessionSettings the resolved create() options
+ * @property {number} [topK]
+ * @property {number} [temperature]
+ * @property {string} [samplingMode]
+ * @property {{type: string, languages?: string[]}[]} [expectedInputs]
+ * @property {{type: string, languages?: string[]}[]} [expectedOutputs]
+ *
+ * @typedef {Record<string, any>} PromptStats the back end's stats of a prompt: token ids and counts, ttft_ms,
+ *   prefill_tps, decode_tps, context_usage (a nomoat extension)
+ */
 
 const ROLES = new Set(["system", "user", "assistant"]);
 const CONTENT_TYPES = new Set(["text", "image", "audio", "tool-call", "tool-response"]);
 
-function domString(v, what) { // WebIDL DOMString conversion
+/**
+ * WebIDL DOMString conversion.
+ * @param {unknown} v
+ * @param {string} what
+ */
+function domString(v, what) {
   if (typeof v === "symbol") throw new TypeError(`${what} must be a string, got a Symbol.`);
   return String(v);
 }
 
+/** @param {any} v @returns {v is Iterable<any>} */
 const iterable = (v) => v !== null && typeof v === "object" && typeof v[Symbol.iterator] === "function";
 
-// The spec's "validate and canonicalize a prompt" for nomoat's text-only models: returns
-// [{role, content: string, prefix}] (contiguous text parts joined, as the spec collapses them).
-function canonicalPrompt(input, hasAppendedInput) {
+/**
+ * The spec's "validate and canonicalize a prompt" for nomoat's text-only models: returns
+ * [{role, content: string, prefix}] (contiguous text parts joined, as the spec collapses them).
+ * @param {unknown} input
+ * @param {boolean} hasAppendedInput
+ * @returns {WireMessage[]}
+ */
+export function canonicalPrompt(input, hasAppendedInput) {
   if (!iterable(input)) return [{role: "user", content: domString(input, "The prompt"), prefix: false}];
   const list = Array.from(input);
   if (list.length === 0) return [{role: "user", content: "", prefix: false}];
@@ -119,25 +104,28 @@ function canonicalPrompt(input, hasAppendedInput) {
       if (typeof c.value !== "string") throw new TypeError(`${at}'s text content value must be a string.`);
       text += c.value;
     }
-    return {role, content: text, prefix};
+    return {role: /** @type {WireMessage["role"]} */ (role), content: text, prefix};
   });
 }
 
-// What goes over the wire: a single user turn as a plain string (every transport takes that),
-// anything else as the message list.
-const toWire = (msgs) => (msgs.length === 1 && msgs[0].role === "user" && !msgs[0].prefix ? msgs[0].content : msgs);
-
+/**
+ * @param {unknown} options
+ * @param {string} method
+ * @returns {PromptOptions}
+ */
 function optionsDict(options, method) {
   if (options === undefined || options === null) return {};
   if (typeof options !== "object" && typeof options !== "function") {
     throw new TypeError(`${method}'s options must be an object.`);
   }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+  const o = /** @type {PromptOptions} */ (options);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`${method}'s options.signal must be an AbortSignal.`);
   }
-  return options;
+  return o;
 }
 
+/** @param {PromptOptions} o @param {string} method */
 function checkConstraint(o, method) {
   const rc = o.responseConstraint;
   if (rc !== undefined && (rc === null || typeof rc !== "object")) {
@@ -148,30 +136,41 @@ function checkConstraint(o, method) {
   }
 }
 
-// info: {session, device, deviceReason, contextWindow, contextUsage}; wireOptions(options) picks
-// the per-call options the transport's back end takes; settings: the resolved create() options
-// (topK, temperature, samplingMode, expectedInputs, expectedOutputs). A prompt's reply is its
-// stats (nomoat extension: token ids, counts, ttft, prefill/decode tokens/s, context_usage).
-class LanguageModelSession extends EventTarget {
-  constructor(transport, info, wireOptions, settings = {}) {
+/**
+ * The session's internal "run one back-end call on this session, in call order" (used by
+ * openai.js, which sends "complete" calls on its hidden session). A symbol, so it is not part of
+ * LanguageModel's public surface: session[RUN](kind, fields, {signal, onChunk}) sends
+ * {session: <its handle>, ...fields}; it runs after the calls made before it, is aborted by
+ * `signal` or destroy(), and settles with the back end's reply.
+ */
+export const RUN = Symbol("nomoat.run");
+
+/** A LanguageModel session over a Transport. */
+export class LanguageModelSession extends EventTarget {
+  /**
+   * @param {Transport} transport
+   * @param {SessionInfo} info
+   * @param {SessionSettings} [settings]
+   */
+  constructor(transport, info, settings = {}) {
     super();
-    this._transport = transport;
-    this._id = info.session;
-    this._wireOptions = wireOptions;
-    this._settings = settings;
-    this._info = info;
-    this._destroyer = new AbortController(); // the spec's destruction abort controller
-    this._queue = Promise.resolve(); // prompts, appends and clones run in call order
-    this._handlers = {};
-    this._window = info.contextWindow;
-    this._usage = info.contextUsage;
+    /** @private */ this._transport = transport;
+    /** @private */ this._settings = settings;
+    /** @private */ this._info = info;
+    /** @private */ this._destroyer = new AbortController(); // the spec's destruction abort controller
+    /** @private @type {Promise<unknown>} */ this._queue = Promise.resolve(); // prompts, appends and clones run in call order
+    /** @private @type {Record<string, EventListener | null>} */ this._handlers = {};
+    /** @private */ this._usage = info.contextUsage;
+    /** @type {string | undefined} "webgpu" | "wasm" (a nomoat extension) */
     this.device = info.device;
+    /** @type {string | undefined} why that device */
     this.deviceReason = info.deviceReason;
+    /** @type {PromptStats | null} the last prompt's stats (a nomoat extension) */
     this.lastStats = null;
   }
-  get contextWindow() { return this._window; }
+  get contextWindow() { return this._info.contextWindow; }
   get contextUsage() { return this._usage; }
-  get inputQuota() { return this._window; } // deprecated names (extension contexts in Chrome)
+  get inputQuota() { return this._info.contextWindow; } // deprecated names (extension contexts in Chrome)
   get inputUsage() { return this._usage; }
   get topK() { return this._settings.topK; }
   get temperature() { return this._settings.temperature; }
@@ -182,27 +181,43 @@ class LanguageModelSession extends EventTarget {
   set oncontextoverflow(f) { this._setHandler("contextoverflow", f); }
   get onquotaoverflow() { return this._handlers.quotaoverflow || null; }
   set onquotaoverflow(f) { this._setHandler("quotaoverflow", f); }
+  /** @private @param {string} type @param {unknown} f */
   _setHandler(type, f) {
-    if (this._handlers[type]) this.removeEventListener(type, this._handlers[type]);
-    this._handlers[type] = typeof f === "function" ? f : null;
-    if (this._handlers[type]) this.addEventListener(type, this._handlers[type]);
+    const old = this._handlers[type];
+    if (old) this.removeEventListener(type, old);
+    this._handlers[type] = typeof f === "function" ? /** @type {EventListener} */ (f) : null;
+    const now = this._handlers[type];
+    if (now) this.addEventListener(type, now);
   }
-  _signal(options) { // the composite of destroy() and the call's own signal
+  /** @private the composite of destroy() and the call's own signal @param {CallOptions} options */
+  _signal(options) {
     const own = options.signal;
     return own ? AbortSignal.any([this._destroyer.signal, own]) : this._destroyer.signal;
   }
+  /** @private @param {{type: string}} e */
   _onEvent(e) {
     if (e.type === "contextoverflow") {
       this.dispatchEvent(new Event("contextoverflow"));
       this.dispatchEvent(new Event("quotaoverflow"));
     }
   }
-  // Run one back-end call in order after the earlier ones. Aborted while queued: it never runs;
-  // aborted while running: the back end is told to stop (and drops the unfinished exchange).
-  _op(kind, payload, signal, {queued = true, onChunk = null} = {}) {
+  /**
+   * Run one back-end call in order after the earlier ones. Aborted while queued: it never runs;
+   * aborted while running: the back end is told to stop (and drops the unfinished exchange).
+   * @private
+   * @param {RequestKind} kind
+   * @param {Record<string, unknown>} fields the payload, less the session handle
+   * @param {AbortSignal} signal
+   * @param {{queued?: boolean, onChunk?: ((piece: string) => void) | null}} [how]
+   * @returns {Promise<any>}
+   */
+  _op(kind, fields, signal, {queued = true, onChunk = null} = {}) {
     if (signal.aborted) return Promise.reject(abortReason(signal));
+    const payload = {session: this._info.session, ...fields};
     return new Promise((resolve, reject) => {
+      /** @type {number | null} */
       let id = null, settled = false;
+      /** @param {(v: any) => void} f @param {unknown} v */
       const finish = (f, v) => {
         if (settled) return;
         settled = true;
@@ -217,7 +232,7 @@ class LanguageModelSession extends EventTarget {
       const run = () => {
         if (settled) return undefined;
         const call = this._transport.call(kind, payload, {
-          onChunk: (piece) => !settled && onChunk && onChunk(piece),
+          onChunk: (piece) => { if (!settled && onChunk) onChunk(piece); },
           onEvent: (e) => this._onEvent(e),
         });
         id = call.id;
@@ -230,18 +245,39 @@ class LanguageModelSession extends EventTarget {
       else this._queue = this._queue.then(run, run);
     });
   }
+  /**
+   * See RUN.
+   * @param {RequestKind} kind
+   * @param {Record<string, unknown>} fields
+   * @param {{signal?: AbortSignal, onChunk?: ((piece: string) => void) | null}} [how]
+   * @returns {Promise<any>}
+   */
+  [RUN](kind, fields, {signal, onChunk = null} = {}) {
+    return this._op(kind, fields, this._signal({signal}), {onChunk});
+  }
+  /** @private @param {PromptStats} stats */
   _keep(stats) {
     this.lastStats = stats;
     if (stats.context_usage !== undefined) this._usage = stats.context_usage;
   }
+  /**
+   * @private
+   * @param {unknown} input @param {PromptOptions} options @param {AbortSignal} signal
+   * @param {(piece: string) => void} onChunk
+   */
   async _prompt(input, options, signal, onChunk) {
     checkConstraint(options, "prompt");
     const msgs = canonicalPrompt(input, this._usage > 0);
-    const stats = await this._op("prompt", {session: this._id, input: toWire(msgs), options: this._wireOptions(options)},
-      signal, {onChunk});
+    const stats = await this._op("prompt", {input: toWire(msgs), options: wireOptions(options)}, signal, {onChunk});
     this._keep(stats);
     return stats;
   }
+  /**
+   * The answer to `input`, whole.
+   * @param {LanguageModelPrompt} input
+   * @param {PromptOptions} [options]
+   * @returns {Promise<string>}
+   */
   prompt(input, options = {}) {
     if (arguments.length === 0) return Promise.reject(new TypeError("prompt() needs an input."));
     let signal;
@@ -255,6 +291,12 @@ class LanguageModelSession extends EventTarget {
     let text = "";
     return this._prompt(input, options, signal, (piece) => { text += piece; }).then(() => text);
   }
+  /**
+   * The answer to `input`, piece by piece.
+   * @param {LanguageModelPrompt} input
+   * @param {PromptOptions} [options]
+   * @returns {ReadableStream<string> & AsyncIterable<string>}
+   */
   promptStreaming(input, options = {}) {
     if (arguments.length === 0) throw new TypeError("promptStreaming() needs an input.");
     options = optionsDict(options, "promptStreaming");
@@ -262,7 +304,9 @@ class LanguageModelSession extends EventTarget {
     if (outer.aborted) throw abortReason(outer);
     const cancel = new AbortController(); // stream.cancel(): stop producing, not an error
     const signal = AbortSignal.any([outer, cancel.signal]);
-    let controller, cancelled = false;
+    /** @type {ReadableStreamDefaultController<string>} */
+    let controller;
+    let cancelled = false;
     const stream = new ReadableStream({
       start: (c) => { controller = c; },
       cancel: () => {
@@ -270,10 +314,16 @@ class LanguageModelSession extends EventTarget {
         cancel.abort(new DOMException("The stream was cancelled.", "AbortError"));
       },
     });
-    this._prompt(input, options, signal, (piece) => !cancelled && controller.enqueue(piece))
-      .then(() => !cancelled && controller.close(), (e) => !cancelled && controller.error(e));
-    return stream;
+    this._prompt(input, options, signal, (piece) => { if (!cancelled) controller.enqueue(piece); })
+      .then(() => { if (!cancelled) controller.close(); }, (e) => { if (!cancelled) controller.error(e); });
+    return /** @type {ReadableStream<string> & AsyncIterable<string>} */ (stream);
   }
+  /**
+   * Computes `input` into the context now, with no answer.
+   * @param {LanguageModelPrompt} input
+   * @param {CallOptions} [options]
+   * @returns {Promise<void>}
+   */
   append(input, options = {}) {
     if (arguments.length === 0) return Promise.reject(new TypeError("append() needs an input."));
     return (async () => {
@@ -281,9 +331,15 @@ class LanguageModelSession extends EventTarget {
       const signal = this._signal(options);
       if (signal.aborted) throw abortReason(signal);
       const msgs = canonicalPrompt(input, this._usage > 0);
-      this._usage = await this._op("append", {session: this._id, input: toWire(msgs)}, signal);
+      this._usage = await this._op("append", {input: toWire(msgs)}, signal);
     })();
   }
+  /**
+   * The tokens `input` would add to the context.
+   * @param {LanguageModelPrompt} input
+   * @param {CallOptions & ConstraintOptions} [options]
+   * @returns {Promise<number>}
+   */
   measureContextUsage(input, options = {}) {
     if (arguments.length === 0) return Promise.reject(new TypeError("measureContextUsage() needs an input."));
     return (async () => {
@@ -292,33 +348,60 @@ class LanguageModelSession extends EventTarget {
       const signal = this._signal(options);
       if (signal.aborted) throw abortReason(signal);
       const msgs = canonicalPrompt(input, this._usage > 0);
-      const wire = this._wireOptions(options);
-      const only = {};
-      for (const k of ["response_constraint", "omit_response_constraint_input"]) if (wire[k] !== undefined) only[k] = wire[k];
-      return this._op("measure", {session: this._id, input: toWire(msgs), options: only}, signal, {queued: false});
+      const {responseConstraint, omitResponseConstraintInput} = options;
+      return this._op("measure", {input: toWire(msgs), options: wireOptions({responseConstraint, omitResponseConstraintInput})},
+        signal, {queued: false});
     })();
   }
-  measureInputUsage(input, options = {}) { // deprecated name
+  /**
+   * Deprecated name of measureContextUsage.
+   * @param {LanguageModelPrompt} input
+   * @param {CallOptions & ConstraintOptions} [options]
+   */
+  measureInputUsage(input, options = {}) {
     return this.measureContextUsage(input, options);
   }
+  /**
+   * A copy of this session that shares its computed prefix (KV cache).
+   * @param {CallOptions} [options]
+   * @returns {Promise<this>}
+   */
   clone(options = {}) {
     return (async () => {
       options = optionsDict(options, "clone");
       const signal = this._signal(options);
       if (signal.aborted) throw abortReason(signal);
-      const info = await this._op("clone", {session: this._id}, signal);
-      const args = [this._transport, {...this._info, session: info.session, contextWindow: info.context_window,
-        contextUsage: info.context_usage}, this._wireOptions, this._settings];
-      const copy = this._make ? this._make(...args) : new this.constructor(...args);
-      return copy;
+      const info = await this._op("clone", {}, signal);
+      return this._copy(this._transport, {...this._info, session: info.session, contextWindow: info.context_window,
+        contextUsage: info.context_usage}, this._settings);
     })();
   }
-  async tokenize(texts) { // nomoat extension, used by the tests: the back end's token ids
-    return this._transport.call("tokenize", {session: this._id, texts}).promise;
+  /**
+   * How clone() makes the copy: a session of this class (LanguageModel overrides it, as its
+   * constructor is closed to pages).
+   * @protected
+   * @param {Transport} transport @param {SessionInfo} info @param {SessionSettings} settings
+   * @returns {this}
+   */
+  _copy(transport, info, settings) {
+    const Class = /** @type {typeof LanguageModelSession} */ (this.constructor);
+    return /** @type {this} */ (new Class(transport, info, settings));
   }
+  /**
+   * The back end's token ids of each text (a nomoat extension, used by the tests).
+   * @param {string[]} texts
+   * @returns {Promise<number[][]>}
+   */
+  async tokenize(texts) {
+    return this._transport.call("tokenize", {session: this._info.session, texts}).promise;
+  }
+  /**
+   * Ends the session: pending, queued and later calls reject with `reason` (an AbortError by default).
+   * @param {unknown} [reason]
+   */
   destroy(reason) {
     if (this._destroyer.signal.aborted) return;
     this._destroyer.abort(reason !== undefined ? reason : new DOMException("The session was destroyed.", "AbortError"));
-    this._queue.then(() => this._transport.call("destroy", {session: this._id}).promise).catch(() => {});
+    this._queue.then(() => this._transport.call("destroy", {session: this._info.session}).promise).catch(() => {});
   }
 }
