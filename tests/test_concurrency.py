@@ -151,3 +151,38 @@ def test_webgpu_concurrent_sessions_equal_sequential(gpu_browser, server):
         assert browser_compare(page, plan, model=server + "/models/tiny/", device="webgpu") == []
     finally:
         page.close()
+
+
+# --- aborts -------------------------------------------------------------------------------------
+
+def test_abort_during_a_long_prefill_lands_within_a_chunk(browser, server):
+    """A ~2,000-token prompt aborted mid-prefill: the session's next prompt starts within one prefill
+    chunk (the prefill is not run to its end first) and answers as if the aborted one never was."""
+    page = blank_page(browser, server)
+    try:
+        r = page.evaluate("""async (model) => {
+            const opts = {model, device: "wasm", temperature: 0, maxTokens: 4};
+            const long = Array.from({length: 1000}, (_, i) => "w" + (i % 97)).join(" ");
+            const s = await llm.create(opts), fresh = await llm.create(opts);
+            const want = await fresh.prompt("Hi");
+            const c = await s.clone();
+            let t = performance.now();
+            await c.prompt(long);
+            const full = performance.now() - t;
+            c.destroy();
+            const ctl = new AbortController();
+            const p = s.prompt(long, {signal: ctl.signal}).then(() => "done", (e) => e.name);
+            await new Promise((r) => setTimeout(r, Math.min(1000, full / 4)));
+            t = performance.now();
+            ctl.abort();
+            const name = await p;
+            const got = await s.prompt("Hi");
+            return {full, after: performance.now() - t, name, got, want, usage: s.contextUsage,
+                    wantUsage: fresh.contextUsage};
+        }""", server + "/models/SmolLM2-135M-Instruct/")
+    finally:
+        page.close()
+    assert r["name"] == "AbortError"
+    assert r["got"] == r["want"] and r["usage"] == r["wantUsage"]  # nothing of the aborted prompt remains
+    assert r["full"] > 2000  # the prompt really is long here (ms)
+    assert r["after"] < r["full"] / 3, r  # not the rest of the prefill: one chunk, then the short prompt
