@@ -6,6 +6,8 @@ is not GGUF, one cut short, an architecture or a quantization type nomoat cannot
 
 from __future__ import annotations
 
+import math
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import InvalidModelError, ModelNotFoundError, UnsupportedModelError
+from .gguf_check import check_gguf_structure
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_ARCHS = ("llama",)
@@ -67,6 +70,12 @@ def read_gguf(path: str | Path) -> GGUFModel:
             "nomoat convert takes llama.cpp GGUF files."
         )
     size = path.stat().st_size
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        view = memoryview(mm)
+        try:
+            check_gguf_structure(path, view)
+        finally:
+            view.release()
     try:
         reader = GGUFReader(path)
     except Exception as e:  # the gguf package raises ValueError/IndexError/struct.error on bad bytes
@@ -104,26 +113,43 @@ def read_gguf(path: str | Path) -> GGUFModel:
         data = np.asarray(t.data)
         tensors[t.name] = GGUFTensor(t.name, t.tensor_type.name, rows, cols, data.reshape(rows, -1))
 
-    n_layers = int(_field(reader, f"{arch}.block_count"))
-    hidden = int(_field(reader, f"{arch}.embedding_length"))
-    n_heads = int(_field(reader, f"{arch}.attention.head_count"))
-    n_kv = int(_field(reader, f"{arch}.attention.head_count_kv", n_heads))
+    def count(key: str, default: int | None = None, lo: int = 1, hi: int = 1 << 20) -> int:
+        v = _field(reader, key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise InvalidModelError(f"{path.name}: {key} = {v!r}; expected an integer in {lo}..{hi}. "
+                                    "The file is corrupt or not a model: download it again.")
+        return v
+
+    def real(key: str, default: float, lo: float, hi: float) -> float:
+        v = _field(reader, key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and lo <= v <= hi):
+            raise InvalidModelError(f"{path.name}: {key} = {v!r}; expected a number in {lo}..{hi}: corrupt.")
+        return float(v)
+
+    n_layers = count(f"{arch}.block_count", hi=1024)
+    hidden = count(f"{arch}.embedding_length", hi=1 << 16)
+    n_heads = count(f"{arch}.attention.head_count", hi=1024)
+    n_kv = count(f"{arch}.attention.head_count_kv", n_heads, hi=n_heads)
+    if hidden % n_heads or n_heads % n_kv:
+        raise InvalidModelError(f"{path.name}: {hidden} hidden units do not split into {n_heads} heads "
+                                f"in groups of {n_kv} KV heads: corrupt.")
     head_dim = hidden // n_heads
-    rope_dim = int(_field(reader, f"{arch}.rope.dimension_count", head_dim))
+    rope_dim = count(f"{arch}.rope.dimension_count", head_dim, hi=head_dim)
     if rope_dim != head_dim:
         raise UnsupportedModelError(f"{path.name}: partial rotary ({rope_dim} of {head_dim}) is not supported.")
-    vocab = int(_field(reader, f"{arch}.vocab_size", 0) or len(reader.fields["tokenizer.ggml.tokens"].data))
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    vocab = count(f"{arch}.vocab_size", len(tokens.data) if tokens is not None else None, hi=1 << 24)
     eos = _field(reader, "tokenizer.ggml.eos_token_id")
     config = ModelConfig(
         vocab_size=vocab,
         hidden_size=hidden,
-        intermediate_size=int(_field(reader, f"{arch}.feed_forward_length")),
+        intermediate_size=count(f"{arch}.feed_forward_length", hi=1 << 18),
         num_hidden_layers=n_layers,
         num_attention_heads=n_heads,
         num_key_value_heads=n_kv,
-        max_position_embeddings=int(_field(reader, f"{arch}.context_length", 2048)),
-        rms_norm_eps=float(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
-        rope_theta=float(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
+        max_position_embeddings=count(f"{arch}.context_length", 2048, hi=1 << 24),
+        rms_norm_eps=real(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5, 1e-12, 1e-1),
+        rope_theta=real(f"{arch}.rope.freq_base", 10000.0, 1.0, 1e9),
         head_dim=head_dim,
         tie_word_embeddings="output.weight" not in tensors,
         bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"),
@@ -139,7 +165,12 @@ def read_gguf(path: str | Path) -> GGUFModel:
 
 
 def _check_types(name: str, cfg: ModelConfig, tensors: dict[str, GGUFTensor]) -> None:
-    def need(tname: str, allowed: tuple[str, ...]) -> None:
+    """Every tensor the converter reads: present, of a type it maps, of the shape the config says
+    ((rows, cols) = (output features, input features); norms are (1, hidden))."""
+    H, V, F = cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+
+    def need(tname: str, allowed: tuple[str, ...], rows: int, cols: int) -> None:
         t = tensors.get(tname)
         if t is None:
             raise InvalidModelError(f"{name} has no tensor {tname!r}: incomplete model.")
@@ -148,13 +179,23 @@ def _check_types(name: str, cfg: ModelConfig, tensors: dict[str, GGUFTensor]) ->
                 f"{name}: tensor {tname} is {t.qtype}; nomoat maps {', '.join(allowed)} there. "
                 "Use a Q4_0, Q4_1 or Q8_0 GGUF (e.g. llama.cpp's quantize with Q4_1)."
             )
+        if (t.rows, t.cols) != (rows, cols):
+            raise InvalidModelError(f"{name}: tensor {tname} is {t.rows}x{t.cols}; the model's metadata makes it "
+                                    f"{rows}x{cols}. The file is corrupt: download it again.")
 
-    need("token_embd.weight", EMBED_TYPES)
+    need("token_embd.weight", EMBED_TYPES, V, H)
     if not cfg.tie_word_embeddings:
-        need("output.weight", EMBED_TYPES)
-    need("output_norm.weight", NORM_TYPES)
+        need("output.weight", EMBED_TYPES, V, H)
+    need("output_norm.weight", NORM_TYPES, 1, H)
+    shapes = {"attn_q": (q, H), "attn_k": (kv, H), "attn_v": (kv, H), "attn_output": (H, q), "ffn_gate": (F, H),
+              "ffn_up": (F, H), "ffn_down": (H, F)}
     for i in range(cfg.num_hidden_layers):
-        for w in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
-            need(f"blk.{i}.{w}.weight", LINEAR_TYPES)
+        for w, (rows, cols) in shapes.items():
+            need(f"blk.{i}.{w}.weight", LINEAR_TYPES, rows, cols)
         for w in ("attn_norm", "ffn_norm"):
-            need(f"blk.{i}.{w}.weight", NORM_TYPES)
+            need(f"blk.{i}.{w}.weight", NORM_TYPES, 1, H)
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        v = getattr(cfg, key)
+        if v is not None and not (isinstance(v, int) and 0 <= v < V):
+            raise InvalidModelError(f"{name}: tokenizer.ggml.{key} = {v!r} is not a token of the {V}-token "
+                                    "vocabulary: corrupt.")
