@@ -18,7 +18,7 @@ ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
 
 PAGE_SETUP = """async () => {
-    const m = await import("/nomoat-gpu-sampler.mjs");
+    const m = await import("/gpu_sampler.mjs");
     const adapter = await navigator.gpu.requestAdapter();
     window.gpuDevice = await adapter.requestDevice();
     window.gs = m;
@@ -39,7 +39,7 @@ PAGE_SETUP = """async () => {
         } catch (e) {
             return {error: {name: e.name, message: e.message}};
         } finally {
-            s.destroy();
+            await s.dispose();
         }
     };
 }"""
@@ -224,7 +224,7 @@ def test_sampler_random(gpage, vocab):
 def test_sampler_seeded_stream_equals_js_sampler(gpage):
     """The GPU sampler's own seeded draws (no u given) pick what the JS Sampler picks."""
     r = gpage.evaluate("""async () => {
-        const {Sampler} = await import("/nomoat-runtime.mjs");
+        const {Sampler} = await import("/sampler.js");
         const vocab = 4000, g = shared[vocab] || (shared[vocab] = await gs.GpuSampling.create(gpuDevice, vocab));
         let x = 12345;
         const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
@@ -239,7 +239,7 @@ def test_sampler_seeded_stream_equals_js_sampler(gpage):
                 out.push([a, b]);
                 ids = [b];
             }
-            gpu.destroy();
+            await gpu.dispose();
         }
         return out;
     }""")
@@ -250,9 +250,9 @@ def test_sampler_seeded_stream_equals_js_sampler(gpage):
 # --- the WebGPU engine: logits stay on the GPU ----------------------------------------------------
 
 ENGINE_RUN = """async (steps) => {
-    const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
+    const rt = (await import("/runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
     const pkg = await rt.loadModel("/models/tiny/", "webgpu", 0), engine = pkg.engine;
-    const {Sampler} = await import("/nomoat-runtime.mjs");
+    const {Sampler} = await import("/sampler.js");
     const params = {temperature: 0.9, top_k: 0, top_p: 0.95, min_p: 0, repetition_penalty: 1.1, seed: 3};
     // 1. the GPU sampler vs the JS Sampler on the same (GPU) logits, same seed
     const gpu = engine.newSampler(params), js = new Sampler(params);
@@ -304,7 +304,7 @@ def test_webgpu_engine_samples_on_the_gpu(gpage):
 
 # The tiny model on a WebGPU engine, as `e`, its vocabulary size as `V` (the start of a page script).
 TINY_GPU_ENGINE = """async () => {
-    const rt = (await import("/nomoat-runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
+    const rt = (await import("/runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
     const pkg = await rt.loadModel("/models/tiny/", "webgpu", 0), e = pkg.engine;
     const V = JSON.parse(pkg.config).vocab_size;
 """
@@ -315,15 +315,15 @@ ENGINE_KV = TINY_GPU_ENGINE + """\
     const last = async (st, x) => Array.from((await e.forward(st, x, true)).slice(-V));
     const s1 = e.newState();
     await last(s1, A);
-    const key = s1.buffers["past_key_values.0.key"], cap0 = s1.cap;
+    const key = s1.block.buffers["past_key_values.0.key"], cap0 = s1.cap;
     const s2 = s1.fork();
     const ab = await last(s1, B);  // 70 tokens: the buffers grow (GPU copy of the 40 rows)
-    const grew = s1.cap > cap0 && s1.buffers["past_key_values.0.key"] !== key;
+    const grew = s1.cap > cap0 && s1.block.buffers["past_key_values.0.key"] !== key;
     const ac = await last(s2, C);
     const steps = [];
-    const k1 = s1.buffers["past_key_values.0.key"];
+    const k1 = s1.block.buffers["past_key_values.0.key"];
     for (let t = 0; t < 5; t++) steps.push(await last(s1, [C[t]]));
-    const same = s1.buffers["past_key_values.0.key"] === k1;  // decode writes in place
+    const same = s1.block.buffers["past_key_values.0.key"] === k1;  // decode writes in place
     await s1.truncate(40);
     const ac2 = await last(s1, C);
     const r1 = e.newState(), r2 = e.newState();
@@ -373,7 +373,7 @@ def test_webgpu_long_prompt_matches_cpython(gpage, tiny_dir):
 
 
 GQA_PASS = """async ([b64, S, nq, nkv, hd, q, k, v]) => {
-    const ort = await (await import("/nomoat-runtime.mjs")).loadOrt({ort: "/ort/"}, "webgpu");
+    const ort = await (await import("/engine_ort.mjs")).loadOrt({ort: "/ort/"}, "webgpu");
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const s = await ort.InferenceSession.create(bytes, {executionProviders: [{name: "webgpu"}]});
     const f = (a, d) => new ort.Tensor("float32", Float32Array.from(a), d);
@@ -406,7 +406,7 @@ def gqa_model(nq: int, nkv: int, hd: int) -> bytes:
 def test_webgpu_group_query_attention_long_pass(gpage):
     """Why the WebGPU engine chunks prompts: onnxruntime-web 1.30's WebGPU GroupQueryAttention is exact
     for up to 31 new tokens in a pass and wrong from row 4 on at 32 and more (SwiftShader here). If this
-    starts failing at 32/40, onnxruntime-web was fixed: GPU_CHUNK in runtime.mjs can go."""
+    starts failing at 32/40, onnxruntime-web was fixed: GPU_CHUNK in engine_ort.mjs can go."""
     import base64
 
     rng = np.random.default_rng(0)

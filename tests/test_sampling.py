@@ -315,7 +315,7 @@ def test_same_seed_same_tokens_as_the_js_sampler():
     wire = [{"params": {**c["params"], "stop": []}, "seen": c["seen"],
              "steps": [[lg.tolist(), ids, None if m is None else m.tolist()] for lg, ids, m in c["steps"]]}
             for c in cases]
-    runtime = (Path(__file__).parent.parent / "web" / "src" / "runtime.mjs").resolve().as_uri()
+    runtime = (Path(__file__).parent.parent / "web" / "src" / "sampler.js").resolve().as_uri()
     r = subprocess.run([node, "--input-type=commonjs", "-e", f"(async () => {{{JS_DRAWS}}})()", runtime],
                        input=json.dumps(wire), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -4,7 +4,7 @@ weight type the converter emits; and in Chromium: device "wasm" runs it (no grap
 onnxruntime-web path stays selectable, both greedy-equal.
 
 The engine runs in Node here (tests/wasm_engine_driver.mjs, the same module the browser loads from
-web/dist/); the activations are int16 per block of 32 inside the matmuls, so logits match the f32
+web/dist/; web/test/wasm_engine.test.js tests its interface); the activations are int16 per block of 32 inside the matmuls, so logits match the f32
 reference to ~1e-3, not bit for bit.
 """
 
@@ -182,6 +182,9 @@ def test_browser_wasm_runs_nomoats_decoder_and_ort_stays_selectable(browser, ser
     assert not {"nomoat_wasm.onnx", "nomoat_wasm.json"} & got["nomoat"]["files"]  # no graph, no f32 recipe
     assert {"nomoat_wasm.onnx", "nomoat_wasm.json"} <= got["ort"]["files"]
     assert not decoder & got["ort"]["files"]
+    # nomoat's decoder loads no onnxruntime-web at all (engine_ort.mjs is its only importer)
+    assert not {f for f in got["nomoat"]["files"] if f.startswith("ort") or f == "engine_ort.mjs"}
+    assert "engine_ort.mjs" in got["ort"]["files"] and "ort.wasm.min.mjs" in got["ort"]["files"]
 
 
 def test_browser_bad_wasm_engine_is_a_type_error(browser, server):  # noqa: F811
@@ -195,7 +198,7 @@ def test_browser_bad_wasm_engine_is_a_type_error(browser, server):  # noqa: F811
 
 
 JS_THREADS = """async ([model, ids, steps]) => {
-    const {WasmEngine} = await import("/nomoat-wasm-engine.mjs");
+    const {WasmEngine} = await import("/wasm_engine.mjs");
     const get = async (f) => new Uint8Array(await (await fetch(model + f)).arrayBuffer());
     const json = async (f) => JSON.parse(new TextDecoder().decode(await get(f)));
     const data = await get("onnx/model_q4.onnx_data"), tensors = await json("onnx/nomoat_tensors.json");

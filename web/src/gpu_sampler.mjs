@@ -1,8 +1,9 @@
-// nomoat's GPU sampler: logits → token id on the GPU, with the WGSL kernels of kernels/ (inlined
-// here by build.mjs), on the device that already holds the logits (onnxruntime-web's own
-// GPUDevice, ort.env.webgpu.device). Only the chosen id (4 bytes) is read back.
+// @ts-check
+// nomoat's GPU sampler: logits → token id on the GPU, with the WGSL kernels of kernels/
+// (generated/kernels.js, written by build.mjs), on the device that already holds the logits
+// (onnxruntime-web's own GPUDevice, ort.env.webgpu.device). Only the chosen id (4 bytes) is read back.
 //
-// Same processors, order and answers as the JS Sampler (runtime.mjs): repetition penalty,
+// Same processors, order and answers as the JS Sampler (sampler.js): repetition penalty,
 // temperature (0 = argmax), top-k, top-p, min-p, then a draw with u from the same seeded
 // mulberry32 stream, so for the same logits and seed both pick the same token (ties → lower id).
 // sample(logits, newIds, allowedMask) takes what the JS Sampler takes; logits may be an
@@ -13,27 +14,27 @@
 // one compute pass (prep, reduce, then 7 x (select_hist, select_scan) per selection query: top-k,
 // top-p, the draw), one submit, one 4-byte mapAsync.
 
-const KERNELS = __NOMOAT_KERNELS__; // {name: WGSL source}, from kernels/*.wgsl (web/build.mjs)
+import {KERNELS} from "./generated/kernels.js"; // {name: WGSL source}, from kernels/*.wgsl (web/build.mjs)
+import {mulberry32} from "./sampler.js";
+
+/** @typedef {import("./engine.js").SamplingParams} SamplingParams */
+/** @typedef {import("./engine.js").Sampler} SamplerInterface */
+
 const STAGES = ["sample_prep", "sample_reduce", "select_hist", "select_scan"];
 const ELEMS = 1024, BINS = 256, PASSES = 7, STATE_BYTES = 80, TOKEN_OFFSET = 44, PARAMS_BYTES = 80;
 const FLAG_PENALTY = 1, FLAG_MASK = 2, FLAG_GREEDY = 4;
 
-// The JS Sampler's stream (runtime.mjs): the same seed gives the same u's.
-export function mulberry32(seed) {
-  let s = (seed === null || seed === undefined) ? (Math.random() * 2 ** 32) >>> 0 : (seed >>> 0);
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// The selection queries for a sampler's options: [[count, fraction, minP?]]; none for argmax.
-// A fraction goes to the GPU in units of 2^-32, rounded down: exact for u (k / 2^32).
+/**
+ * The selection queries for a sampler's options: [[count, fraction, minP?]]; none for argmax.
+ * A fraction goes to the GPU in units of 2^-32, rounded down: exact for u (k / 2^32).
+ * @param {SamplingParams} p
+ * @param {number} vocab
+ * @param {number} u the draw
+ * @returns {[number, number, number][]}
+ */
 export function queries(p, vocab, u) {
   if (p.temperature === 0) return [];
+  /** @type {[number, number, number][]} */
   const q = [];
   if (p.top_k > 0 && p.top_k < vocab) q.push([p.top_k, 0, 0]);
   if (p.top_p < 1) q.push([0, p.top_p, 0]);
@@ -41,8 +42,13 @@ export function queries(p, vocab, u) {
   return q;
 }
 
-// A bitmask (Uint32Array words, or any typed array / ArrayBuffer of their little-endian bytes)
-// as a Uint32Array of `words` words; a clear error when it is not one.
+/**
+ * A bitmask (Uint32Array words, or any typed array / ArrayBuffer of their little-endian bytes)
+ * as a Uint32Array of `words` words; a clear error when it is not one.
+ * @param {any} mask
+ * @param {number} words
+ * @returns {Uint32Array<ArrayBuffer>}
+ */
 function maskWords(mask, words) {
   let w = mask;
   if (w instanceof ArrayBuffer) w = new Uint8Array(w);
@@ -65,27 +71,11 @@ function maskWords(mask, words) {
 // Pipelines and the buffers every sampler on one device and vocabulary shares (the queue runs
 // each sampler's submit to completion in order, and each submit rewrites what it reads).
 export class GpuSampling {
+  /** @param {GPUDevice} device @param {number} vocab */
   static async create(device, vocab) {
     if (!(vocab > 0 && vocab < 2 ** 24)) throw new RangeError(`GPU sampling supports 1..2^24-1 tokens, not ${vocab}.`);
-    const g = new GpuSampling();
-    g.device = device;
-    g.vocab = vocab;
-    g.groups = Math.ceil(vocab / ELEMS);
-    g.words = Math.ceil(vocab / 32);
-    const S = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    const buf = (size, usage = S) => device.createBuffer({size: Math.max(16, size), usage});
-    g.logits = buf(4 * vocab); // for Float32Array logits
-    g.allowed = buf(4 * g.words);
-    g.work = buf(4 * vocab);
-    g.partials = buf(8 * g.groups);
-    g.hist = buf(4 * 3 * BINS * g.groups);
-    const entries = [{binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: {type: "uniform"}}];
-    for (let b = 1; b < 8; b++) {
-      entries.push({binding: b, visibility: GPUShaderStage.COMPUTE, buffer: {type: b <= 3 ? "read-only-storage" : "storage"}});
-    }
-    g.layout = device.createBindGroupLayout({entries});
+    const g = new GpuSampling(device, vocab);
     const layout = device.createPipelineLayout({bindGroupLayouts: [g.layout]});
-    g.pipelines = {};
     for (const name of STAGES) {
       const module = device.createShaderModule({code: KERNELS.common + "\n" + KERNELS[name]});
       g.pipelines[name] = await device.createComputePipelineAsync({layout, compute: {module, entryPoint: "main"}});
@@ -93,16 +83,44 @@ export class GpuSampling {
     return g;
   }
 
+  /** @param {GPUDevice} device @param {number} vocab (use create(): it also builds the pipelines) */
+  constructor(device, vocab) {
+    this.device = device;
+    this.vocab = vocab;
+    this.groups = Math.ceil(vocab / ELEMS);
+    this.words = Math.ceil(vocab / 32);
+    const S = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+    /** @param {number} size */
+    const buf = (size) => device.createBuffer({size: Math.max(16, size), usage: S});
+    this.logits = buf(4 * vocab); // for Float32Array logits
+    this.allowed = buf(4 * this.words);
+    this.work = buf(4 * vocab);
+    this.partials = buf(8 * this.groups);
+    this.hist = buf(4 * 3 * BINS * this.groups);
+    /** @type {GPUBindGroupLayoutEntry[]} */
+    const entries = [{binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: {type: "uniform"}}];
+    for (let b = 1; b < 8; b++) {
+      entries.push({binding: b, visibility: GPUShaderStage.COMPUTE, buffer: {type: b <= 3 ? "read-only-storage" : "storage"}});
+    }
+    this.layout = device.createBindGroupLayout({entries});
+    /** @type {Record<string, GPUComputePipeline>} */
+    this.pipelines = {};
+  }
+
+  /** @param {SamplingParams} params @param {Iterable<number>} [seen] */
   newSampler(params, seen = []) {
     return new GpuSampler(this, params, seen);
   }
 
+  /** Releases the shared buffers (after every sampler of it is done). */
   dispose() {
     for (const b of [this.logits, this.allowed, this.work, this.partials, this.hist]) b.destroy();
   }
 }
 
+/** @implements {SamplerInterface} */
 export class GpuSampler {
+  /** @param {GpuSampling} shared @param {SamplingParams} params @param {Iterable<number>} [seen] */
   constructor(shared, params, seen = []) {
     const d = shared.device;
     this.g = shared;
@@ -114,11 +132,12 @@ export class GpuSampler {
     this.seen = d.createBuffer({size: Math.max(16, 4 * shared.words), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST});
     this.state = d.createBuffer({size: STATE_BYTES, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC});
     this.readback = d.createBuffer({size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
+    /** @type {Promise<unknown>} the last sample, settled */
     this.busy = Promise.resolve();
     this.see(seen);
   }
 
-  // Marks token ids as seen (the repetition penalty's set).
+  /** Marks token ids as seen (the repetition penalty's set). @param {Iterable<number>} [ids] */
   see(ids) {
     const g = this.g;
     for (const t of ids || []) {
@@ -137,7 +156,7 @@ export class GpuSampler {
     });
   }
 
-  // The GPU buffer holding the logits (vocab f32 at offset 0).
+  /** The GPU buffer holding the logits (vocab f32 at offset 0). @param {any} logits */
   logitsBuffer(logits) {
     const g = this.g;
     if (logits && logits.location === "gpu-buffer") return logits.gpuBuffer; // onnxruntime-web tensor
@@ -146,11 +165,14 @@ export class GpuSampler {
     if (!(x instanceof Float32Array) || x.length < g.vocab) {
       throw new TypeError(`logits must be a GPU tensor, a GPUBuffer or a Float32Array of ${g.vocab} values.`);
     }
-    g.device.queue.writeBuffer(g.logits, 0, x, 0, g.vocab);
+    g.device.queue.writeBuffer(g.logits, 0, /** @type {Float32Array<ArrayBuffer>} */ (x), 0, g.vocab);
     return g.logits;
   }
 
-  // Upload what this call needs and submit the whole selection; returns nothing (see sample).
+  /**
+   * Upload what this call needs and submit the whole selection; returns the number of dispatches.
+   * @param {any} logits @param {Iterable<number>} newIds @param {unknown} allowedMask @param {number} [stopAfter]
+   */
   encode(logits, newIds, allowedMask, stopAfter) {
     const g = this.g, p = this.p, q = g.device.queue;
     this.see(newIds);
@@ -184,6 +206,7 @@ export class GpuSampler {
     const bind = g.device.createBindGroup({layout: g.layout, entries: [
       this.params, buffer, this.seen, g.allowed, g.work, g.partials, g.hist, this.state,
     ].map((b, i) => ({binding: i, resource: {buffer: b, offset: 0, size: i === 1 ? 4 * g.vocab : b.size}}))});
+    /** @type {[string, number][]} */
     const steps = [["sample_prep", g.groups], ["sample_reduce", 1]];
     for (let i = 0; i < qs.length * PASSES; i++) steps.push(["select_hist", g.groups], ["select_scan", 1]);
     const enc = g.device.createCommandEncoder();
@@ -199,8 +222,12 @@ export class GpuSampler {
     return steps.length;
   }
 
-  // The next token id: a promise, settled after one submit and a 4-byte readback. Calls on one
-  // sampler run one after another (the readback buffer is reused).
+  /**
+   * The next token id: a promise, settled after one submit and a 4-byte readback. Calls on one
+   * sampler run one after another (the readback buffer is reused).
+   * @param {any} logits @param {Iterable<number>} newIds @param {Uint32Array | null} [allowedMask]
+   * @returns {Promise<number>}
+   */
   sample(logits, newIds, allowedMask) {
     const run = this.busy.then(async () => {
       this.encode(logits, newIds, allowedMask);
@@ -213,11 +240,15 @@ export class GpuSampler {
     return run;
   }
 
-  // For tests: run the first `stopAfter` dispatches and read back every intermediate buffer.
+  /**
+   * For tests: run the first `stopAfter` dispatches and read back every intermediate buffer.
+   * @param {any} logits @param {Iterable<number>} newIds @param {unknown} allowedMask @param {number} stopAfter
+   */
   async inspect(logits, newIds, allowedMask, stopAfter) {
     await this.busy;
     const g = this.g, d = g.device;
     const dispatches = this.encode(logits, newIds, allowedMask, stopAfter);
+    /** @type {Record<string, any>} */
     const out = {dispatches};
     for (const [name, b] of Object.entries({work: g.work, partials: g.partials, hist: g.hist, state: this.state})) {
       const r = d.createBuffer({size: b.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
@@ -232,9 +263,5 @@ export class GpuSampler {
     await this.readback.mapAsync(GPUMapMode.READ);
     this.readback.unmap();
     return out;
-  }
-
-  destroy() {
-    for (const b of [this.params, this.seen, this.state, this.readback]) b.destroy();
   }
 }

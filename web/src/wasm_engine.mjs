@@ -1,11 +1,8 @@
+// @ts-check
 // nomoat's own wasm decoder engine for Llama-family models: the kernels (web/src/wasm/decoder.ts,
 // compiled to nomoat-decoder.wasm with SIMD) read the 4-/8-bit blocks of onnx/model_q4.onnx_data
-// in place, the KV cache lives in wasm memory, and logits are a Float32Array view of it.
-// Same interface as runtime.mjs's onnxruntime Engine: newState(), newSampler(params, seen),
-// step(state, start, ids, sampler, mask) → next token id (what Python calls: logits never leave
-// it), logits(state, start, ids) → a copy of every position's logits (tests), dispose().
-// forward(state, ids, allLogits) returns a view of the logits, valid only until the next
-// forward() or fork() of any state (either may grow the memory or reuse the logits region).
+// in place, the KV cache lives in wasm memory, and logits are a Float32Array view of it, sampled
+// by the JS Sampler (sampler.js) within the same step. The engine interface is engine.js's.
 //
 // Memory (one WebAssembly.Memory): the weights (the whole data file, copied once), cos/sin tables,
 // scratch for a chunk of up to CHUNK tokens, the logits, and one KV block per state:
@@ -17,27 +14,47 @@
 // attention its cached positions (then the partial softmaxes are merged). The arithmetic does not
 // depend on the thread count: the same logits.
 
+import {BlockKVState} from "./engine.js";
+import {named} from "./errors.js";
+import {Sampler} from "./sampler.js";
+
+/** @typedef {import("./engine.js").SamplingParams} SamplingParams */
+/** @typedef {import("./engine.js").Engine} Engine */
+
 const CHUNK = 64; // prefill tokens per pass through the layers
 const PAGE = 65536;
 
-export async function loadDecoder(threads = 1, url = new URL(threads > 1 ? "nomoat-decoder-mt.wasm" : "nomoat-decoder.wasm",
-                                                                 import.meta.url)) {
+/**
+ * The compiled decoder: nomoat-decoder.wasm (1 thread) or nomoat-decoder-mt.wasm (shared memory),
+ * from the folder `base` (default: next to this module, as web/dist deploys them).
+ * @param {number} threads
+ * @param {URL | string} [base]
+ * @returns {Promise<WebAssembly.Module>}
+ */
+export async function loadDecoder(threads = 1, base = new URL(".", import.meta.url)) {
+  const url = new URL(threads > 1 ? "nomoat-decoder-mt.wasm" : "nomoat-decoder.wasm", base);
   if (url.protocol === "file:") { // Node (tests)
     const fs = await import("node:fs");
     return WebAssembly.compile(fs.readFileSync(url));
   }
   const r = await fetch(url);
-  if (!r.ok) throw new Error(`Could not fetch nomoat's wasm decoder ${url} (HTTP ${r.status}); rebuild web/dist ('make web').`);
+  if (!r.ok) throw named("NotFoundError", `Could not fetch nomoat's wasm decoder ${url} (HTTP ${r.status}); rebuild web/dist ('make web').`);
   return WebAssembly.compileStreaming ? WebAssembly.compileStreaming(r) : WebAssembly.compile(await r.arrayBuffer());
 }
 
 // First-fit allocator over the wasm memory, above the module's own data; grows the memory.
 class Heap {
+  /**
+   * @param {WebAssembly.Memory} memory
+   * @param {number} base the first free byte
+   */
   constructor(memory, base) {
     this.memory = memory;
     this.top = align(base);
-    this.free = []; // [{ptr, size}] sorted by ptr
+    /** @type {{ptr: number, size: number}[]} sorted by ptr */
+    this.free = [];
   }
+  /** @param {number} bytes @returns {number} the address */
   alloc(bytes) {
     const size = align(Math.max(16, bytes));
     for (let i = 0; i < this.free.length; i++) {
@@ -58,12 +75,13 @@ class Heap {
         this.memory.grow(need);
       } catch (e) {
         this.top -= size;
-        throw Object.assign(new Error(`nomoat's wasm decoder is out of memory (${(this.top / 2 ** 20).toFixed(0)} MB used, ` +
-          `${(size / 2 ** 20).toFixed(0)} MB more asked): close other sessions or use a shorter context.`), {name: "QuotaExceededError"});
+        throw named("QuotaExceededError", `nomoat's wasm decoder is out of memory (${(this.top / 2 ** 20).toFixed(0)} MB used, ` +
+          `${(size / 2 ** 20).toFixed(0)} MB more asked): close other sessions or use a shorter context.`);
       }
     }
     return ptr;
   }
+  /** @param {number} ptr @param {number} bytes */
   release(ptr, bytes) {
     this.free.push({ptr, size: align(Math.max(16, bytes))});
     this.free.sort((a, b) => a.ptr - b.ptr);
@@ -82,15 +100,25 @@ class Heap {
   }
 }
 
+/** @param {number} n */
 function align(n) {
   return (n + 63) & ~63;
 }
 
-function named(name, message) {
-  return Object.assign(new Error(message), {name});
-}
+/**
+ * @typedef {{w: number, s: number, c: number, n: number, k: number, bits: number}} Linear
+ * A quantized weight (n, k) in memory: its blocks, scales, Q4_1 offsets (0: none), 4 or 8 bits.
+ * @typedef {{tensors: Record<string, {offset: number, shape: number[]}>}} TensorDirectory
+ * onnx/nomoat_tensors.json: where each weight lies in the data file
+ */
 
-// The Linear layers of one model: each a quantized weight's addresses in memory.
+/**
+ * One Linear layer's quantized weight, by its name in the tensor directory.
+ * @param {TensorDirectory} dir
+ * @param {number} base where the data file lies in memory
+ * @param {string} prefix
+ * @returns {Linear}
+ */
 function linear(dir, base, prefix) {
   const q = dir.tensors[prefix + ".qweight"], s = dir.tensors[prefix + ".scales"];
   const c = dir.tensors[prefix + ".block_offsets"];
@@ -99,103 +127,99 @@ function linear(dir, base, prefix) {
   return {w: base + q.offset, s: base + s.offset, c: c ? base + c.offset : 0, n, k: nb * 32, bits: blob === 16 ? 4 : 8};
 }
 
-export class KVState {
+/**
+ * A KV cache in wasm memory: one block at `block` (an address) of `cap` positions: the 16-bit rows
+ * of every (layer, key|value, kv head) slice, (L, 2, nkv, cap, hd) i16, then their scales,
+ * (L, 2, nkv, cap) f32.
+ * @extends {BlockKVState<number>}
+ */
+export class WasmKVState extends BlockKVState {
+  /** @param {WasmEngine} engine */
   constructor(engine) {
+    super(engine.c.maxPos);
     this.engine = engine;
-    this.length = 0; // positions held
-    this.cap = 0; // positions allocated
-    this.ptr = 0;
   }
-  // One block: the 16-bit rows of every (layer, key|value, kv head) slice, (L, 2, nkv, cap, hd) i16,
-  // then their scales, (L, 2, nkv, cap) f32.
+  /** @param {number} cap */
   bytesFor(cap) {
     const c = this.engine.c;
     return c.L * 2 * c.nkv * cap * (2 * c.hd + 4);
   }
-  // The cache of layer l, key (kv = 0) or value (1): (nkv, cap, hd) i16 at this address ...
+  /** The cache of layer l, key (kv = 0) or value (1): (nkv, cap, hd) i16 at this address ... @param {number} l @param {number} kv */
   at(l, kv) {
     const c = this.engine.c;
-    return this.ptr + (l * 2 + kv) * c.nkv * this.cap * c.hd * 2;
+    return /** @type {number} */ (this.block) + (l * 2 + kv) * c.nkv * this.cap * c.hd * 2;
   }
-  // ... and its scales, (nkv, cap) f32.
+  /** ... and its scales, (nkv, cap) f32. @param {number} l @param {number} kv */
   scalesAt(l, kv) {
     const c = this.engine.c;
-    return this.ptr + c.L * 2 * c.nkv * this.cap * c.hd * 2 + (l * 2 + kv) * c.nkv * this.cap * 4;
+    return /** @type {number} */ (this.block) + c.L * 2 * c.nkv * this.cap * c.hd * 2 + (l * 2 + kv) * c.nkv * this.cap * 4;
   }
-  // Copies the used part of every slice from `from` (another state's block) into this block.
-  copyFrom(from) {
-    const c = this.engine.c, u8 = new Uint8Array(this.engine.memory.buffer), slices = c.L * 2 * c.nkv;
-    for (const [row, base, fbase] of [[2 * c.hd, this.ptr, from.ptr],
-      [4, this.ptr + slices * this.cap * c.hd * 2, from.ptr + slices * from.cap * c.hd * 2]]) {
+  /** @param {number} cap */
+  allocate(cap) {
+    return this.engine.live().alloc(this.bytesFor(cap));
+  }
+  /** @param {number} from @param {number} fromCap @param {number} length */
+  copyRows(from, fromCap, length) {
+    const c = this.engine.c, u8 = new Uint8Array(this.engine.live().memory.buffer), slices = c.L * 2 * c.nkv;
+    const to = /** @type {number} */ (this.block);
+    for (const [row, base, fbase] of [[2 * c.hd, to, from],
+      [4, to + slices * this.cap * c.hd * 2, from + slices * fromCap * c.hd * 2]]) {
       for (let s = 0; s < slices; s++) {
-        const src = fbase + s * from.cap * row;
-        u8.copyWithin(base + s * this.cap * row, src, src + from.length * row);
+        const src = fbase + s * fromCap * row;
+        u8.copyWithin(base + s * this.cap * row, src, src + length * row);
       }
     }
   }
-  ensure(n) {
-    if (n <= this.cap) return;
-    const e = this.engine, c = e.c;
-    const cap = Math.min(c.maxPos, Math.max(n, 2 * this.cap, 64));
-    const old = {ptr: this.ptr, cap: this.cap, length: this.length};
-    this.ptr = e.heap.alloc(this.bytesFor(cap));
-    this.cap = cap;
-    if (old.ptr) {
-      this.copyFrom(old);
-      e.heap.release(old.ptr, this.bytesFor(old.cap));
-    }
+  /** @param {number} block @param {number} cap */
+  free(block, cap) {
+    if (this.engine.heap) this.engine.heap.release(block, this.bytesFor(cap)); // else the engine's memory is gone
   }
-  fork() {
-    const s = new KVState(this.engine);
-    if (this.length) {
-      s.ensure(this.length);
-      s.copyFrom(this);
-      s.length = this.length;
-    }
-    return s;
-  }
-  truncate(n) {
-    if (n < this.length) this.length = Math.max(0, n);
-  }
-  dispose() {
-    if (this.ptr && this.engine.heap) this.engine.heap.release(this.ptr, this.bytesFor(this.cap));
-    this.ptr = 0;
-    this.cap = 0;
-    this.length = 0;
+  empty() {
+    return /** @type {this} */ (new WasmKVState(this.engine));
   }
 }
 
+/**
+ * A model's shape, from config.json.
+ * @typedef {{L: number, H: number, I: number, nq: number, nkv: number, hd: number, V: number, eps: number,
+ *            theta: number, maxPos: number}} Shape
+ * A scratch region of n floats at ptr (0: none yet).
+ * @typedef {{ptr: number, n: number}} Region
+ */
+
+/** @implements {Engine} */
 export class WasmEngine {
-  // data: the bytes of onnx/model_q4.onnx_data; tensors: onnx/nomoat_tensors.json parsed; config:
-  // config.json parsed; Sampler: runtime.mjs's JS sampler class; threads: 1 or 2 (default: 2 where
-  // shared memory and 2+ cores are available).
-  static async create({data, tensors, config, Sampler, threads = defaultThreads()}) {
-    const e = new WasmEngine();
-    e.device = "wasm";
-    e.engine = "nomoat";
-    e.threads = threads;
-    e.Sampler = Sampler;
+  /**
+   * data: the bytes of onnx/model_q4.onnx_data; tensors: onnx/nomoat_tensors.json parsed; config:
+   * config.json parsed; threads: 1 or 2 (default: 2 where shared memory and 2+ cores are
+   * available); decoder: the folder of nomoat-decoder[-mt].wasm (default: next to this module).
+   * @param {{data: Uint8Array, tensors: TensorDirectory, config: Record<string, any>, threads?: number,
+   *          decoder?: URL | string}} options
+   */
+  static async create({data, tensors, config, threads = defaultThreads(), decoder}) {
     const cfg = config;
-    const c = e.c = {L: cfg.num_hidden_layers, H: cfg.hidden_size, I: cfg.intermediate_size, nq: cfg.num_attention_heads,
+    /** @type {Shape} */
+    const c = {L: cfg.num_hidden_layers, H: cfg.hidden_size, I: cfg.intermediate_size, nq: cfg.num_attention_heads,
       nkv: cfg.num_key_value_heads, hd: cfg.head_dim || cfg.hidden_size / cfg.num_attention_heads, V: cfg.vocab_size,
       eps: cfg.rms_norm_eps, theta: cfg.rope_theta, maxPos: cfg.max_position_embeddings};
     if (c.hd % 16 || c.H % 32 || c.I % 32 || c.nq % c.nkv) {
       throw named("NotSupportedError", `nomoat's wasm decoder needs head_dim a multiple of 16 and hidden/intermediate sizes ` +
         `multiples of 32 (this model: ${c.hd}, ${c.H}, ${c.I}); use wasmEngine: "ort".`);
     }
-    const module = await loadDecoder(threads);
-    e.memory = new WebAssembly.Memory({initial: 1, maximum: 65536, shared: threads > 1});
-    e.k = (await WebAssembly.instantiate(module, {env: {memory: e.memory, abort() {
+    const module = await loadDecoder(threads, decoder);
+    const memory = new WebAssembly.Memory({initial: 1, maximum: 65536, shared: threads > 1});
+    const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
       throw new Error("nomoat's wasm decoder aborted");
-    }}})).exports;
-    e.heap = new Heap(e.memory, e.k.heapBase());
-    const W = e.heap.alloc(data.byteLength);
-    new Uint8Array(e.memory.buffer, W, data.byteLength).set(data);
+    }}})).exports);
+    const e = new WasmEngine(c, threads, k, new Heap(memory, k.heapBase()));
+    const heap = e.live();
+    const W = heap.alloc(data.byteLength);
+    new Uint8Array(memory.buffer, W, data.byteLength).set(data);
+    /** @param {string} name */
     const t = tensors.tensors, f32 = (name) => {
       if (!t[name]) throw named("DataError", `nomoat_tensors.json has no ${name}; convert the model again ('nomoat convert').`);
       return W + t[name].offset;
     };
-    e.layers = [];
     for (let i = 0; i < c.L; i++) {
       const p = `model.layers.${i}`;
       e.layers.push({attnNorm: f32(`${p}.input_layernorm.weight`), ffnNorm: f32(`${p}.post_attention_layernorm.weight`),
@@ -212,9 +236,9 @@ export class WasmEngine {
     if (t["lm_head.weight"]) throw named("NotSupportedError", "nomoat's wasm decoder needs a quantized LM head; use wasmEngine: \"ort\".");
     // RoPE tables (positions, hd/2), as numpy computes them: angles in f64, cos/sin rounded to f32.
     const half = c.hd / 2;
-    e.cos = e.heap.alloc(c.maxPos * half * 4);
-    e.sin = e.heap.alloc(c.maxPos * half * 4);
-    const cos = new Float32Array(e.memory.buffer, e.cos, c.maxPos * half), sin = new Float32Array(e.memory.buffer, e.sin, c.maxPos * half);
+    e.cos = heap.alloc(c.maxPos * half * 4);
+    e.sin = heap.alloc(c.maxPos * half * 4);
+    const cos = new Float32Array(memory.buffer, e.cos, c.maxPos * half), sin = new Float32Array(memory.buffer, e.sin, c.maxPos * half);
     for (let i = 0; i < half; i++) {
       const inv = 1 / c.theta ** ((2 * i) / c.hd);
       for (let p = 0; p < c.maxPos; p++) {
@@ -223,81 +247,134 @@ export class WasmEngine {
       }
     }
     // Scratch for CHUNK tokens.
-    const T = CHUNK, qkvN = (c.nq + 2 * c.nkv) * c.hd, K = Math.max(c.H, c.I, c.nq * c.hd);
-    e.qkvN = qkvN;
-    e.s = {ids: e.heap.alloc(T * 4), x: e.heap.alloc(T * c.H * 4), h: e.heap.alloc(T * c.H * 4),
-      xq: e.heap.alloc(T * K * 2), xs: e.heap.alloc(T * K / 8), xf: e.heap.alloc(T * K / 8),
-      qkv: e.heap.alloc(T * qkvN * 4), att: e.heap.alloc(T * c.nq * c.hd * 4), o: e.heap.alloc(T * c.H * 4),
-      gu: e.heap.alloc(T * 2 * c.I * 4), act: e.heap.alloc(T * c.I * 4),
-      partA: e.heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: e.heap.alloc(T * c.nq * (c.hd + 4) * 4)};
-    e.scores = {ptr: 0, n: 0};
-    e.scores2 = {ptr: 0, n: 0}; // the helper thread's (with threads > 1)
-    e.logits = {ptr: 0, n: 0};
-    if (threads > 1) e.pool = await Helper.start(module, e.memory, e.heap);
+    const T = CHUNK, qkvN = e.qkvN, K = Math.max(c.H, c.I, c.nq * c.hd);
+    e.s = {ids: heap.alloc(T * 4), x: heap.alloc(T * c.H * 4), h: heap.alloc(T * c.H * 4),
+      xq: heap.alloc(T * K * 2), xs: heap.alloc(T * K / 8), xf: heap.alloc(T * K / 8),
+      qkv: heap.alloc(T * qkvN * 4), att: heap.alloc(T * c.nq * c.hd * 4), o: heap.alloc(T * c.H * 4),
+      gu: heap.alloc(T * 2 * c.I * 4), act: heap.alloc(T * c.I * 4),
+      partA: heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: heap.alloc(T * c.nq * (c.hd + 4) * 4)};
+    if (threads > 1) e.pool = await Helper.start(module, memory, heap);
     return e;
   }
+  /**
+   * @param {Shape} c
+   * @param {number} threads
+   * @param {Record<string, any>} k the decoder's exports
+   * @param {Heap} heap over its memory
+   */
+  constructor(c, threads, k, heap) {
+    this.device = /** @type {const} */ ("wasm");
+    this.threads = threads;
+    this.c = c;
+    this.k = k;
+    /** @type {Heap | null} null once disposed */
+    this.heap = heap;
+    this.qkvN = (c.nq + 2 * c.nkv) * c.hd;
+    /** @type {{attnNorm: number, ffnNorm: number, qkv: Linear, o: Linear, gateUp: Linear, down: Linear}[]} */
+    this.layers = [];
+    this.finalNorm = 0;
+    this.embed = this.head = /** @type {Linear} */ ({w: 0, s: 0, c: 0, n: 0, k: 0, bits: 8});
+    this.cos = this.sin = 0;
+    /** @type {Record<string, number>} the chunk's scratch addresses */
+    this.s = {};
+    this.scores = {ptr: 0, n: 0};
+    this.scores2 = {ptr: 0, n: 0}; // the helper thread's (with threads > 1)
+    this.logitsRegion = {ptr: 0, n: 0};
+    /** @type {Helper | null} */
+    this.pool = null;
+  }
+  /** The heap (and memory) of a live engine. */
+  live() {
+    if (!this.heap) throw named("InvalidStateError", "This model was unloaded; load it again.");
+    return this.heap;
+  }
   newState() {
-    return new KVState(this);
+    return new WasmKVState(this);
   }
+  /** @param {SamplingParams} params @param {Iterable<number>} [seen] */
   newSampler(params, seen = []) {
-    return new this.Sampler(params.toJs ? params.toJs({dict_converter: Object.fromEntries}) : params, seen);
+    return new Sampler(params, seen);
   }
-  // One generation step, atomic: state back to `start` positions, ids appended, and with a sampler
-  // the next token chosen from the last position's logits before any other call can run (the
-  // logits region is shared by every state of this engine). Returns the token id, or -1 without a
-  // sampler (a prefill only: the LM head is skipped).
+  /**
+   * One generation step, atomic: state back to `start` positions, ids appended, and with a sampler
+   * the next token chosen from the last position's logits before any other call can run (the
+   * logits region is shared by every state of this engine). Returns the token id, or -1 without a
+   * sampler (a prefill only: the LM head is skipped).
+   * @param {WasmKVState} state
+   * @param {number} start
+   * @param {number[]} ids
+   * @param {import("./engine.js").Sampler | null} sampler
+   * @param {Uint32Array | null} [mask]
+   */
   async step(state, start, ids, sampler, mask) {
     state.truncate(start);
-    const logits = this.run(state, ids, false, !sampler);
-    return sampler ? sampler.sample(logits, ids, mask) : -1;
+    const logits = this.forward(state, ids, false, !sampler);
+    return sampler && logits ? sampler.sample(logits, ids, mask) : -1;
   }
-  // Every new position's logits, (len(ids) * vocab), copied out of wasm memory (tests).
+  /**
+   * Every new position's logits, (len(ids) * vocab), copied out of wasm memory (tests).
+   * @param {WasmKVState} state
+   * @param {number} start
+   * @param {ArrayLike<number>} ids
+   */
   async logits(state, start, ids) {
     state.truncate(start);
-    return this.run(state, ids, true, false).slice();
+    return /** @type {Float32Array} */ (this.forward(state, ids, true)).slice();
   }
-  // Frees the wasm memory and stops the helper thread; the engine and its states are unusable after.
+  /** Frees the wasm memory and stops the helper thread; the engine and its states are unusable after. */
   dispose() {
     if (this.pool) this.pool.stop();
     this.pool = null;
     this.heap = null;
-    this.k = null;
-    this.memory = null;
+    this.k = {};
   }
-  // A scratch region of at least n floats, reused; grown when too small.
-  grow(which, n) {
-    const r = this[which];
+  /**
+   * A scratch region of at least n floats, reused; grown when too small.
+   * @param {Region} r
+   * @param {number} n
+   */
+  grow(r, n) {
     if (r.n < n) {
-      if (r.ptr) this.heap.release(r.ptr, r.n * 4);
+      const heap = this.live();
+      if (r.ptr) heap.release(r.ptr, r.n * 4);
       r.n = Math.max(n, 2 * r.n);
-      r.ptr = this.heap.alloc(r.n * 4);
+      r.ptr = heap.alloc(r.n * 4);
     }
     return r.ptr;
   }
-  // y (T, w.n) = x (T, w.k) @ W.T
+  /**
+   * y (T, w.n) = x (T, w.k) @ W.T
+   * @param {Linear} w @param {number} x @param {number} T @param {number} y
+   */
   linear(w, x, T, y) {
-    const s = this.s;
+    const s = this.s, pool = this.pool;
     this.k.quantize(x, w.k, T, w.bits === 4 ? 1 : 0, s.xq, s.xs, s.xf);
-    const split = this.pool && w.n >= 64 ? (w.n >> 3) << 2 : 0; // the helper's rows: [0, split)
-    if (split) this.pool.post(1, [w.w, w.s, w.c, w.n, w.k, w.bits, 0, split, T, s.xq, s.xs, s.xf, y, w.n]);
+    const split = pool && w.n >= 64 ? (w.n >> 3) << 2 : 0; // the helper's rows: [0, split)
+    if (pool && split) pool.post(1, [w.w, w.s, w.c, w.n, w.k, w.bits, 0, split, T, s.xq, s.xs, s.xf, y, w.n]);
     this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, split, w.n, T, s.xq, s.xs, s.xf, y, w.n);
-    if (split) this.pool.join();
+    if (pool && split) pool.join();
   }
-  // Attention of the chunk's T rows (positions pos..pos+T-1) over the cache in two ranges of
-  // positions, [0, J) and [J, pos + T) (splitPoint); the helper thread (if any) takes the first, and
-  // attendMerge joins them. The same split with one thread or two: the same logits.
+  /**
+   * Attention of the chunk's T rows (positions pos..pos+T-1) over the cache in two ranges of
+   * positions, [0, J) and [J, pos + T) (splitPoint); the helper thread (if any) takes the first, and
+   * attendMerge joins them. The same split with one thread or two: the same logits.
+   * @param {WasmKVState} state @param {number} l @param {number} pos @param {number} T @param {number} J
+   */
   attention(state, l, pos, T, J) {
-    const c = this.c, s = this.s, k = this.k, n = pos + T;
+    const c = this.c, s = this.s, k = this.k, n = pos + T, pool = this.pool;
     const args = [s.qkv, this.qkvN, state.at(l, 0), state.scalesAt(l, 0), state.at(l, 1), state.scalesAt(l, 1),
       state.cap, c.nq, c.nkv, c.hd, pos, T];
-    if (this.pool) this.pool.post(2, [...args, 0, J, s.partA, this.scores2.ptr]);
+    if (pool) pool.post(2, [...args, 0, J, s.partA, this.scores2.ptr]);
     else k.attend16(...args, 0, J, s.partA, this.scores.ptr);
     k.attend16(...args, J, n, s.partB, this.scores.ptr);
-    if (this.pool) this.pool.join();
+    if (pool) pool.join();
     k.attendMerge(s.partA, s.partB, T, c.nq, c.hd, s.att, c.nq * c.hd);
   }
-  // Where a chunk's causal attention work (row t sees pos + t + 1 positions) is cut in half: the
-  // least J with Σ_t min(pos + t + 1, J) >= half of it. The same for every layer of the chunk.
+  /**
+   * Where a chunk's causal attention work (row t sees pos + t + 1 positions) is cut in half: the
+   * least J with Σ_t min(pos + t + 1, J) >= half of it. The same for every layer of the chunk.
+   * @param {number} pos @param {number} T
+   */
   static splitPoint(pos, T) {
     let J = 0;
     for (let hi = pos + T, half = (T * pos + T * (T + 1) / 2) / 2; J < hi;) {
@@ -309,14 +386,18 @@ export class WasmEngine {
     }
     return J;
   }
-  // Append ids to state; returns a Float32Array view of the logits: (vocab,) for the last position,
-  // or (len(ids) * vocab) when allLogits.
-  async forward(state, ids, allLogits) {
-    return this.run(state, ids, allLogits, false);
-  }
-  // forward(), synchronously; noLogits: skip the LM head (returns null).
-  run(state, ids, allLogits, noLogits) {
-    if (!this.heap) throw named("InvalidStateError", "This model was unloaded; load it again.");
+  /**
+   * Appends ids to state; returns a Float32Array view of the logits, (vocab,) for the last position
+   * or (len(ids) * vocab) when allLogits, valid until the next forward or fork of any state (either
+   * may grow the memory or reuse the logits region); null with skipHead (a prefill: no LM head).
+   * @param {WasmKVState} state
+   * @param {ArrayLike<number>} ids
+   * @param {boolean} allLogits
+   * @param {boolean} [skipHead]
+   * @returns {Float32Array | null}
+   */
+  forward(state, ids, allLogits, skipHead = false) {
+    const memory = this.live().memory;
     const c = this.c, S = ids.length, P = state.length;
     if (!S) throw named("TypeError", "forward() needs at least one token id.");
     const idArr = Int32Array.from(ids, (t) => {
@@ -328,25 +409,33 @@ export class WasmEngine {
       throw named("QuotaExceededError", `${P + S} tokens exceed the model's ${c.maxPos} positions.`);
     }
     state.ensure(P + S);
-    const logits = this.grow("logits", (allLogits ? S : 1) * c.V);
+    const logits = this.grow(this.logitsRegion, (allLogits ? S : 1) * c.V);
     const scratch = c.hd + (c.nq / c.nkv) * (state.cap + 4); // attend16's: q as int16, a KV head's query heads' scores
-    this.grow("scores", scratch);
-    if (this.pool) this.grow("scores2", scratch); // the helper thread's
+    this.grow(this.scores, scratch);
+    if (this.pool) this.grow(this.scores2, scratch); // the helper thread's
     if (this.pool) this.pool.hot(true);
     try {
-      this.layersForward(state, idArr, allLogits, noLogits ? 0 : logits);
+      this.layersForward(state, idArr, allLogits, skipHead ? 0 : logits, memory);
     } finally {
       if (this.pool) this.pool.hot(false);
     }
-    if (noLogits) return null;
-    return new Float32Array(this.memory.buffer, logits, (allLogits ? S : 1) * c.V);
+    if (skipHead) return null;
+    return new Float32Array(memory.buffer, logits, (allLogits ? S : 1) * c.V);
   }
-  layersForward(state, ids, allLogits, logits) {
+  /**
+   * The layers over ids in chunks of CHUNK tokens; the LM head's logits to `logits` (0: none).
+   * @param {WasmKVState} state
+   * @param {Int32Array} ids
+   * @param {boolean} allLogits
+   * @param {number} logits
+   * @param {WebAssembly.Memory} memory
+   */
+  layersForward(state, ids, allLogits, logits, memory) {
     const c = this.c, k = this.k, s = this.s, S = ids.length, P = state.length;
     const qd = c.nq * c.hd, kvd = c.nkv * c.hd;
     for (let c0 = 0; c0 < S; c0 += CHUNK) {
       const T = Math.min(CHUNK, S - c0), pos = P + c0, J = WasmEngine.splitPoint(pos, T);
-      new Int32Array(this.memory.buffer, s.ids, T).set(ids.subarray(c0, c0 + T));
+      new Int32Array(memory.buffer, s.ids, T).set(ids.subarray(c0, c0 + T));
       k.embed8(this.embed.w, this.embed.s, s.ids, T, c.H, s.x);
       for (let l = 0; l < c.L; l++) {
         const w = this.layers[l];
@@ -385,20 +474,31 @@ function defaultThreads() {
 
 // The helper thread (wasm_thread.mjs) and its control block in the shared memory.
 class Helper {
+  /**
+   * @param {WebAssembly.Module} module
+   * @param {WebAssembly.Memory} memory shared
+   * @param {Heap} heap
+   */
   static async start(module, memory, heap) {
-    const h = new Helper();
-    h.ctrl = heap.alloc(128);
-    h.c = new Int32Array(memory.buffer, h.ctrl, 32);
+    const ctrl = heap.alloc(128);
+    const h = new Helper(new Int32Array(memory.buffer, ctrl, 32),
+      new Worker(new URL("wasm_thread.mjs", import.meta.url), {type: "module"}));
     h.c.fill(0);
-    h.seq = 0;
-    h.worker = new Worker(new URL("nomoat-wasm-thread.mjs", import.meta.url), {type: "module"});
     await new Promise((resolve, reject) => {
-      h.worker.onmessage = () => resolve();
+      h.worker.onmessage = () => resolve(null);
       h.worker.onerror = (ev) => reject(new Error(`nomoat's wasm helper thread failed to start: ${ev.message || "script error"}`));
-      h.worker.postMessage({module, memory, ctrl: h.ctrl});
+      h.worker.postMessage({module, memory, ctrl});
     });
     return h;
   }
+  /** @param {Int32Array} c the control block (wasm_thread.mjs) @param {Worker} worker */
+  constructor(c, worker) {
+    this.c = c;
+    this.worker = worker;
+    this.seq = 0;
+    this.since = 0;
+  }
+  /** @param {number} op @param {number[]} args */
   post(op, args) {
     const c = this.c;
     c[2] = op;
@@ -419,6 +519,7 @@ class Helper {
       throw new Error("nomoat's wasm helper thread failed (a kernel trapped)");
     }
   }
+  /** @param {boolean} on */
   hot(on) {
     Atomics.store(this.c, 30, on ? 1 : 0);
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // A helper thread of nomoat's wasm decoder (wasm_engine.mjs): the same kernels on the same shared
 // memory. It takes one job at a time from a control block of Int32s in that memory:
 //   [0] job number (posted by the engine)  [1] job done  [2] op (1 matmul, 2 attend16)
@@ -5,10 +6,11 @@
 // While the engine is inside a forward() ("hot") it spins between jobs; otherwise it sleeps.
 const SEQ = 0, DONE = 1, OP = 2, ARGS = 3, HOT = 30, ERR = 31;
 
+/** @param {MessageEvent<{module: WebAssembly.Module, memory: WebAssembly.Memory, ctrl: number}>} ev */
 self.onmessage = async ({data: {module, memory, ctrl}}) => {
-  const k = (await WebAssembly.instantiate(module, {env: {memory, abort() {
+  const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
     throw new Error("nomoat's wasm decoder aborted");
-  }}})).exports;
+  }}})).exports);
   const c = new Int32Array(memory.buffer, ctrl, 32);
   let last = Atomics.load(c, SEQ); // before "ready": the first job may be posted right after it
   self.postMessage("ready");

@@ -1,21 +1,32 @@
-// nomoat worker: boots Pyodide and onnxruntime-web, then runs nomoat's Python generation loop.
+// @ts-check
+// nomoat worker: boots Pyodide, then runs nomoat's Python generation loop.
 //
-// The page talks to it only through typed messages (see llm.js):
+// The page talks to it only through the typed messages of protocol.js (see llm.js):
 //   in:  {kind: "create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize", id, payload}
 //   out: {kind: "return" | "throw" | "progress" | "chunk" | "event", id, payload}
-// The JS side that Python drives (onnxruntime-web, fetching, engines) is nomoat-runtime.mjs,
-// registered in Pyodide as the module `nomoat_js`.
+// The JS side that Python drives (fetching, engines) is runtime.mjs, registered in Pyodide as the
+// module `nomoat_js`.
 
-import {chooseDevice, createRuntime, named} from "./nomoat-runtime.mjs";
+import {named} from "./errors.js";
+import {wireError} from "./protocol.js";
+import {chooseDevice, createRuntime} from "./runtime.mjs";
 
-let py = null; // Pyodide
-let api = null; // the Python module nomoat.worker
+/** @type {any} Pyodide */
+let py = null;
+/** @type {any} the Python module nomoat.worker */
+let api = null;
+/** @type {Promise<void> | null} */
 let bootPromise = null;
-let runtime = null; // nomoat-runtime.mjs's object, registered in Pyodide as `nomoat_js`
-const loadedModels = new Set(); // "url|device" already loaded by Python (no download needed)
-const streams = new Map(); // request id -> {aborted: bool}
-const finished = new Map(); // session id -> the request id of its latest prompt or append, done here
+/** @type {ReturnType<typeof createRuntime> | null} registered in Pyodide as `nomoat_js` */
+let runtime = null;
+/** @type {Set<string>} "url|device" already loaded by Python (no download needed) */
+const loadedModels = new Set();
+/** @type {Map<number, {aborted: boolean}>} request id -> its stream */
+const streams = new Map();
+/** @type {Map<number, number>} session id -> the request id of its latest prompt or append, done here */
+const finished = new Map();
 
+/** @param {string} kind @param {number} id @param {unknown} payload */
 function post(kind, id, payload) {
   self.postMessage({kind, id, payload});
 }
@@ -24,38 +35,49 @@ function post(kind, id, payload) {
 // Boot and message handling
 // ---------------------------------------------------------------------------------------------
 
-async function boot(assets, requestId) {
+/**
+ * @param {{pyodide: string, wheels: string[]}} assets
+ * @param {number} requestId
+ * @param {ReturnType<typeof createRuntime>} rt registered as `nomoat_js`
+ */
+async function boot(assets, requestId, rt) {
   post("progress", requestId, {stage: "runtime", loaded: 0, total: 1});
   const {loadPyodide} = await import(assets.pyodide + "pyodide.mjs");
   py = await loadPyodide({indexURL: assets.pyodide});
-  py.registerJsModule("nomoat_js", runtime);
+  py.registerJsModule("nomoat_js", rt);
   await py.loadPackage(assets.wheels, {messageCallback: () => {}});
   api = py.pyimport("nomoat.worker");
   post("progress", requestId, {stage: "runtime", loaded: 1, total: 1});
 }
 
+/**
+ * An error as the page gets it: {name, message, ...extra} (protocol.js). Until py/nomoat/worker.py
+ * raises JS errors itself, its errors arrive as a PythonError whose text ends in
+ * "nomoat-error {name, message, extra}".
+ * @param {unknown} e
+ */
 function errorPayload(e) {
-  // Python exceptions arrive as PythonError; nomoat.worker formats them as "Name: message".
-  let name = e && e.name ? e.name : "Error";
-  let message = e && e.message ? e.message : String(e);
-  const extra = e && e.stats ? {stats: e.stats} : {};
-  if (name === "PythonError") {
-    const m = /nomoat-error (\{.*\})\s*$/m.exec(message);
-    if (m) {
-      const info = JSON.parse(m[1]);
-      name = info.name;
-      message = info.message;
-      Object.assign(extra, info.extra || {});
-    }
-  }
-  return {name, message, ...extra};
+  const wire = wireError(e);
+  const m = wire.name === "PythonError" ? /nomoat-error (\{.*\})\s*$/m.exec(wire.message) : null;
+  if (!m) return wire;
+  const info = JSON.parse(m[1]);
+  return wireError(named(info.name, info.message, info.extra));
 }
 
-// A callback Python calls with session events (contextoverflow), posted to request id.
-const eventsTo = (id) => (e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
+/**
+ * A callback Python calls with session events (contextoverflow), posted to request id.
+ * @param {number} id
+ */
+const eventsTo = (id) => (/** @type {any} */ e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
 
-// Post each piece of a Python async iterator as a chunk until it ends or the request is aborted;
-// then the result (as stats on the AbortError when aborted).
+/**
+ * Post each piece of a Python async iterator as a chunk until it ends or the request is aborted;
+ * then the result (as stats on the AbortError when aborted).
+ * @param {number} id
+ * @param {any} iter a PyProxy of an async generator
+ * @param {() => any} result a PyProxy of the stats dict
+ * @param {string} abortMessage
+ */
 async function stream(id, iter, result, abortMessage) {
   const state = {aborted: false};
   streams.set(id, state);
@@ -77,13 +99,15 @@ async function stream(id, iter, result, abortMessage) {
   return stats;
 }
 
+/** @type {Record<string, (p: any, id: number) => unknown>} */
 const handlers = {
   async create(p, id) {
     const choice = await chooseDevice(p.device || "auto");
     if (!runtime) runtime = createRuntime({assets: p.assets, progress: (rid, q) => post("progress", rid, q)});
+    const rt = runtime;
     const key = `${p.model}|${choice.device}`;
-    if (!loadedModels.has(key)) runtime.prefetch(p.model, choice.device, id); // download while Python boots
-    if (!bootPromise) bootPromise = boot(p.assets, id);
+    if (!loadedModels.has(key)) rt.prefetch(p.model, choice.device, id); // download while Python boots
+    if (!bootPromise) bootPromise = boot(p.assets, id, rt);
     await bootPromise;
     post("progress", id, {stage: "init", loaded: 0, total: 1});
     const info = (await api.create(p.model, choice.device, py.toPy(p.options || {}), id)).toJs({dict_converter: Object.fromEntries});
@@ -139,7 +163,7 @@ const handlers = {
   },
 };
 
-self.onmessage = async (ev) => {
+self.onmessage = async (/** @type {MessageEvent} */ ev) => {
   const {kind, id, payload} = ev.data;
   try {
     const h = handlers[kind];

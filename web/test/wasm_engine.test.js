@@ -1,0 +1,173 @@
+// @ts-check
+// nomoat's wasm decoder engine (web/src/wasm_engine.mjs) on a tiny random model made here, with
+// the decoder built into web/dist (skipped, saying so, when it is not built): greedy step() is the
+// argmax of logits(), fork and truncate equal a fresh state, two states stepped at once each get
+// their own tokens, dispose releases. Its logits against the numpy reference: tests/test_wasm_engine.py.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import {test} from "node:test";
+
+import {Sampler} from "../src/sampler.js";
+import {WasmEngine} from "../src/wasm_engine.mjs";
+
+const DIST = new URL("../dist/", import.meta.url);
+const built = fs.existsSync(new URL("nomoat-decoder.wasm", DIST));
+const skip = built ? false : "web/dist/nomoat-decoder.wasm is not built: run 'make web' first";
+
+const CONFIG = {num_hidden_layers: 2, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4,
+  num_key_value_heads: 2, head_dim: 16, vocab_size: 96, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 256};
+
+/**
+ * A random model in the package's layout: the data file and its tensor directory (as
+ * onnx/nomoat_tensors.json), 4-bit linear layers, an 8-bit embedding and LM head.
+ * @param {number} seed
+ */
+function tinyModel(seed) {
+  let s = seed;
+  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  /** @type {Uint8Array[]} */
+  const parts = [];
+  /** @type {Record<string, {offset: number, shape: number[]}>} */
+  const tensors = {};
+  let offset = 0;
+  /** @param {string} name @param {Uint8Array} bytes @param {number[]} shape */
+  const put = (name, bytes, shape) => {
+    tensors[name] = {offset, shape};
+    const padded = new Uint8Array((bytes.byteLength + 63) & ~63);
+    padded.set(bytes);
+    parts.push(padded);
+    offset += padded.byteLength;
+  };
+  /** @param {number} n @param {() => number} f */
+  const f32 = (n, f) => new Uint8Array(Float32Array.from({length: n}, f).buffer);
+  /** @param {string} prefix @param {number} n @param {number} k @param {number} bits @param {number} scale */
+  const quantized = (prefix, n, k, bits, scale) => {
+    const blob = bits === 4 ? 16 : 32;
+    put(prefix + ".qweight", Uint8Array.from({length: n * (k / 32) * blob}, () => rand() * 256), [n, k / 32, blob]);
+    put(prefix + ".scales", f32(n * (k / 32), () => scale * (0.5 + rand())), [n, k / 32]);
+  };
+  const c = CONFIG, H = c.hidden_size, hd = c.head_dim;
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const p = `model.layers.${l}`;
+    put(`${p}.input_layernorm.weight`, f32(H, () => 0.5 + rand()), [H]);
+    put(`${p}.post_attention_layernorm.weight`, f32(H, () => 0.5 + rand()), [H]);
+    quantized(`${p}.attn.qkv_proj`, (c.num_attention_heads + 2 * c.num_key_value_heads) * hd, H, 4, 0.03);
+    quantized(`${p}.attn.o_proj`, H, c.num_attention_heads * hd, 4, 0.01);
+    quantized(`${p}.mlp.gate_up_proj`, 2 * c.intermediate_size, H, 4, 0.03);
+    quantized(`${p}.mlp.down_proj`, H, c.intermediate_size, 4, 0.01);
+  }
+  put("model.norm.weight", f32(H, () => 1), [H]);
+  quantized("embed", c.vocab_size, H, 8, 0.01);
+  quantized("lm_head", c.vocab_size, H, 8, 0.004);
+  const data = new Uint8Array(offset);
+  let o = 0;
+  for (const p of parts) {
+    data.set(p, o);
+    o += p.byteLength;
+  }
+  return {data, tensors: {tensors}, config: CONFIG};
+}
+
+const engine = () => WasmEngine.create({...tinyModel(1), threads: 1, decoder: DIST});
+const greedy = () => new Sampler({temperature: 0, top_k: 0, top_p: 1, min_p: 0, repetition_penalty: 1, seed: 0});
+/** @param {number} n @param {number} k */
+const ids = (n, k) => Array.from({length: n}, (_, i) => 3 + ((i * 7 + k * 13) % (CONFIG.vocab_size - 3)));
+/** The last row's argmax (ties: the lower id). @param {Float32Array} all */
+const lastArgmax = (all) => {
+  const V = CONFIG.vocab_size, x = all.subarray(all.length - V);
+  let best = 0;
+  for (let i = 1; i < V; i++) if (x[i] > x[best]) best = i;
+  return best;
+};
+
+test("greedy step() is the argmax of logits(), prefill and decode", {skip}, async () => {
+  const e = await engine();
+  const a = e.newState(), b = e.newState();
+  let tok = await e.step(a, 0, ids(70, 1), greedy()); // > one 64-token chunk
+  assert.equal(tok, lastArgmax(await e.logits(b, 0, ids(70, 1))));
+  const sampler = greedy(), tokens = new Set();
+  for (let t = 0; t < 6; t++) {
+    const want = lastArgmax(await e.logits(b, b.length, [tok]));
+    tok = await e.step(a, a.length, [tok], sampler);
+    assert.equal(tok, want);
+    tokens.add(tok);
+  }
+  assert.ok(tokens.size > 2, `degenerate model: ${[...tokens]}`);
+  assert.equal(a.length, 76);
+  assert.equal(await e.step(a, 10, [5, 6], null), -1); // a prefill only: no token
+  assert.equal(a.length, 12);
+  e.dispose();
+});
+
+test("fork and truncate (and growth past 64 positions) equal a fresh state", {skip}, async () => {
+  const e = await engine();
+  const A = ids(40, 1), B = ids(30, 2), C = ids(5, 3);
+  const s = e.newState();
+  await e.logits(s, 0, A);
+  const f = s.fork();
+  const ab = await e.logits(s, 40, B); // 70 positions: the block grows
+  assert.ok(s.cap > 64);
+  const fresh = e.newState();
+  await e.logits(fresh, 0, A);
+  const ac = await e.logits(fresh, 40, C);
+  assert.deepEqual(await e.logits(f, 40, C), ac); // the fork: A's rows, copied
+  assert.deepEqual(await e.logits(s, 40, C), ac); // truncated back to A (start 40)
+  const g = s.fork(); // a fork of a grown, truncated state
+  assert.equal(g.length, 45);
+  assert.deepEqual(await e.logits(g, 40, C), ac);
+  await e.logits(fresh, 40, B);
+  assert.deepEqual(await e.logits(s, 40, B), ab);
+  e.dispose();
+});
+
+test("two states stepped at once each get their own tokens", {skip}, async () => {
+  const e = await engine();
+  const params = {temperature: 0.9, top_k: 20, top_p: 0.95, min_p: 0, repetition_penalty: 1.1};
+  /** Tokens of one conversation alone. @param {number[]} prompt @param {number} seed */
+  const alone = async (prompt, seed) => {
+    const st = e.newState(), sm = new Sampler({...params, seed}), out = [await e.step(st, 0, prompt, sm)];
+    for (let t = 0; t < 8; t++) out.push(await e.step(st, st.length, [out.at(-1)], sm));
+    st.dispose();
+    return out;
+  };
+  const want = [await alone(ids(20, 1), 1), await alone(ids(9, 2), 2)];
+  const states = [e.newState(), e.newState()], samplers = [1, 2].map((seed) => new Sampler({...params, seed}));
+  const got = [[], []];
+  let next = await Promise.all([e.step(states[0], 0, ids(20, 1), samplers[0]), e.step(states[1], 0, ids(9, 2), samplers[1])]);
+  for (let t = 0; t < 9; t++) {
+    got[0].push(next[0]);
+    got[1].push(next[1]);
+    if (t < 8) next = await Promise.all(states.map((st, i) => e.step(st, st.length, [next[i]], samplers[i])));
+  }
+  assert.deepEqual(got, want);
+  assert.notDeepEqual(got[0], got[1]);
+  assert.ok(new Set(got[0]).size > 2);
+  e.dispose();
+});
+
+test("dispose: a state's block is reused; the engine refuses work after", {skip}, async () => {
+  const e = await engine();
+  const s = e.newState();
+  await e.step(s, 0, ids(100, 1), null);
+  const block = s.block, bytes = e.heap.memory.buffer.byteLength;
+  s.dispose();
+  assert.equal(s.block, null);
+  assert.equal(s.length, 0);
+  const t = e.newState();
+  await e.step(t, 0, ids(100, 2), null);
+  assert.equal(t.block, block); // the same memory, not more
+  assert.equal(e.heap.memory.buffer.byteLength, bytes);
+  e.dispose();
+  assert.equal(e.heap, null);
+  await assert.rejects(e.step(t, 0, [1], greedy()), {name: "InvalidStateError", message: /load it again/});
+  t.dispose(); // after the engine: nothing to free, no error
+});
+
+test("bad input: clear errors", {skip}, async () => {
+  const e = await engine();
+  const s = e.newState();
+  await assert.rejects(e.step(s, 0, [CONFIG.vocab_size], greedy()), {name: "TypeError", message: /outside the vocabulary/});
+  await assert.rejects(e.step(s, 0, [], greedy()), {name: "TypeError"});
+  await assert.rejects(e.step(s, 0, ids(257, 1), null), {name: "QuotaExceededError", message: /256 positions/});
+  e.dispose();
+});
