@@ -59,7 +59,7 @@ class FakeCaches {
     return /** @type {Cache} */ (/** @type {unknown} */ ({
       async match(/** @type {string} */ url) {
         const b = self.entries.get(url);
-        return b ? new Response(b) : undefined;
+        return b ? new Response(/** @type {Uint8Array<ArrayBuffer>} */ (b)) : undefined;
       },
       async put(/** @type {string} */ url, /** @type {Response} */ r) {
         if (self.putError && !url.endsWith("nomoat.json")) throw self.putError;
@@ -120,7 +120,7 @@ test("a corrupt cached copy is dropped and fetched again, never returned", async
 test("a truncated file on the server is a DataError naming it (after one retry)", async () => {
   const {fetch, hits} = server(FILES, {"onnx/model_q4.onnx_data": FILES["onnx/model_q4.onnx_data"].slice(0, 60)});
   const pkg = await ModelPackage.open(BASE, {fetch, caches: undefined});
-  await assert.rejects(pkg.load(NAMES), (e) => {
+  await assert.rejects(pkg.load(NAMES), (/** @type {any} */ e) => {
     assert.equal(e.name, "DataError");
     assert.match(e.message, /onnx\/model_q4\.onnx_data does not match its manifest \(size 100/);
     assert.match(e.message, /nomoat convert/);

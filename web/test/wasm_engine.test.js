@@ -132,7 +132,9 @@ test("two states stepped at once each get their own tokens", {skip}, async () =>
   };
   const want = [await alone(ids(20, 1), 1), await alone(ids(9, 2), 2)];
   const states = [e.newState(), e.newState()], samplers = [1, 2].map((seed) => new Sampler({...params, seed}));
+  /** @type {number[][]} */
   const got = [[], []];
+  /** @type {number[]} */
   let next = await Promise.all([e.step(states[0], 0, ids(20, 1), samplers[0]), e.step(states[1], 0, ids(9, 2), samplers[1])]);
   for (let t = 0; t < 9; t++) {
     got[0].push(next[0]);
