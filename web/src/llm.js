@@ -49,8 +49,8 @@ import {LanguageModelSession, canonicalPrompt} from "./session.js";
  *
  * @typedef {object} Backend where createLLM's sessions live (default: a dedicated worker per device, this page's cache)
  * @property {(key: string) => Transport} connect the transport for a device key ("auto", "wasm", "webgpu|ort", ...)
- * @property {(device: string) => Promise<Availability>} [availability] what the back end says, where the
- *   page cannot see its cache (the extension's content scripts)
+ * @property {(options: {device: string, model: string}) => Promise<Availability>} [availability] what the
+ *   back end says, where this page cannot see its cache (the extension's content scripts)
  */
 
 /**
@@ -280,10 +280,10 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
       const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
       if (!adapter) return "unavailable";
     }
-    if (backend.availability) return backend.availability(device);
     if (!hasWasm || typeof Worker !== "function") return "unavailable";
     const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
     if (loading.has(model)) return "downloading";
+    if (backend.availability) return backend.availability({device, model});
     if (workers.has(device)) return "available";
     const prefix = model.endsWith("/") ? model : model + "/";
     const cached = (await cache.list()).find((m) => m.model === prefix);

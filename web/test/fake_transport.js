@@ -1,4 +1,3 @@
-// @ts-check
 // A Transport (protocol.js) whose back end is the test: every call is recorded in `sent`, and
 // the test answers it with reply(id, kind, payload) — as the worker's messages would arrive.
 import {PendingCalls} from "../src/protocol.js";

@@ -1,4 +1,3 @@
-// @ts-check
 // protocol.js: option names, RegExp constraints, prompts and errors as they cross the wire.
 import assert from "node:assert/strict";
 import {test} from "node:test";
@@ -25,9 +24,9 @@ test("a prompt's options carry the response constraint; a RegExp crosses as {reg
 test("a single plain user turn crosses as a string, anything else as the list", () => {
   assert.equal(toWire([{role: "user", content: "hi", prefix: false}]), "hi");
   const prefixed = [{role: "user", content: "hi", prefix: true}];
-  assert.equal(toWire(/** @type {any} */ (prefixed)), prefixed);
+  assert.equal(toWire(prefixed), prefixed);
   const two = [{role: "system", content: "s", prefix: false}, {role: "user", content: "u", prefix: false}];
-  assert.equal(toWire(/** @type {any} */ (two)), two);
+  assert.equal(toWire(two), two);
 });
 
 test("errors round trip: name, message, requested, contextWindow and stats survive JSON", () => {
@@ -44,8 +43,8 @@ test("errors round trip: name, message, requested, contextWindow and stats survi
     const back = fromWire(wire);
     assert.ok(back instanceof Class, `${name} → ${back.constructor.name}`);
     assert.equal(back.name, name);
-    assert.equal(back.message, /** @type {Error} */ (err).message);
-    for (const k of ["requested", "contextWindow", "stats"]) assert.deepEqual(back[k], /** @type {any} */ (err)[k]);
+    assert.equal(back.message, err.message);
+    for (const k of ["requested", "contextWindow", "stats"]) assert.deepEqual(back[k], err[k]);
   }
   assert.deepEqual(wireError("plain"), {name: "Error", message: "plain"});
 });
@@ -55,7 +54,7 @@ test("abortReason: the signal's own reason, else an AbortError", () => {
   c.abort("mine");
   assert.equal(abortReason(c.signal), "mine");
   const d = {reason: undefined, aborted: true};
-  const e = abortReason(/** @type {any} */ (d));
+  const e = abortReason(d);
   assert.ok(e instanceof DOMException && e.name === "AbortError");
 });
 

@@ -1,4 +1,3 @@
-// @ts-check
 // LanguageModelSession (session.js) over a fake transport: call order, aborts, destroy, errors.
 import assert from "node:assert/strict";
 import {test} from "node:test";
@@ -157,14 +156,14 @@ test("error payloads become the spec's exceptions, with requested and contextWin
 
 test("malformed input and options fail before anything is sent", async () => {
   const {t, s} = make();
-  await assert.rejects(/** @type {any} */ (s).prompt(), TypeError);
-  await assert.rejects(s.prompt("x", /** @type {any} */ ({signal: "no"})), TypeError);
-  await assert.rejects(s.prompt(/** @type {any} */ ([{role: "robot", content: "x"}])), TypeError);
-  await assert.rejects(s.prompt(/** @type {any} */ ([{role: "user", content: "x", prefix: true}])),
+  await assert.rejects(s.prompt(), TypeError);
+  await assert.rejects(s.prompt("x", {signal: "no"}), TypeError);
+  await assert.rejects(s.prompt([{role: "robot", content: "x"}]), TypeError);
+  await assert.rejects(s.prompt([{role: "user", content: "x", prefix: true}]),
     (e) => e instanceof DOMException && e.name === "SyntaxError");
-  await assert.rejects(s.prompt(/** @type {any} */ ([{role: "user", content: [{type: "image", value: {}}]}])),
+  await assert.rejects(s.prompt([{role: "user", content: [{type: "image", value: {}}]}]),
     (e) => e.name === "NotSupportedError");
-  await assert.rejects(s.prompt("x", /** @type {any} */ ({responseConstraint: "json"})), TypeError);
+  await assert.rejects(s.prompt("x", {responseConstraint: "json"}), TypeError);
   await assert.rejects(s.prompt("x", {omitResponseConstraintInput: true}), TypeError);
   assert.deepEqual(t.sent, []);
 });
