@@ -187,7 +187,7 @@ def test_extension_csp_blocks_eval_where_the_model_runs(popup):
     assert csp == "script-src 'self' 'wasm-unsafe-eval'; object-src 'self'"
     assert popup.evaluate(check) == {"eval": "EvalError", "wasm": "ok"}
     with popup.expect_worker() as w:
-        popup.evaluate("() => { window.w = new Worker('nomoat/nomoat-worker.mjs', {type: 'module'}); }")
+        popup.evaluate("() => { window.w = new Worker('nomoat/worker.mjs', {type: 'module'}); }")
     assert w.value.evaluate(check) == {"eval": "EvalError", "wasm": "ok"}
 
 
@@ -300,7 +300,8 @@ def test_sender_check(ext):
 
 
 def test_sessions_belong_to_their_port(popup):
-    """A raw port speaking the protocol: another port's session id, unknown kinds and bad options fail."""
+    """A raw port speaking window.llm's protocol: another port's session handle, unknown kinds and bad
+    options fail; the extension's own runtime files are used whatever assets the client names."""
     r = popup.evaluate("""async () => {
         await chrome.runtime.sendMessage({type: "nomoat:ensure"});
         const open = () => new Promise((resolve) => {
@@ -319,19 +320,78 @@ def test_sessions_belong_to_their_port(popup):
             });
         });
         const a = await open(), b = await open();
-        const made = await a("create", {options: {temperature: 0, maxTokens: 4}});
+        const model = new URL("nomoat/models/SmolLM2-135M-Instruct/", location.href).href;
+        const evil = {pyodide: "https://evil.example/", ort: "https://evil.example/", wheels: ["https://evil.example/x.whl"]};
+        const made = await a("create", {model, device: "wasm", assets: evil, options: {temperature: 0, max_tokens: 4}});
         const sid = made.payload.session;
         return {
             made: made.kind,
-            own: (await a("prompt", {session: sid, input: "hi"})).kind,
-            foreign: (await b("prompt", {session: sid, input: "hi"})).payload.name,
+            own: (await a("prompt", {session: sid, input: "hi", options: {}})).kind,
+            foreign: (await b("prompt", {session: sid, input: "hi", options: {}})).payload.name,
             foreignDestroy: (await b("destroy", {session: sid})).payload.name,
             unknown: (await a("eval", {code: "1"})).payload.name,
-            badOption: (await a("create", {options: {temperature: "hot"}})).payload.name,
-            badDevice: (await a("create", {options: {device: "cuda"}})).payload.name,
-            stillOwn: (await a("prompt", {session: sid, input: "hi"})).kind,
+            noPayload: (await a("prompt", "hi")).payload.name,
+            huge: (await a("prompt", {session: sid, input: "x".repeat(300000)})).payload.name,
+            badOption: (await a("create", {model, device: "wasm", options: {temperature: "hot"}})).payload.name,
+            badDevice: (await a("create", {model, device: "cuda", options: {}})).payload.name,
+            stillOwn: (await a("prompt", {session: sid, input: "hi", options: {}})).kind,
         };
     }""")
     assert r == {"made": "return", "own": "return", "foreign": "InvalidStateError",
-                 "foreignDestroy": "InvalidStateError", "unknown": "TypeError", "badOption": "TypeError",
-                 "badDevice": "TypeError", "stillOwn": "return"}
+                 "foreignDestroy": "InvalidStateError", "unknown": "TypeError", "noPayload": "TypeError",
+                 "huge": "QuotaExceededError", "badOption": "TypeError", "badDevice": "TypeError", "stillOwn": "return"}
+
+
+def test_the_whole_prompt_api_crosses_the_port(popup):
+    """append, measureContextUsage, clone, a message list with a prefix, and availability: the
+    offscreen document relays window.llm's own protocol, so everything a page can do works here."""
+    r = popup.evaluate("""async (q) => {
+        const s = await llm.create({temperature: 0, maxTokens: 32,
+                                    initialPrompts: [{role: "system", content: "You are a helpful assistant."}]});
+        const before = s.contextUsage;
+        const measured = await s.measureContextUsage(q);
+        await s.append([{role: "user", content: "Remember the number 7."}, {role: "assistant", content: "OK."}]);
+        const appended = s.contextUsage;
+        const twin = await s.clone();
+        const answer = await twin.prompt(q);
+        const original = await s.prompt(q);
+        const prefixed = await s.prompt([{role: "user", content: q},
+                                         {role: "assistant", content: "The capital", prefix: true}]);
+        let overflow = null;
+        try { await s.prompt("word ".repeat(Math.ceil(s.contextWindow * 1.2))); }
+        catch (e) { overflow = {name: e.name, requested: e.requested > 0}; }
+        return {before, measured, appended, twinUsage: twin.contextUsage, answer, original, prefixed, overflow,
+                availability: await llm.availability(), gone: await (async () => {
+                    twin.destroy();
+                    try { await twin.prompt(q); } catch (e) { return e.name; }
+                })()};
+    }""", QUESTION)
+    assert r["before"] > 0 and r["measured"] > 5
+    assert r["appended"] > r["before"] and r["twinUsage"] == r["appended"]
+    assert r["answer"] == r["original"] and r["answer"]
+    assert r["prefixed"].startswith(" of France") or "Paris" in r["prefixed"], r["prefixed"]
+    assert r["overflow"] == {"name": "QuotaExceededError", "requested": True}
+    assert r["availability"] == "available"
+    assert r["gone"] == "AbortError"
+
+
+def test_openai_chat_completions_cross_the_port(popup):
+    r = popup.evaluate("""async (q) => {
+        const req = {model: "gpt-4o-mini", temperature: 0, max_tokens: 32, messages: [{role: "user", content: q}]};
+        const whole = await llm.chat.completions.create(req);
+        const chunks = [];
+        for await (const c of await llm.chat.completions.create({...req, stream: true,
+                                                               stream_options: {include_usage: true}})) chunks.push(c);
+        const json = await llm.chat.completions.create({...req, response_format: {type: "json_schema",
+            json_schema: {name: "city", schema: {type: "object", properties: {city: {type: "string", maxLength: 20}},
+                                                 required: ["city"], additionalProperties: false}}}});
+        return {whole, text: chunks.map((c) => c.choices[0]?.delta.content ?? "").join(""), last: chunks.at(-1),
+                json: json.choices[0].message.content};
+    }""", QUESTION)
+    assert r["whole"]["object"] == "chat.completion"
+    assert r["whole"]["choices"][0]["message"]["content"] == ANSWER
+    assert r["whole"]["choices"][0]["finish_reason"] == "stop"
+    assert r["whole"]["usage"]["total_tokens"] > r["whole"]["usage"]["completion_tokens"] > 0
+    assert r["text"] == ANSWER
+    assert r["last"]["choices"] == [] and r["last"]["usage"]["completion_tokens"] > 0
+    assert list(json.loads(r["json"])) == ["city"]

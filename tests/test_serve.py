@@ -28,7 +28,7 @@ def get(port: int, path: str) -> http.client.HTTPResponse:
 
 
 @pytest.mark.parametrize("path,ctype", [("/", "text/html"), ("/nomoat.js", "text/javascript"),
-                                        ("/nomoat.mjs", "text/javascript"), ("/nomoat-worker.mjs", "text/javascript"),
+                                        ("/nomoat.mjs", "text/javascript"), ("/worker.mjs", "text/javascript"),
                                         ("/pyodide/pyodide.asm.wasm", "application/wasm"),
                                         ("/models/tiny/nomoat.json", "application/json")])
 def test_isolation_headers_and_types(server, path, ctype):

@@ -3,11 +3,13 @@
     .venv/bin/python examples/extension/build.py [--out DIR] [--model DIR] [--web-dist DIR]
 
 The output (default examples/extension/dist/, git-ignored by the top-level "dist/" rule) holds the
-extension's own files, and under nomoat/ its own copy of the runtime (web/dist: nomoat.js, the
-worker, pyodide/, ort/, wheels/) and of the model package (nomoat/models/SmolLM2-135M-Instruct/),
-so the extension runs with no server. The runtime and model files are hard-linked where possible
-(else copied; Chrome refuses symlinks that leave the extension folder), so do not edit them in the
-output. Running it again only refreshes what changed and removes what no longer belongs.
+extension's own files, client.js bundled by esbuild (with the web/src modules it imports: content
+scripts cannot be ES modules), and under nomoat/ its own copy of the runtime (web/dist: llm.js and
+the modules next to it, the worker, pyodide/, ort/, wheels/) and of the model package
+(nomoat/models/SmolLM2-135M-Instruct/), so the extension runs with no server. The runtime and model
+files are hard-linked where possible (else copied; Chrome refuses symlinks that leave the extension
+folder), so do not edit them in the output. Running it again only refreshes what changed and
+removes what no longer belongs.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SOURCES = ["manifest.json", "background.js", "trust.js", "client.js", "offscreen.html", "offscreen.js",
+SOURCES = ["manifest.json", "background.js", "trust.js", "offscreen.html", "offscreen.js",
            "popup.html", "popup.css", "popup.js", "content.js"]
-MODEL_NAME = "SmolLM2-135M-Instruct"  # the default model's folder name, as nomoat.js expects it
-RUNTIME = ["nomoat.js", "nomoat-session.js", "nomoat-worker.mjs", "nomoat-runtime.mjs", "pyodide/pyodide.mjs",
+BUNDLED = "client.js"  # an ES module importing web/src; the output's client.js is its esbuild bundle
+ESBUILD = ROOT / "web" / "node_modules" / ".bin" / "esbuild"
+MODEL_NAME = "SmolLM2-135M-Instruct"  # the default model's folder name, as llm.js expects it
+RUNTIME = ["llm.js", "protocol.js", "generated/wheels.js", "worker.mjs", "runtime.mjs", "pyodide/pyodide.mjs",
            "pyodide/pyodide.asm.wasm", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.wasm"]
 
 
@@ -32,8 +37,18 @@ class BuildError(SystemExit):
     pass
 
 
+def _bundle(out: Path) -> Path:
+    """client.js and the web/src modules it imports, as one classic script in out."""
+    if not ESBUILD.is_file():
+        raise BuildError(f"{ESBUILD} is missing: run 'make web' first (it installs web/node_modules).")
+    dst = out / BUNDLED
+    subprocess.run([str(ESBUILD), str(HERE / BUNDLED), "--bundle", "--format=iife", "--target=es2022", "--charset=utf8",
+                    "--log-level=warning", f"--outfile={dst}"], check=True)
+    return dst
+
+
 def _plan(web_dist: Path, model: Path) -> dict[str, Path]:
-    """Output path (relative, posix) -> source file."""
+    """Output path (relative, posix) -> source file (the bundle excepted)."""
     missing = [n for n in RUNTIME if not (web_dist / n).is_file()]
     if missing or not list((web_dist / "wheels").glob("nomoat-*.whl")):
         raise BuildError(f"{web_dist} is incomplete (missing {', '.join(missing) or 'wheels/nomoat-*.whl'}): "
@@ -79,6 +94,7 @@ def build(out: Path | str = HERE / "dist", web_dist: Path | str = ROOT / "web" /
     out, web_dist, model = Path(out).resolve(), Path(web_dist).resolve(), Path(model).resolve()
     plan = _plan(web_dist, model)
     out.mkdir(parents=True, exist_ok=True)
+    plan[BUNDLED] = _bundle(out)
     for rel, src in plan.items():
         dst = out / rel
         if _same(src, dst):

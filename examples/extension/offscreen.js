@@ -1,186 +1,131 @@
-// nomoat's back end, in the extension's offscreen document: window.llm (nomoat.js) hosts the model
-// (its module Worker runs Pyodide and onnxruntime-web) and serves it to this extension's popup and
-// content scripts over chrome.runtime ports named "nomoat". client.js is the other end.
+// nomoat's back end, in the extension's offscreen document: it runs nomoat's workers (worker.mjs:
+// Pyodide, onnxruntime-web, the model) and relays window.llm's own protocol (web/src/protocol.js,
+// what a page's llm.js sends its worker) between them and this extension's popup and content
+// scripts, over chrome.runtime ports named "nomoat". client.js is the other end.
 //
-// Protocol, one port per client; every message is {kind, id, payload} (JSON: extension messaging
-// serialises to JSON, so no typed arrays, functions or signals cross):
-//   back end → client on connect: {kind: "hello"} or {kind: "reject", payload: {name, message, retry}}
-//   client → back end: kind "availability" | "create" | "prompt" | "abort" | "destroy"
-//     create  {options}                         → return {session, device, deviceReason, contextWindow, contextUsage}
-//     prompt  {session, input, options}         → chunk* (text pieces), then return stats
-//     abort   {target: <id of a create/prompt>} (no reply)
-//     destroy {session}                         → return true
-//   back end → client: "return" | "throw" ({name, message, ...}) | "chunk" | "event" (monitor events)
-// Sessions belong to the port that created them: another port cannot name them, and they are
-// destroyed when their port closes (the popup closes, the tab navigates).
+// Per port: {kind: "hello"} or {kind: "reject", payload: {name, message, retry}} on connect; then
+// the client's {kind, id, payload} requests go to the worker unchanged but for three fields:
+//   id        the client's call id ↔ the worker's (every port numbers its calls from 1)
+//   session   the port's own session handle ↔ the worker's session, so sessions belong to the port
+//             that created them (another port cannot name them) and are destroyed when it closes
+//   assets    always this extension's own runtime files (a content script cannot choose code)
+// and the worker's replies ("chunk", "progress", "event", "return", "throw") go back under the
+// client's id. "availability" is answered here (this extension's cache). Content scripts run in
+// the web page's renderer, so they are trusted less: they cannot choose the model URL.
+import {WorkerTransport, assetsAt, createLLM} from "./nomoat/llm.js";
+import {wireError} from "./nomoat/protocol.js";
 
 const IDLE_MS = 5 * 60 * 1000; // no client for this long: ask the service worker to close us
 const MAX_SESSIONS = 16; // per port
-const MAX_INPUT = 100_000; // characters per prompt (the context window refuses far less anyway)
-const NUMBER_OPTIONS = ["temperature", "topK", "topP", "minP", "repetitionPenalty", "seed", "maxTokens"];
+const MAX_MESSAGE = 200_000; // characters of JSON per request (the context window refuses far less anyway)
+const BASE = new URL("nomoat/", location.href).href;
+const RELAYED = new Set(["create", "prompt", "complete", "append", "measure", "clone", "destroy", "tokenize"]);
+const DEVICES = ["auto", "webgpu", "wasm"];
+
+// One worker per device (and wasm engine), shared by every client: the model loads once.
+const workers = new Map();
+const workerFor = (key) => {
+  if (!workers.has(key)) workers.set(key, new WorkerTransport(BASE));
+  return workers.get(key);
+};
+// This document's own llm: its default model, assets and cache, for create() checks and availability.
+const local = createLLM(BASE, {}, {connect: workerFor});
+const DEFAULT_MODEL = local.defaultModel;
+const ASSETS = assetsAt(BASE);
 
 const clients = new Set();
 let closing = false;
 let idleTimer = null;
 
-function typeError(message) {
-  return Object.assign(new TypeError(message), {name: "TypeError"});
-}
+const fail = (name, message) => new DOMException(message, name);
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
-function named(name, message) {
-  return new DOMException(message, name);
-}
-
-function errorPayload(e) {
-  const out = {name: (e && e.name) || "Error", message: (e && e.message) || String(e)};
-  for (const k of ["requested", "contextWindow", "stats"]) if (e && e[k] !== undefined) out[k] = e[k];
-  return out;
-}
-
-// Sampling options: only known keys, only numbers (and strings for stop).
-// responseConstraint: a JSON Schema object, or a RegExp sent as {regex, flags} (client.js).
-function constraintOptions(o) {
-  const out = {};
-  const rc = o.responseConstraint;
-  if (rc !== undefined) {
-    if (rc === null || typeof rc !== "object") throw typeError("responseConstraint must be a JSON Schema object or a RegExp.");
-    out.responseConstraint = typeof rc.regex === "string" ? new RegExp(rc.regex, typeof rc.flags === "string" ? rc.flags : "") : rc;
+// The worker a create() goes to, and its payload with this extension's assets.
+function createRequest(client, p, assets) {
+  if (!DEVICES.includes(p.device)) throw new TypeError(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(p.device)}.`);
+  const engine = isObject(p.assets) ? p.assets.wasmEngine : undefined;
+  if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
+    throw new TypeError(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
   }
-  if (o.omitResponseConstraintInput !== undefined) out.omitResponseConstraintInput = Boolean(o.omitResponseConstraintInput);
-  return out;
-}
-
-function samplingOptions(o) {
-  const out = {};
-  for (const k of NUMBER_OPTIONS) {
-    if (o[k] === undefined) continue;
-    if (typeof o[k] !== "number" || !Number.isFinite(o[k])) throw typeError(`${k} must be a finite number.`);
-    out[k] = o[k];
+  if (typeof p.model !== "string") throw new TypeError("create's model must be a model package URL.");
+  if (client.kind !== "page" && p.model !== DEFAULT_MODEL) {
+    throw fail("NotAllowedError", "Content scripts use the extension's own model; they cannot choose a model URL.");
   }
-  if (o.stop !== undefined) {
-    const stop = typeof o.stop === "string" ? [o.stop] : o.stop;
-    if (!Array.isArray(stop) || !stop.every((s) => typeof s === "string")) throw typeError("stop must be a string or a list of strings.");
-    out.stop = stop;
-  }
-  return out;
-}
-
-function createOptions(o, client) {
-  if (!o || typeof o !== "object" || Array.isArray(o)) throw typeError("create() takes an options object.");
-  const out = samplingOptions(o);
-  if (o.device !== undefined) {
-    if (!["auto", "webgpu", "wasm"].includes(o.device)) throw typeError(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(o.device)}.`);
-    out.device = o.device;
-  }
-  if (o.model !== undefined) {
-    if (client.kind !== "page") throw named("NotAllowedError", "Content scripts use the extension's own model; they cannot choose a model URL.");
-    if (typeof o.model !== "string") throw typeError("model must be a URL string.");
-    out.model = o.model;
-  }
-  if (o.systemPrompt !== undefined) {
-    if (typeof o.systemPrompt !== "string") throw typeError("systemPrompt must be a string.");
-    out.systemPrompt = o.systemPrompt;
-  }
-  if (o.initialPrompts !== undefined) {
-    const ok = Array.isArray(o.initialPrompts) && o.initialPrompts.every((m) => m && ["system", "user", "assistant"].includes(m.role) && typeof m.content === "string");
-    if (!ok) throw typeError("initialPrompts must be a list of {role: 'system' | 'user' | 'assistant', content: string}.");
-    out.initialPrompts = o.initialPrompts.map((m) => ({role: m.role, content: m.content}));
-  }
-  return out;
+  if (!isObject(p.options)) throw new TypeError("create's options must be an object.");
+  return {worker: workerFor(engine ? `${p.device}|${engine}` : p.device),
+    payload: {...p, assets: engine ? {...assets, wasmEngine: engine} : assets}};
 }
 
 function sessionOf(client, p) {
-  const s = p && typeof p.session === "string" ? client.sessions.get(p.session) : undefined;
-  if (!s) throw named("InvalidStateError", "No such session on this connection (destroyed, or created by another client).");
+  const s = client.sessions.get(p.session);
+  if (!s) throw fail("InvalidStateError", "No such session on this connection (destroyed, or created by another client).");
   return s;
 }
 
-function stripped(stats) {
-  return stats ? JSON.parse(JSON.stringify(stats)) : null;
+function ownSession(client, worker, info) {
+  const handle = client.nextSession++;
+  client.sessions.set(handle, {worker, session: info.session});
+  return {...info, session: handle};
 }
 
-const handlers = {
-  async availability(client, p) {
-    return llm.availability({device: p && p.device});
-  },
-
-  async create(client, p, id, signal) {
-    const options = createOptions(p && p.options, client);
-    if (client.sessions.size >= MAX_SESSIONS) throw named("QuotaExceededError", `At most ${MAX_SESSIONS} sessions per client; destroy one first.`);
-    const session = await llm.create({
-      ...options,
-      signal,
-      monitor(m) { // forward every monitor event (downloadprogress, nomoatprogress, nomoatdevice) to the client
-        const dispatch = m.dispatchEvent.bind(m);
-        m.dispatchEvent = (ev) => {
-          const e = {type: ev.type};
-          if (ev.type === "downloadprogress") Object.assign(e, {loaded: ev.loaded, total: ev.total});
-          if (ev.detail !== undefined) e.detail = ev.detail;
-          client.post("event", id, e);
-          return dispatch(ev);
-        };
-      },
-    });
-    if (!client.open) {
-      session.destroy();
-      throw named("AbortError", "The client went away.");
-    }
-    const sid = crypto.randomUUID();
-    client.sessions.set(sid, session);
-    return {session: sid, device: session.device, deviceReason: session.deviceReason,
-            contextWindow: session.contextWindow, contextUsage: session.contextUsage};
-  },
-
-  async prompt(client, p, id, signal) {
-    const session = sessionOf(client, p);
-    if (typeof p.input !== "string") throw typeError("nomoat takes text prompts (a string).");
-    if (p.input.length > MAX_INPUT) throw named("QuotaExceededError", `The prompt is longer than ${MAX_INPUT} characters.`);
-    const reader = session.promptStreaming(p.input, {...samplingOptions(p.options || {}), ...constraintOptions(p.options || {}),
-      signal}).getReader();
-    try {
-      for (;;) {
-        const {done, value} = await reader.read();
-        if (done) break;
-        client.post("chunk", id, value);
-      }
-    } catch (e) {
-      e.stats = stripped(session.lastStats);
-      throw e;
-    }
-    return stripped(session.lastStats); // includes context_usage
-  },
-
-  abort(client, p) {
-    const c = p ? client.calls.get(p.target) : undefined;
-    if (c) c.abort(named("AbortError", "The operation was aborted."));
-  },
-
-  async destroy(client, p) {
+// Relay one request to its worker; resolves to the reply's payload, in the client's terms.
+async function relay(client, kind, id, p) {
+  let worker, payload = p, after = (v) => v;
+  if (kind === "create") {
+    ({worker, payload} = createRequest(client, p, ASSETS));
+    if (client.sessions.size >= MAX_SESSIONS) throw fail("QuotaExceededError", `At most ${MAX_SESSIONS} sessions per client; destroy one first.`);
+    after = (info) => ownSession(client, worker, info);
+  } else {
     const s = sessionOf(client, p);
-    client.sessions.delete(p.session);
-    s.destroy();
-    return true;
-  },
-};
+    worker = s.worker;
+    payload = {...p, session: s.session};
+    if (kind === "clone") {
+      if (client.sessions.size >= MAX_SESSIONS) throw fail("QuotaExceededError", `At most ${MAX_SESSIONS} sessions per client; destroy one first.`);
+      after = (info) => ownSession(client, worker, info);
+    }
+    if (kind === "destroy") client.sessions.delete(p.session);
+  }
+  const call = worker.call(kind, payload, {
+    onChunk: (piece) => client.post("chunk", id, piece),
+    onProgress: (q) => client.post("progress", id, q),
+    onEvent: (e) => client.post("event", id, e),
+  });
+  client.calls.set(id, {worker, id: call.id});
+  try {
+    const value = await call.promise;
+    if (!client.open && (kind === "create" || kind === "clone")) worker.call("destroy", {session: value.session});
+    return after(value);
+  } finally {
+    client.calls.delete(id);
+  }
+}
+
+// As a page's llm.availability() says it, for this document: "available" once a worker for the
+// device runs (extension files are not kept in the Cache API, which takes http(s) URLs only).
+async function availability(client, p) {
+  const device = DEVICES.includes(p.device) ? p.device : "auto";
+  if (workers.has(device)) return "available";
+  return local.availability({device, model: client.kind === "page" && typeof p.model === "string" ? p.model : undefined});
+}
 
 async function handle(client, msg) {
-  if (!msg || typeof msg !== "object" || typeof msg.kind !== "string" || !Number.isSafeInteger(msg.id) || msg.id < 0) {
+  if (!isObject(msg) || typeof msg.kind !== "string" || !Number.isSafeInteger(msg.id) || msg.id < 0) {
     return; // not our protocol: ignore it
   }
   const {kind, id, payload} = msg;
-  if (kind === "abort") return handlers.abort(client, payload);
-  if (!Object.hasOwn(handlers, kind) || id === 0) {
-    client.post("throw", id, {name: "TypeError", message: `Unknown message kind ${JSON.stringify(kind)}.`});
+  if (kind === "abort") {
+    const c = isObject(payload) ? client.calls.get(payload.target) : undefined;
+    if (c) c.worker.abort(c.id);
     return;
   }
-  const controller = new AbortController();
-  client.calls.set(id, controller);
   try {
-    client.post("return", id, await handlers[kind](client, payload, id, controller.signal));
+    if (id === 0 || (kind !== "availability" && !RELAYED.has(kind))) throw new TypeError(`Unknown message kind ${JSON.stringify(kind)}.`);
+    if (!isObject(payload)) throw new TypeError(`A ${kind} request needs a payload object.`);
+    if (JSON.stringify(payload).length > MAX_MESSAGE) throw fail("QuotaExceededError", `The request is longer than ${MAX_MESSAGE} characters.`);
+    const value = kind === "availability" ? await availability(client, payload) : await relay(client, kind, id, payload);
+    client.post("return", id, value);
   } catch (e) {
-    client.post("throw", id, errorPayload(e));
-  } finally {
-    client.calls.delete(id);
+    client.post("throw", id, wireError(e));
   }
 }
 
@@ -203,7 +148,7 @@ async function accept(port) {
     return;
   }
   const client = {
-    port, kind, open: true, sessions: new Map(), calls: new Map(),
+    port, kind, open: true, sessions: new Map(), nextSession: 1, calls: new Map(),
     post(k, id, payload) {
       if (!this.open) return;
       try {
@@ -215,8 +160,8 @@ async function accept(port) {
   };
   const goodbye = () => {
     client.open = false;
-    for (const c of client.calls.values()) c.abort(named("AbortError", "The client went away."));
-    for (const s of client.sessions.values()) s.destroy();
+    for (const c of client.calls.values()) c.worker.abort(c.id);
+    for (const s of client.sessions.values()) s.worker.call("destroy", {session: s.session}).promise.catch(() => {});
     client.sessions.clear();
     clients.delete(client);
     if (clients.size === 0) {
@@ -225,7 +170,7 @@ async function accept(port) {
         if (clients.size > 0) return;
         closing = true; // from now on, new clients are told to retry (and get a fresh document)
         const reopen = () => { closing = false; }; // the service worker did not close us: carry on
-        chrome.runtime.sendMessage({type: "nomoat:idle"}).then((r) => r && r.ok || reopen(), reopen);
+        chrome.runtime.sendMessage({type: "nomoat:idle"}).then((r) => (r && r.ok) || reopen(), reopen);
       }, IDLE_MS);
     }
   };
@@ -233,7 +178,7 @@ async function accept(port) {
   clearTimeout(idleTimer);
   port.onMessage.addListener((msg) => handle(client, msg));
   port.onDisconnect.addListener(goodbye);
-  client.post("hello", 0, {version: llm.version, kind});
+  client.post("hello", 0, {kind});
   if (!client.open) goodbye(); // it left while we were checking it
 }
 

@@ -11,7 +11,7 @@ The site (.cache/jupyterlite/site/ unless --out says otherwise) requests nothing
                       .cache/jupyterlite/wheels/), nomoat, jinja2 and a pure-Python markupsafe
                       (web/dist/wheels/). The kernel loads what a cell imports from the lock, so
                       `import nomoat` needs no install step.
-    nomoat/           nomoat's JS runtime (nomoat-runtime.mjs, ort/) and models/<default model>/
+    nomoat/           nomoat's JS runtime (runtime.mjs and the modules it imports, ort/) and models/<default model>/
                       (hard links). jupyter-lite.json hands the kernel NOMOAT_ASSETS so that
                       nomoat's Python finds them from the kernel's worker.
     files/, api/contents/all.json   the notebook and its listing.
@@ -78,7 +78,7 @@ def inputs() -> tuple[Path, Path]:
     from nomoat.home import default_model_dir, web_dist
 
     dist, model = web_dist(), default_model_dir()
-    if not (dist / "nomoat-runtime.mjs").is_file() or not list((dist / "wheels").glob("nomoat-*.whl")):
+    if not (dist / "runtime.mjs").is_file() or not list((dist / "wheels").glob("nomoat-*.whl")):
         sys.exit(f"{dist} is not built: run 'make web' first.")
     if not (model / "nomoat.json").is_file():
         sys.exit(f"The default model is not converted ({model}/nomoat.json is missing): run 'make setup'.")
@@ -190,9 +190,10 @@ def link_or_copy(src: Path, dst: Path) -> None:
 def add_nomoat_assets(dist: Path, model: Path, site: Path) -> None:
     """site/nomoat: the JS runtime, onnxruntime-web, the default model."""
     out = site / "nomoat"
-    link_or_copy(dist / "nomoat-runtime.mjs", out / "nomoat-runtime.mjs")
-    for name in ("nomoat-wasm-engine.mjs", "nomoat-wasm-thread.mjs", "nomoat-decoder.wasm", "nomoat-decoder-mt.wasm"):
-        link_or_copy(dist / name, out / name)  # nomoat's own wasm decoder, which the runtime imports
+    # runtime.mjs and the modules next to it that it imports (web/dist keeps web/src's names), with
+    # nomoat's own wasm decoder
+    for f in sorted([*dist.glob("*.js"), *dist.glob("*.mjs"), *dist.glob("generated/*.js"), *dist.glob("*.wasm")]):
+        link_or_copy(f, out / f.relative_to(dist))
     for f in sorted((dist / "ort").iterdir()):
         link_or_copy(f, out / "ort" / f.name)
     for f in sorted(model.rglob("*")):

@@ -49,7 +49,7 @@ async def js_runtime():
     base = str(js.URL.new(os.environ.get("NOMOAT_ASSETS", "nomoat/"), js.location.href).href)
     if not base.endswith("/"):
         base += "/"
-    module = await run_js(f"import({base + 'nomoat-runtime.mjs'!r})")
+    module = await run_js(f"import({base + 'runtime.mjs'!r})")
     assets = {"ort": base + "ort/", "pyodide": base + "pyodide/"}
     _runtime = module.createRuntime(to_js({"assets": assets, "progress": _print_progress}))
     pyodide_js.registerJsModule("nomoat_js", _runtime)
