@@ -24,7 +24,7 @@ import {LanguageModelSession, canonicalPrompt} from "./session.js";
  * @typedef {"available" | "downloadable" | "downloading" | "unavailable"} Availability
  * @typedef {{type: "text" | "image" | "audio" | "tool-call" | "tool-response", languages?: string[]}} ExpectedIO
  *
- * @typedef {object} CreateOptions llm.create() / LanguageModel.create()
+ * @typedef {object} ModelOptions
  * @property {string} [model] a model package URL (relative to the page); default: data-model, else models/SmolLM2-135M-Instruct/
  * @property {"auto" | "webgpu" | "wasm"} [device] default: data-device, else "auto"
  * @property {"nomoat" | "ort"} [wasmEngine] which wasm engine (for comparisons); default "nomoat"
@@ -37,6 +37,8 @@ import {LanguageModelSession, canonicalPrompt} from "./session.js";
  * @property {unknown[]} [tools] refused (NotSupportedError): the default model has no tool calling
  * @property {(monitor: EventTarget) => void} [monitor] gets downloadprogress, nomoatprogress, nomoatwarning, nomoatdevice
  * @property {AbortSignal} [signal] aborts create(), and later destroys the session
+ * @typedef {ModelOptions & SamplingOptions} CreateOptions llm.create() / LanguageModel.create(): the model,
+ *   the device, and the session's sampling options (temperature, topK, maxTokens, stop, seed ...)
  *
  * @typedef {object} AvailabilityOptions
  * @property {string} [model]
