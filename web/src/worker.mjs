@@ -23,8 +23,6 @@ let runtime = null;
 const loadedModels = new Set();
 /** @type {Map<number, {aborted: boolean}>} request id -> its stream */
 const streams = new Map();
-/** @type {Map<number, number>} session id -> the request id of its latest prompt or append, done here */
-const finished = new Map();
 
 /** @param {string} kind @param {number} id @param {unknown} payload */
 function post(kind, id, payload) {
@@ -51,28 +49,56 @@ async function boot(assets, requestId, rt) {
 }
 
 /**
- * An error as the page gets it: {name, message, ...extra} (protocol.js). Until py/nomoat/worker.py
- * raises JS errors itself, its errors arrive as a PythonError whose text ends in
- * "nomoat-error {name, message, extra}".
+ * An error as the page gets it: {name, message, ...extra} (protocol.js). A Python call that fails
+ * (py/nomoat/worker.py) records how, as data, under its request id: failure(id) takes it.
  * @param {unknown} e
+ * @param {number} id
  */
-function errorPayload(e) {
-  const wire = wireError(e);
-  const m = wire.name === "PythonError" ? /nomoat-error (\{.*\})\s*$/m.exec(wire.message) : null;
-  if (!m) return wire;
-  const info = JSON.parse(m[1]);
-  return wireError(named(info.name, info.message, info.extra));
+function errorPayload(e, id) {
+  const failed = api ? plain(api.failure(id)) : null;
+  return wireError(failed ? named(failed.name, failed.message, failed.extra) : e);
 }
 
 /**
- * A callback Python calls with session events (contextoverflow), posted to request id.
- * @param {number} id
+ * A Python value as plain JS (dicts as objects), its proxy released.
+ * @param {any} x
  */
-const eventsTo = (id) => (/** @type {any} */ e) => post("event", id, e.toJs ? e.toJs({dict_converter: Object.fromEntries}) : e);
+function plain(x) {
+  if (!x || typeof x.toJs !== "function") return x;
+  try {
+    return x.toJs({dict_converter: Object.fromEntries});
+  } finally {
+    x.destroy();
+  }
+}
 
 /**
- * Post each piece of a Python async iterator as a chunk until it ends or the request is aborted;
- * then the result (as stats on the AbortError when aborted).
+ * api[fn](...args), JS values given to Python as Python objects, whose proxies are released once
+ * `use` (of the result) settles.
+ * @param {string} fn
+ * @param {unknown[]} args
+ * @param {(result: any) => unknown} [use]
+ * @returns {Promise<any>}
+ */
+async function call(fn, args, use = plain) {
+  const given = args.map((a) => (a !== null && typeof a === "object" ? py.toPy(a) : a));
+  try {
+    return await use(await api[fn](...given));
+  } finally {
+    given.forEach((x, i) => x !== args[i] && x.destroy());
+  }
+}
+
+/**
+ * A callback Python calls with session events (contextoverflow, a JS object), posted to request id.
+ * @param {number} id
+ */
+const eventsTo = (id) => (/** @type {unknown} */ e) => post("event", id, e);
+
+/**
+ * Post each piece of a Python async iterator as a chunk until it ends; then the result. Once the
+ * request is aborted, pieces are no longer posted, Python stops at its next prefill chunk or token
+ * (abort()) and the call rejects with an AbortError (stats on it when Python had finished first).
  * @param {number} id
  * @param {any} iter a PyProxy of an async generator
  * @param {() => any} result a PyProxy of the stats dict
@@ -82,19 +108,12 @@ async function stream(id, iter, result, abortMessage) {
   const state = {aborted: false};
   streams.set(id, state);
   try {
-    for await (const piece of iter) {
-      if (state.aborted) break;
-      post("chunk", id, piece);
-    }
+    for await (const piece of iter) if (!state.aborted) post("chunk", id, piece);
   } finally {
-    try {
-      await iter.aclose(); // runs the generator's cleanup now (an aborted exchange leaves the history)
-    } finally {
-      iter.destroy();
-      streams.delete(id);
-    }
+    iter.destroy();
+    streams.delete(id);
   }
-  const stats = result().toJs({dict_converter: Object.fromEntries});
+  const stats = plain(result());
   if (state.aborted) throw named("AbortError", abortMessage, {stats});
   return stats;
 }
@@ -110,7 +129,7 @@ const handlers = {
     if (!bootPromise) bootPromise = boot(p.assets, id, rt);
     await bootPromise;
     post("progress", id, {stage: "init", loaded: 0, total: 1});
-    const info = (await api.create(p.model, choice.device, py.toPy(p.options || {}), id)).toJs({dict_converter: Object.fromEntries});
+    const info = await call("create", [p.model, choice.device, p.options || {}, id]);
     loadedModels.add(key);
     post("event", id, {type: "device", ...choice, threads: info.threads, crossOriginIsolated: self.crossOriginIsolated});
     post("progress", id, {stage: "init", loaded: 1, total: 1});
@@ -118,48 +137,37 @@ const handlers = {
     return {...info, device: choice.device, deviceReason: choice.reason};
   },
   async prompt(p, id) {
-    finished.delete(p.session);
-    const stats = await stream(id, api.prompt_streaming(p.session, py.toPy(p.input), py.toPy(p.options || {}), eventsTo(id)),
-      () => api.stats(p.session), "The prompt was aborted.");
-    finished.set(p.session, id);
-    return stats;
+    return call("prompt_streaming", [p.session, p.input, p.options || {}, eventsTo(id), id],
+      (iter) => stream(id, iter, () => api.stats(p.session), "The prompt was aborted."));
   },
   async complete(p, id) { // OpenAI chat.completions (web/src/openai.js)
-    return stream(id, api.complete_streaming(p.session, py.toPy(p.messages), py.toPy(p.options || {}), py.toPy(p.tools || null)),
-      () => api.completion(p.session), "The request was aborted.");
+    return call("complete_streaming", [p.session, p.messages, p.options || {}, p.tools || null, id],
+      (iter) => stream(id, iter, () => api.completion(p.session), "The request was aborted."));
   },
   async append(p, id) {
-    finished.delete(p.session);
-    const usage = await api.append(p.session, py.toPy(p.input), eventsTo(id));
-    finished.set(p.session, id);
-    return usage;
+    return call("append", [p.session, p.input, eventsTo(id), id]);
   },
-  async measure(p) {
-    return api.measure(p.session, py.toPy(p.input), py.toPy(p.options || {}));
+  async measure(p, id) {
+    return call("measure", [p.session, p.input, p.options || {}, id]);
   },
-  async clone(p) {
-    return (await api.clone(p.session)).toJs({dict_converter: Object.fromEntries});
+  async clone(p, id) {
+    return call("clone", [p.session, id]);
   },
-  // The page has already rejected the call: a stream stops at its next piece; a prompt or append
-  // that finished before the abort arrived is dropped from its session's history.
+  // The page has already rejected the call: a running prompt or append stops at its next prefill
+  // chunk or token, one that finished before the abort arrived is dropped from its session's
+  // history (Python decides which), and a stream posts no more pieces.
   abort(p) {
     const s = streams.get(p.target);
     if (s) s.aborted = true;
-    for (const [session, id] of finished) {
-      if (id === p.target) {
-        finished.delete(session);
-        api.undo_last(session);
-      }
-    }
+    api.abort(p.target);
     return true;
   },
   destroy(p) {
-    finished.delete(p.session);
     api.close_session(p.session);
     return true;
   },
   async tokenize(p) {
-    return api.tokenize(p.session, py.toPy(p.texts)).toJs();
+    return call("tokenize", [p.session, p.texts]);
   },
 };
 
@@ -170,6 +178,6 @@ self.onmessage = async (/** @type {MessageEvent} */ ev) => {
     if (!h) throw named("TypeError", `Unknown message kind ${kind}`);
     post("return", id, await h(payload, id));
   } catch (e) {
-    post("throw", id, errorPayload(e));
+    post("throw", id, errorPayload(e, id));
   }
 };
