@@ -353,6 +353,7 @@ def test_the_whole_prompt_api_crosses_the_port(popup):
         await s.append([{role: "user", content: "Remember the number 7."}, {role: "assistant", content: "OK."}]);
         const appended = s.contextUsage;
         const twin = await s.clone();
+        const twinUsage = twin.contextUsage;
         const answer = await twin.prompt(q);
         const original = await s.prompt(q);
         const prefixed = await s.prompt([{role: "user", content: q},
@@ -360,7 +361,7 @@ def test_the_whole_prompt_api_crosses_the_port(popup):
         let overflow = null;
         try { await s.prompt("word ".repeat(Math.ceil(s.contextWindow * 1.2))); }
         catch (e) { overflow = {name: e.name, requested: e.requested > 0}; }
-        return {before, measured, appended, twinUsage: twin.contextUsage, answer, original, prefixed, overflow,
+        return {before, measured, appended, twinUsage, answer, original, prefixed, overflow,
                 availability: await llm.availability(), gone: await (async () => {
                     twin.destroy();
                     try { await twin.prompt(q); } catch (e) { return e.name; }

@@ -62,6 +62,10 @@ function sessionOf(client, p) {
   return s;
 }
 
+function roomFor(client) {
+  if (client.sessions.size >= MAX_SESSIONS) throw fail("QuotaExceededError", `At most ${MAX_SESSIONS} sessions per client; destroy one first.`);
+}
+
 function ownSession(client, worker, info) {
   const handle = client.nextSession++;
   client.sessions.set(handle, {worker, session: info.session});
@@ -73,14 +77,14 @@ async function relay(client, kind, id, p) {
   let worker, payload = p, after = (v) => v;
   if (kind === "create") {
     ({worker, payload} = createRequest(client, p, ASSETS));
-    if (client.sessions.size >= MAX_SESSIONS) throw fail("QuotaExceededError", `At most ${MAX_SESSIONS} sessions per client; destroy one first.`);
+    roomFor(client);
     after = (info) => ownSession(client, worker, info);
   } else {
     const s = sessionOf(client, p);
     worker = s.worker;
     payload = {...p, session: s.session};
     if (kind === "clone") {
-      if (client.sessions.size >= MAX_SESSIONS) throw fail("QuotaExceededError", `At most ${MAX_SESSIONS} sessions per client; destroy one first.`);
+      roomFor(client);
       after = (info) => ownSession(client, worker, info);
     }
     if (kind === "destroy") client.sessions.delete(p.session);
