@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
 from collections.abc import AsyncIterator, Callable
 
 from . import _compat
@@ -50,11 +49,9 @@ def _describe(e: BaseException) -> dict:
     return {"name": name, "message": str(e) or type(e).__name__, "extra": extra}
 
 
-def _failed(e: BaseException, request_id: int | None) -> CallFailed:
-    info = _describe(e)
-    if request_id is not None:
-        _failures[request_id] = info
-    return CallFailed("nomoat-error " + json.dumps(info))  # the text: for a worker.mjs that predates failure()
+def _failed(e: BaseException, request_id: int) -> CallFailed:
+    _failures[request_id] = _describe(e)
+    return CallFailed(f"request {request_id} failed: see failure({request_id})")
 
 
 def failure(request_id: int) -> dict | None:
@@ -81,7 +78,7 @@ def _kept(sid: int, request_id: int) -> None:
         _finished[sid] = request_id
 
 
-def _cancelled(request_id: int | None) -> Callable[[], bool]:
+def _cancelled(request_id: int) -> Callable[[], bool]:
     return lambda: request_id in _aborted
 
 
@@ -114,7 +111,7 @@ def _session(sid: int) -> Session:
 
 
 @_calls
-async def create(model_url: str, device: str, options: dict, request_id: int | None = None) -> dict:
+async def create(model_url: str, device: str, options: dict, request_id: int) -> dict:
     """Load (once per URL and device) and open a session. options: system, initial_prompts
     ([{role, content}]), and the sampling options in snake_case."""
     key = (model_url, device)
@@ -149,7 +146,7 @@ def _overflow_hook(on_event):
     return lambda dropped: on_event(_compat.to_js({"type": "contextoverflow", "dropped": dropped}))
 
 
-async def _stream(pieces: AsyncIterator[str], sid: int, request_id: int | None) -> AsyncIterator[str]:
+async def _stream(pieces: AsyncIterator[str], sid: int, request_id: int) -> AsyncIterator[str]:
     _running.add(request_id)
     _finished.pop(sid, None)
     try:
@@ -163,8 +160,7 @@ async def _stream(pieces: AsyncIterator[str], sid: int, request_id: int | None) 
         _aborted.discard(request_id)
 
 
-def prompt_streaming(sid: int, prompt, options: dict, on_event=None,
-                     request_id: int | None = None) -> AsyncIterator[str]:
+def prompt_streaming(sid: int, prompt, options: dict, on_event, request_id: int) -> AsyncIterator[str]:
     """Stream an answer. An exchange the page aborts is dropped from the history (the Prompt API's
     abort); on_event(JS object) hears contextoverflow."""
 
@@ -179,7 +175,7 @@ def prompt_streaming(sid: int, prompt, options: dict, on_event=None,
 
 
 @_calls
-async def append(sid: int, prompt, on_event=None, request_id: int | None = None) -> int:
+async def append(sid: int, prompt, on_event, request_id: int) -> int:
     session = _session(sid)
     _finished.pop(sid, None)
     await session.append(_messages(prompt), on_overflow=_overflow_hook(on_event), cancelled=_cancelled(request_id))
@@ -188,20 +184,19 @@ async def append(sid: int, prompt, on_event=None, request_id: int | None = None)
 
 
 @_calls
-async def measure(sid: int, prompt, options: dict, request_id: int | None = None) -> int:
+async def measure(sid: int, prompt, options: dict, request_id: int) -> int:
     return _session(sid).measure(_messages(prompt), **dict(options))
 
 
 @_calls
-async def clone(sid: int, request_id: int | None = None) -> dict:
+async def clone(sid: int, request_id: int) -> dict:
     other = await _session(sid).clone_when_idle()
     new = next(_ids)
     _sessions[new] = other
     return {"session": new, "context_window": other.context_window, "context_usage": other.context_usage}
 
 
-def complete_streaming(sid: int, messages, options: dict, tools=None,
-                       request_id: int | None = None) -> AsyncIterator[str]:
+def complete_streaming(sid: int, messages, options: dict, tools, request_id: int) -> AsyncIterator[str]:
     """OpenAI-style: answer the whole conversation `messages` on session `sid`, whose history is
     replaced by it. The session's KV cache still holds the last request's tokens, so a conversation
     that grows request by request only computes its new tokens."""
