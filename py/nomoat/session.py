@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Protocol
 
@@ -131,10 +132,12 @@ class Session:
             parts: list[str] = []
             done = False
             try:
-                async for piece in generate(self.model.backend, self.state, ids, params, self.model.tokenizer,
-                                            self.model.stop_ids, self.context_window, stats, constraint, cancelled):
-                    parts.append(piece)
-                    yield piece
+                async with contextlib.aclosing(generate(
+                        self.model.backend, self.state, ids, params, self.model.tokenizer, self.model.stop_ids,
+                        self.context_window, stats, constraint, cancelled)) as pieces:  # closed now, however we stop
+                    async for piece in pieces:
+                        parts.append(piece)
+                        yield piece
                 done = True
             finally:
                 if done or keep_partial:

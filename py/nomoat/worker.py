@@ -10,6 +10,7 @@ prompt or append stop at its next prefill chunk or token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
@@ -146,12 +147,15 @@ def _overflow_hook(on_event):
     return lambda dropped: on_event(_compat.to_js({"type": "contextoverflow", "dropped": dropped}))
 
 
-async def _stream(pieces: AsyncIterator[str], sid: int, request_id: int) -> AsyncIterator[str]:
+async def _stream(sid: int, request_id: int, start: Callable[[Session], AsyncIterator[str]]) -> AsyncIterator[str]:
+    """The pieces of start(session), closed here however the caller stops (the session's queue is
+    released at once, not when a generator is collected)."""
     _running.add(request_id)
     _finished.pop(sid, None)
     try:
-        async for piece in pieces:
-            yield piece
+        async with contextlib.aclosing(start(_session(sid))) as pieces:
+            async for piece in pieces:
+                yield piece
         _kept(sid, request_id)
     except Exception as e:
         raise _failed(e, request_id) from e
@@ -163,15 +167,9 @@ async def _stream(pieces: AsyncIterator[str], sid: int, request_id: int) -> Asyn
 def prompt_streaming(sid: int, prompt, options: dict, on_event, request_id: int) -> AsyncIterator[str]:
     """Stream an answer. An exchange the page aborts is dropped from the history (the Prompt API's
     abort); on_event(JS object) hears contextoverflow."""
-
-    async def pieces() -> AsyncIterator[str]:
-        session = _session(sid)
-        async for piece in session.prompt_streaming(_messages(prompt), keep_partial=False,
-                                                    on_overflow=_overflow_hook(on_event),
-                                                    cancelled=_cancelled(request_id), **dict(options)):
-            yield piece
-
-    return _stream(pieces(), sid, request_id)
+    return _stream(sid, request_id, lambda s: s.prompt_streaming(
+        _messages(prompt), keep_partial=False, on_overflow=_overflow_hook(on_event), cancelled=_cancelled(request_id),
+        **dict(options)))
 
 
 @_calls
@@ -200,16 +198,10 @@ def complete_streaming(sid: int, messages, options: dict, tools, request_id: int
     """OpenAI-style: answer the whole conversation `messages` on session `sid`, whose history is
     replaced by it. The session's KV cache still holds the last request's tokens, so a conversation
     that grows request by request only computes its new tokens."""
-
-    async def pieces() -> AsyncIterator[str]:
-        session = _session(sid)
-        msgs = [dict(m) for m in messages]
-        async for piece in session.prompt_streaming(msgs[-1:], keep_partial=False, history=msgs[:-1],
-                                                    tools=[dict(t) for t in tools] if tools else None,
-                                                    cancelled=_cancelled(request_id), **dict(options)):
-            yield piece
-
-    return _stream(pieces(), sid, request_id)
+    msgs = [dict(m) for m in messages]
+    return _stream(sid, request_id, lambda s: s.prompt_streaming(
+        msgs[-1:], keep_partial=False, history=msgs[:-1], tools=[dict(t) for t in tools] if tools else None,
+        cancelled=_cancelled(request_id), **dict(options)))
 
 
 def completion(sid: int) -> dict:
