@@ -4,8 +4,8 @@ weight type the converter emits; and in Chromium: device "wasm" runs it (no grap
 onnxruntime-web path stays selectable, both greedy-equal.
 
 The engine runs in Node here (tests/wasm_engine_driver.mjs, the same module the browser loads from
-web/dist/; web/test/wasm_engine.test.js tests its interface); the activations are int16 per block of 32 inside the matmuls, so logits match the f32
-reference to ~1e-3, not bit for bit.
+web/dist/; web/test/wasm_engine.test.js tests its interface); the activations are int16 per block
+of 32 inside the matmuls, so logits match the f32 reference to ~1e-3, not bit for bit.
 """
 
 from __future__ import annotations
