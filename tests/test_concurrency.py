@@ -186,3 +186,40 @@ def test_abort_during_a_long_prefill_lands_within_a_chunk(browser, server):
     assert r["got"] == r["want"] and r["usage"] == r["wantUsage"]  # nothing of the aborted prompt remains
     assert r["full"] > 2000  # the prompt really is long here (ms)
     assert r["after"] < r["full"] / 3, r  # not the rest of the prefill: one chunk, then the short prompt
+
+
+def test_sessions_dropped_without_destroy_are_destroyed_in_the_worker(browser, server):
+    """A page that lets sessions go without destroy(): once they are collected, the worker is told
+    to destroy each (their KV caches are freed there); a session still referenced is kept."""
+    page = blank_page(browser, server)
+    try:
+        page.evaluate("""() => {
+            window.sent = [];
+            const post = Worker.prototype.postMessage;
+            Worker.prototype.postMessage = function (m, ...rest) {
+                window.sent.push(m);
+                return post.call(this, m, ...rest);
+            };
+        }""")
+        ids = page.evaluate("""async (model) => {
+            const made = [];
+            const opts = {model, device: "wasm", temperature: 0, maxTokens: 4};
+            for (let i = 0; i < 6; i++) made.push(await llm.create(opts));
+            for (const s of made) await s.prompt("Hi");
+            window.kept = made[0];
+            return made.map((s) => s.contextUsage >= 0);
+        }""", server + "/models/tiny/")
+        assert all(ids)
+        cdp = page.context.new_cdp_session(page)
+        destroyed = []
+        for _ in range(20):
+            cdp.send("HeapProfiler.collectGarbage")
+            page.wait_for_timeout(250)
+            destroyed = page.evaluate("window.sent.filter((m) => m.kind === 'destroy').map((m) => m.payload.session)")
+            if len(destroyed) >= 5:
+                break
+        created = page.evaluate("window.sent.filter((m) => m.kind === 'create').length")
+        assert created == 6 and len(set(destroyed)) == 5, destroyed
+        assert page.evaluate("window.kept.prompt('Hi').then((t) => typeof t)") == "string"  # the kept one still works
+    finally:
+        page.close()

@@ -236,6 +236,22 @@ export class OrtEngine {
     /** @type {import("./gpu_sampler.mjs").GpuSampling | null} */
     this.gpuSampling = null;
     this.sampling = "cpu";
+    /** @type {Promise<unknown>} the session's latest run (runs wait for each other: run()) */
+    this.lastRun = Promise.resolve();
+  }
+
+  /**
+   * session.run, one at a time: onnxruntime-web does not run two inferences of one session at once
+   * (concurrent sessions on WebGPU hung), so each run waits for the one before it.
+   * @param {Record<string, any>} feeds
+   * @param {Record<string, any>} [fetches]
+   * @returns {Promise<any>}
+   */
+  run(feeds, fetches) {
+    const session = this.session;
+    const run = this.lastRun.then(() => (fetches ? session.run(feeds, fetches) : session.run(feeds)));
+    this.lastRun = run.catch(() => {});
+    return run;
   }
 
   gpuDevice() {
@@ -333,12 +349,12 @@ export class OrtEngine {
         feeds[n] = past[n];
         fetches["present." + n.slice("past_key_values.".length)] = past[n]; // the same buffer: written in place
       }
-      out = await this.session.run(feeds, fetches);
+      out = await this.run(feeds, fetches);
       state.length = P + S;
       state.dropLogits(); // the previous forward's GPU logits, consumed by now
     } else {
       for (const n of this.pastNames) feeds[n] = state.past[n] || this.empty;
-      out = await this.session.run(feeds);
+      out = await this.run(feeds);
       /** @type {Record<string, any>} */
       const past = {};
       for (const n of this.pastNames) past[n] = out["present." + n.slice("past_key_values.".length)];

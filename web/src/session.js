@@ -145,6 +145,16 @@ function checkConstraint(o, method) {
  */
 export const RUN = Symbol("nomoat.run");
 
+/**
+ * A session the page lets go of without destroy() still holds its KV cache in the back end (~25 MB
+ * on the default model): once the page's object is collected, the back end is told to destroy it.
+ * A safety net behind destroy(), which stays the plan.
+ * @type {FinalizationRegistry<{transport: Transport, session: SessionInfo["session"]}>}
+ */
+const dropped = new FinalizationRegistry(({transport, session}) => {
+  transport.call("destroy", {session}).promise.catch(() => {});
+});
+
 /** A LanguageModel session over a Transport. */
 export class LanguageModelSession extends EventTarget {
   /**
@@ -154,6 +164,7 @@ export class LanguageModelSession extends EventTarget {
    */
   constructor(transport, info, settings = {}) {
     super();
+    dropped.register(this, {transport, session: info.session}, this);
     /** @private */ this._transport = transport;
     /** @private */ this._settings = settings;
     /** @private */ this._info = info;
@@ -401,6 +412,7 @@ export class LanguageModelSession extends EventTarget {
    */
   destroy(reason) {
     if (this._destroyer.signal.aborted) return;
+    dropped.unregister(this);
     this._destroyer.abort(reason !== undefined ? reason : new DOMException("The session was destroyed.", "AbortError"));
     this._queue.then(() => this._transport.call("destroy", {session: this._info.session}).promise).catch(() => {});
   }
