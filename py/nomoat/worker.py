@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 from collections.abc import AsyncIterator, Callable
 
 from . import _compat
@@ -84,17 +83,15 @@ def _cancelled(request_id: int) -> Callable[[], bool]:
 
 
 def _calls(fn):
-    """Errors of `fn` (which takes a `request_id`) become failure() records."""
-    signature = inspect.signature(fn)
+    """Errors of `fn` (whose last argument is the request id, as worker.mjs calls it) become
+    failure() records."""
 
     @functools.wraps(fn)
-    async def wrapper(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        request_id = bound.arguments["request_id"]
+    async def wrapper(*args):
+        request_id = args[-1]
         _running.add(request_id)
         try:
-            return await fn(*args, **kwargs)
+            return await fn(*args)
         except Exception as e:
             raise _failed(e, request_id) from e
         finally:
