@@ -69,27 +69,97 @@ export const assetsAt = (base) => ({
 /**
  * A dedicated module worker (worker.mjs under base) as a Transport; it boots Pyodide once and
  * serves many sessions.
+ *
+ * A worker that dies (terminated, closed, crashed: out of memory, say) sends nothing, and its
+ * calls would wait forever. So the transport watches it: the worker holds a Web Lock for its whole
+ * life, freed only when it is gone (the page's wait for that lock ends at once); while calls are
+ * pending it is pinged, and one silent for `hungMs` is taken for hung; an uncaught error, a reply
+ * that cannot be read, or Python failing fatally stop it too. Then the worker is terminated, every
+ * call, pending or later, rejects with the same OperationError (`failure`: its sessions are broken)
+ * and llm.js starts a fresh worker for the next create().
  * @implements {Transport}
  */
 export class WorkerTransport {
-  /** @param {string} base */
-  constructor(base) {
-    this.w = new Worker(new URL("worker.mjs", base), {type: "module"});
+  /**
+   * @param {string} base
+   * @param {{worker?: Worker, locks?: LockManager | null, pingMs?: number, hungMs?: number}} [options] the
+   *   worker (default: worker.mjs under base), the LockManager (default navigator.locks; null: pings only),
+   *   how often a busy worker is pinged and how long it may stay silent (ms)
+   */
+  constructor(base, {worker, locks = globalThis.navigator?.locks ?? null, pingMs = 2000, hungMs = 60000} = {}) {
+    /** @type {Worker} the dedicated worker (a test terminate()s it to play a crash) */
+    this.worker = worker || new Worker(new URL("worker.mjs", base), {type: "module"});
     this.pending = new PendingCalls();
-    this.w.onmessage = (ev) => this.pending.receive(ev.data);
-    this.w.onerror = (ev) => {
-      this.pending.failAll(new DOMException(`nomoat's worker failed: ${ev.message || "script error"}`, "OperationError"));
+    this.pingMs = pingMs;
+    this.hungMs = hungMs;
+    /** @type {ReturnType<typeof setInterval> | null} pings while calls are pending */
+    this.timer = null;
+    this.heard = Date.now(); // when the worker last spoke
+    const lock = locks ? `nomoat-worker-${Math.random().toString(36).slice(2)}-${Date.now()}` : null;
+    this.worker.onmessage = (ev) => {
+      this.heard = Date.now();
+      const reply = ev.data;
+      if (reply.kind === "pong") return;
+      if (reply.kind === "live") { // the worker holds the lock: waiting for it = waiting for the worker's end
+        if (locks && lock) {
+          locks.request(lock, () => this.stop("stopped (it was terminated, or it crashed: it may have run out of memory)"))
+            .catch(() => {});
+        }
+        return;
+      }
+      if (reply.kind === "fatal") {
+        this.stop(`stopped: its Python failed fatally (${reply.payload?.message || "unknown error"})`);
+        return;
+      }
+      this.pending.receive(reply);
     };
+    this.worker.onerror = (ev) => {
+      ev.preventDefault?.();
+      this.stop(`failed (${ev.message || "script error"}) and was stopped`);
+    };
+    this.worker.onmessageerror = () => this.stop("sent a reply that could not be read, and was stopped");
+    if (lock) this.worker.postMessage({kind: "live", id: 0, payload: {lock}});
+  }
+  /** @type {unknown} set once the worker is gone: what every call rejects with */
+  get failure() {
+    return this.pending.failure;
   }
   /** @param {RequestKind} kind @param {any} payload @param {CallHooks} [hooks] */
   call(kind, payload, hooks = {}) {
     const {id, promise} = this.pending.add(hooks);
-    this.w.postMessage({kind, id, payload});
+    if (this.failure !== null) return {id, promise};
+    this.worker.postMessage({kind, id, payload});
+    if (!this.timer) {
+      this.heard = Date.now(); // idle time is not silence
+      this.timer = setInterval(() => this.watch(), this.pingMs);
+    }
     return {id, promise};
   }
   /** @param {number} target */
   abort(target) {
-    this.w.postMessage({kind: "abort", id: 0, payload: {target}});
+    if (this.failure === null) this.worker.postMessage({kind: "abort", id: 0, payload: {target}});
+  }
+  /** @private a ping while calls are pending; silence past hungMs stops the worker */
+  watch() {
+    if (this.pending.size === 0) {
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+    } else if (Date.now() - this.heard > this.hungMs) {
+      this.stop(`stopped answering for ${Math.round(this.hungMs / 1000)} s and was stopped`);
+    } else {
+      this.worker.postMessage({kind: "ping", id: 0, payload: null});
+    }
+  }
+  /**
+   * The worker is gone (or made to go): terminated, and its calls rejected, now and later.
+   * @param {string} what happened, after "nomoat's worker "
+   */
+  stop(what) {
+    if (this.failure !== null) return;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.worker.terminate();
+    this.pending.close(new DOMException(`nomoat's worker ${what}; its sessions are gone: create a new one.`, "OperationError"));
   }
 }
 
@@ -128,10 +198,12 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   // One transport (worker) per requested device; each boots Pyodide once and serves many sessions.
   /** @type {Map<string, Transport>} */
   const workers = new Map();
+  /** @param {Transport | undefined} t a transport whose back end is gone for good */
+  const gone = (t) => t !== undefined && t.failure !== undefined && t.failure !== null;
   /** @param {string} key */
   const workerFor = (key) => {
     let w = workers.get(key);
-    if (!w) workers.set(key, w = backend.connect(key));
+    if (!w || gone(w)) workers.set(key, w = backend.connect(key)); // a dead worker is replaced by a fresh one
     return w;
   };
 
@@ -286,7 +358,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
     if (loading.has(model)) return "downloading";
     if (backend.availability) return backend.availability({device, model});
-    if (workers.has(device)) return "available";
+    if (workers.has(device) && !gone(workers.get(device))) return "available";
     const prefix = model.endsWith("/") ? model : model + "/";
     const cached = (await cache.list()).find((m) => m.model === prefix);
     return cached && cached.complete ? "available" : "downloadable";

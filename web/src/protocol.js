@@ -6,10 +6,15 @@
 // expects (fromWire). Prompt-API names (camelCase) become the back end's snake_case here (wireOptions).
 
 /**
- * @typedef {"create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize"} RequestKind
- * @typedef {"return" | "throw" | "chunk" | "progress" | "event"} ReplyKind
+ * @typedef {"create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize"
+ *   | "live" | "ping"} RequestKind
+ * @typedef {"return" | "throw" | "chunk" | "progress" | "event" | "live" | "pong" | "fatal"} ReplyKind
  * @typedef {{kind: RequestKind, id: number, payload: any}} Request
  *   abort's id is 0 and its payload {target: the id of the call to stop}; it has no reply.
+ *   Liveness (WorkerTransport, id 0): "live" {lock} asks the worker to hold that Web Lock for its
+ *   whole life and answers "live" once it does (from then on the page learns of its death when the lock
+ *   is freed); "ping" is answered by "pong".
+ *   "fatal" (id 0, a WireError): the back end can serve no more calls (Python failed fatally) and stops.
  * @typedef {{kind: ReplyKind, id: number, payload: any}} Reply
  * @typedef {{name: string, message: string} & Record<string, unknown>} WireError
  * @typedef {{role: "system" | "user" | "assistant", content: string, prefix?: boolean}} WireMessage
@@ -24,6 +29,8 @@
  * @property {(kind: RequestKind, payload: any, hooks?: CallHooks) => {id: number, promise: Promise<any>}} call
  *   sends {kind, id, payload}; the promise settles with the call's "return" (or "throw", as fromWire's exception)
  * @property {(id: number) => void} abort asks the back end to stop call `id` (the caller has already rejected it)
+ * @property {unknown} [failure] set once the back end is gone for good (its worker crashed or was killed): every
+ *   call, pending or later, rejects with it at once, so its sessions are broken; llm.js then starts a new back end
  */
 
 /** Fields of an error that travel with it. */
@@ -89,6 +96,8 @@ export class PendingCalls {
     this.next = 1;
     /** @type {Map<number, CallHooks & {resolve: (v: any) => void, reject: (e: any) => void}>} */
     this.calls = new Map();
+    /** @type {unknown} once closed: what every call rejects with (see close) */
+    this.failure = null;
   }
   /**
    * @param {CallHooks} [hooks]
@@ -96,8 +105,13 @@ export class PendingCalls {
    */
   add(hooks = {}) {
     const id = this.next++;
+    if (this.failure !== null) return {id, promise: Promise.reject(this.failure)};
     const promise = new Promise((resolve, reject) => this.calls.set(id, {resolve, reject, ...hooks}));
     return {id, promise};
+  }
+  /** How many calls await their reply. */
+  get size() {
+    return this.calls.size;
   }
   /** @param {Reply} reply */
   receive({kind, id, payload}) {
@@ -122,6 +136,15 @@ export class PendingCalls {
   failAll(error) {
     for (const p of this.calls.values()) p.reject(error);
     this.calls.clear();
+  }
+  /**
+   * The back end is gone for good: pending calls reject with `error`, and so does every later one,
+   * at once. The first error stays.
+   * @param {unknown} error
+   */
+  close(error) {
+    if (this.failure === null) this.failure = error;
+    this.failAll(this.failure);
   }
 }
 

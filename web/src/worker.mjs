@@ -55,9 +55,17 @@ async function boot(assets, requestId, rt) {
  * @param {number} id
  */
 function errorPayload(e, id) {
-  const failed = api ? plain(api.failure(id)) : null;
+  const failed = api && !fatal(e) ? plain(api.failure(id)) : null;
   return wireError(failed ? named(failed.name, failed.message, failed.extra) : e);
 }
+
+/**
+ * Whether `e` is Pyodide's fatal error (a trap or an abort inside the interpreter): Python can run
+ * nothing more in this worker.
+ * @param {unknown} e
+ */
+const fatal = (e) => Boolean(e && typeof e === "object" &&
+  (/** @type {any} */ (e).pyodide_fatal_error || /fatally failed/.test(String(/** @type {any} */ (e).message))));
 
 /**
  * A Python value as plain JS (dicts as objects), its proxy released.
@@ -171,13 +179,31 @@ const handlers = {
   },
 };
 
+// Liveness (WorkerTransport in llm.js): this worker holds the page's Web Lock until it ends, so the
+// page learns at once when it is gone (terminated, closed, crashed); a ping is answered at once.
+/** @type {Record<string, (p: any) => void>} */
+const liveness = {
+  live(p) {
+    const locks = /** @type {any} */ (self.navigator)?.locks;
+    if (locks) locks.request(p.lock, () => { post("live", 0, null); return new Promise(() => {}); }).catch(() => {});
+  },
+  ping() {
+    post("pong", 0, null);
+  },
+};
+
 self.onmessage = async (/** @type {MessageEvent} */ ev) => {
   const {kind, id, payload} = ev.data;
+  if (liveness[kind]) return liveness[kind](payload);
   try {
     const h = handlers[kind];
     if (!h) throw named("TypeError", `Unknown message kind ${kind}`);
     post("return", id, await h(payload, id));
   } catch (e) {
     post("throw", id, errorPayload(e, id));
+    if (fatal(e)) { // every later call would fail the same way: stop, so the page starts a fresh worker
+      post("fatal", 0, wireError(e));
+      self.close();
+    }
   }
 };
