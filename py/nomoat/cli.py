@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("serve", help="serve the chat demo and the browser runtime on localhost")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
+                        "network, answering requests for any IP address of this machine)")
     p.add_argument("--verbose", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)
 

@@ -6,11 +6,14 @@
     /models/NAME/     model packages from the models folder (nomoat.home.models_home())
 
 Every response carries the COOP/COEP headers that make the page cross-origin isolated, which
-multi-threaded wasm needs. Only files under those folders are served.
+multi-threaded wasm needs. Only files under those folders are served (see inside()), and only to
+requests addressed to localhost (or to the address it was told to listen on), so that a web page
+whose name is rebound to 127.0.0.1 cannot read them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import mimetypes
 import os
 import sys
@@ -27,6 +30,35 @@ TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "applicat
          ".zip": "application/zip", ".html": "text/html; charset=utf-8", ".css": "text/css"}
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def inside(root: Path, rel: str) -> Path | None:
+    """The file (or folder with an index.html) `rel` names under `root`, or None if it lies outside.
+    ".." is collapsed first; a symlink directly in `root` (a model package linked into the models
+    folder) may point anywhere, but nothing below it may lead out of the folder it points to."""
+    if "\0" in rel:
+        return None
+    target = Path(os.path.normpath(root / rel))
+    if not target.is_relative_to(root) or target == root:
+        return None
+    top = root / target.relative_to(root).parts[0]
+    real, base = target.resolve(), top.resolve() if top.is_symlink() else root.resolve()
+    if not real.is_relative_to(base):
+        return None
+    if real.is_file() or (real / "index.html").is_file():
+        return real
+    return None
+
+
 class Handler(SimpleHTTPRequestHandler):
     roots: list[tuple[str, Path]] = []  # (url prefix, folder), first match wins
 
@@ -40,14 +72,25 @@ class Handler(SimpleHTTPRequestHandler):
     def translate_path(self, path: str) -> str:
         url = unquote(urlsplit(path).path)
         for prefix, root in self.roots:
-            if not url.startswith(prefix):
-                continue
-            rel = url[len(prefix):] or "index.html"
-            target = Path(os.path.normpath(root / rel))  # ".." collapsed; symlinks inside root are followed
-            if target.is_relative_to(root) and (target.is_file() or (target / "index.html").is_file()):
-                return str(target)
-        return str(Path("/nonexistent") / url.lstrip("/"))
+            if url.startswith(prefix):
+                target = inside(root, url[len(prefix):] or "index.html")
+                if target is not None:
+                    return str(target)
+        return str(Path("/nonexistent") / url.lstrip("/").replace("\0", ""))
 
+    def parse_request(self) -> bool:
+        """Only requests addressed to this machine by a loopback name (or to the host it was told to
+        bind): a page on another site whose name is rebound to 127.0.0.1 (DNS rebinding) is refused."""
+        if not super().parse_request():
+            return False
+        host = (self.headers.get("Host") or "").lower()
+        name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        bound = self.server.server_address[0]
+        if not (name in LOOPBACK or name == bound or (bound in ("0.0.0.0", "::") and is_ip(name))):
+            self.send_error(421, f"nomoat serve answers requests for localhost (or the address it serves on), "
+                                 f"not {name!r}")
+            return False
+        return True
     def guess_type(self, path) -> str:
         return TYPES.get(Path(str(path)).suffix, mimetypes.guess_type(str(path))[0] or "application/octet-stream")
 
