@@ -16,6 +16,7 @@
 
 import {BlockKVState} from "./engine.js";
 import {named} from "./errors.js";
+import {badFile as bad, isObject, modelShape, show} from "./package.js";
 import {Sampler} from "./sampler.js";
 
 /** @typedef {import("./engine.js").SamplingParams} SamplingParams */
@@ -108,23 +109,127 @@ function align(n) {
 /**
  * @typedef {{w: number, s: number, c: number, n: number, k: number, bits: number}} Linear
  * A quantized weight (n, k) in memory: its blocks, scales, Q4_1 offsets (0: none), 4 or 8 bits.
- * @typedef {{tensors: Record<string, {offset: number, shape: number[]}>}} TensorDirectory
- * onnx/nomoat_tensors.json: where each weight lies in the data file
+ * @typedef {{data?: string, tensors: Record<string, {offset: number, length?: number, dtype?: string, shape: number[]}>}} TensorDirectory
+ * onnx/nomoat_tensors.json: where each weight lies in the data file (as the converter writes it;
+ * create() takes any JSON value and checks it)
  */
 
+// -- the model's files, checked before the decoder touches memory ------------------------------
+// A hostile package (its manifest rewritten to match) must end in a DataError naming the file and
+// the field, never in a wasm trap: every config.json number (package.js modelShape: the rules and
+// limits of py/nomoat/config.py) and every tensor the decoder reads (offset, length, dtype and shape against
+// config.json and the data file's length; no two overlapping) is checked first.
+
+const CONFIG_FILE = "config.json", DIR_FILE = "nomoat_tensors.json", DATA_FILE = "model_q4.onnx_data";
+const ITEM = {uint8: 1, float32: 4};
+
 /**
- * One Linear layer's quantized weight, by its name in the tensor directory.
- * @param {TensorDirectory} dir
- * @param {number} base where the data file lies in memory
- * @param {string} prefix
- * @returns {Linear}
+ * Addresses of the tensors the decoder reads, each checked against its expected dtype and shape
+ * and the data file's length (take), then against each other (noOverlap).
  */
-function linear(dir, base, prefix) {
-  const q = dir.tensors[prefix + ".qweight"], s = dir.tensors[prefix + ".scales"];
-  const c = dir.tensors[prefix + ".block_offsets"];
-  if (!q || !s) throw named("DataError", `nomoat_tensors.json has no ${prefix}.qweight/.scales; convert the model again ('nomoat convert').`);
-  const [n, nb, blob] = q.shape;
-  return {w: base + q.offset, s: base + s.offset, c: c ? base + c.offset : 0, n, k: nb * 32, bits: blob === 16 ? 4 : 8};
+class Tensors {
+  /**
+   * @param {unknown} dir onnx/nomoat_tensors.json parsed
+   * @param {number} size the data file's byteLength
+   * @param {number} base where the data file will lie in memory
+   */
+  constructor(dir, size, base = 0) {
+    if (!isObject(dir)) throw bad(DIR_FILE, `is ${show(dir)}, not a JSON object`);
+    if (!isObject(dir.tensors)) throw bad(DIR_FILE, `"tensors" is ${show(dir.tensors)}, not an object`);
+    if (dir.data !== undefined && dir.data !== DATA_FILE) throw bad(DIR_FILE, `"data" is ${show(dir.data)}, not "${DATA_FILE}"`);
+    this.t = dir.tensors;
+    this.size = size;
+    this.base = base;
+    /** @type {[number, number, string][]} (start, end, name) of every tensor taken */
+    this.ranges = [];
+  }
+  /** @param {string} name */
+  has(name) {
+    return Object.hasOwn(this.t, name);
+  }
+  /**
+   * The address of `name`, a tensor of `dtype` whose shape is one of `shapes`.
+   * @param {string} name
+   * @param {"uint8" | "float32"} dtype
+   * @param {number[][]} shapes
+   */
+  take(name, dtype, shapes) {
+    const e = this.t[name];
+    if (e === undefined) throw bad(DIR_FILE, `${name} is missing`);
+    if (!isObject(e)) throw bad(DIR_FILE, `${name} is ${show(e)}, not an object`);
+    const {offset, shape, length} = e;
+    if (e.dtype !== undefined && e.dtype !== dtype) throw bad(DIR_FILE, `${name} dtype is ${show(e.dtype)}, not "${dtype}"`);
+    if (!Array.isArray(shape) || !shapes.some((s) => s.length === shape.length && s.every((d, i) => d === shape[i]))) {
+      throw bad(DIR_FILE, `${name} shape is ${show(shape)}, not ${shapes.map((s) => JSON.stringify(s)).join(" or ")} (from ${CONFIG_FILE})`);
+    }
+    const bytes = ITEM[dtype] * shape.reduce((a, d) => a * d, 1);
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
+      throw bad(DIR_FILE, `${name} offset is ${show(offset)}, not a byte offset`);
+    }
+    if (length !== undefined && length !== bytes) throw bad(DIR_FILE, `${name} length is ${show(length)}, not its shape's ${bytes} bytes`);
+    if (offset + bytes > this.size) {
+      throw bad(DIR_FILE, `${name} offset ${offset} + ${bytes} bytes runs past the end of ${DATA_FILE} (${this.size} bytes)`);
+    }
+    this.ranges.push([offset, offset + bytes, name]);
+    return this.base + offset;
+  }
+  /** A norm's weight, (H,) f32. @param {string} name @param {number} H */
+  vector(name, H) {
+    return this.take(name, "float32", [[H]]);
+  }
+  /**
+   * A quantized weight (n, k): qweight (n, k/32, 16 | 32) u8 (4 or 8 bits; `blobs` the ones
+   * allowed), scales (n * k/32) f32, and for Q4_1 block_offsets (k/32, n) f32.
+   * @param {string} prefix @param {number} n @param {number} k @param {number[]} [blobs]
+   * @returns {Linear}
+   */
+  linear(prefix, n, k, blobs = [16, 32]) {
+    const nb = k / 32, q = this.t[prefix + ".qweight"];
+    const blob = isObject(q) && Array.isArray(q.shape) && blobs.includes(q.shape[2]) ? q.shape[2] : blobs[0];
+    const w = this.take(prefix + ".qweight", "uint8", blobs.map((b) => [n, nb, b]));
+    const s = this.take(prefix + ".scales", "float32", [[n * nb], [n, nb]]);
+    const c = this.has(prefix + ".block_offsets") ? this.take(prefix + ".block_offsets", "float32", [[nb, n]]) : 0;
+    return {w, s, c, n, k, bits: blob === 16 ? 4 : 8};
+  }
+  /** Throws if two tensors taken share a byte. */
+  noOverlap() {
+    const r = [...this.ranges].sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < r.length; i++) {
+      if (r[i][0] < r[i - 1][1]) {
+        throw bad(DIR_FILE, `${r[i][2]} (offset ${r[i][0]}) overlaps ${r[i - 1][2]} (bytes ${r[i - 1][0]}..${r[i - 1][1]}) in ${DATA_FILE}`);
+      }
+    }
+  }
+}
+
+/**
+ * Every weight's address for the shape c, checked (Tensors); DataError naming the field if one
+ * does not fit, NotSupportedError for a valid model this decoder cannot run.
+ * @param {Shape} c
+ * @param {unknown} dir onnx/nomoat_tensors.json parsed
+ * @param {number} size the data file's byteLength
+ * @param {number} [base] where the data file lies in memory
+ */
+export function weightsOf(c, dir, size, base = 0) {
+  const t = new Tensors(dir, size, base);
+  if (!t.has("embed.qweight")) {
+    throw named("NotSupportedError", "nomoat's wasm decoder needs an 8-bit (Q8_0) token embedding; this model's is f32. " +
+      "Use wasmEngine: \"ort\".");
+  }
+  if (t.has("lm_head.weight")) throw named("NotSupportedError", "nomoat's wasm decoder needs a quantized LM head; use wasmEngine: \"ort\".");
+  /** @type {{attnNorm: number, ffnNorm: number, qkv: Linear, o: Linear, gateUp: Linear, down: Linear}[]} */
+  const layers = [];
+  for (let i = 0; i < c.L; i++) {
+    const p = `model.layers.${i}`;
+    layers.push({attnNorm: t.vector(`${p}.input_layernorm.weight`, c.H), ffnNorm: t.vector(`${p}.post_attention_layernorm.weight`, c.H),
+      qkv: t.linear(`${p}.attn.qkv_proj`, (c.nq + 2 * c.nkv) * c.hd, c.H), o: t.linear(`${p}.attn.o_proj`, c.H, c.nq * c.hd),
+      gateUp: t.linear(`${p}.mlp.gate_up_proj`, 2 * c.I, c.H), down: t.linear(`${p}.mlp.down_proj`, c.H, c.I)});
+  }
+  const finalNorm = t.vector("model.norm.weight", c.H);
+  const embed = t.linear("embed", c.V, c.H, [32]); // embed8 reads whole 8-bit rows
+  const head = t.has("lm_head.qweight") ? t.linear("lm_head", c.V, c.H) : embed;
+  t.noOverlap();
+  return {layers, finalNorm, embed, head};
 }
 
 /**
@@ -181,8 +286,7 @@ export class WasmKVState extends BlockKVState {
 
 /**
  * A model's shape, from config.json.
- * @typedef {{L: number, H: number, I: number, nq: number, nkv: number, hd: number, V: number, eps: number,
- *            theta: number, maxPos: number}} Shape
+ * @typedef {import("./package.js").ModelShape} Shape
  * A scratch region of n floats at ptr (0: none yet).
  * @typedef {{ptr: number, n: number}} Region
  */
@@ -193,18 +297,23 @@ export class WasmEngine {
    * data: the bytes of onnx/model_q4.onnx_data; tensors: onnx/nomoat_tensors.json parsed; config:
    * config.json parsed; threads: 1 or 2 (default: 2 where shared memory and 2+ cores are
    * available); decoder: the folder of nomoat-decoder[-mt].wasm (default: next to this module).
-   * @param {{data: Uint8Array, tensors: TensorDirectory, config: Record<string, any>, threads?: number,
+   * tensors and config are checked first (modelShape, weightsOf): a DataError naming the file and
+   * field, before any memory is asked for.
+   * @param {{data: Uint8Array, tensors: TensorDirectory | unknown, config: Record<string, any> | unknown, threads?: number,
    *          decoder?: URL | string}} options
    */
   static async create({data, tensors, config, threads = defaultThreads(), decoder}) {
-    const cfg = config;
-    /** @type {Shape} */
-    const c = {L: cfg.num_hidden_layers, H: cfg.hidden_size, I: cfg.intermediate_size, nq: cfg.num_attention_heads,
-      nkv: cfg.num_key_value_heads, hd: cfg.head_dim || cfg.hidden_size / cfg.num_attention_heads, V: cfg.vocab_size,
-      eps: cfg.rms_norm_eps, theta: cfg.rope_theta, maxPos: cfg.max_position_embeddings};
-    if (c.hd % 16 || c.H % 32 || c.I % 32 || c.nq % c.nkv) {
-      throw named("NotSupportedError", `nomoat's wasm decoder needs head_dim a multiple of 16 and hidden/intermediate sizes ` +
-        `multiples of 32 (this model: ${c.hd}, ${c.H}, ${c.I}); use wasmEngine: "ort".`);
+    if (!(data instanceof Uint8Array)) throw named("TypeError", `WasmEngine.create needs the data file as a Uint8Array, not ${show(data)}.`);
+    const c = modelShape(config);
+    if (c.hd % 16 || c.H % 32 || c.I % 32 || (c.nq * c.hd) % 32) {
+      throw named("NotSupportedError", `${CONFIG_FILE}: nomoat's wasm decoder needs head_dim a multiple of 16 and hidden, ` +
+        `intermediate and attention sizes multiples of 32 (this model: ${c.hd}, ${c.H}, ${c.I}, ${c.nq * c.hd}); use wasmEngine: "ort".`);
+    }
+    weightsOf(c, tensors, data.byteLength); // every check, before any memory is asked for
+    const need = data.byteLength + c.maxPos * c.hd * 4 + CHUNK * 4 * (6 * c.H + 4 * c.I + 8 * c.nq * c.hd);
+    if (need > 4 * 2 ** 30 - 2 ** 28) {
+      throw named("QuotaExceededError", `${CONFIG_FILE}: this model needs ${(need / 2 ** 30).toFixed(1)} GiB of wasm memory ` +
+        `(${DATA_FILE} and rotary tables for max_position_embeddings ${c.maxPos}); wasm has 4 GiB. Use WebGPU or a smaller model.`);
     }
     const module = await loadDecoder(threads, decoder);
     const memory = new WebAssembly.Memory({initial: 1, maximum: 65536, shared: threads > 1});
@@ -215,25 +324,7 @@ export class WasmEngine {
     const heap = e.live();
     const W = heap.alloc(data.byteLength);
     new Uint8Array(memory.buffer, W, data.byteLength).set(data);
-    /** @param {string} name */
-    const t = tensors.tensors, f32 = (name) => {
-      if (!t[name]) throw named("DataError", `nomoat_tensors.json has no ${name}; convert the model again ('nomoat convert').`);
-      return W + t[name].offset;
-    };
-    for (let i = 0; i < c.L; i++) {
-      const p = `model.layers.${i}`;
-      e.layers.push({attnNorm: f32(`${p}.input_layernorm.weight`), ffnNorm: f32(`${p}.post_attention_layernorm.weight`),
-        qkv: linear(tensors, W, `${p}.attn.qkv_proj`), o: linear(tensors, W, `${p}.attn.o_proj`),
-        gateUp: linear(tensors, W, `${p}.mlp.gate_up_proj`), down: linear(tensors, W, `${p}.mlp.down_proj`)});
-    }
-    e.finalNorm = f32("model.norm.weight");
-    if (!t["embed.qweight"]) {
-      throw named("NotSupportedError", "nomoat's wasm decoder needs an 8-bit (Q8_0) token embedding; this model's is f32. " +
-        "Use wasmEngine: \"ort\".");
-    }
-    e.embed = linear(tensors, W, "embed");
-    e.head = t["lm_head.qweight"] ? linear(tensors, W, "lm_head") : e.embed;
-    if (t["lm_head.weight"]) throw named("NotSupportedError", "nomoat's wasm decoder needs a quantized LM head; use wasmEngine: \"ort\".");
+    Object.assign(e, weightsOf(c, tensors, data.byteLength, W));
     // RoPE tables (positions, hd/2), as numpy computes them: angles in f64, cos/sin rounded to f32.
     const half = c.hd / 2;
     e.cos = heap.alloc(c.maxPos * half * 4);

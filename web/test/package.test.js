@@ -1,7 +1,10 @@
 // @ts-check
-// The model package (web/src/package.js) with a stand-in server (fetch) and Cache API: every file
-// checked against the manifest, a corrupt cached copy fetched again and never returned, a truncated
-// server file a DataError naming it, progress per chunk, a full quota a warning.
+// The model package (web/src/package.js) with a stand-in server (fetch), Cache API and Web Locks:
+// every file checked against the manifest, a corrupt, truncated, unreadable or evicted cached copy
+// fetched again and never returned, a truncated server file a DataError naming it, progress per
+// chunk; a full quota a warning, the model still loaded and no half model left in the cache looking
+// complete (the manifest's entry is written last); two loads at once download once (one lock per
+// model); hostile manifests and JSON files a DataError naming the file.
 import assert from "node:assert/strict";
 import {createHash} from "node:crypto";
 import {test} from "node:test";
@@ -42,13 +45,21 @@ function server(files, serve = {}) {
   return {fetch, hits};
 }
 
-/** A Cache API stand-in: one cache, entries by URL; put fails with `putError` when given. */
+/**
+ * A Cache API stand-in: one cache, entries by URL. put fails with `putError` when given, after
+ * `putsBefore` successful file puts, first writing half the body when `halfWrite` (a cache that
+ * leaves a torn entry); entries in `unreadable` answer match() with a body that cannot be read.
+ */
 class FakeCaches {
-  /** @param {Error} [putError] */
-  constructor(putError) {
+  /** @param {Error} [putError] @param {{putsBefore?: number, halfWrite?: boolean}} [how] */
+  constructor(putError, {putsBefore = 0, halfWrite = false} = {}) {
     /** @type {Map<string, Uint8Array>} */
     this.entries = new Map();
     this.putError = putError;
+    this.putsBefore = putsBefore;
+    this.halfWrite = halfWrite;
+    /** @type {Set<string>} */
+    this.unreadable = new Set();
     /** @type {string[]} */
     this.opened = [];
   }
@@ -59,11 +70,16 @@ class FakeCaches {
     return /** @type {Cache} */ (/** @type {unknown} */ ({
       async match(/** @type {string} */ url) {
         const b = self.entries.get(url);
+        if (b && self.unreadable.has(url)) return {arrayBuffer: async () => { throw new DOMException("gone", "NotReadableError"); }};
         return b ? new Response(/** @type {Uint8Array<ArrayBuffer>} */ (b)) : undefined;
       },
       async put(/** @type {string} */ url, /** @type {Response} */ r) {
-        if (self.putError && !url.endsWith("nomoat.json")) throw self.putError;
-        self.entries.set(url, new Uint8Array(await r.arrayBuffer()));
+        const body = new Uint8Array(await r.arrayBuffer());
+        if (self.putError && !url.endsWith("nomoat.json") && self.putsBefore-- <= 0) {
+          if (self.halfWrite) self.entries.set(url, body.slice(0, body.length >> 1));
+          throw self.putError;
+        }
+        self.entries.set(url, body);
       },
       async delete(/** @type {string} */ url) {
         return self.entries.delete(url);
@@ -73,7 +89,35 @@ class FakeCaches {
 }
 
 const bytes = (/** @type {number} */ n, /** @type {number} */ seed) => Uint8Array.from({length: n}, (_, i) => (i * 31 + seed) & 255);
-const FILES = {"config.json": new TextEncoder().encode('{"vocab_size": 8}'), "onnx/model_q4.onnx_data": bytes(100, 1)};
+const CONFIG = {num_hidden_layers: 1, hidden_size: 64, intermediate_size: 64, num_attention_heads: 4, num_key_value_heads: 2,
+  head_dim: 16, vocab_size: 8, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 64};
+const CONFIG_TEXT = new TextEncoder().encode(JSON.stringify(CONFIG));
+const FILES = {"config.json": CONFIG_TEXT, "onnx/model_q4.onnx_data": bytes(100, 1)};
+const QUOTA = () => Object.assign(new Error("quota"), {name: "QuotaExceededError"});
+
+/** Web Locks stand-in: requests for one name run one at a time, in order. */
+class FakeLocks {
+  constructor() {
+    /** @type {Map<string, Promise<unknown>>} */
+    this.tails = new Map();
+    /** @type {string[]} */
+    this.names = [];
+  }
+  /** @param {string} name @param {(lock: unknown) => Promise<any>} callback */
+  async request(name, callback) {
+    this.names.push(name);
+    const before = this.tails.get(name) || Promise.resolve();
+    /** @type {(v?: unknown) => void} */
+    let release = () => {};
+    this.tails.set(name, before.then(() => new Promise((r) => { release = r; })));
+    await before;
+    try {
+      return await callback({name});
+    } finally {
+      release();
+    }
+  }
+}
 const NAMES = Object.keys(FILES);
 
 test("files come from the server, checked, then cached; the next load reads the cache", async () => {
@@ -93,7 +137,7 @@ test("files come from the server, checked, then cached; the next load reads the 
 test("progress: a first report, then the bytes so far per chunk, per file and in total", async () => {
   const {fetch} = server(FILES), seen = [];
   await (await ModelPackage.open(BASE, {fetch, caches: undefined})).load(NAMES, (p) => seen.push(p));
-  const total = 17 + 100;
+  const total = CONFIG_TEXT.byteLength + 100;
   assert.deepEqual(seen[0], {stage: "download", loaded: 0, total, fraction: 0});
   const data = seen.filter((p) => p.file === "onnx/model_q4.onnx_data");
   assert.equal(data.length, Math.ceil(100 / 7));
@@ -149,16 +193,101 @@ test("offline: the cached manifest and files serve", async () => {
   assert.deepEqual(got, FILES);
 });
 
-test("a full storage quota is a warning; the files are still returned", async () => {
-  const {fetch} = server(FILES);
-  const quota = Object.assign(new Error("quota"), {name: "QuotaExceededError"});
-  const caches = new FakeCaches(quota), seen = [];
-  const got = await (await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)})).load(NAMES, (p) => seen.push(p));
-  assert.deepEqual(got, FILES);
-  const warnings = seen.filter((p) => p.stage === "cache");
-  assert.equal(warnings.length, 2);
-  assert.match(warnings[0].warning, /config\.json could not be cached: the browser's storage quota is too small/);
-  assert.match(warnings[0].warning, /llm\.cache\.delete/);
+test("a full storage quota is one warning; the files are still returned, no half model is left cached", async () => {
+  for (const how of [{putsBefore: 0}, {putsBefore: 1}, {putsBefore: 1, halfWrite: true}]) {
+    const {fetch, hits} = server(FILES);
+    const caches = new FakeCaches(QUOTA(), how), seen = [];
+    const got = await (await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)})).load(NAMES, (p) => seen.push(p));
+    assert.deepEqual(got, FILES);
+    const warnings = seen.filter((p) => p.stage === "cache");
+    assert.equal(warnings.length, 1, JSON.stringify(how));
+    const failed = how.putsBefore ? "onnx/model_q4\\.onnx_data" : "config\\.json";
+    assert.match(warnings[0].warning, new RegExp(`${failed} could not be cached: the browser's storage quota is too small`));
+    assert.match(warnings[0].warning, /runs now \(from the network\).*llm\.cache\.delete/);
+    assert.deepEqual([...caches.entries.keys()], [], JSON.stringify(how)); // no file, no manifest: not "complete"
+    // with room again, the next load downloads, checks and caches it all
+    caches.putError = undefined;
+    assert.deepEqual(await (await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)})).load(NAMES), FILES);
+    assert.deepEqual([...caches.entries.keys()].sort(), [...NAMES, "nomoat.json"].map((n) => BASE + n).sort());
+    assert.equal(hits["onnx/model_q4.onnx_data"], 2);
+  }
+});
+
+test("a partly evicted model: the missing, truncated or unreadable files are fetched again, the rest read from the cache", async () => {
+  for (const harm of ["evicted", "truncated", "unreadable"]) {
+    const {fetch, hits} = server(FILES), caches = new FakeCaches();
+    await (await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)})).load(NAMES);
+    const data = BASE + "onnx/model_q4.onnx_data";
+    if (harm === "evicted") caches.entries.delete(data);
+    else if (harm === "truncated") caches.entries.set(data, FILES["onnx/model_q4.onnx_data"].slice(0, 37));
+    else caches.unreadable.add(data);
+    const got = await (await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)})).load(NAMES);
+    caches.unreadable.clear();
+    assert.deepEqual(got, FILES, harm);
+    assert.deepEqual(hits, {"nomoat.json": 2, "config.json": 1, "onnx/model_q4.onnx_data": 2}, harm);
+    assert.deepEqual(caches.entries.get(data), FILES["onnx/model_q4.onnx_data"], harm);
+    assert.ok(caches.entries.has(BASE + "nomoat.json"));
+  }
+});
+
+test("while files are being written the manifest's entry is absent: an interrupted load never looks complete", async () => {
+  const {fetch: serve} = server(FILES), caches = new FakeCaches();
+  await (await ModelPackage.open(BASE, {fetch: serve, caches: /** @type {any} */ (caches)})).load(NAMES);
+  caches.entries.delete(BASE + "onnx/model_q4.onnx_data"); // evicted
+  /** @type {boolean[]} */
+  const manifestCached = [];
+  /** @type {import("../src/package.js").Fetch} */
+  const fetch = async (url, init) => {
+    if (url.endsWith(".onnx_data")) {
+      manifestCached.push(caches.entries.has(BASE + "nomoat.json"));
+      throw new TypeError("Failed to fetch"); // the tab closes, the network goes
+    }
+    return serve(url, init);
+  };
+  await assert.rejects((await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)})).load(NAMES), {name: "NetworkError"});
+  assert.deepEqual(manifestCached, [false]);
+  assert.ok(!caches.entries.has(BASE + "nomoat.json")); // llm.cache.list(): complete false
+  assert.deepEqual(await (await ModelPackage.open(BASE, {fetch: serve, caches: /** @type {any} */ (caches)})).load(NAMES), FILES);
+  assert.ok(caches.entries.has(BASE + "nomoat.json"));
+});
+
+test("two workers loading one model at once: one download under the model's lock, the other reads the cache", async () => {
+  for (const locks of [new FakeLocks(), null]) {
+    const {fetch, hits} = server(FILES), caches = new FakeCaches();
+    const io = {fetch, caches: /** @type {any} */ (caches), locks: /** @type {any} */ (locks)};
+    const [a, b] = await Promise.all([ModelPackage.open(BASE, io), ModelPackage.open(BASE, io)]);
+    const [ga, gb] = await Promise.all([a.load(NAMES), b.load(NAMES)]);
+    assert.deepEqual(ga, FILES);
+    assert.deepEqual(gb, FILES);
+    assert.equal(hits["onnx/model_q4.onnx_data"], locks ? 1 : 2); // without Web Locks: twice, still correct
+    if (locks) assert.deepEqual(locks.names, [`nomoat-model ${BASE}`, `nomoat-model ${BASE}`]);
+    assert.deepEqual(caches.entries.get(BASE + "onnx/model_q4.onnx_data"), FILES["onnx/model_q4.onnx_data"]);
+    assert.ok(caches.entries.has(BASE + "nomoat.json"));
+  }
+});
+
+test("hostile manifests and JSON files (their sha256 in the manifest): a DataError naming the file and field", async () => {
+  const sha = "0".repeat(64);
+  for (const [manifest, re] of [
+    [{files: null}, /"files" is null, not an object/],
+    [{files: {"config.json": {size: -1, sha256: sha}}}, /config\.json: \{"size":-1,.* is not \{size: bytes, sha256/],
+    [{files: {"config.json": {size: 3, sha256: "abc"}}}, /is not \{size: bytes, sha256: 64 hex digits\}/],
+    [{files: {"../../etc/passwd": {size: 3, sha256: sha}}}, /file name "\.\.\/\.\.\/etc\/passwd" is not a relative path/],
+    [[], /not a JSON object/],
+  ]) {
+    const {fetch} = server(FILES, {"nomoat.json": new TextEncoder().encode(JSON.stringify(manifest))});
+    await assert.rejects(ModelPackage.open(BASE, {fetch, caches: undefined}), {name: "DataError", message: re});
+  }
+  for (const [config, re] of [
+    ["{\"vocab_size\": ", /config\.json is not valid JSON/],
+    [JSON.stringify({...CONFIG, vocab_size: "8"}), /config\.json: vocab_size is "8", not an integer in 1\.\.16777216; convert the model again/],
+    [JSON.stringify({...CONFIG, num_key_value_heads: 3}), /config\.json: num_attention_heads 4 is not a multiple of num_key_value_heads 3/],
+  ]) {
+    const files = {...FILES, "config.json": new TextEncoder().encode(config)};
+    const {fetch} = server(files); // the manifest matches: a hostile package, not a corrupt one
+    const pkg = await ModelPackage.open(BASE, {fetch, caches: undefined});
+    await assert.rejects(pkg.load(NAMES), {name: "DataError", message: re});
+  }
 });
 
 test("only web origins are cached", async () => {
