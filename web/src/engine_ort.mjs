@@ -238,6 +238,42 @@ export class OrtEngine {
     this.sampling = "cpu";
     /** @type {Promise<unknown>} the session's latest run (runs wait for each other: run()) */
     this.lastRun = Promise.resolve();
+    /** @type {Error | null} once the GPUDevice is lost: what every step of every state throws */
+    this.lostError = null;
+    /** @type {Promise<string> | null} resolves with why, once the GPUDevice is lost (runtime.mjs then picks wasm) */
+    this.lost = null;
+    /** @type {Promise<never> | null} rejects with lostError then: a step races it (a run on a lost device may never end) */
+    this.lostSignal = null;
+    if (this.gpu) {
+      this.lost = this.gpu.lost.then((info) => {
+        const why = `${info.reason || "unknown"}${info.message ? `: ${info.message}` : ""}`;
+        this.lostError = named("OperationError", `The WebGPU device was lost (${why}); this session is ` +
+          "gone: create a new one (device 'auto' then runs on wasm).");
+        return `this worker's WebGPU device was lost (${why})`;
+      });
+      this.lostSignal = this.lost.then(() => Promise.reject(this.lostError));
+      this.lostSignal.catch(() => {});
+    }
+  }
+
+  /**
+   * `work`, unless the GPU device is (or gets) lost: then lostError, at once. An error of `work`
+   * that comes with a loss (a failed mapAsync, say) is reported as the loss.
+   * @template T
+   * @param {() => Promise<T>} work
+   * @returns {Promise<T>}
+   */
+  async guarded(work) {
+    if (this.lostError) throw this.lostError;
+    if (!this.lostSignal) return work();
+    const running = work();
+    running.catch(() => {});
+    try {
+      return await Promise.race([running, this.lostSignal]);
+    } catch (err) {
+      if (!this.lostError) await Promise.race([this.lost, new Promise((r) => setTimeout(r, 100))]);
+      throw this.lostError || err;
+    }
   }
 
   /**
@@ -292,10 +328,12 @@ export class OrtEngine {
    * @param {AnySampler | null} sampler
    * @param {Uint32Array | null} [mask]
    */
-  async step(state, start, ids, sampler, mask) {
-    state.truncate(start);
-    const logits = await this.forward(state, ids, false);
-    return sampler ? sampler.sample(logits, ids, mask) : -1;
+  step(state, start, ids, sampler, mask) {
+    return this.guarded(async () => {
+      state.truncate(start);
+      const logits = await this.forward(state, ids, false);
+      return sampler ? sampler.sample(logits, ids, mask) : -1;
+    });
   }
 
   /**
@@ -304,9 +342,11 @@ export class OrtEngine {
    * @param {number} start
    * @param {number[]} ids
    */
-  async logits(state, start, ids) {
-    state.truncate(start);
-    return (await this.forward(state, ids, true)).slice();
+  logits(state, start, ids) {
+    return this.guarded(async () => {
+      state.truncate(start);
+      return (await this.forward(state, ids, true)).slice();
+    });
   }
 
   dispose() {

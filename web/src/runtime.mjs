@@ -20,31 +20,163 @@ import {ModelPackage} from "./package.js";
  * @typedef {{ort: string, pyodide?: string, wasmEngine?: "nomoat" | "ort"}} Assets
  */
 
+// ---------------------------------------------------------------------------------------------
+// WebGPU faults: an adapter that computes wrong results, a device lost mid-answer
+// ---------------------------------------------------------------------------------------------
+
+/** @type {string | null} why this worker does not use WebGPU any more (its device was lost), else null */
+let gpuFault = null;
+/** @type {Promise<string | null> | null} the self-test's verdict (null: passed), once per worker */
+let selfTest = null;
+
 /**
- * The device for `asked` ("webgpu" | "wasm" | "auto"), and why.
+ * From now on this worker does not use WebGPU: "auto" picks wasm, "webgpu" is refused, both saying why.
+ * @param {string} why e.g. "this worker's WebGPU device was lost (destroyed)"
+ */
+export function gpuUnusable(why) {
+  if (gpuFault) return;
+  gpuFault = why;
+  console.warn(`nomoat: ${why}; new sessions use wasm.`);
+}
+
+// The self-test: a small compute with a known answer (exact integer-valued f32 dot products, a
+// workgroup-memory reduction, exp, an atomic counter), compared with the same arithmetic in JS.
+const SELF_TEST_WGSL = `
+@group(0) @binding(0) var<storage, read> a: array<f32>;             // (256, 64)
+@group(0) @binding(1) var<storage, read> x: array<f32>;             // (64,)
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;       // a @ x (256) | group sums (4) | exp (256)
+@group(0) @binding(3) var<storage, read_write> count: array<atomic<u32>, 1>;
+var<workgroup> part: array<f32, 64>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u) {
+  let r = g.x;
+  var s = 0.0;
+  for (var k = 0u; k < 64u; k++) { s = fma(a[r * 64u + k], x[k], s); }
+  y[r] = s;
+  y[260u + r] = exp(f32(r) * -0.015625);
+  part[l.x] = s;
+  workgroupBarrier();
+  for (var half = 32u; half > 0u; half >>= 1u) {
+    if (l.x < half) { part[l.x] += part[l.x + half]; }
+    workgroupBarrier();
+  }
+  if (l.x == 0u) { y[256u + w.x] = part[0]; }
+  atomicAdd(&count[0], 1u);
+}`;
+const ROWS = 256, COLS = 64, OUT = ROWS + 4 + ROWS;
+
+/** The self-test's inputs and its answer, in JS. */
+function selfTestCase() {
+  const a = Float32Array.from({length: ROWS * COLS}, (_, i) => ((Math.floor(i / COLS) * 7 + (i % COLS) * 3) % 17) - 8);
+  const x = Float32Array.from({length: COLS}, (_, k) => ((k * 5) % 9) - 4);
+  const want = new Float64Array(OUT);
+  for (let r = 0; r < ROWS; r++) {
+    let s = 0;
+    for (let k = 0; k < COLS; k++) s += a[r * COLS + k] * x[k];
+    want[r] = s;
+    want[256 + (r >> 6)] += s;
+    want[260 + r] = Math.exp(r * -0.015625);
+  }
+  return {a, x, want};
+}
+
+/**
+ * Runs the self-test on its own device of `adapter`; resolves with why the adapter must not be
+ * used, or null. Its readback is `y` (OUT f32) then the counter (u32).
+ * @param {GPUAdapter} adapter
+ * @returns {Promise<string | null>}
+ */
+async function checkGpu(adapter) {
+  /** @type {GPUDevice} */
+  let device;
+  try {
+    device = await adapter.requestDevice();
+  } catch (e) {
+    return `no WebGPU device could be made (${String(/** @type {Error} */ (e)?.message || e).slice(0, 200)})`;
+  }
+  const {a, x, want} = selfTestCase();
+  try {
+    const S = GPUBufferUsage.STORAGE, C = GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    /** @param {Float32Array<ArrayBuffer>} data */
+    const input = (data) => {
+      const b = device.createBuffer({size: data.byteLength, usage: S | C});
+      device.queue.writeBuffer(b, 0, data);
+      return b;
+    };
+    const bufs = [input(a), input(x), device.createBuffer({size: OUT * 4, usage: S | C}), device.createBuffer({size: 16, usage: S | C})];
+    const read = device.createBuffer({size: OUT * 4 + 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
+    const pipeline = await device.createComputePipelineAsync({layout: "auto",
+      compute: {module: device.createShaderModule({code: SELF_TEST_WGSL}), entryPoint: "main"}});
+    const bind = device.createBindGroup({layout: pipeline.getBindGroupLayout(0),
+      entries: bufs.map((buffer, binding) => ({binding, resource: {buffer}}))});
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(ROWS / 64);
+    pass.end();
+    enc.copyBufferToBuffer(bufs[2], 0, read, 0, OUT * 4);
+    enc.copyBufferToBuffer(bufs[3], 0, read, OUT * 4, 4);
+    device.queue.submit([enc.finish()]);
+    let timer;
+    const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("no answer in 20 s")), 20000); });
+    await Promise.race([read.mapAsync(GPUMapMode.READ), late]).finally(() => clearTimeout(timer));
+    const bytes = read.getMappedRange().slice(0);
+    read.unmap();
+    const got = new Float32Array(bytes, 0, OUT), count = new Uint32Array(bytes, OUT * 4, 1)[0];
+    for (let i = 0; i < OUT; i++) {
+      const tolerance = i < 260 ? 0 : 1e-4 * want[i]; // integer-valued sums are exact; exp within 1e-4
+      if (!(Math.abs(got[i] - want[i]) <= tolerance)) {
+        return `this WebGPU adapter failed nomoat's self-test (value ${i}: ${got[i]}, expected ${want[i]}): it computes wrong results`;
+      }
+    }
+    if (count !== ROWS) return `this WebGPU adapter failed nomoat's self-test (atomic count ${count}, expected ${ROWS}): it computes wrong results`;
+    return null;
+  } catch (e) {
+    return `nomoat's WebGPU self-test could not run (${String(/** @type {Error} */ (e)?.message || e).slice(0, 200)})`;
+  } finally {
+    device.destroy();
+  }
+}
+
+/**
+ * The device for `asked` ("webgpu" | "wasm" | "auto"), and why. A WebGPU adapter is used only once
+ * it has passed the self-test (once per worker), and not after this worker's device was lost.
  * @param {string} asked
  * @returns {Promise<DeviceChoice>}
  */
 export async function chooseDevice(asked) {
   const gpu = /** @type {any} */ (self.navigator)?.gpu;
   let adapter = null;
-  if (gpu && asked !== "wasm") {
+  if (gpu && asked !== "wasm" && !gpuFault) {
     try {
       adapter = await gpu.requestAdapter();
     } catch (e) {
       adapter = null;
     }
   }
+  let fault = gpuFault;
+  if (adapter && !fault) {
+    if (!selfTest) {
+      selfTest = checkGpu(adapter);
+      selfTest.then((why) => why && console.warn(`nomoat: ${why}; WebGPU is not used.`));
+    }
+    fault = await selfTest;
+  }
   if (asked === "webgpu") {
+    if (fault) {
+      throw named("NotSupportedError", `WebGPU was asked for (device: 'webgpu') but ${fault}. Use device: 'wasm' or 'auto'.`);
+    }
     if (!adapter) {
       throw named("NotSupportedError",
         "WebGPU was asked for (device: 'webgpu') but this browser has no WebGPU adapter. " +
         "Use device: 'wasm' or 'auto', or enable WebGPU in the browser.");
     }
-    return {device: "webgpu", reason: "asked for WebGPU; adapter found"};
+    return {device: "webgpu", reason: "asked for WebGPU; adapter found (self-test passed)"};
   }
   if (asked === "wasm") return {device: "wasm", reason: "asked for wasm"};
-  if (adapter) return {device: "webgpu", reason: "auto: a WebGPU adapter is available"};
+  if (fault) return {device: "wasm", reason: `auto: ${fault}; using wasm`};
+  if (adapter) return {device: "webgpu", reason: "auto: a WebGPU adapter is available (self-test passed)"};
   return {device: "wasm", reason: gpu ? "auto: no WebGPU adapter, using wasm" : "auto: no WebGPU in this browser, using wasm"};
 }
 
@@ -85,8 +217,10 @@ async function makeEngine(assets, device, kind, files, config) {
     return WasmEngine.create({data: files[DATA], tensors: json(TENSORS), config});
   }
   const {OrtEngine} = await import("./engine_ort.mjs");
-  return OrtEngine.create({assets, device, config, data: files[DATA], graph: files[device === "webgpu" ? GPU_GRAPH : WASM_GRAPH],
+  const engine = await OrtEngine.create({assets, device, config, data: files[DATA], graph: files[device === "webgpu" ? GPU_GRAPH : WASM_GRAPH],
     recipe: device === "webgpu" ? null : json(WASM_RECIPE)});
+  if (engine.lost) engine.lost.then(gpuUnusable); // its sessions fail (engine.step); new ones go to wasm
+  return engine;
 }
 
 /**
