@@ -216,31 +216,49 @@ def test_webgpu_in_the_extension(playwright, extension_dir, tiny_dir, tmp_path_f
 
 # --- the content script on a web page ----------------------------------------------------------------
 
-def test_content_script_answers_on_a_localhost_page(ext, site):
+def panel_of(page, ext_id: str):
+    """The "Ask nomoat" panel's frame on `page` (Playwright reaches into it as the user's browser does;
+    the page's own scripts cannot)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for f in page.frames:
+            if f.url.startswith(f"chrome-extension://{ext_id}/panel.html"):
+                f.wait_for_selector("#ask")
+                return f
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no panel on {page.url}: {[f.url for f in page.frames]}")
+
+
+def test_content_script_panel_answers_on_a_localhost_page(ext, site):
+    """content.js shows the panel (panel.html, an extension page) in an iframe; the panel asks the
+    offscreen document over its own port. tests/test_extension_isolation.py attacks it from the page."""
     ctx, ext_id, _, _ = ext
     page = ctx.new_page()
     page.goto(site)
-    page.wait_for_selector("#nomoat-panel .ask")
-    # The page's own scripts see neither the client nor a way to message the extension.
+    # The page's own scripts see neither a client nor a way to message the extension, nor the panel.
     seen = page.evaluate("""async (id) => {
-        const out = {llm: typeof window.llm};
+        const out = {llm: typeof window.llm, frames: window.length,
+                     iframes: document.querySelectorAll("iframe").length};
         if (!(window.chrome && chrome.runtime && chrome.runtime.sendMessage)) out.runtime = "absent";
         else try { out.runtime = await chrome.runtime.sendMessage(id, {type: "nomoat:ensure"}); }
              catch (e) { out.runtime = "error: " + e.message; }
         return out;
     }""", ext_id)
-    assert seen["llm"] == "undefined"
+    assert seen["llm"] == "undefined" and seen["iframes"] == 0 and seen["frames"] == 0
     assert seen["runtime"] == "absent" or seen["runtime"].startswith("error"), seen
-    # A click the page's script makes (isTrusted false) does not reach the model.
-    page.fill("#nomoat-panel .question", QUESTION)
-    page.evaluate("document.getElementById('nomoat-panel').shadowRoot.querySelector('.ask').click()")
-    assert page.get_attribute("#nomoat-panel .status", "data-refused") == "1"
-    assert page.get_attribute("#nomoat-panel .answer", "data-done") is None
+    panel = panel_of(page, ext_id)
+    panel.fill("#question", QUESTION)
+    panel.wait_for_selector("body[data-visible='true']", state="attached")  # IntersectionObserver v2
+    panel.wait_for_timeout(700)  # visible for 500 ms before it sends (panel.js)
+    # A click made by a script (isTrusted false) does not reach the model.
+    panel.evaluate("document.getElementById('ask').click()")
+    assert panel.get_attribute("#status", "data-refused") == "1"
+    assert panel.get_attribute("#answer", "data-done") is None
     # A real click does.
-    page.click("#nomoat-panel .ask")
-    page.wait_for_selector("#nomoat-panel .answer[data-done='1']")
-    assert page.text_content("#nomoat-panel .answer") == ANSWER
-    assert int(page.get_attribute("#nomoat-panel .answer", "data-chunks")) > 1
+    panel.click("#ask")
+    panel.wait_for_selector("#answer[data-done='1']")
+    assert panel.text_content("#answer") == ANSWER
+    assert int(panel.get_attribute("#answer", "data-chunks")) > 1
     page.close()
 
 
@@ -271,31 +289,30 @@ def test_another_extension_is_refused(ext):
 
 
 def test_sender_check(ext):
-    """nomoatSenderKind (trust.js) in nomoat's own service worker, on the senders Chrome can report."""
+    """nomoatTrusted (trust.js) in nomoat's own service worker, on the senders Chrome can report: this
+    extension's pages only (the panel too, framed in a tab), never a content script or a web page."""
     ctx, ext_id, nomoat_sw, _ = ext
     origin = f"chrome-extension://{ext_id}"
     page = {"id": ext_id, "origin": origin, "url": origin + "/popup.html"}
     content = {"id": ext_id, "origin": "http://127.0.0.1:8000", "url": "http://127.0.0.1:8000/a?b", "tab": {"id": 7},
                "frameId": 0}
     cases = [
-        (page, "page"),
-        ({**page, "tab": {"id": 3}, "frameId": 0}, "page"),  # popup.html opened in a tab
-        (content, "content"),
-        ({**content, "origin": "http://localhost:5000", "url": "http://localhost:5000/"}, "content"),
-        ({**page, "id": "a" * 32}, None),  # another extension's page
-        ({"id": "a" * 32, "origin": "chrome-extension://" + "a" * 32, "url": f"chrome-extension://{'a' * 32}/x"}, None),
-        ({**content, "id": None}, None),  # a web page (externally_connectable)
-        ({**content, "origin": "https://evil.example", "url": "https://evil.example/"}, None),  # never injected there
-        ({**content, "frameId": 2}, None),  # a subframe: we inject into top frames only
-        ({**content, "origin": "https://evil.example"}, None),  # origin and URL disagree
-        ({**content, "tab": None}, None),  # a content script without a tab
-        ({**page, "url": "https://evil.example/"}, None),
-        (None, None),
+        (page, True),
+        ({**page, "tab": {"id": 3}, "frameId": 0}, True),  # popup.html opened in a tab
+        ({**page, "url": origin + "/panel.html", "tab": {"id": 7}, "frameId": 4}, True),  # the panel on a page
+        (content, False),  # a content script, ours included: it runs in the web page's renderer
+        ({**content, "origin": "http://localhost:5000", "url": "http://localhost:5000/"}, False),
+        ({**page, "id": "a" * 32}, False),  # another extension's page
+        ({"id": "a" * 32, "origin": f"chrome-extension://{'a' * 32}", "url": f"chrome-extension://{'a' * 32}/x"},
+         False),
+        ({**content, "id": None}, False),  # a web page (externally_connectable)
+        ({**page, "origin": "http://127.0.0.1:8000"}, False),  # origin and URL disagree
+        ({**page, "url": "https://evil.example/"}, False),
+        ({**page, "url": origin + "evil.example/"}, False),
+        ({**page, "origin": None}, False),
+        (None, False),
     ]
-    got = nomoat_sw.evaluate("""async (cases) => {
-        const matches = await NOMOAT_MATCHES;
-        return cases.map(([sender]) => nomoatSenderKind(sender, matches));
-    }""", cases)
+    got = nomoat_sw.evaluate("(cases) => cases.map(([sender]) => nomoatTrusted(sender))", cases)
     assert got == [want for _, want in cases]
 
 

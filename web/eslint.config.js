@@ -25,13 +25,13 @@ export default [
     languageOptions: {sourceType: "module"},
   },
   {
-    // trust.js defines these for background.js and offscreen.js (as a classic script, ahead of them)
+    // trust.js defines this for background.js and offscreen.js (as a classic script, ahead of them)
     files: ["examples/extension/background.js", "examples/extension/offscreen.js"],
-    languageOptions: {globals: {NOMOAT_MATCHES: "readonly", nomoatSenderKind: "readonly"}},
+    languageOptions: {globals: {nomoatTrusted: "readonly"}},
   },
   {files: ["examples/extension/background.js"], languageOptions: {globals: globals.serviceworker}},
-  // window.llm: nomoat.js in the chat page, client.js in the popup and content script
-  {files: ["examples/chat/*.js", "examples/extension/popup.js", "examples/extension/content.js"],
+  // window.llm: nomoat.js in the chat page, client.js in the popup and the panel
+  {files: ["examples/chat/*.js", "examples/extension/popup.js", "examples/extension/panel.js"],
     languageOptions: {globals: {llm: "readonly"}}},
   {rules: {"no-unused-vars": ["error", {caughtErrors: "none"}]}},
 ];

@@ -39,8 +39,7 @@ const closeOffscreen = () => serial(async () => {
 });
 
 async function answer(msg, sender) {
-  const kind = nomoatSenderKind(sender, await NOMOAT_MATCHES);
-  if (!kind) return {ok: false, error: {name: "SecurityError", message: "nomoat only answers this extension's pages and content scripts."}};
+  if (!nomoatTrusted(sender)) return {ok: false, error: {name: "SecurityError", message: "nomoat only answers this extension's own pages."}};
   if (msg.type === "nomoat:ensure") {
     try {
       await ensure();
@@ -49,7 +48,7 @@ async function answer(msg, sender) {
       return {ok: false, error: {name: "OperationError", message: `Could not start nomoat's back end: ${e.message || e}`}};
     }
   }
-  if (msg.type === "nomoat:idle" && kind === "page" && sender.url === chrome.runtime.getURL(OFFSCREEN)) {
+  if (msg.type === "nomoat:idle" && sender.url === chrome.runtime.getURL(OFFSCREEN)) {
     await closeOffscreen();
     return {ok: true};
   }

@@ -25,7 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SOURCES = ["manifest.json", "background.js", "trust.js", "offscreen.html", "offscreen.js",
-           "popup.html", "popup.css", "popup.js", "content.js"]
+           "popup.html", "popup.css", "popup.js", "content.js",
+           "panel.html", "panel.css", "panel.js"]
 BUNDLED = "client.js"  # an ES module importing web/src; the output's client.js is its esbuild bundle
 ESBUILD = ROOT / "web" / "node_modules" / ".bin" / "esbuild"
 MODEL_NAME = "SmolLM2-135M-Instruct"  # the default model's folder name, as llm.js expects it

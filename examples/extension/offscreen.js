@@ -1,17 +1,18 @@
 // nomoat's back end, in the extension's offscreen document: it runs nomoat's workers (worker.mjs:
 // Pyodide, onnxruntime-web, the model) and relays window.llm's own protocol (web/src/protocol.js,
 // what a page's llm.js sends its worker) between them and this extension's popup and content
-// scripts, over chrome.runtime ports named "nomoat". client.js is the other end.
+// pages (the popup, the "Ask nomoat" panel), over chrome.runtime ports named "nomoat". client.js is
+// the other end.
 //
 // Per port: {kind: "hello"} or {kind: "reject", payload: {name, message, retry}} on connect; then
 // the client's {kind, id, payload} requests go to the worker unchanged but for three fields:
 //   id        the client's call id ↔ the worker's (every port numbers its calls from 1)
 //   session   the port's own session handle ↔ the worker's session, so sessions belong to the port
 //             that created them (another port cannot name them) and are destroyed when it closes
-//   assets    always this extension's own runtime files (a content script cannot choose code)
+//   assets    always this extension's own runtime files (a client cannot choose code)
 // and the worker's replies ("chunk", "progress", "event", "return", "throw") go back under the
-// client's id. "availability" is answered here (this extension's cache). Content scripts run in
-// the web page's renderer, so they are trusted less: they cannot choose the model URL.
+// client's id. "availability" is answered here (this extension's cache). Only this extension's
+// own pages may connect (trust.js); content scripts may not.
 import {WorkerTransport, assetsAt, createLLM} from "./nomoat/llm.js";
 import {wireError} from "./nomoat/protocol.js";
 
@@ -30,7 +31,6 @@ const workerFor = (key) => {
 };
 // This document's own llm: its default model, assets and cache, for create() checks and availability.
 const local = createLLM(BASE, {}, {connect: workerFor});
-const DEFAULT_MODEL = local.defaultModel;
 const ASSETS = assetsAt(BASE);
 
 const clients = new Set();
@@ -41,16 +41,13 @@ const fail = (name, message) => new DOMException(message, name);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 // The worker a create() goes to, and its payload with this extension's assets.
-function createRequest(client, p, assets) {
+function createRequest(p, assets) {
   if (!DEVICES.includes(p.device)) throw new TypeError(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(p.device)}.`);
   const engine = isObject(p.assets) ? p.assets.wasmEngine : undefined;
   if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
     throw new TypeError(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
   }
   if (typeof p.model !== "string") throw new TypeError("create's model must be a model package URL.");
-  if (client.kind !== "page" && p.model !== DEFAULT_MODEL) {
-    throw fail("NotAllowedError", "Content scripts use the extension's own model; they cannot choose a model URL.");
-  }
   if (!isObject(p.options)) throw new TypeError("create's options must be an object.");
   return {worker: workerFor(engine ? `${p.device}|${engine}` : p.device),
     payload: {...p, assets: engine ? {...assets, wasmEngine: engine} : assets}};
@@ -76,7 +73,7 @@ function ownSession(client, worker, info) {
 async function relay(client, kind, id, p) {
   let worker, payload = p, after = (v) => v;
   if (kind === "create") {
-    ({worker, payload} = createRequest(client, p, ASSETS));
+    ({worker, payload} = createRequest(p, ASSETS));
     roomFor(client);
     after = (info) => ownSession(client, worker, info);
   } else {
@@ -106,10 +103,10 @@ async function relay(client, kind, id, p) {
 
 // As a page's llm.availability() says it, for this document: "available" once a worker for the
 // device runs (extension files are not kept in the Cache API, which takes http(s) URLs only).
-async function availability(client, p) {
+async function availability(p) {
   const device = DEVICES.includes(p.device) ? p.device : "auto";
   if (workers.has(device)) return "available";
-  return local.availability({device, model: client.kind === "page" && typeof p.model === "string" ? p.model : undefined});
+  return local.availability({device, model: typeof p.model === "string" ? p.model : undefined});
 }
 
 async function handle(client, msg) {
@@ -126,25 +123,20 @@ async function handle(client, msg) {
     if (id === 0 || (kind !== "availability" && !RELAYED.has(kind))) throw new TypeError(`Unknown message kind ${JSON.stringify(kind)}.`);
     if (!isObject(payload)) throw new TypeError(`A ${kind} request needs a payload object.`);
     if (JSON.stringify(payload).length > MAX_MESSAGE) throw fail("QuotaExceededError", `The request is longer than ${MAX_MESSAGE} characters.`);
-    const value = kind === "availability" ? await availability(client, payload) : await relay(client, kind, id, payload);
+    const value = kind === "availability" ? await availability(payload) : await relay(client, kind, id, payload);
     client.post("return", id, value);
   } catch (e) {
     client.post("throw", id, wireError(e));
   }
 }
 
-async function accept(port) {
-  let kind = null;
-  try {
-    kind = port.name === "nomoat" ? nomoatSenderKind(port.sender, await NOMOAT_MATCHES) : null;
-  } catch (e) {
-    kind = null; // fail closed
-  }
-  if (!kind || closing) {
+function accept(port) {
+  const trusted = port.name === "nomoat" && nomoatTrusted(port.sender);
+  if (!trusted || closing) {
     try {
-      port.postMessage({kind: "reject", id: 0, payload: closing && kind
+      port.postMessage({kind: "reject", id: 0, payload: trusted
         ? {name: "InvalidStateError", message: "nomoat's back end is closing.", retry: true}
-        : {name: "SecurityError", message: "nomoat only answers this extension's pages and content scripts.", retry: false}});
+        : {name: "SecurityError", message: "nomoat only answers this extension's own pages.", retry: false}});
       port.disconnect();
     } catch (e) {
       // already gone
@@ -152,7 +144,7 @@ async function accept(port) {
     return;
   }
   const client = {
-    port, kind, open: true, sessions: new Map(), nextSession: 1, calls: new Map(),
+    port, open: true, sessions: new Map(), nextSession: 1, calls: new Map(),
     post(k, id, payload) {
       if (!this.open) return;
       try {
@@ -182,8 +174,8 @@ async function accept(port) {
   clearTimeout(idleTimer);
   port.onMessage.addListener((msg) => handle(client, msg));
   port.onDisconnect.addListener(goodbye);
-  client.post("hello", 0, {kind});
-  if (!client.open) goodbye(); // it left while we were checking it
+  client.post("hello", 0, {});
+  if (!client.open) goodbye(); // it left before we could greet it
 }
 
 chrome.runtime.onConnect.addListener(accept);
