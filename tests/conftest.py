@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from offline import TRAP
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -48,6 +49,21 @@ def tiny_dir(tiny_gguf, tmp_path_factory) -> Path:
     from nomoat.convert import convert
 
     return convert(tiny_gguf, tmp_path_factory.mktemp("tinypkg") / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def stays_offline():
+    """No test's browser sends a request off this machine (offline.py: every test browser's proxy
+    is the trap, which refuses and records what reaches it)."""
+    TRAP.take()
+    yield
+    left, _ = TRAP.take()
+    assert not left, f"requests tried to leave localhost: {left}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TRAP.browser_own:
+        terminalreporter.write_line(f"offline: {TRAP.browser_own} calls of Chromium's own services were refused")
 
 
 def pytest_collection_modifyitems(items):

@@ -12,9 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from offline import CHROMIUM, browser_flags
 
-FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic"]
 TIMEOUT = 300_000  # ms: kernel start (Pyodide, IPython) + model load + generation, on 2 busy cores
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "jupyterlite"
 ANSWER = "The capital of France is Paris."  # greedy, on the browser's f32 math
@@ -22,7 +21,7 @@ ANSWER = "The capital of France is Paris."  # greedy, on the browser's f32 math
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": FLAGS}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": browser_flags()}
 
 
 @pytest.fixture(scope="session")

@@ -12,25 +12,24 @@ import threading
 from pathlib import Path
 
 import pytest
+from offline import CHROMIUM, browser_flags
 
 import nomoat
 from nomoat.package import DATA_FILE, ONNX_FILE, TENSORS_FILE, WASM_FILE
 
 from conftest import load_fixture
 
-FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic"]
 TIMEOUT = 240_000  # ms
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": FLAGS}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": browser_flags()}
 
 
 @pytest.fixture(scope="session")
 def gpu_browser(browser_type):
-    b = browser_type.launch(executable_path="/usr/bin/chromium", args=[*FLAGS, "--enable-unsafe-webgpu"])
+    b = browser_type.launch(executable_path=CHROMIUM, args=[*browser_flags(), "--enable-unsafe-webgpu"])
     yield b
     b.close()
 

@@ -24,10 +24,24 @@ def _compile(template: str):
     try:
         return env.from_string(template)
     except Exception as e:
-        raise InvalidModelError(f"The model's chat template does not compile ({e}).") from e
+        raise InvalidModelError(f"tokenizer_config.json: chat_template does not compile ({str(e)[:200]}); "
+                                "convert the model again ('nomoat convert').") from e
+
+
+def usv(text: str) -> str:
+    """text with each lone surrogate replaced by U+FFFD, as WebIDL's USVString converts a JS string
+    (what a tokenizer can encode; a surrogate pair written as two code points becomes its character)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def check_messages(messages: list[dict]) -> None:
+    if not isinstance(messages, (list, tuple)):
+        raise InvalidOptionError(f"messages must be a list of {{'role', 'content'}} dicts, "
+                                 f"got {type(messages).__name__}.")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             raise InvalidOptionError(
@@ -42,9 +56,21 @@ def supports_tools(template: str) -> bool:
 
 def render(template: str, messages: list[dict], add_generation_prompt: bool = True,
            bos_token: str = "", eos_token: str = "", tools: list[dict] | None = None) -> str:
+    """The template's text for these messages, in Jinja's immutable sandbox: a template that reaches
+    for Python internals (``''.__class__``, ``cycler.__init__.__globals__`` …) or fails otherwise is an
+    InvalidModelError naming tokenizer_config.json; raise_exception() in it an InvalidOptionError."""
+    from jinja2.exceptions import TemplateError
+
     check_messages(messages)
     extra = {"tools": tools} if tools else {}
-    return _compile(template).render(
-        messages=messages, add_generation_prompt=add_generation_prompt,
-        bos_token=bos_token, eos_token=eos_token, **extra,
-    )
+    try:
+        return _compile(template).render(
+            messages=messages, add_generation_prompt=add_generation_prompt,
+            bos_token=bos_token, eos_token=eos_token, **extra,
+        )
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as e:
+        if isinstance(e, (InvalidOptionError, InvalidModelError)):
+            raise
+        raise InvalidModelError(f"tokenizer_config.json: chat_template failed ({type(e).__name__}: {str(e)[:200]}); "
+                                "the template is broken or hostile (the sandbox refused it). Convert the model "
+                                "again ('nomoat convert') or use another model.") from e

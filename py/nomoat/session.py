@@ -9,7 +9,7 @@ from typing import Protocol
 
 from . import _compat
 from .backends.base import Backend
-from .chat import check_messages
+from .chat import check_messages, usv
 from .errors import ContextOverflowError, InvalidOptionError, InvalidPromptError
 from .generate import Stats, generate, prefill
 from .sampling import SamplingParams
@@ -60,10 +60,10 @@ class Session:
         if system is not None:
             if not isinstance(system, str):
                 raise InvalidOptionError(f"system must be a string, got {system!r}.")
-            self.messages.append({"role": "system", "content": system})
+            self.messages.append({"role": "system", "content": usv(system)})
         if messages:
             check_messages(messages)
-            self.messages.extend(dict(m) for m in messages)
+            self.messages.extend({**m, "content": usv(m["content"])} for m in messages)
         self.initial = len(self.messages)  # system + initial messages: never dropped when the context overflows
         self.tools: list[dict] | None = None  # tool definitions the chat template describes (OpenAI's shape)
         self.state = model.backend.new_state()
@@ -102,10 +102,11 @@ class Session:
         """Stream the answer to `prompt`: a string (one user turn) or messages [{role, content}] whose
         last may be {"role": "assistant", "content": text, "prefix": True}, which the answer continues.
         The exchange joins the history when it ends; when the caller stops early, what was produced
-        is kept, or with keep_partial=False the exchange is dropped (the Prompt API's abort).
+        is kept, or with keep_partial=False the exchange is dropped (the Prompt API's abort); when
+        the answer fails (an error, an abort), the history is as it was before the call.
         If history + prompt overflow the context window, the oldest exchanges after the initial
-        messages are dropped (on_overflow(count) is called) — or ContextOverflowError, with nothing
-        dropped, when even that is not enough.
+        messages are dropped (on_overflow(count) is called; they come back if the call fails) — or
+        ContextOverflowError, with nothing dropped, when even that is not enough.
         response_constraint: a JSON Schema (the subset in constrain/schema.py; the answer is then
         compact JSON valid against it), or a regular expression as {"regex": source, "flags": "" | "u"}
         (JavaScript RegExp syntax and meaning, the subset in constrain/regex.py; the whole answer then
@@ -122,6 +123,7 @@ class Session:
         async with self._queue():
             if history is not None:
                 self.messages, self.initial, self.tools = [dict(m) for m in history], len(history), tools
+            before = self.messages
             new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
             history, ids, dropped = self._fit(new, generation=True)
             if dropped and on_overflow is not None:
@@ -130,7 +132,7 @@ class Session:
             turn = [*history, *(m for m in new if not m.get("prefix"))]
             self.last = stats = Stats()
             parts: list[str] = []
-            done = False
+            done = failed = False
             try:
                 async with contextlib.aclosing(generate(
                         self.model.backend, self.state, ids, params, self.model.tokenizer, self.model.stop_ids,
@@ -139,12 +141,15 @@ class Session:
                         parts.append(piece)
                         yield piece
                 done = True
+            except Exception:
+                failed = True  # an answer that failed (aborted, incomplete, the engine) leaves no trace
+                raise
             finally:
-                if done or keep_partial:
-                    self._before = history
+                if done or (keep_partial and not failed):
+                    self._before = before
                     self.messages = [*turn, {"role": "assistant", "content": prefix + "".join(parts)}]
                 else:
-                    self.messages = history  # dropped exchanges stay dropped
+                    self.messages = before  # as if never asked: turns dropped for room come back too
 
     async def prompt(self, prompt: str | list[dict], response_constraint: dict | None = None, **options) -> str:
         return "".join([piece async for piece in self.prompt_streaming(prompt, response_constraint, **options)])
@@ -159,13 +164,17 @@ class Session:
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
             await prefill(self.model.backend, self.state, ids, cancelled=cancelled)
-            self._before = history
+            self._before = self.messages
             self.messages = [*history, *new]
 
     def measure(self, prompt: str | list[dict], response_constraint: dict | None = None,
                 omit_response_constraint_input: bool = False) -> int:
         """Tokens `prompt` would add to the context (chat-template tokens and the constraint's
         description included)."""
+        if response_constraint is not None:
+            from .constrain import compile_constraint
+
+            compile_constraint(response_constraint)  # a constraint prompt() would refuse is refused here too
         new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
         return len(self._encode([*self.messages, *new], generation=True)) - self.context_usage
 
@@ -181,7 +190,7 @@ class Session:
 
     def _prompt_messages(self, prompt: str | list[dict]) -> list[dict]:
         if isinstance(prompt, str):
-            return [{"role": "user", "content": prompt}]
+            return [{"role": "user", "content": usv(prompt)}]
         if not isinstance(prompt, (list, tuple)):
             raise InvalidOptionError(f"prompt must be a string or a list of messages, got {type(prompt).__name__}.")
         if not prompt:
@@ -199,7 +208,8 @@ class Session:
             if m["role"] == "system" and (i > 0 or self.messages):
                 raise InvalidOptionError(f"prompt[{i}] is a system message; it must be the first message of the "
                                          "conversation (give it to create() as the system prompt).")
-            out.append({"role": m["role"], "content": m["content"], **({"prefix": True} if m.get("prefix") else {})})
+            prefix = {"prefix": True} if m.get("prefix") else {}
+            out.append({"role": m["role"], "content": usv(m["content"]), **prefix})
         return out
 
     def _encode(self, messages: list[dict], generation: bool) -> list[int]:
@@ -241,7 +251,7 @@ class Session:
 
     def undo_last(self) -> None:
         """Drop the latest prompt's exchange (or append's messages) from the history, once, as if it had
-        been aborted (dropped older turns stay dropped): an abort that arrived after the answer was done."""
+        been aborted (turns it dropped for room come back): an abort that arrived after the answer was done."""
         if self._before is not None and not (self._lock is not None and self._lock.locked()):
             self.messages, self._before = self._before, None
 
