@@ -11,7 +11,7 @@ from .bpe import BPETokenizer
 from .chat import render, supports_tools
 from .config import ModelConfig
 from .errors import InvalidModelError, InvalidOptionError, UnsupportedModelError
-from .package import check_package
+from .package import check_package, check_tokenizer_config, read_json
 from .session import Session
 from .tokenizer import HFTokenizer
 
@@ -134,7 +134,8 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
     config = ModelConfig.from_dir(model_dir)
     from .backends.ort_native import OrtNativeBackend
 
-    tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    tokenizer_config = check_tokenizer_config(read_json(model_dir, "tokenizer_config.json"),
+                                              str(model_dir / "tokenizer_config.json"))
     backend = OrtNativeBackend(model_dir, config, threads=threads, accuracy_level=accuracy_level)
     return Model(model_dir, config, load_tokenizer(model_dir), backend, tokenizer_config)
 
@@ -147,4 +148,5 @@ async def load_web(url: str, device: str, request_id: int | None = None) -> Mode
     loaded = await (await _compat.js_runtime()).loadModel(url, device, request_id)
     config = ModelConfig.from_dict(json.loads(loaded.config))
     tokenizer = BPETokenizer(json.loads(loaded.tokenizer))
-    return Model(url, config, tokenizer, OrtWebBackend(loaded.engine, config), json.loads(loaded.tokenizerConfig))
+    return Model(url, config, tokenizer, OrtWebBackend(loaded.engine, config),
+                 check_tokenizer_config(json.loads(loaded.tokenizerConfig)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from .errors import InvalidModelError, ModelNotFoundError
@@ -16,6 +17,7 @@ WASM_FILE = "onnx/nomoat_wasm.onnx"  # wasm variant: f32 Gemms whose weights the
 WASM_RECIPE = "onnx/nomoat_wasm.json"  # how: each f32 weight from blocks in DATA_FILE
 TENSORS_FILE = "onnx/nomoat_tensors.json"  # where each weight lies in DATA_FILE (nomoat's wasm decoder)
 FORMAT_VERSION = 2
+LOADED = ("config.json", "tokenizer.json", "tokenizer_config.json", ONNX_FILE, DATA_FILE)  # read by every CPython load
 
 
 def sha256(path: Path) -> str:
@@ -37,6 +39,54 @@ def write_manifest(model_dir: Path, extra: dict) -> dict:
     }
     (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def manifest_problem(manifest: object) -> str:
+    """What is wrong with a parsed nomoat.json, or "": "files" maps relative names inside the package
+    to {size: integer >= 0, sha256: 64 hex digits} (web/src/package.js checks the same)."""
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return f'"files" is {json.dumps(files)[:40]}, not an object'
+    for name, info in files.items():
+        if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in name.split("/")):
+            return f"file name {json.dumps(name)[:60]} is not a relative path inside the package"
+        if not (isinstance(info, dict) and type(info.get("size")) is int and info["size"] >= 0
+                and isinstance(info.get("sha256"), str) and _SHA256.fullmatch(info["sha256"])):
+            return f"{name}: {json.dumps(info)[:60]} is not {{size: bytes, sha256: 64 hex digits}}"
+    return ""
+
+
+def read_json(model_dir: str | Path, name: str) -> object:
+    """A package file's JSON (strict UTF-8); an InvalidModelError naming the file if it is not JSON."""
+    path = Path(model_dir) / name
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        raise InvalidModelError(f"{path} is not valid JSON ({str(e)[:200]}); convert the model again "
+                                "('nomoat convert').") from e
+
+
+def check_tokenizer_config(raw: object, where: str = "tokenizer_config.json") -> dict:
+    """tokenizer_config.json's fields that nomoat reads: chat_template a string that compiles (or
+    absent), bos_token / eos_token strings (or absent)."""
+    from .chat import _compile
+
+    def bad(what: str) -> InvalidModelError:
+        return InvalidModelError(f"{where}: {what}; convert the model again ('nomoat convert').")
+
+    if not isinstance(raw, dict):
+        raise bad(f"is {json.dumps(raw)[:40]}, not a JSON object")
+    for key in ("chat_template", "bos_token", "eos_token"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise bad(f"{key} is {json.dumps(raw[key])[:40]}, not a string")
+    if raw.get("chat_template"):
+        _compile(raw["chat_template"])
+    return raw
 
 
 PROOF = ".nomoat-verified.json"  # sha256 checks already done here, by file identity (check_package)
@@ -67,13 +117,17 @@ def check_package(model_dir: str | Path, verify_sha256: bool = True) -> dict:
     if not mf.is_file():
         raise ModelNotFoundError(f"{d} is not a nomoat model package (no {MANIFEST}); run 'nomoat convert'.")
     try:
-        manifest = json.loads(mf.read_text())
+        manifest = json.loads(mf.read_bytes().decode("utf-8"))
+        problem = manifest_problem(manifest)
+        if problem:
+            raise ValueError(problem)
         files = manifest["files"]
-        if not isinstance(files, dict) or not all(isinstance(i, dict) and isinstance(i.get("size"), int)
-                                                  and isinstance(i.get("sha256"), str) for i in files.values()):
-            raise ValueError("every file needs an integer size and a sha256")
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidModelError(f"{mf} is damaged ({e}); re-run 'nomoat convert'.") from e
+        if verify_sha256:
+            unlisted = [n for n in LOADED if n not in files]
+            if unlisted:
+                raise ValueError(f"it does not list {', '.join(unlisted)}, which every load reads")
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InvalidModelError(f"{mf} is not a model manifest ({str(e)[:200]}); re-run 'nomoat convert'.") from e
     try:
         proofs = json.loads((d / PROOF).read_text()) if verify_sha256 else {}
     except (OSError, ValueError):

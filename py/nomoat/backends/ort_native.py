@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import InvalidModelError
-from ..package import ONNX_FILE
+from ..package import DATA_FILE, ONNX_FILE
 from .base import LogitsBackend
 
 
@@ -57,10 +57,12 @@ class OrtNativeBackend(LogitsBackend):
             self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnx's DecodeError, onnxruntime's Fail/InvalidProtobuf …
             raise InvalidModelError(
-                f"Could not load the model graph {path} ({type(e).__name__}: {str(e)[:300]}). "
+                f"Could not load the model graph {path} with its weights {Path(model_dir) / DATA_FILE} "
+                f"({type(e).__name__}: {str(e)[:300]}). "
                 "The file is corrupt or truncated: re-run 'nomoat convert'."
             ) from e
         c = config
+        _check_io(self.session, c, path)
         self._empty = np.zeros((1, c.num_key_value_heads, 0, c.head_dim), np.float32)
         self._past_names = [i.name for i in self.session.get_inputs() if i.name.startswith("past_key_values.")]
         self._out_names = [o.name for o in self.session.get_outputs()]
@@ -131,3 +133,20 @@ def _with_accuracy_level(path: Path, level: int) -> bytes:
             graph.node.insert(list(graph.node).index(node), matmul)
             graph.node.remove(node)
     return model.SerializeToString()
+
+
+def _check_io(session, c: ModelConfig, path: Path) -> None:
+    """The graph's inputs and outputs fit config.json (a hostile config.json is caught at load, not
+    as an onnxruntime error at the first token): 2 × layers past inputs of (_, kv heads, _, head_dim),
+    logits over the vocabulary."""
+    past = [i for i in session.get_inputs() if i.name.startswith("past_key_values.")]
+    logits = next((o for o in session.get_outputs() if o.name == "logits"), None)
+    want = [("past inputs", len(past), 2 * c.num_hidden_layers, "num_hidden_layers")]
+    want += [(f"{p.name} dim {d}", p.shape[d], v, name) for p in past[:1]
+             for d, v, name in ((1, c.num_key_value_heads, "num_key_value_heads"), (3, c.head_dim, "head_dim"))]
+    if logits is not None:
+        want.append(("logits' last dim", logits.shape[-1], c.vocab_size, "vocab_size"))
+    for what, got, expected, field_name in want:
+        if isinstance(got, int) and got != expected:
+            raise InvalidModelError(f"config.json: {field_name} says {what} should be {expected}, but {path.name} "
+                                    f"has {got}; convert the model again ('nomoat convert').")
