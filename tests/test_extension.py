@@ -1,7 +1,8 @@
 """The browser extension (examples/extension/) end to end: Debian's headless Chromium loads the
 unpacked extension (built by examples/extension/build.py into a temporary folder), and its popup page
-and its content script, on a localhost page, ask the model that lives in the extension's offscreen
-document. Offline: the extension carries its own runtime and model.
+and its panel (framed by the content script on a localhost page) ask the model that lives in the
+extension's offscreen document. Offline: the extension carries its own runtime and model, and the
+browser's network goes to tests/offline.py's trap.
 
 A second, throwaway extension plays the intruder: it must not get through to nomoat."""
 
@@ -17,10 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+from offline import CHROMIUM, browser_flags
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic"]
 TIMEOUT = 240_000  # ms
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
@@ -57,8 +57,8 @@ def intruder_dir(tmp_path_factory) -> Path:
 def launch(playwright, profile: Path, extensions: list[Path], *flags: str):
     paths = ",".join(map(str, extensions))
     ctx = playwright.chromium.launch_persistent_context(
-        profile, executable_path="/usr/bin/chromium", headless=True,
-        args=[*FLAGS, *flags, f"--disable-extensions-except={paths}", f"--load-extension={paths}"])
+        profile, executable_path=CHROMIUM, headless=True,
+        args=[*browser_flags(), *flags, f"--disable-extensions-except={paths}", f"--load-extension={paths}"])
     ctx.set_default_timeout(TIMEOUT)
     deadline = time.monotonic() + 30
     while len(ctx.service_workers) < len(extensions) and time.monotonic() < deadline:
