@@ -221,6 +221,7 @@ COVER = """([css, topLayer]) => {
 UNDO = """() => {
     const host = document.documentElement.lastElementChild;
     for (const p of ["opacity", "filter", "pointer-events"]) host.style.removeProperty(p);
+    host.style.setProperty("right", "12px", "important");
     for (const el of [window.pageButton, window.decoy]) if (el) el.remove();
     window.pageButton = window.decoy = null;
 }"""
@@ -230,6 +231,7 @@ UNDO = """() => {
 CLICKJACKS = {
     "faded": (FADE, "opacity: 0.01 !important", "refused"),
     "filtered": (FADE, "filter: opacity(0.05) !important", "refused"),
+    "pushed nearly off screen": (FADE, "right: -290px !important", "refused"),
     "decoy over it, clicks pass through": (COVER, ["pointer-events: none", False], "refused"),
     "nearly transparent decoy in the top layer": (COVER, ["pointer-events: none; opacity: 0.02", True], "refused"),
     "decoy catching the click": (COVER, ["", False], "missed"),

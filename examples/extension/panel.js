@@ -21,8 +21,9 @@ const TRACKS_VISIBILITY = typeof IntersectionObserverEntry === "function"
 if (TRACKS_VISIBILITY) {
   new IntersectionObserver((entries) => {
     const e = entries[entries.length - 1];
-    visibleSince = e.isVisible ? (visibleSince ?? e.time) : null;
-    document.body.dataset.visible = String(e.isVisible);
+    const shown = e.isVisible && e.intersectionRatio >= 0.99; // unobscured, and all of it on screen
+    visibleSince = shown ? (visibleSince ?? e.time) : null;
+    document.body.dataset.visible = String(shown);
   }, {trackVisibility: true, delay: 100, threshold: [1]}).observe(document.querySelector(".box"));
 }
 
