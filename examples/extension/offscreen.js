@@ -23,10 +23,12 @@ const BASE = new URL("nomoat/", location.href).href;
 const RELAYED = new Set(["create", "prompt", "complete", "append", "measure", "clone", "destroy", "tokenize"]);
 const DEVICES = ["auto", "webgpu", "wasm"];
 
-// One worker per device (and wasm engine), shared by every client: the model loads once.
+// One worker per device (and wasm engine), shared by every client: the model loads once. A worker
+// that stopped (crashed, out of memory) is replaced by a fresh one at the next create.
 const workers = new Map();
+const live = (key) => workers.has(key) && workers.get(key).failure === null;
 const workerFor = (key) => {
-  if (!workers.has(key)) workers.set(key, new WorkerTransport(BASE));
+  if (!live(key)) workers.set(key, new WorkerTransport(BASE));
   return workers.get(key);
 };
 // This document's own llm: its default model, assets and cache, for create() checks and availability.
@@ -105,7 +107,7 @@ async function relay(client, kind, id, p) {
 // device runs (extension files are not kept in the Cache API, which takes http(s) URLs only).
 async function availability(p) {
   const device = DEVICES.includes(p.device) ? p.device : "auto";
-  if (workers.has(device)) return "available";
+  if (live(device)) return "available";
   return local.availability({device, model: typeof p.model === "string" ? p.model : undefined});
 }
 

@@ -217,6 +217,13 @@ def stats(sid: int) -> dict:
     return out
 
 
+def resources() -> dict:
+    """What this worker holds (llm.resources()): sessions, calls running, JS objects Python owns."""
+    from .backends.ort_web import WebSampler, WebState
+
+    return {"sessions": len(_sessions), "running": len(_running), "handles": WebState.live + WebSampler.live}
+
+
 def undo_last(sid: int) -> None:
     """The page aborted a prompt or append of `sid` that had already finished here: drop it."""
     session = _sessions.get(sid)

@@ -47,6 +47,13 @@
  */
 
 /**
+ * What this worker's engines hold now (llm.resources()): KV caches holding memory (a wasm block or
+ * GPU buffers) and GPU samplers (their buffers). Both return to 0 once every session is destroyed.
+ * @type {{states: number, samplers: number}}
+ */
+export const live = {states: 0, samplers: 0};
+
+/**
  * A KV cache in one block of `cap` positions, grown by doubling: a subclass says how a block is
  * allocated, copied (the used rows) and freed; fork, growth and truncation are here.
  * @template Block
@@ -106,6 +113,7 @@ export class BlockKVState {
     const old = this.block, oldCap = this.cap;
     this.block = this.allocate(cap);
     this.cap = cap;
+    if (old === null) live.states++;
     if (old !== null) {
       if (this.length) this.copyRows(old, oldCap, this.length);
       this.free(old, oldCap);
@@ -128,7 +136,10 @@ export class BlockKVState {
   }
 
   dispose() {
-    if (this.block !== null) this.free(this.block, this.cap);
+    if (this.block !== null) {
+      this.free(this.block, this.cap);
+      live.states--;
+    }
     this.block = null;
     this.cap = this.length = 0;
   }

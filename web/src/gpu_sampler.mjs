@@ -15,6 +15,7 @@
 // top-p, the draw), one submit, one 4-byte mapAsync.
 
 import {KERNELS} from "./generated/kernels.js"; // {name: WGSL source}, from kernels/*.wgsl (web/build.mjs)
+import {live} from "./engine.js";
 import {mulberry32} from "./sampler.js";
 
 /** @typedef {import("./engine.js").SamplingParams} SamplingParams */
@@ -135,6 +136,8 @@ export class GpuSampler {
     /** @type {Promise<unknown>} the last sample, settled */
     this.busy = Promise.resolve();
     this.see(seen);
+    this.disposed = false;
+    live.samplers++;
   }
 
   /** Marks token ids as seen (the repetition penalty's set). @param {Iterable<number>} [ids] */
@@ -151,6 +154,8 @@ export class GpuSampler {
 
   // Releases this sampler's GPU buffers (after its last sample has settled).
   dispose() {
+    if (!this.disposed) live.samplers--;
+    this.disposed = true;
     return this.busy.then(() => {
       for (const b of [this.params, this.seen, this.state, this.readback]) b.destroy();
     });

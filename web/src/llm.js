@@ -175,9 +175,21 @@ export class WorkerTransport {
  *   installs globalThis.LanguageModel where the browser has none or an unavailable one
  * @property {{list(): Promise<CachedModel[]>, size(): Promise<number>, delete(model: string): Promise<boolean>,
  *   clear(): Promise<boolean>}} cache the model files kept in the Cache API
+ * @property {() => Promise<Resources>} resources what the back ends hold now (summed over the workers
+ *   of this page): for watching that destroyed sessions free their memory
  * @property {string} defaultModel
  * @property {string} version
  * @property {Chat} chat OpenAI's chat completions
+ */
+
+/**
+ * @typedef {object} Resources llm.resources(): counts that return to 0 once every session is destroyed
+ * @property {number} workers the back ends (workers) started by this page
+ * @property {number} sessions sessions alive in them (destroyed, or collected once unreachable, they go)
+ * @property {number} running prompts, appends and requests in progress
+ * @property {number} states KV caches holding memory (a wasm block or GPU buffers)
+ * @property {number} samplers GPU samplers (each holds its GPU buffers)
+ * @property {number} handles JS objects Python holds (a KV cache or a sampler each)
  */
 
 /**
@@ -451,6 +463,20 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     },
   };
 
-  const core = {LanguageModel, create, availability, params, polyfill, cache, defaultModel: DEFAULT_MODEL, version: "0.1.0"};
+  /** @returns {Promise<Resources>} */
+  async function resources() {
+    /** @type {Resources} */
+    const sum = {workers: 0, sessions: 0, running: 0, states: 0, samplers: 0, handles: 0};
+    for (const w of workers.values()) {
+      const r = await w.call("resources", {}).promise.catch(() => null); // a stopped worker holds nothing
+      if (!r) continue;
+      sum.workers += 1;
+      for (const k of /** @type {(keyof Resources)[]} */ (["sessions", "running", "states", "samplers", "handles"])) sum[k] += r[k] || 0;
+    }
+    return sum;
+  }
+
+  const core = {LanguageModel, create, availability, params, polyfill, cache, resources, defaultModel: DEFAULT_MODEL,
+    version: "0.1.0"};
   return {...core, chat: createChat(core, DEFAULT_DEVICE)};
 }

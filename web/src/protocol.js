@@ -7,7 +7,7 @@
 
 /**
  * @typedef {"create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize"
- *   | "live" | "ping"} RequestKind
+ *   | "resources" | "live" | "ping"} RequestKind
  * @typedef {"return" | "throw" | "chunk" | "progress" | "event" | "live" | "pong" | "fatal"} ReplyKind
  * @typedef {{kind: RequestKind, id: number, payload: any}} Request
  *   abort's id is 0 and its payload {target: the id of the call to stop}; it has no reply.

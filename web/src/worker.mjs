@@ -9,6 +9,7 @@
 
 import {named} from "./errors.js";
 import {wireError} from "./protocol.js";
+import {live} from "./engine.js";
 import {chooseDevice, createRuntime} from "./runtime.mjs";
 
 /** @type {any} Pyodide */
@@ -176,6 +177,11 @@ const handlers = {
   },
   async tokenize(p) {
     return call("tokenize", [p.session, p.texts]);
+  },
+  // llm.resources(): Python's sessions and handles, the engines' KV caches and GPU samplers.
+  resources() {
+    const held = api ? plain(api.resources()) : {sessions: 0, running: 0, handles: 0};
+    return {...held, ...live};
   },
 };
 

@@ -20,9 +20,12 @@ class WebState:
     """A KV cache in the JS engine. `tokens` mirrors what it holds, for prefix reuse; the JS side
     catches up with a truncation at its next step."""
 
+    live = 0  # states holding a JS state (worker.resources())
+
     def __init__(self, js_state: Any, tokens: list[int] | None = None) -> None:
         self.js: Any = js_state  # JS state; owned here, released by close() (or when collected)
         self.tokens: list[int] = tokens or []
+        WebState.live += 1
 
     def truncate(self, n: int) -> None:
         self.tokens = self.tokens[:n]
@@ -33,6 +36,7 @@ class WebState:
     def close(self) -> None:
         js, self.js = self.js, None
         if js is not None:
+            WebState.live -= 1
             js.dispose()
 
     def __del__(self) -> None:
@@ -42,12 +46,16 @@ class WebState:
 class WebSampler:
     """A JS sampler (next to the wasm decoder, or on the GPU); owned by one generation."""
 
+    live = 0  # samplers holding a JS sampler (worker.resources())
+
     def __init__(self, js_sampler: Any) -> None:
         self.js: Any = js_sampler
+        WebSampler.live += 1
 
     def close(self) -> None:
         js, self.js = self.js, None
         if js is not None:
+            WebSampler.live -= 1
             js.dispose()
 
 
