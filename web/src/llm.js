@@ -9,7 +9,7 @@
 
 import {WHEELS} from "./generated/wheels.js";
 import {createChat} from "./openai.js";
-import {PendingCalls, abortReason, samplingToWire} from "./protocol.js";
+import {PendingCalls, abortReason, checkSendable, samplingToWire} from "./protocol.js";
 import {LanguageModelSession, canonicalPrompt} from "./session.js";
 
 /**
@@ -128,7 +128,12 @@ export class WorkerTransport {
   call(kind, payload, hooks = {}) {
     const {id, promise} = this.pending.add(hooks);
     if (this.failure !== null) return {id, promise};
-    this.worker.postMessage({kind, id, payload});
+    try {
+      this.worker.postMessage({kind, id, payload});
+    } catch (e) { // (checkSendable should have caught it): never leave the call waiting
+      this.pending.fail(id, new TypeError(`${kind}: the request cannot be sent to the model (${/** @type {Error} */ (e).message}).`));
+      return {id, promise};
+    }
     if (!this.timer) {
       this.heard = Date.now(); // idle time is not silence
       this.timer = setInterval(() => this.watch(), this.pingMs);
@@ -309,6 +314,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
       throw new TypeError(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
     }
+    checkSendable("create", pyOptions);
     const worker = workerFor(engine ? `${device}|${engine}` : device);
     let lastFraction = 0, settled = false;
     const {promise} = worker.call("create", {assets: engine ? {...assets, wasmEngine: engine} : assets, model, device,

@@ -191,6 +191,34 @@ export function samplingToWire(o) {
 }
 
 /**
+ * Throws a TypeError naming the field when `payload` holds what cannot cross to the back end as
+ * plain data: a symbol, a function, a BigInt, an object that is not plain (a Date, a Map …), a
+ * cycle. (postMessage would throw DataCloneError after the call was queued, the extension's JSON
+ * would drop or fail: either way the caller would wait for an answer that never comes.)
+ * @param {string} kind @param {unknown} payload
+ */
+export function checkSendable(kind, payload) {
+  /** @type {Set<object>} */
+  const path = new Set();
+  /** @param {unknown} v @param {string} at */
+  const walk = (v, at) => {
+    const t = typeof v;
+    if (v === null || t === "undefined" || t === "boolean" || t === "number" || t === "string") return;
+    if (t !== "object") throw new TypeError(`${kind}: ${at} is a ${t}, which cannot be sent to the model; use plain values.`);
+    const o = /** @type {object} */ (v);
+    const proto = Object.getPrototypeOf(o);
+    if (!Array.isArray(o) && proto !== Object.prototype && proto !== null) {
+      throw new TypeError(`${kind}: ${at} is a ${proto?.constructor?.name || "non-plain object"}; use plain objects and arrays.`);
+    }
+    if (path.has(o)) throw new TypeError(`${kind}: ${at} refers to itself; use plain, acyclic data.`);
+    path.add(o);
+    for (const [k, x] of Object.entries(o)) walk(x, Array.isArray(o) ? `${at}[${k}]` : `${at}.${k}`);
+    path.delete(o);
+  };
+  walk(payload, "the request");
+}
+
+/**
  * A prompt's wire options: sampling, plus response_constraint and omit_response_constraint_input.
  * @param {SamplingOptions & ConstraintOptions} o
  * @returns {Record<string, unknown>}

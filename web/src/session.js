@@ -5,7 +5,7 @@
 // Spec: https://webmachinelearning.github.io/prompt-api/ (LanguageModel) and the shared
 // writing-assistance-apis algorithms (destroy, aggregated/streaming results, abort signals).
 
-import {abortReason, toWire, wireOptions} from "./protocol.js";
+import {abortReason, checkSendable, toWire, wireOptions} from "./protocol.js";
 
 /**
  * @typedef {import("./protocol.js").Transport} Transport
@@ -225,6 +225,11 @@ export class LanguageModelSession extends EventTarget {
   _op(kind, fields, signal, {queued = true, onChunk = null} = {}) {
     if (signal.aborted) return Promise.reject(abortReason(signal));
     const payload = {session: this._info.session, ...fields};
+    try {
+      checkSendable(kind, payload);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
       /** @type {number | null} */
       let id = null, settled = false;

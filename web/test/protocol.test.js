@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import {test} from "node:test";
 import {named} from "../src/errors.js";
-import {PendingCalls, abortReason, constraintToWire, fromWire, samplingToWire, toWire, wireError, wireOptions}
+import {PendingCalls, abortReason, checkSendable, constraintToWire, fromWire, samplingToWire, toWire, wireError,
+  wireOptions}
   from "../src/protocol.js";
 
 test("Prompt-API option names become the back end's snake_case; unknown and undefined ones stay behind", () => {
@@ -79,4 +80,16 @@ test("PendingCalls routes chunks, progress and events by id, then settles once",
   calls.failAll(new Error("gone"));
   await assert.rejects(c.promise, /gone/);
   await assert.rejects(d.promise, /gone/);
+});
+
+test("what cannot cross as plain data is a TypeError naming the field, before anything is sent", () => {
+  checkSendable("prompt", {session: 1, input: [{role: "user", content: "hi"}], options: {top_k: NaN, stop: ["a"], x: null}});
+  const cyclic = {a: 1};
+  cyclic.self = cyclic;
+  for (const [bad, where] of [[{options: {top_k: Symbol("s")}}, "options.top_k is a symbol"],
+    [{options: {temperature: () => 1}}, "options.temperature is a function"], [{input: [1, 2n]}, "input[1] is a bigint"],
+    [{options: {seed: new Date(0)}}, "options.seed is a Date"], [{options: {stop: new Map()}}, "options.stop is a Map"],
+    [{x: cyclic}, "x.self refers to itself"]]) {
+    assert.throws(() => checkSendable("prompt", bad), (e) => e instanceof TypeError && e.message.includes(where), where);
+  }
 });
