@@ -1,7 +1,7 @@
 """A long run in one page: does memory stay flat, and does everything a session held come back?
 
     .venv/bin/python bench/bench_soak.py                    # 1,000 operations, 50 sessions, the default model
-    .venv/bin/python bench/bench_soak.py --ops 200 --quick  # a short look
+    .venv/bin/python bench/bench_soak.py --ops 200          # a short look
 
 One headless Chromium page (wasm, 2 threads) runs a seeded random plan of operations across up to
 50 live sessions: create, prompt (distinct questions, short answers), clone, an aborted stream,
@@ -9,7 +9,10 @@ destroy, and drop (the page lets go of a session without destroy(): the Finaliza
 session.js must free it once collected). Every `--every` operations it forces a garbage collection
 (CDP) and records llm.resources() (sessions, KV states, samplers, Python's JS handles), the page's
 JS heap, and the summed RSS of Chromium's process tree. At the end every session is destroyed or
-dropped and the counts must return to 0. Writes bench/results_soak.json and prints the curve; the
+dropped and the counts must return to 0. Within a pass memory grows with the live conversations
+(50 sessions whose KV caches lengthen); a leak shows as growth from one pass of the same plan to the
+next (`--passes`, default 2: freed wasm memory is reused, never returned, so the second pass's peak
+RSS should match the first's). Writes bench/results_soak.json and prints the curves; the
 test suite runs a short plan of the same code on the tiny model (tests/test_soak.py) and checks the
 counts.
 """
@@ -155,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=8)
+    ap.add_argument("--passes", type=int, default=2, help="the plan again in the same page: a leak grows each pass")
     ap.add_argument("--out", type=Path, default=HERE / "results_soak.json")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
@@ -179,24 +183,29 @@ def main(argv: list[str] | None = None) -> int:
             page = ctx.new_page()
             page.set_default_timeout(600_000)
             page.goto(url + "/?load=0")
-            result = soak(page, ops, every=args.every, max_tokens=args.max_tokens, pid=chromium_pid(profile))
+            passes = [soak(page, ops, every=args.every, max_tokens=args.max_tokens, pid=chromium_pid(profile))
+                      for _ in range(args.passes)]
             ctx.close()
     finally:
         srv.shutdown()
-    result.update({"command": "python bench/bench_soak.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                   "date": time.strftime("%Y-%m-%d"), "ops": args.ops, "max_sessions": args.sessions,
-                   "seed": args.seed, "rss_last_over_first_after_warmup": flatness(result["checkpoints"], "rss_mb"),
-                   "heap_last_over_first_after_warmup": flatness(result["checkpoints"], "page_heap_mb"),
-                   "counts": {k: sum(1 for o in ops if o["op"] == k) for k in
-                              ("create", "prompt", "clone", "abort", "destroy", "drop")}})
+    peak = [max(p["rss_mb"] for p in r["checkpoints"]) for r in passes]
+    heap = [max(p["page_heap_mb"] for p in r["checkpoints"]) for r in passes]
+    result = {"passes": passes, "peak_rss_mb": peak, "peak_page_heap_mb": heap,
+              "command": "python bench/bench_soak.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d"), "ops": args.ops, "max_sessions": args.sessions, "seed": args.seed,
+              "rss_last_over_first_after_warmup": flatness(passes[0]["checkpoints"], "rss_mb"),
+              "later_pass_peak_rss_over_first": peak[-1] / peak[0],
+              "counts": {k: sum(1 for o in ops if o["op"] == k) for k in
+                         ("create", "prompt", "clone", "abort", "destroy", "drop")}}
     args.out.write_text(json.dumps(result, indent=1))
-    print(table(result))
-    print(f"operations: {result['counts']}; errors: {len(result['errors'])}")
-    print(f"RSS last/first after warm-up: {result['rss_last_over_first_after_warmup']:.3f}; "
-          f"page heap: {result['heap_last_over_first_after_warmup']:.3f}")
-    return 0 if not result["errors"] and all(result["final"][k] == 0 for k in
-                                             ("sessions", "running", "states", "samplers", "handles")) else 1
-
+    for i, r in enumerate(passes):
+        print(f"pass {i + 1}")
+        print(table(r))
+    print(f"operations per pass: {result['counts']}; errors: {sum(len(r['errors']) for r in passes)}")
+    print(f"peak RSS per pass (MB): {[round(x) for x in peak]}; last pass / first: "
+          f"{result['later_pass_peak_rss_over_first']:.3f}; page heap peaks (MB): {[round(x, 1) for x in heap]}")
+    return 0 if not any(r["errors"] for r in passes) and all(
+        r["final"][k] == 0 for r in passes for k in ("sessions", "running", "states", "samplers", "handles")) else 1
 
 if __name__ == "__main__":
     sys.exit(main())
