@@ -457,6 +457,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
       return (await cache.list()).reduce((s, m) => s + m.bytes, 0);
     },
     async delete(model) {
+      if (typeof model !== "string" || !model) throw new TypeError("llm.cache.delete() needs the model's URL (a string).");
       if (typeof caches === "undefined") return false;
       const prefix = new URL(model.endsWith("/") ? model : model + "/", document.baseURI || base).href;
       const c = await caches.open(CACHE);
