@@ -93,6 +93,11 @@ def site(tmp_path_factory):
     """A plain localhost web page (where the content script runs)."""
     root = tmp_path_factory.mktemp("site")
     (root / "index.html").write_text("<!doctype html><title>a page</title><h1>A page on localhost</h1>")
+    yield from serve_folder(root)
+
+
+def serve_folder(root: Path):
+    """A plain static server for `root` on localhost (a generator fixture body: yields its URL)."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

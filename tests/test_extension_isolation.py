@@ -11,14 +11,11 @@ real click on the faded panel sent the page's own question."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
-from test_extension import ANSWER, QUESTION, extension_dir, launch, panel_of  # noqa: F401 (extension_dir: a fixture)
+from test_extension import ANSWER, QUESTION, extension_dir, launch, panel_of, serve_folder  # noqa: F401 (extension_dir: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "my bank password is hunter2"
@@ -63,12 +60,7 @@ def site(tmp_path_factory):
     (root / "index.html").write_text("<!doctype html><title>a page</title><h1>A page on localhost</h1>")
     (root / "same-id.html").write_text('<!doctype html><title>same id</title><div id="nomoat-panel">mine</div>'
                                        '<iframe id="panel" name="nomoat-panel"></iframe>')
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/"
-    srv.shutdown()
+    yield from serve_folder(root)
 
 
 @pytest.fixture(scope="module")
