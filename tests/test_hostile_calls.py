@@ -3,7 +3,8 @@ whose methods raise) to model.session, prompt, prompt_streaming, append, measure
 
 Every call either answers or raises a NomoatError (the documented errors: InvalidOptionError,
 ContextOverflowError, UnsupportedSchemaError, ...) — or the caller's own exception, raised by the
-caller's own object (Boom), unchanged. A call that fails changes nothing: the session's history is
+caller's own object (Boom), unchanged. A call that fails changes nothing (IncompleteOutputError keeps
+its partial answer, as documented, which undo_last() takes back whole): the session's history is
 what it was, and the session still answers exactly as a fresh session with the same history does
 (its KV cache was not left half-written). The counts per outcome are printed (-s) for bench/README.
 """
@@ -18,7 +19,7 @@ from collections import Counter
 import pytest
 
 import nomoat
-from nomoat import NomoatError, Session
+from nomoat import IncompleteOutputError, NomoatError, Session
 
 SEEDS = range(8)
 CALLS = 80  # per seed
@@ -196,6 +197,9 @@ def test_hostile_calls(model, seed):
             outcomes[f"{op}: answered"] += 1
         except NomoatError as e:
             outcomes[f"{type(e).__name__}"] += 1
+            if isinstance(e, IncompleteOutputError):  # the documented exception: its partial text is kept
+                assert s.messages[-1]["role"] == "assistant"
+                s.undo_last()  # ... and taken back as a whole
             assert s.messages == before, f"a failed call changed the history ({e})"
             assert str(e) and "Traceback" not in str(e)
         except Boom:

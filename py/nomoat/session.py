@@ -102,10 +102,11 @@ class Session:
         """Stream the answer to `prompt`: a string (one user turn) or messages [{role, content}] whose
         last may be {"role": "assistant", "content": text, "prefix": True}, which the answer continues.
         The exchange joins the history when it ends; when the caller stops early, what was produced
-        is kept, or with keep_partial=False the exchange is dropped (the Prompt API's abort); when
-        the answer fails (an error, an abort), the history is as it was before the call.
+        is kept (also when it fails: an IncompleteOutputError leaves its partial text; undo_last()
+        takes it back), or with keep_partial=False the history is as it was before the call (the
+        Prompt API's abort).
         If history + prompt overflow the context window, the oldest exchanges after the initial
-        messages are dropped (on_overflow(count) is called; they come back if the call fails) — or
+        messages are dropped (on_overflow(count) is called; they come back if the exchange is dropped) — or
         ContextOverflowError, with nothing dropped, when even that is not enough.
         response_constraint: a JSON Schema (the subset in constrain/schema.py; the answer is then
         compact JSON valid against it), or a regular expression as {"regex": source, "flags": "" | "u"}
@@ -132,7 +133,7 @@ class Session:
             turn = [*history, *(m for m in new if not m.get("prefix"))]
             self.last = stats = Stats()
             parts: list[str] = []
-            done = failed = False
+            done = False
             try:
                 async with contextlib.aclosing(generate(
                         self.model.backend, self.state, ids, params, self.model.tokenizer, self.model.stop_ids,
@@ -141,11 +142,8 @@ class Session:
                         parts.append(piece)
                         yield piece
                 done = True
-            except Exception:
-                failed = True  # an answer that failed (aborted, incomplete, the engine) leaves no trace
-                raise
             finally:
-                if done or (keep_partial and not failed):
+                if done or keep_partial:
                     self._before = before
                     self.messages = [*turn, {"role": "assistant", "content": prefix + "".join(parts)}]
                 else:
