@@ -353,6 +353,37 @@ def test_corrupt_cache_entry_is_refetched_never_used(browser, server):
     ctx.close()
 
 
+def test_two_tabs_loading_one_model_download_it_once(browser, server, tiny_dir):
+    """Two tabs of one profile create the same uncached model at the same moment: each file crosses
+    the network once (the second tab waits on the first's Web Lock and reads the cache), the cache
+    ends whole and correct, and both tabs answer alike."""
+    ctx = browser.new_context()
+    fetched: list[str] = []
+    ctx.on("request", lambda r: fetched.append(r.url) if "/models/tiny/" in r.url else None)
+    tabs = [blank_page(ctx, server) for _ in range(2)]
+    start = """() => { window.created = llm.create({model: "/models/tiny/", device: "wasm", maxTokens: 8,
+                                                  temperature: 0}); return true; }"""
+    for tab in tabs:  # both loads are under way before either is awaited
+        tab.evaluate(start)
+    answers = [tab.evaluate("async () => (await window.created).prompt('hello')") for tab in tabs]
+    assert answers[0] == answers[1] and isinstance(answers[0], str)
+    data_url = f"{server}/models/tiny/{DATA_FILE}"
+    assert fetched.count(data_url) == 1, fetched
+    manifest = json.loads((tiny_dir / "nomoat.json").read_text())
+    for name in ("config.json", "tokenizer.json", TENSORS_FILE):
+        assert fetched.count(f"{server}/models/tiny/{name}") == 1, (name, fetched)
+    entry = model_files(tabs[1], "/models/tiny/")
+    assert entry["complete"]
+    cached = tabs[1].evaluate("""async (url) => {
+        const r = await (await caches.open("nomoat-models")).match(url);
+        const bytes = new Uint8Array(await r.arrayBuffer());
+        const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+        return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+    }""", data_url)
+    assert cached == manifest["files"][DATA_FILE]["sha256"]
+    ctx.close()
+
+
 def test_quota_error_is_reported_and_the_model_still_runs(browser, server):
     ctx = browser.new_context()
     page = blank_page(ctx, server)
