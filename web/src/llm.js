@@ -25,7 +25,8 @@ import {LanguageModelSession, canonicalPrompt} from "./session.js";
  * @typedef {{type: "text" | "image" | "audio" | "tool-call" | "tool-response", languages?: string[]}} ExpectedIO
  *
  * @typedef {object} ModelOptions
- * @property {string} [model] a model package URL (relative to the page); default: data-model, else models/SmolLM2-135M-Instruct/
+ * @property {string} [model] a model's name ("gemma-3-270m": models/NAME/ next to nomoat.js) or a model package URL
+ *   (relative to the page); default: data-model, else models/SmolLM2-135M-Instruct/
  * @property {"auto" | "webgpu" | "wasm"} [device] default: data-device, else "auto"
  * @property {"nomoat" | "ort"} [wasmEngine] which wasm engine (for comparisons); default "nomoat"
  * @property {"most-predictable" | "predictable" | "balanced" | "creative" | "most-creative"} [samplingMode]
@@ -197,6 +198,23 @@ export class WorkerTransport {
  * @property {number} handles JS objects Python holds (a KV cache or a sampler each)
  */
 
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/**
+ * The package URL a `model` option means: a bare name ("gemma-3-270m": letters, digits, `_.-`, no slash)
+ * is the package of that name in the runtime's models/ folder (where `nomoat convert --model NAME` puts it
+ * and `nomoat serve` serves it); anything else is a URL or a path relative to the page; none: `fallback`.
+ * @param {unknown} model
+ * @param {string} base the runtime's folder (nomoat.js, models/)
+ * @param {string} page the page's base URL
+ * @param {string} fallback the default model's URL
+ */
+export function modelURL(model, base, page, fallback) {
+  if (model === undefined || model === null || model === "") return fallback;
+  const text = String(model);
+  return MODEL_NAME.test(text) ? new URL(`models/${text}/`, base).href : new URL(text, page).href;
+}
+
 /**
  * window.llm over the runtime in `base`.
  * @param {string} base the folder that holds worker.mjs, pyodide/, ort/, wheels/ (and the default model under models/)
@@ -306,7 +324,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     if (unavailable) throw new DOMException(`Unavailable: ${unavailable}.`, "NotSupportedError");
     const monitor = new EventTarget();
     if (typeof options.monitor === "function") options.monitor(monitor);
-    const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
+    const model = modelURL(options.model, base, document.baseURI || base, DEFAULT_MODEL);
     /** @type {Record<string, unknown>} */
     const pyOptions = {...samplingToWire({...options, ...sampling}), initial_prompts: initial.map(({role, content}) => ({role, content}))};
     if (options.systemPrompt) pyOptions.system = options.systemPrompt;
@@ -373,7 +391,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
       if (!adapter) return "unavailable";
     }
     if (!hasWasm || typeof Worker !== "function") return "unavailable";
-    const model = new URL(options.model || DEFAULT_MODEL, document.baseURI || base).href;
+    const model = modelURL(options.model, base, document.baseURI || base, DEFAULT_MODEL);
     if (loading.has(model)) return "downloading";
     if (backend.availability) return backend.availability({device, model});
     if (workers.has(device) && !gone(workers.get(device))) return "available";

@@ -21,8 +21,8 @@ import {RUN} from "./session.js";
  * @property {string} [tool_call_id]
  * @property {string} [name]
  * @typedef {{type: "function", function: {name: string, description?: string, parameters?: object}}} ChatTool
- * @typedef {object} ChatCompletionRequest OpenAI's request; `model`: an OpenAI name means the default model,
- *   a path or URL names a model package
+ * @typedef {object} ChatCompletionRequest OpenAI's request; `model`: an OpenAI name (gpt-…, o1…) means the
+ *   default model, a model's name ("gemma-3-270m"), path or URL names a model package
  * @property {string} [model]
  * @property {ChatMessage[]} messages
  * @property {number | null} [temperature]
@@ -78,6 +78,7 @@ import {RUN} from "./session.js";
  * @property {string} version
  */
 
+const OPENAI_NAME = /^(gpt-|o\d|chatgpt-|text-|davinci|babbage)/i; // OpenAI's own model names
 const CHAT_ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 const TOOL_OPEN = "<tool_call>";
 
@@ -246,8 +247,10 @@ export function createChat(llm, defaultDevice) {
     const options = optionsOf(params);
     const tools = toolsOf(params);
     if (tools && options.response_constraint) throw bad("give tools or a json_schema response_format, not both.");
-    // An OpenAI model name ("gpt-4o-mini") means "the default model"; a path or URL names a package.
-    const model = typeof params.model === "string" && /[/.]/.test(params.model) ? params.model : llm.defaultModel;
+    // An OpenAI model name ("gpt-4o-mini", "o3") means "the default model"; a model's name ("gemma-3-270m") or a
+    // package path or URL names that package (llm.create resolves it).
+    const model = typeof params.model === "string" && params.model && !OPENAI_NAME.test(params.model)
+      ? params.model : llm.defaultModel;
     const device = params.device || defaultDevice;
     const session = await completer(model, device);
     const id = "chatcmpl-" + Math.random().toString(36).slice(2, 14);

@@ -136,3 +136,13 @@ test("an aborted request stops the call and rejects with the signal's reason", a
   await settle();
   assert.deepEqual(t.aborted, [t.sent[0].id, t.sent[1].id]); // closing the stream stops the call
 });
+
+test("model names: OpenAI's mean the default model; a model's name, path or URL is passed on to llm.create", async () => {
+  const {t, chat, created} = make();
+  answer(t, ["ok"]);
+  for (const model of ["gpt-4o-mini", "o3", "", undefined, "gemma-3-270m", "/models/tiny/", "http://y/m/"]) {
+    await chat.completions.create({model, messages: [{role: "user", content: "hi"}]});
+  }
+  assert.deepEqual([...new Set(created.map((c) => c.model))],
+    ["http://x/models/SmolLM2-135M-Instruct/", "gemma-3-270m", "/models/tiny/", "http://y/m/"]);
+});
