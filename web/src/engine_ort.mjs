@@ -35,14 +35,16 @@ export async function loadOrt(assets, device) {
 }
 
 /**
- * onnx/nomoat_wasm.json: how to build the wasm graph's f32 weights from the 4-bit blocks.
- * @typedef {{size: number, f32: string, tensors: {n: number, k: number, bits: number, offset: number,
- *            qweight: [number, number], scales: [number, number], offsets?: [number, number]}[]}} Recipe
+ * onnx/nomoat_wasm.json: how to build the wasm graph's f32 weights from the 4- or 8-bit blocks.
+ * @typedef {{size: number, f32: string, tensors: {n: number, k: number, bits: number, block?: number,
+ *            offset: number, qweight: [number, number], scales: [number, number],
+ *            offsets?: [number, number]}[]}} Recipe
  */
 
 /**
- * The wasm graph's f32 weights, built from the 4-bit blocks as the recipe says (the same
- * arithmetic as nomoat.convert.quant.QLinear.dequantize): w = (q - 2^(bits-1)) * d (+ c).
+ * The wasm graph's f32 weights, built from the blocks as the recipe says (the same arithmetic
+ * as nomoat.convert.quant.QLinear.dequantize): w = (q - 2^(bits-1)) * d (+ c), for blocks of
+ * `block` (16 or 32; 32 in recipes that predate it) columns of 4- or 8-bit integers.
  * @param {Recipe} recipe
  * @param {Uint8Array} data onnx/model_q4.onnx_data
  */
@@ -51,7 +53,8 @@ export function buildF32(recipe, data) {
   /** @param {[number, number]} at offset, length */
   const f32At = ([off, len]) => new Float32Array(data.slice(off, off + len).buffer);
   for (const t of recipe.tensors) {
-    const nb = t.k / 32, zero = t.bits === 4 ? 8 : 128, blob = t.bits === 4 ? 16 : 32;
+    const block = t.block ?? 32, nb = t.k / block, zero = t.bits === 4 ? 8 : 128;
+    const blob = t.bits === 4 ? block / 2 : block; // bytes per block
     const q = data.subarray(t.qweight[0], t.qweight[0] + t.qweight[1]); // (n, nb, blob)
     const d = f32At(t.scales); // (n, nb)
     const c = t.offsets ? f32At(t.offsets) : null; // (nb, n)
@@ -60,13 +63,13 @@ export function buildF32(recipe, data) {
       for (let b = 0; b < nb; b++) {
         const s = d[r * nb + b], add = c ? c[b * t.n + r] : 0, base = (r * nb + b) * blob;
         if (t.bits === 4) {
-          for (let j = 0; j < 16; j++) {
+          for (let j = 0; j < blob; j++) {
             const byte = q[base + j];
             out[o++] = ((byte & 15) - zero) * s + add;
             out[o++] = ((byte >> 4) - zero) * s + add;
           }
         } else {
-          for (let j = 0; j < 32; j++) out[o++] = (q[base + j] - zero) * s + add;
+          for (let j = 0; j < blob; j++) out[o++] = (q[base + j] - zero) * s + add;
         }
       }
     }

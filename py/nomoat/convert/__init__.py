@@ -27,7 +27,7 @@ from ..package import (
 )
 from .gguf_file import GGUFModel, read_gguf
 from .graph import F32_FILE, LayerWeights, Weights, build_graph, optimum_variant
-from .quant import concat, to_f32, to_qlinear, unpermute_rows
+from .quant import concat, to_embedding, to_f32, to_qlinear, unpermute_rows
 from .tokenizer_export import tokenizer_config, tokenizer_json
 
 
@@ -36,8 +36,7 @@ def load_weights(m: GGUFModel) -> Weights:
     t = m.tensor
 
     def embed_like(name: str):
-        tt = t(name)
-        return to_qlinear(tt) if tt.qtype == "Q8_0" else to_f32(tt)
+        return to_embedding(t(name))
 
     layers = []
     for i in range(cfg.num_hidden_layers):

@@ -19,9 +19,10 @@ from .gguf_check import check_gguf_structure
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_ARCHS = ("llama",)
-# Linear layers map exactly onto MatMulNBits; embeddings/LM head onto 8-bit or f32.
-LINEAR_TYPES = ("Q4_0", "Q4_1", "Q8_0")
-EMBED_TYPES = ("Q8_0", "F16", "F32")
+# Linear layers, embeddings and LM heads map onto MatMulNBits blocks or f32 (convert/quant.py
+# states each mapping: exact, or Q4_1/Q4_K's stated one-rounding bound), in any mix.
+LINEAR_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "F32")
+EMBED_TYPES = LINEAR_TYPES
 NORM_TYPES = ("F32", "F16")
 TOKENIZER_MODELS = ("gpt2",)  # byte-level BPE
 
@@ -176,8 +177,8 @@ def _check_types(name: str, cfg: ModelConfig, tensors: dict[str, GGUFTensor]) ->
             raise InvalidModelError(f"{name} has no tensor {tname!r}: incomplete model.")
         if t.qtype not in allowed:
             raise UnsupportedModelError(
-                f"{name}: tensor {tname} is {t.qtype}; nomoat maps {', '.join(allowed)} there. "
-                "Use a Q4_0, Q4_1 or Q8_0 GGUF (e.g. llama.cpp's quantize with Q4_1)."
+                f"{name}: tensor {tname} is {t.qtype}; nomoat reads the types {', '.join(allowed)}. "
+                "Use a GGUF quantized to one of them (e.g. Q4_K_M, Q4_0 or Q8_0 from llama.cpp's quantize)."
             )
         if (t.rows, t.cols) != (rows, cols):
             raise InvalidModelError(f"{name}: tensor {tname} is {t.rows}x{t.cols}; the model's metadata makes it "

@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..config import ModelConfig
-from .quant import BLOCK, QLinear
+from .quant import F32Linear, QLinear
 
 MS = "com.microsoft"
 
@@ -70,26 +70,47 @@ class _Builder:
         return outs[0] if n_out == 1 else outs
 
 
-def _linear(b: _Builder, x: str, w: QLinear, prefix: str, accuracy_level: int,
+def _linear(b: _Builder, x: str, w: QLinear | F32Linear, prefix: str, accuracy_level: int,
             block_sums: dict[str, str]) -> str:
-    """x (B, S, K) → (B, S, N) = x @ W.T via MatMulNBits, plus the Q4_1 offset term if any.
+    """x (B, S, K) → (B, S, N) = x @ W.T: MatMulNBits on `{prefix}.qweight/scales` plus the
+    block-offset term if any (convert/quant.py), or a Gemm on the f32 `{prefix}.weight`.
     In f32 mode (b.f32_recipe is a list): a Gemm on an f32 weight that the browser dequantizes
     from these same blocks at load time (the offsets folded in), described by a recipe entry."""
+    if isinstance(w, F32Linear):
+        return _gemm(b, x, b.init(f"{prefix}.weight", w.weight.astype(np.float32)), w.k, w.n)
+    if b.f32_recipe is None:  # (the f32 graph reads the blocks only through its recipe)
+        b.init(f"{prefix}.qweight", w.packed)
+        b.init(f"{prefix}.scales", w.scales.reshape(-1).astype(np.float32))
+        if w.offsets is not None:
+            b.init(f"{prefix}.block_offsets", np.ascontiguousarray(w.offsets.T).astype(np.float32))  # (K/block, N)
+    return _nbits(b, x, w, prefix, prefix, accuracy_level, block_sums)
+
+
+def _nbits(b: _Builder, x: str, w: QLinear, prefix: str, hint: str, accuracy_level: int,
+           block_sums: dict[str, str]) -> str:
+    """x @ W.T for the blocks already stored as `{prefix}.qweight/scales[/block_offsets]`
+    (a tied LM head reads the embedding's): W = (q - 2^(bits-1)) * s + c."""
+    offsets = f"{prefix}.block_offsets" if w.offsets is not None else None
     if b.f32_recipe is not None:
-        return _linear_f32(b, x, w, f"{prefix}.f32", f"{prefix}.qweight", f"{prefix}.scales",
-                           f"{prefix}.block_offsets" if w.offsets is not None else None)
-    B = b.init(f"{prefix}.qweight", w.packed)
-    s = b.init(f"{prefix}.scales", w.scales.reshape(-1).astype(np.float32))
-    y = b.op("MatMulNBits", [x, B, s], domain=MS, hint=f"{prefix}/MatMulNBits",
-             K=w.k, N=w.n, bits=w.bits, block_size=BLOCK, accuracy_level=accuracy_level)
-    if w.offsets is None:
+        return _linear_f32(b, x, w, f"{hint}.f32", f"{prefix}.qweight", f"{prefix}.scales", offsets)
+    y = b.op("MatMulNBits", [x, f"{prefix}.qweight", f"{prefix}.scales"], domain=MS, hint=f"{hint}/MatMulNBits",
+             K=w.k, N=w.n, bits=w.bits, block_size=w.block, accuracy_level=accuracy_level)
+    if offsets is None:
         return y
-    if x not in block_sums:  # ReduceSum_32(x): (B, S, K/32), shared by every weight reading x
-        shape = b.const("block_shape", np.array([0, 0, w.k // BLOCK, BLOCK], np.int64))
+    key = f"{x}/{w.block}"
+    if key not in block_sums:  # ReduceSum_block(x): (B, S, K/block), shared by every weight reading x
+        shape = b.const("block_shape", np.array([0, 0, w.k // w.block, w.block], np.int64))
         xr = b.op("Reshape", [x, shape])
-        block_sums[x] = b.op("ReduceSum", [xr, b.const("axis", np.array([-1], np.int64))], keepdims=0)
-    c = b.init(f"{prefix}.block_offsets", np.ascontiguousarray(w.offsets.T).astype(np.float32))
-    return b.op("Add", [y, b.op("MatMul", [block_sums[x], c], hint=f"{prefix}/offset")])
+        block_sums[key] = b.op("ReduceSum", [xr, b.const("axis", np.array([-1], np.int64))], keepdims=0)
+    return b.op("Add", [y, b.op("MatMul", [block_sums[key], offsets], hint=f"{hint}/offset")])
+
+
+def _gemm(b: _Builder, x: str, weight: str, k: int, n: int) -> str:
+    """x (B, S, K) @ weight.T for an f32 weight (N, K) → (B, S, N)."""
+    x2 = b.op("Reshape", [x, b.const("flat_k", np.array([-1, k], np.int64))])
+    y = b.op("Gemm", [x2, weight], transB=1, hint=f"{weight}/Gemm")  # (B*S, N)
+    shape = b.op("Concat", [b.op("Shape", [x], end=2), b.const("n", np.array([n], np.int64))], axis=0)
+    return b.op("Reshape", [y, shape])
 
 
 F32_FILE = "nomoat_wasm.f32"  # a file that is never stored: the browser builds it from the recipe
@@ -103,12 +124,9 @@ def _linear_f32(b: _Builder, x: str, w: QLinear, name: str, qweight: str, scales
         entry = t.external_data.add()
         entry.key, entry.value = key, value
     b.inits.append(t)
-    b.f32_recipe.append({"name": name, "offset": offset, "n": w.n, "k": w.k, "bits": w.bits,
+    b.f32_recipe.append({"name": name, "offset": offset, "n": w.n, "k": w.k, "bits": w.bits, "block": w.block,
                          "qweight": qweight, "scales": scales, "offsets": offsets})
-    x2 = b.op("Reshape", [x, b.const("flat_k", np.array([-1, w.k], np.int64))])
-    y = b.op("Gemm", [x2, name], transB=1, hint=f"{name}/Gemm")  # (B*S, N)
-    shape = b.op("Concat", [b.op("Shape", [x], end=2), b.const("n", np.array([w.n], np.int64))], axis=0)
-    return b.op("Reshape", [y, shape])
+    return _gemm(b, x, name, w.k, w.n)
 
 
 def _rope_cache(cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -166,15 +184,29 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0,
     total = b.op("Gather", [b.op("Shape", ["attention_mask"]), b.const("idx1", np.array(1, np.int64))], axis=0)
     total_len = b.op("Cast", [total], to=TensorProto.INT32)
 
-    # Embedding: (B, S) → (B, S, H).
+    # Embedding: (B, S) → (B, S, H): gather the token's rows of blocks, W = (q - 2^(bits-1)) * s + c.
     if isinstance(w.embed, QLinear):
-        qw = b.init("embed.qweight", w.embed.packed)  # (V, H/32, 32) uint8
-        sc = b.init("embed.scales", w.embed.scales.reshape(-1).astype(np.float32))
-        rows = b.op("Cast", [b.op("Gather", [qw, "input_ids"], axis=0)], to=TensorProto.FLOAT)
-        sc3 = b.op("Reshape", [sc, b.const("sc_shape", np.array([cfg.vocab_size, H // BLOCK, 1], np.int64))])
-        s_rows = b.op("Gather", [sc3, "input_ids"], axis=0)  # (B, S, H/32, 1)
-        zero = b.const("zero8", np.array(128.0, np.float32))
+        e, V = w.embed, cfg.vocab_size
+        nb = H // e.block
+        qw = b.init("embed.qweight", e.packed)  # (V, H/block, block*bits/8) uint8
+        sc = b.init("embed.scales", e.scales.reshape(-1).astype(np.float32))
+        rows = b.op("Gather", [qw, "input_ids"], axis=0)  # (B, S, nb, block*bits/8)
+        if e.bits == 4:  # byte i holds element 2i (low nibble) and 2i+1 (high)
+            r = b.op("Cast", [rows], to=TensorProto.INT32)
+            hi = b.op("Div", [r, b.const("sixteen", np.array(16, np.int32))])
+            lo = b.op("Sub", [r, b.op("Mul", [hi, b.const("sixteen", np.array(16, np.int32))])])
+            last = b.const("axis_last", np.array([-1], np.int64))
+            pairs = b.op("Concat", [b.op("Unsqueeze", [lo, last]), b.op("Unsqueeze", [hi, last])], axis=-1)
+            rows = b.op("Reshape", [pairs, b.const("nib_shape", np.array([0, 0, nb, e.block], np.int64))])
+        rows = b.op("Cast", [rows], to=TensorProto.FLOAT)  # (B, S, nb, block)
+        sc3 = b.op("Reshape", [sc, b.const("sc_shape", np.array([V, nb, 1], np.int64))])
+        s_rows = b.op("Gather", [sc3, "input_ids"], axis=0)  # (B, S, nb, 1)
+        zero = b.const(f"zero{e.bits}", np.array(1 << (e.bits - 1), np.float32))
         deq = b.op("Mul", [b.op("Sub", [rows, zero]), s_rows])
+        if e.offsets is not None:
+            c = b.init("embed.block_offsets", np.ascontiguousarray(e.offsets.T).astype(np.float32))  # (nb, V)
+            c_rows = b.op("Transpose", [b.op("Gather", [c, "input_ids"], axis=1)], perm=[1, 2, 0])  # (B, S, nb)
+            deq = b.op("Add", [deq, b.op("Unsqueeze", [c_rows, b.const("axis_last", np.array([-1], np.int64))])])
         x = b.op("Reshape", [deq, b.const("hid_shape", np.array([0, 0, H], np.int64))], hint="embed")
     else:
         table = b.init("embed.weight", w.embed.astype(np.float32))
@@ -231,19 +263,13 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0,
 
     head = w.embed if w.lm_head is None else w.lm_head
     if isinstance(head, QLinear):
-        if w.lm_head is None and b.f32_recipe is not None:
-            y = _linear_f32(b, h, head, "lm_head.f32", "embed.qweight", "embed.scales", None)
-        elif w.lm_head is None:  # tied: read the embedding's blocks
-            y = b.op("MatMulNBits", [h, "embed.qweight", "embed.scales"], domain=MS, K=H, N=cfg.vocab_size,
-                     bits=head.bits, block_size=BLOCK, accuracy_level=accuracy_level)
+        if w.lm_head is None:  # tied: read the embedding's blocks
+            y = _nbits(b, h, head, "embed", "lm_head", accuracy_level, {})
         else:
             y = _linear(b, h, head, "lm_head", accuracy_level, {})
     else:
         table = "embed.weight" if w.lm_head is None else b.init("lm_head.weight", head.astype(np.float32))
-        h2 = b.op("Reshape", [h, b.const("flat", np.array([-1, H], np.int64))])
-        y = b.op("Gemm", [h2, table], transB=1)
-        y = b.op("Reshape", [y, b.op("Concat", [b.op("Shape", [h], end=2),
-                                                  b.const("v", np.array([cfg.vocab_size], np.int64))], axis=0)])
+        y = _gemm(b, h, table, H, cfg.vocab_size)
     b.nodes.append(helper.make_node("Identity", [y], ["logits"], name="logits_out"))
 
     graph = helper.make_graph(b.nodes, "nomoat-llama", inputs, outputs, initializer=b.inits)

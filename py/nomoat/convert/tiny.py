@@ -2,7 +2,10 @@
 
 It goes through exactly the path a real model does: GGUF file → converter → model package.
 Its tokenizer is a byte-level BPE trained on a few sentences; its weights are random, quantized
-to the same GGUF types as the default model (Q4_1 linears, Q8_0 embedding) unless asked otherwise.
+to the same GGUF types as the default model (Q4_1 linears, Q8_0 embedding) unless asked otherwise:
+any type nomoat reads, per tensor (write_weight). The `gguf` writer quantizes F32/F16/BF16 and
+Q4_0/Q4_1/Q5_0/Q5_1/Q8_0; it has no K-quant quantizer, so K-quant blocks are random bytes with
+f16 scales chosen to give the weights the intended spread.
 """
 
 from __future__ import annotations
@@ -45,14 +48,49 @@ def train_tokenizer(vocab_size: int = 320) -> tuple[list[str], list[str]]:
     return [t for t, _ in vocab], merges
 
 
+# K-quant blocks (gguf/quants.py layouts): byte offsets of their f16 super-block scales d and dmin,
+# each with its size relative to d (dmin chosen so that random integers give zero-mean weights).
+RANDOM_BLOCK_SCALES = {"Q2_K": ((80, 1.0), (82, 1.5)), "Q3_K": ((108, 1.0),), "Q4_K": ((0, 1.0), (2, 7.5)),
+                       "Q5_K": ((0, 1.0), (2, 15.5)), "Q6_K": ((208, 1.0),)}
+
+
+def write_weight(w, name: str, a: np.ndarray, qtype: str, rng: np.random.Generator) -> None:
+    """Add `a` (rows, cols) to the GGUF writer `w` as `qtype`: quantized by the gguf package where
+    it can, else (K-quants) random blocks whose dequantized values have a's RMS."""
+    from gguf import GGML_QUANT_SIZES, quants
+    from gguf import GGMLQuantizationType as Q
+
+    q = Q[qtype]
+    if qtype not in RANDOM_BLOCK_SCALES:
+        w.add_tensor(name, quants.quantize(a.astype(np.float32), q), raw_dtype=q)
+        return
+    size, type_size = GGML_QUANT_SIZES[q]
+    if a.shape[1] % size:
+        raise ValueError(f"{name}: {qtype} blocks hold {size} columns; this tensor has {a.shape[1]}.")
+    blocks = rng.integers(0, 256, (a.shape[0], a.shape[1] // size, type_size), dtype=np.uint8)
+
+    def set_scales(d: float) -> None:
+        for at, rel in RANDOM_BLOCK_SCALES[qtype]:
+            blocks[..., at:at + 2] = np.array([d * rel], np.float16).view(np.uint8)
+
+    set_scales(1.0)
+    rms = float(np.sqrt(np.mean(quants.dequantize(blocks.reshape(a.shape[0], -1), q) ** 2)))
+    set_scales(float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) / rms)
+    w.add_tensor(name, blocks.reshape(a.shape[0], -1), raw_dtype=q)
+
+
 def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", tied: bool = True,
                    n_layers: int = 2, hidden: int = 64, n_heads: int = 4, n_kv: int = 2,
-                   inter: int = 128, context: int = 256, arch: str = "llama", tokenizer_model: str = "gpt2") -> Path:
+                   inter: int = 128, context: int = 256, arch: str = "llama", tokenizer_model: str = "gpt2",
+                   embed_type: str = "Q8_0", types: dict[str, str] | None = None) -> Path:
     """Write the tiny model to `path`. arch / tokenizer_model / linear_type other than the
-    defaults make files the converter must refuse (for its error tests)."""
+    defaults make files the converter must refuse (for its error tests).
+
+    linear_type: every linear layer's GGUF type; embed_type: token_embd's (and output's, untied).
+    types: overrides by tensor name ("blk.1.ffn_down") or name stem ("attn_v", "ffn_down",
+    "token_embd", "output"), e.g. Q4_K_M's mix {"attn_v": "Q6_K", "ffn_down": "Q6_K"}. K-quant
+    types need the tensor's columns (hidden, inter, heads * head_dim) to be multiples of 256."""
     import gguf
-    from gguf import GGMLQuantizationType as Q
-    from gguf import quants
 
     rng = np.random.default_rng(seed)
     tokens, merges = train_tokenizer()
@@ -81,16 +119,20 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     w.add_add_bos_token(False)
     w.add_chat_template(CHATML)
 
-    def quant(name: str, a: np.ndarray, qtype: Q) -> None:
-        w.add_tensor(name, quants.quantize(a.astype(np.float32), qtype), raw_dtype=qtype)
+    types = types or {}
+
+    def quant(name: str, a: np.ndarray, qtype: str) -> None:
+        stem = name.removesuffix(".weight")
+        write_weight(w, name, a, types.get(stem, types.get(stem.split(".")[-1], qtype)), rng)
+
 
     def linear(name: str, n_out: int, n_in: int) -> None:
-        quant(name, rng.normal(0, 1.5 / np.sqrt(n_in), (n_out, n_in)), Q[linear_type])
+        quant(name, rng.normal(0, 1.5 / np.sqrt(n_in), (n_out, n_in)), linear_type)
 
     def norm(name: str) -> None:
         w.add_tensor(name, (1 + 0.1 * rng.normal(size=hidden)).astype(np.float32))
 
-    quant("token_embd.weight", rng.normal(0, 1.0, (vocab, hidden)), Q.Q8_0)
+    quant("token_embd.weight", rng.normal(0, 1.0, (vocab, hidden)), embed_type)
     for i in range(n_layers):
         p = f"blk.{i}."
         norm(p + "attn_norm.weight")
@@ -104,7 +146,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
         linear(p + "ffn_down.weight", hidden, inter)
     norm("output_norm.weight")
     if not tied:
-        quant("output.weight", rng.normal(0, 1.0, (vocab, hidden)), Q.Q8_0)
+        quant("output.weight", rng.normal(0, 1.0, (vocab, hidden)), embed_type)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
