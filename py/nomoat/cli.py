@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,44 +12,75 @@ from pathlib import Path
 from .errors import NomoatError
 
 
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default (where it has one that is not None or False)."""
+
+    def _get_help_string(self, action):
+        d = action.default
+        if d is None or d is False or d == [] or d is argparse.SUPPRESS or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+# Exit codes: 0 done; 1 a model or option error (NomoatError); 2 a usage error (argparse); 3 the
+# system refused (a port in use, a path that is not a folder, no permission); 130 stopped with Ctrl-C;
+# 141 the reader of the output went away (`nomoat prompt … | head`), quietly, as other tools do.
+EXIT_MODEL, EXIT_OS, EXIT_INTERRUPTED, EXIT_PIPE = 1, 3, 130, 141
+
+
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a model package folder, or a model's name (SmolLM2-135M-Instruct, gemma-3-270m: "
-                                    "fetched and converted on first use; default: SmolLM2-135M-Instruct)")
+                                    "fetched and converted on first use) (default: SmolLM2-135M-Instruct)")
     p.add_argument("--system", help="system prompt (default: the chat template's own)")
-    p.add_argument("--temperature", type=float, default=None, help="0 = greedy (default 0.7 in chat, 0 in prompt)")
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--min-p", type=float, default=0.0)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=512)
-    p.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature, 0 = greedy (default: 0.7 in chat, 0 in prompt)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens, 0 = all")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: the smallest set of tokens whose "
+                                                            "probabilities sum to p, 1 = all")
+    p.add_argument("--min-p", type=float, default=0.0, help="drop tokens less likely than min-p times the likeliest")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="divide the logits of tokens already seen by this, 1 = off")
+    p.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: a fresh one each run)")
+    p.add_argument("--max-tokens", type=int, default=512, help="stop the answer after this many tokens")
+    p.add_argument("--stop", action="append", default=[], help="stop sequence, not printed (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     p.add_argument("--stats", action="store_true", help="print token counts and speeds to stderr")
     p.add_argument("--accuracy-level", type=int, default=4, choices=[0, 4],
-                   help="onnxruntime MatMulNBits accuracy: 4 = int8 activations (fast, default), 0 = f32 (exact)")
+                   help="onnxruntime MatMulNBits accuracy: 4 = int8 activations (fast), 0 = f32 (exact)")
 
 
-def _session(args, default_temperature: float):
+def _session(args, default_temperature: float, system: str | None = None):
     import nomoat
 
-    model = nomoat.load(args.model, threads=args.threads, accuracy_level=args.accuracy_level)
+    if getattr(args, "loaded", None) is None:
+        args.loaded = nomoat.load(args.model, threads=args.threads, accuracy_level=args.accuracy_level)
     t = default_temperature if args.temperature is None else args.temperature
-    return model.session(system=args.system, temperature=t, top_k=args.top_k, top_p=args.top_p,
-                         min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
-                         max_tokens=args.max_tokens, stop=args.stop)
+    return args.loaded.session(system=args.system if system is None else system, temperature=t, top_k=args.top_k,
+                               top_p=args.top_p, min_p=args.min_p, repetition_penalty=args.repetition_penalty,
+                               seed=args.seed, max_tokens=args.max_tokens, stop=args.stop)
 
 
-async def _stream(session, text: str, show_stats: bool) -> None:
-    async for piece in session.prompt_streaming(text):
+def _stats_line(s) -> str:
+    return (f"[{s.prompt_tokens} prompt tokens ({s.reused_tokens} reused), {s.completion_tokens} generated, "
+            f"ttft {s.ttft_s * 1000:.0f} ms, prefill {s.prefill_tps:.0f} tok/s, decode {s.decode_tps:.1f} tok/s, "
+            f"finish: {s.finish_reason}]")
+
+
+def _stats_dict(s) -> dict:
+    return {"prompt_tokens": s.prompt_tokens, "reused_tokens": s.reused_tokens,
+            "completion_tokens": s.completion_tokens, "finish_reason": s.finish_reason,
+            "ttft_ms": round(s.ttft_s * 1000, 1), "prefill_tokens_per_s": round(s.prefill_tps, 1),
+            "decode_tokens_per_s": round(s.decode_tps, 1)}
+
+
+async def _stream(session, text: str, show_stats: bool, constraint=None, keep_partial: bool = True) -> None:
+    async for piece in session.prompt_streaming(text, constraint, keep_partial=keep_partial):
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
-    s = session.last
-    if show_stats and s:
-        print(f"[{s.prompt_tokens} prompt tokens ({s.reused_tokens} reused), {s.completion_tokens} generated, "
-              f"ttft {s.ttft_s * 1000:.0f} ms, prefill {s.prefill_tps:.0f} tok/s, decode {s.decode_tps:.1f} tok/s, "
-              f"finish: {s.finish_reason}]", file=sys.stderr)
+    sys.stdout.flush()
+    if show_stats and session.last:
+        print(_stats_line(session.last), file=sys.stderr)
 
 
 def _progress(what: str):
@@ -64,6 +96,8 @@ def cmd_convert(args) -> None:
     from .catalog import convert_named, names
     from .convert import convert, convert_default
 
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise NotADirectoryError(20, "not a directory", args.out)
     t = time.perf_counter()
     if args.default:
         out = convert_default(force=args.force)
@@ -76,24 +110,76 @@ def cmd_convert(args) -> None:
     print(f"model package: {out} ({time.perf_counter() - t:.1f} s)")
 
 
+def _prompt_text(args) -> str:
+    """The prompt: the argument, or standard input when it is `-` or absent and stdin is not a terminal."""
+    if args.text not in (None, "-"):
+        return args.text
+    if args.text is None and sys.stdin.isatty():
+        raise SystemExit("nomoat prompt: give the prompt as an argument, or '-' to read it from standard input.")
+    return sys.stdin.read()
+
+
+def _constraint(args):
+    import json
+
+    if args.json_schema and args.regex:
+        raise SystemExit("nomoat prompt: give --json-schema or --regex, not both.")
+    if args.regex:
+        return {"regex": args.regex, "flags": "u"}
+    if not args.json_schema:
+        return None
+    try:
+        return json.loads(Path(args.json_schema).read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise SystemExit(f"nomoat prompt: {args.json_schema} is not valid JSON ({e}); --json-schema takes a "
+                         "JSON Schema file.") from None
+
+
 def cmd_prompt(args) -> None:
-    asyncio.run(_stream(_session(args, 0.0), args.text, args.stats))
+    text, constraint = _prompt_text(args), _constraint(args)
+    session = _session(args, 0.0)
+    if not args.json:
+        asyncio.run(_stream(session, text, args.stats, constraint))
+        return
+    import json
+
+    answer = asyncio.run(session.prompt(text, constraint))
+    print(json.dumps({"text": answer, "stats": _stats_dict(session.last)}, ensure_ascii=False))
+
+
+CHAT_HELP = "commands: /clear (a new conversation), /system TEXT (a new conversation with that system prompt), " \
+            "/stats (the last answer's numbers), /help; Ctrl-C stops an answer (it is then forgotten), Ctrl-D quits."
 
 
 def cmd_chat(args) -> None:
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:
+        pass
     session = _session(args, 0.7)
-    print("nomoat chat: type a message, Ctrl-D to quit.", file=sys.stderr)
+    print(f"nomoat chat on {session.model.source}. {CHAT_HELP}", file=sys.stderr)
     while True:
         try:
             text = input("> ")
         except (EOFError, KeyboardInterrupt):
             print(file=sys.stderr)
             return
-        if text.strip():
+        command, _, rest = text.strip().partition(" ")
+        if command == "/clear":
+            session = _session(args, 0.7)
+            print("[a new conversation]", file=sys.stderr)
+        elif command == "/system":
+            session = _session(args, 0.7, system=rest.strip())
+            print("[a new conversation with that system prompt]", file=sys.stderr)
+        elif command == "/stats":
+            print(_stats_line(session.last) if session.last else "[no answer yet]", file=sys.stderr)
+        elif command == "/help":
+            print(CHAT_HELP, file=sys.stderr)
+        elif text.strip():
             try:
-                asyncio.run(_stream(session, text, args.stats))
+                asyncio.run(_stream(session, text, True, keep_partial=False))
             except KeyboardInterrupt:
-                print("\n[stopped]", file=sys.stderr)
+                print("\n[stopped: that answer is forgotten]", file=sys.stderr)
 
 
 def cmd_serve(args) -> None:
@@ -127,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nomoat", description="A small language model, local and offline.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("convert", help="GGUF → nomoat model package")
+    p = sub.add_parser("convert", help="GGUF → nomoat model package", formatter_class=Help)
     p.add_argument("gguf", nargs="?", help="a Llama-family .gguf file")
     p.add_argument("out", nargs="?", help="output folder")
     p.add_argument("--default", action="store_true", help="fetch and convert the default model (once)")
@@ -137,16 +223,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="MatMulNBits accuracy_level written into the graph (0 = f32 accumulation)")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("prompt", help="answer one prompt, streamed, then exit")
-    p.add_argument("text")
+    p = sub.add_parser("prompt", help="answer one prompt, streamed, then exit", formatter_class=Help)
+    p.add_argument("text", nargs="?", help="the prompt; '-' or none (with stdin not a terminal): read standard input")
     _sampling_args(p)
+    p.add_argument("--json-schema", metavar="FILE", help="constrain the answer to JSON valid against this JSON Schema")
+    p.add_argument("--regex", help="constrain the answer to match this regular expression (JavaScript syntax)")
+    p.add_argument("--json", action="store_true", help="print {text, stats} as one JSON object instead of streaming")
     p.set_defaults(func=cmd_prompt)
 
-    p = sub.add_parser("chat", help="interactive streaming chat")
+    p = sub.add_parser("chat", help="interactive streaming chat", formatter_class=Help, epilog=CHAT_HELP)
     _sampling_args(p)
     p.set_defaults(func=cmd_chat)
 
-    p = sub.add_parser("serve", help="serve the chat demo and the browser runtime on localhost")
+    p = sub.add_parser("serve", help="serve the chat demo and the browser runtime on localhost", formatter_class=Help)
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
@@ -161,8 +250,35 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except NomoatError as e:
         print(f"nomoat: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        return EXIT_MODEL
+    except KeyboardInterrupt:
+        print("\nnomoat: stopped.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader left (`| head`): say nothing more, and don't let Python complain at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+    except OSError as e:
+        print(f"nomoat: {_os_error(e, args)}", file=sys.stderr)
+        return EXIT_OS
     return 0
+
+
+def _os_error(e: OSError, args) -> str:
+    """An OSError as one line that names the fix."""
+    import errno
+
+    where = f"{e.filename}: " if e.filename else ""
+    if e.errno == errno.EADDRINUSE:
+        return f"port {args.port} on {args.host} is in use: stop what uses it, or pick another with --port."
+    if e.errno == errno.EADDRNOTAVAIL:
+        return f"{args.host} is not an address of this machine: use --host 127.0.0.1 (or another of its addresses)."
+    if e.errno == errno.ENOTDIR or isinstance(e, NotADirectoryError):
+        return f"{where}is a file, not a folder: give a folder path (it is made if missing)."
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"{where}permission denied: choose a place you can write to."
+    if e.errno == errno.ENOSPC:
+        return f"{where}no space left on the device: free some space and run it again."
+    return f"{where}{e.strerror or e}."
 
 
 if __name__ == "__main__":
