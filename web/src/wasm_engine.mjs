@@ -1,5 +1,6 @@
 // @ts-check
-// nomoat's own wasm decoder engine for Llama-family models: the kernels (web/src/wasm/decoder.ts,
+// nomoat's own wasm decoder engine for Llama-family models (llama, qwen2, qwen3, gemma3, phi3: archOf
+// says what each adds to a Llama decoder): the kernels (web/src/wasm/decoder.ts,
 // compiled to nomoat-decoder.wasm with SIMD) read the 4-/8-bit blocks of onnx/model_q4.onnx_data
 // in place, the KV cache lives in wasm memory, and logits are a Float32Array view of it, sampled
 // by the JS Sampler (sampler.js) within the same step. The engine interface is engine.js's.
@@ -107,8 +108,9 @@ function align(n) {
 }
 
 /**
- * @typedef {{w: number, s: number, c: number, n: number, k: number, bits: number}} Linear
- * A quantized weight (n, k) in memory: its blocks, scales, Q4_1 offsets (0: none), 4 or 8 bits.
+ * @typedef {{w: number, s: number, c: number, n: number, k: number, bits: number, block: number}} Linear
+ * A weight (n, k) in memory: quantized, its blocks w, scales s, offsets c (0: none), 4 or 8 bits in
+ * blocks of 32 or (8 bits) 16; or f32 (bits 32, block 0): the matrix at w, row-major.
  * @typedef {{data?: string, tensors: Record<string, {offset: number, length?: number, dtype?: string, shape: number[]}>}} TensorDirectory
  * onnx/nomoat_tensors.json: where each weight lies in the data file (as the converter writes it;
  * create() takes any JSON value and checks it)
@@ -122,6 +124,8 @@ function align(n) {
 
 const CONFIG_FILE = "config.json", DIR_FILE = "nomoat_tensors.json", DATA_FILE = "model_q4.onnx_data";
 const ITEM = {uint8: 1, float32: 4};
+/** The quantized layouts the kernels read, [bits, block]: Q4_0/Q4_1/Q4_K; Q8_0/Q5_0/Q5_1/Q5_K; Q6_K. */
+const LAYOUTS = [[4, 32], [8, 32], [8, 16]];
 
 /**
  * Addresses of the tensors the decoder reads, each checked against its expected dtype and shape
@@ -178,18 +182,23 @@ class Tensors {
     return this.take(name, "float32", [[H]]);
   }
   /**
-   * A quantized weight (n, k): qweight (n, k/32, 16 | 32) u8 (4 or 8 bits; `blobs` the ones
-   * allowed), scales (n * k/32) f32, and for Q4_1 block_offsets (k/32, n) f32.
-   * @param {string} prefix @param {number} n @param {number} k @param {number[]} [blobs]
+   * A weight (n, k): quantized, `{prefix}.qweight` (n, k/block, block * bits / 8) u8 with (bits, block)
+   * one of LAYOUTS (read from its shape), scales (n * k/block) f32 and optional block_offsets
+   * (k/block, n) f32; or an f32 `{prefix}.weight` (n, k) (F16/BF16/F32 weights in the GGUF).
+   * @param {string} prefix @param {number} n @param {number} k
    * @returns {Linear}
    */
-  linear(prefix, n, k, blobs = [16, 32]) {
-    const nb = k / 32, q = this.t[prefix + ".qweight"];
-    const blob = isObject(q) && Array.isArray(q.shape) && blobs.includes(q.shape[2]) ? q.shape[2] : blobs[0];
-    const w = this.take(prefix + ".qweight", "uint8", blobs.map((b) => [n, nb, b]));
+  linear(prefix, n, k) {
+    if (!this.has(prefix + ".qweight") && this.has(prefix + ".weight")) {
+      return {w: this.take(prefix + ".weight", "float32", [[n, k]]), s: 0, c: 0, n, k, bits: 32, block: 0};
+    }
+    const q = this.t[prefix + ".qweight"], shapes = LAYOUTS.map(([bits, block]) => [n, k / block, block * bits / 8]);
+    const i = Math.max(0, shapes.findIndex((s) => isObject(q) && Array.isArray(q.shape) && s.every((d, j) => d === q.shape[j])));
+    const [bits, block] = LAYOUTS[i], nb = k / block;
+    const w = this.take(prefix + ".qweight", "uint8", shapes);
     const s = this.take(prefix + ".scales", "float32", [[n * nb], [n, nb]]);
     const c = this.has(prefix + ".block_offsets") ? this.take(prefix + ".block_offsets", "float32", [[nb, n]]) : 0;
-    return {w, s, c, n, k, bits: blob === 16 ? 4 : 8};
+    return {w, s, c, n, k, bits, block};
   }
   /** Throws if two tensors taken share a byte. */
   noOverlap() {
@@ -203,34 +212,132 @@ class Tensors {
 }
 
 /**
- * Every weight's address for the shape c, checked (Tensors); DataError naming the field if one
- * does not fit, NotSupportedError for a valid model this decoder cannot run.
+ * One layer's weights: norms (0: none), the fused q|k|v and its bias (0: none), per-head q/k norms,
+ * post-attention and post-FFN norms (gemma3), and which attention: its window (0: full) and RoPE
+ * table (an index into the distinct tables).
+ * @typedef {{attnNorm: number, ffnNorm: number, qkv: Linear, bias: number, qNorm: number, kNorm: number, postAttn: number,
+ *            postFfn: number, o: Linear, gateUp: Linear, down: Linear, window: number, rope: number}} Layer
+ */
+
+/**
+ * Every weight's address for the shape c and architecture a, checked (Tensors); a DataError naming
+ * the field if one does not fit. The optional tensors of the contract (qkv bias, q/k norms, post
+ * norms) are used where the directory has them; attention_bias: true requires the bias.
  * @param {Shape} c
+ * @param {Arch} a
  * @param {unknown} dir onnx/nomoat_tensors.json parsed
  * @param {number} size the data file's byteLength
  * @param {number} [base] where the data file lies in memory
  */
-export function weightsOf(c, dir, size, base = 0) {
-  const t = new Tensors(dir, size, base);
-  if (!t.has("embed.qweight")) {
-    throw named("NotSupportedError", "nomoat's wasm decoder needs an 8-bit (Q8_0) token embedding; this model's is f32. " +
-      "Use wasmEngine: \"ort\".");
-  }
-  if (t.has("lm_head.weight")) throw named("NotSupportedError", "nomoat's wasm decoder needs a quantized LM head; use wasmEngine: \"ort\".");
-  /** @type {{attnNorm: number, ffnNorm: number, qkv: Linear, o: Linear, gateUp: Linear, down: Linear}[]} */
+export function weightsOf(c, a, dir, size, base = 0) {
+  const t = new Tensors(dir, size, base), qkvN = (c.nq + 2 * c.nkv) * c.hd;
+  /** @param {string} name @param {number} n @param {boolean} [need] */
+  const optional = (name, n, need = false) => need || t.has(name) ? t.vector(name, n) : 0;
+  /** @type {Layer[]} */
   const layers = [];
   for (let i = 0; i < c.L; i++) {
     const p = `model.layers.${i}`;
     layers.push({attnNorm: t.vector(`${p}.input_layernorm.weight`, c.H), ffnNorm: t.vector(`${p}.post_attention_layernorm.weight`, c.H),
-      qkv: t.linear(`${p}.attn.qkv_proj`, (c.nq + 2 * c.nkv) * c.hd, c.H), o: t.linear(`${p}.attn.o_proj`, c.H, c.nq * c.hd),
-      gateUp: t.linear(`${p}.mlp.gate_up_proj`, 2 * c.I, c.H), down: t.linear(`${p}.mlp.down_proj`, c.H, c.I)});
+      qkv: t.linear(`${p}.attn.qkv_proj`, qkvN, c.H), bias: optional(`${p}.attn.qkv_proj.bias`, qkvN, a.bias),
+      qNorm: optional(`${p}.attn.q_norm.weight`, c.hd), kNorm: optional(`${p}.attn.k_norm.weight`, c.hd),
+      postAttn: optional(`${p}.attn.post_norm.weight`, c.H), postFfn: optional(`${p}.mlp.post_norm.weight`, c.H),
+      o: t.linear(`${p}.attn.o_proj`, c.H, c.nq * c.hd), gateUp: t.linear(`${p}.mlp.gate_up_proj`, 2 * c.I, c.H),
+      down: t.linear(`${p}.mlp.down_proj`, c.H, c.I), window: a.windows[i], rope: a.ropeOf[i]});
   }
   const finalNorm = t.vector("model.norm.weight", c.H);
-  const embed = t.linear("embed", c.V, c.H, [32]); // embed8 reads whole 8-bit rows
-  const head = t.has("lm_head.qweight") ? t.linear("lm_head", c.V, c.H) : embed;
+  const embed = t.linear("embed", c.V, c.H);
+  const head = t.has("lm_head.qweight") || t.has("lm_head.weight") ? t.linear("lm_head", c.V, c.H) : embed;
   t.noOverlap();
   return {layers, finalNorm, embed, head};
 }
+
+/**
+ * What a model's architecture adds to the Llama decoder, from config.json (issue 12's contract,
+ * its defaults; the only place the decoder reads these fields): the embedding multiplier
+ * (sqrt(hidden_size) in f32 for gemma3, else 1), the activation (silu or gelu_pytorch_tanh), the
+ * qkv bias (attention_bias), the attention scalar (query_pre_attn_scalar, default head_dim: scores
+ * times its -1/2 power), each layer's window (sliding_window for "sliding_attention" layer_types;
+ * 0 = full) and RoPE inverse frequencies (rope_theta with rope_scaling's llama3 rule for full layers,
+ * rope_local_base_freq for sliding ones), the distinct tables once each (ropes; ropeOf per layer).
+ * A field of the wrong type or value is a DataError naming config.json.
+ * @param {unknown} config config.json parsed
+ * @param {Shape} c its shape (modelShape)
+ */
+export function archOf(config, c) {
+  const cfg = /** @type {Record<string, unknown>} */ (config);
+  /** @param {string} name */
+  const field = (name) => cfg[name] ?? undefined; // JSON null = absent
+  /** @param {string} name @param {number} fallback @param {number} hi */
+  const real = (name, fallback, hi) => {
+    const v = field(name) ?? fallback;
+    if (typeof v !== "number" || !(v > 0 && v <= hi)) throw bad(CONFIG_FILE, `${name} is ${show(cfg[name])}, not a number in (0, ${hi}]`);
+    return v;
+  };
+  const type = field("model_type") ?? "llama", act = field("hidden_act") ?? "silu", bias = field("attention_bias") ?? false;
+  if (typeof type !== "string") throw bad(CONFIG_FILE, `model_type is ${show(type)}, not a string`);
+  if (act !== "silu" && act !== "gelu_pytorch_tanh") throw bad(CONFIG_FILE, `hidden_act is ${show(act)}, not "silu" or "gelu_pytorch_tanh"`);
+  if (typeof bias !== "boolean") throw bad(CONFIG_FILE, `attention_bias is ${show(bias)}, not true or false`);
+  const window = field("sliding_window"), types = field("layer_types");
+  if (window !== undefined && !(typeof window === "number" && Number.isSafeInteger(window) && window >= 1)) {
+    throw bad(CONFIG_FILE, `sliding_window is ${show(window)}, not a positive integer or null`);
+  }
+  if (types !== undefined && !(Array.isArray(types) && types.length === c.L &&
+      types.every((x) => x === "full_attention" || x === "sliding_attention"))) {
+    throw bad(CONFIG_FILE, `layer_types is ${show(types)}, not a list of ${c.L} "full_attention" | "sliding_attention"`);
+  }
+  const sliding = Array.from({length: c.L}, (_, i) => Array.isArray(types) && types[i] === "sliding_attention");
+  if (sliding.some(Boolean) && window === undefined) throw bad(CONFIG_FILE, "layer_types has sliding_attention layers but sliding_window is null");
+  const scaling = field("rope_scaling");
+  /** @type {{factor: number, low: number, high: number, old: number} | null} */
+  let llama3 = null;
+  if (scaling !== undefined) {
+    const sc = isObject(scaling) ? scaling : {};
+    const num = (/** @type {unknown} */ v) => typeof v === "number" && v > 0 && v < 1e12;
+    const old = sc.original_max_position_embeddings;
+    if ((sc.rope_type ?? sc.type) !== "llama3" || !num(sc.factor) || !num(sc.low_freq_factor) || !num(sc.high_freq_factor) ||
+        !(/** @type {number} */ (sc.high_freq_factor) > /** @type {number} */ (sc.low_freq_factor)) ||
+        !(typeof old === "number" && Number.isSafeInteger(old) && old >= 1)) {
+      throw bad(CONFIG_FILE, `rope_scaling is ${show(scaling)}, not null or {rope_type: "llama3", factor, low_freq_factor, ` +
+        "high_freq_factor > low_freq_factor, original_max_position_embeddings}");
+    }
+    llama3 = {factor: /** @type {number} */ (sc.factor), low: /** @type {number} */ (sc.low_freq_factor),
+      high: /** @type {number} */ (sc.high_freq_factor), old};
+  }
+  const local = real("rope_local_base_freq", c.theta, 1e12);
+  /** @type {number[][]} */
+  const ropes = [];
+  const ropeOf = sliding.map((s) => {
+    const inv = s ? ropeInvFreq(local, c.hd, null) : ropeInvFreq(c.theta, c.hd, llama3);
+    const i = ropes.findIndex((r) => r.every((f, j) => f === inv[j]));
+    return i >= 0 ? i : ropes.push(inv) - 1;
+  });
+  return {embedScale: type === "gemma3" ? Math.fround(Math.sqrt(c.H)) : 1, gelu: act === "gelu_pytorch_tanh", bias,
+    qscalar: real("query_pre_attn_scalar", c.hd, 1e12),
+    windows: sliding.map((s) => s ? Math.min(/** @type {number} */ (window), c.maxPos) : 0), // a window of maxPos: all of it
+    ropes, ropeOf};
+}
+
+/**
+ * RoPE inverse frequencies (head_dim / 2 of them, f64): base^(-2i / hd), then with llama3 scaling
+ * (Hugging Face's rule) long wavelengths divided by factor, short ones kept, the band between
+ * interpolated.
+ * @param {number} base @param {number} hd
+ * @param {{factor: number, low: number, high: number, old: number} | null} llama3
+ */
+export function ropeInvFreq(base, hd, llama3) {
+  const inv = Array.from({length: hd / 2}, (_, i) => 1 / base ** ((2 * i) / hd));
+  if (!llama3) return inv;
+  const {factor, low, high, old} = llama3, lowWave = old / low, highWave = old / high;
+  return inv.map((f) => {
+    const wave = 2 * Math.PI / f;
+    if (wave < highWave) return f;
+    if (wave > lowWave) return f / factor;
+    const smooth = (old / wave - low) / (high - low);
+    return (1 - smooth) * f / factor + smooth * f;
+  });
+}
+
+/** @typedef {ReturnType<typeof archOf>} Arch */
 
 /**
  * A KV cache in wasm memory: one block at `block` (an address) of `cap` positions: the 16-bit rows
@@ -294,23 +401,29 @@ export class WasmKVState extends BlockKVState {
 /** @implements {Engine} */
 export class WasmEngine {
   /**
-   * data: the bytes of onnx/model_q4.onnx_data; tensors: onnx/nomoat_tensors.json parsed; config:
+   * data: the bytes of onnx/model_q4.onnx_data, or {byteLength, fill(view)}: its size, and a function
+   * that writes it into its place in wasm memory (view: a Uint8Array of byteLength there), called
+   * once every check has passed and the memory is allocated (package.js streams the download into
+   * it: no second copy); the engine is made only if fill resolves. tensors: onnx/nomoat_tensors.json parsed; config:
    * config.json parsed; threads: 1 or 2 (default: 2 where shared memory and 2+ cores are
    * available); decoder: the folder of nomoat-decoder[-mt].wasm (default: next to this module).
    * tensors and config are checked first (modelShape, weightsOf): a DataError naming the file and
    * field, before any memory is asked for.
-   * @param {{data: Uint8Array, tensors: TensorDirectory | unknown, config: Record<string, any> | unknown, threads?: number,
+   * @param {{data: Uint8Array | {byteLength: number, fill: (view: Uint8Array) => Promise<void>}, tensors: TensorDirectory | unknown, config: Record<string, any> | unknown, threads?: number,
    *          decoder?: URL | string}} options
    */
   static async create({data, tensors, config, threads = defaultThreads(), decoder}) {
-    if (!(data instanceof Uint8Array)) throw named("TypeError", `WasmEngine.create needs the data file as a Uint8Array, not ${show(data)}.`);
+    if (!(data instanceof Uint8Array) && !(isObject(data) && typeof data.fill === "function" && Number.isSafeInteger(data.byteLength))) {
+      throw named("TypeError", `WasmEngine.create needs the data file as a Uint8Array or {byteLength, fill}, not ${show(data)}.`);
+    }
     const c = modelShape(config);
     if (c.hd % 16 || c.H % 32 || c.I % 32 || (c.nq * c.hd) % 32) {
       throw named("NotSupportedError", `${CONFIG_FILE}: nomoat's wasm decoder needs head_dim a multiple of 16 and hidden, ` +
         `intermediate and attention sizes multiples of 32 (this model: ${c.hd}, ${c.H}, ${c.I}, ${c.nq * c.hd}); use wasmEngine: "ort".`);
     }
-    weightsOf(c, tensors, data.byteLength); // every check, before any memory is asked for
-    const need = data.byteLength + c.maxPos * c.hd * 4 + CHUNK * 4 * (6 * c.H + 4 * c.I + 8 * c.nq * c.hd);
+    const a = archOf(config, c);
+    weightsOf(c, a, tensors, data.byteLength); // every check, before any memory is asked for
+    const need = data.byteLength + a.ropes.length * c.maxPos * c.hd * 4 + CHUNK * 4 * (6 * c.H + 4 * c.I + 8 * c.nq * c.hd);
     if (need > 4 * 2 ** 30 - 2 ** 28) {
       throw named("QuotaExceededError", `${CONFIG_FILE}: this model needs ${(need / 2 ** 30).toFixed(1)} GiB of wasm memory ` +
         `(${DATA_FILE} and rotary tables for max_position_embeddings ${c.maxPos}); wasm has 4 GiB. Use WebGPU or a smaller model.`);
@@ -320,27 +433,31 @@ export class WasmEngine {
     const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
       throw new Error("nomoat's wasm decoder aborted");
     }}})).exports);
-    const e = new WasmEngine(c, threads, k, new Heap(memory, k.heapBase()));
+    const e = new WasmEngine(c, a, threads, k, new Heap(memory, k.heapBase()));
     const heap = e.live();
     const W = heap.alloc(data.byteLength);
-    new Uint8Array(memory.buffer, W, data.byteLength).set(data);
-    Object.assign(e, weightsOf(c, tensors, data.byteLength, W));
-    // RoPE tables (positions, hd/2), as numpy computes them: angles in f64, cos/sin rounded to f32.
+    const view = new Uint8Array(memory.buffer, W, data.byteLength);
+    if (data instanceof Uint8Array) view.set(data);
+    else await data.fill(view);
+    Object.assign(e, weightsOf(c, a, tensors, data.byteLength, W));
+    // RoPE tables (positions, hd/2) per distinct inverse frequencies, as numpy computes them: angles
+    // in f64, cos/sin rounded to f32.
     const half = c.hd / 2;
-    e.cos = heap.alloc(c.maxPos * half * 4);
-    e.sin = heap.alloc(c.maxPos * half * 4);
-    const cos = new Float32Array(memory.buffer, e.cos, c.maxPos * half), sin = new Float32Array(memory.buffer, e.sin, c.maxPos * half);
-    for (let i = 0; i < half; i++) {
-      const inv = 1 / c.theta ** ((2 * i) / c.hd);
-      for (let p = 0; p < c.maxPos; p++) {
-        cos[p * half + i] = Math.cos(p * inv);
-        sin[p * half + i] = Math.sin(p * inv);
+    e.tables = a.ropes.map((inv) => {
+      const t = {cos: heap.alloc(c.maxPos * half * 4), sin: heap.alloc(c.maxPos * half * 4)};
+      const cos = new Float32Array(memory.buffer, t.cos, c.maxPos * half), sin = new Float32Array(memory.buffer, t.sin, c.maxPos * half);
+      for (let i = 0; i < half; i++) {
+        for (let p = 0; p < c.maxPos; p++) {
+          cos[p * half + i] = Math.cos(p * inv[i]);
+          sin[p * half + i] = Math.sin(p * inv[i]);
+        }
       }
-    }
+      return t;
+    });
     // Scratch for CHUNK tokens.
     const T = CHUNK, qkvN = e.qkvN, K = Math.max(c.H, c.I, c.nq * c.hd);
     e.s = {ids: heap.alloc(T * 4), x: heap.alloc(T * c.H * 4), h: heap.alloc(T * c.H * 4),
-      xq: heap.alloc(T * K * 2), xs: heap.alloc(T * K / 8), xf: heap.alloc(T * K / 8),
+      xq: heap.alloc(T * K * 2), xs: heap.alloc(T * K / 8), xf: heap.alloc(T * K / 4),
       qkv: heap.alloc(T * qkvN * 4), att: heap.alloc(T * c.nq * c.hd * 4), o: heap.alloc(T * c.H * 4),
       gu: heap.alloc(T * 2 * c.I * 4), act: heap.alloc(T * c.I * 4),
       partA: heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: heap.alloc(T * c.nq * (c.hd + 4) * 4)};
@@ -349,23 +466,26 @@ export class WasmEngine {
   }
   /**
    * @param {Shape} c
+   * @param {Arch} a
    * @param {number} threads
    * @param {Record<string, any>} k the decoder's exports
    * @param {Heap} heap over its memory
    */
-  constructor(c, threads, k, heap) {
+  constructor(c, a, threads, k, heap) {
     this.device = /** @type {const} */ ("wasm");
     this.threads = threads;
     this.c = c;
+    this.a = a;
     this.k = k;
     /** @type {Heap | null} null once disposed */
     this.heap = heap;
     this.qkvN = (c.nq + 2 * c.nkv) * c.hd;
-    /** @type {{attnNorm: number, ffnNorm: number, qkv: Linear, o: Linear, gateUp: Linear, down: Linear}[]} */
+    /** @type {Layer[]} */
     this.layers = [];
     this.finalNorm = 0;
-    this.embed = this.head = /** @type {Linear} */ ({w: 0, s: 0, c: 0, n: 0, k: 0, bits: 8});
-    this.cos = this.sin = 0;
+    this.embed = this.head = /** @type {Linear} */ ({w: 0, s: 0, c: 0, n: 0, k: 0, bits: 8, block: 32});
+    /** @type {{cos: number, sin: number}[]} the RoPE tables (Arch.ropes) */
+    this.tables = [];
     /** @type {Record<string, number>} the chunk's scratch addresses */
     this.s = {};
     this.scores = {ptr: 0, n: 0};
@@ -439,25 +559,31 @@ export class WasmEngine {
    */
   linear(w, x, T, y) {
     const s = this.s, pool = this.pool;
-    this.k.quantize(x, w.k, T, w.bits === 4 ? 1 : 0, s.xq, s.xs, s.xf);
     const split = pool && w.n >= 64 ? (w.n >> 3) << 2 : 0; // the helper's rows: [0, split)
-    if (pool && split) pool.post(1, [w.w, w.s, w.c, w.n, w.k, w.bits, 0, split, T, s.xq, s.xs, s.xf, y, w.n]);
-    this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, split, w.n, T, s.xq, s.xs, s.xf, y, w.n);
+    if (!w.block) { // f32
+      if (pool && split) pool.post(4, [w.w, w.k, 0, split, T, x, y, w.n]);
+      this.k.matmulF32(w.w, w.k, split, w.n, T, x, y, w.n);
+    } else {
+      this.k.quantize(x, w.k, T, w.bits === 4 ? 1 : 0, w.block === 16 && w.c ? 1 : 0, s.xq, s.xs, s.xf);
+      if (pool && split) pool.post(1, [w.w, w.s, w.c, w.n, w.k, w.bits, w.block, 0, split, T, s.xq, s.xs, s.xf, y, w.n]);
+      this.k.matmul(w.w, w.s, w.c, w.n, w.k, w.bits, w.block, split, w.n, T, s.xq, s.xs, s.xf, y, w.n);
+    }
     if (pool && split) pool.join();
   }
   /**
    * Attention of the chunk's T rows (positions pos..pos+T-1) over the cache in two ranges of
    * positions, [0, J) and [J, pos + T) (splitPoint); the helper thread (if any) takes the first, and
    * attendMerge joins them. The same split with one thread or two: the same logits.
+   * A sliding-window layer (window > 0) sees the last `window` positions of each row.
    * @param {WasmKVState} state @param {number} l @param {number} pos @param {number} T @param {number} J
    */
   attention(state, l, pos, T, J) {
-    const c = this.c, s = this.s, k = this.k, n = pos + T, pool = this.pool;
+    const c = this.c, s = this.s, k = this.k, n = pos + T, pool = this.pool, win = this.layers[l].window;
     const args = [s.qkv, this.qkvN, state.at(l, 0), state.scalesAt(l, 0), state.at(l, 1), state.scalesAt(l, 1),
       state.cap, c.nq, c.nkv, c.hd, pos, T];
-    if (pool) pool.post(2, [...args, 0, J, s.partA, this.scores2.ptr]);
-    else k.attend16(...args, 0, J, s.partA, this.scores.ptr);
-    k.attend16(...args, J, n, s.partB, this.scores.ptr);
+    if (pool) pool.post(2, [...args, 0, J, s.partA, this.scores2.ptr, win, f32Bits(this.a.qscalar)]);
+    else k.attend16(...args, 0, J, s.partA, this.scores.ptr, win, this.a.qscalar);
+    k.attend16(...args, J, n, s.partB, this.scores.ptr, win, this.a.qscalar);
     if (pool) pool.join();
     k.attendMerge(s.partA, s.partB, T, c.nq, c.hd, s.att, c.nq * c.hd);
   }
@@ -514,6 +640,17 @@ export class WasmEngine {
     return new Float32Array(memory.buffer, logits, (allLogits ? S : 1) * c.V);
   }
   /**
+   * The chunk's T embedding rows (token ids at s.ids) into s.x, times the embedding multiplier.
+   * @param {number} T
+   */
+  embedRows(T) {
+    const c = this.c, k = this.k, s = this.s, e = this.embed;
+    if (!e.block) k.embedF32(e.w, s.ids, T, c.H, s.x);
+    else if (e.bits === 8 && e.block === 32 && !e.c) k.embed8(e.w, e.s, s.ids, T, c.H, s.x);
+    else k.embedQ(e.w, e.s, e.c, c.V, e.bits, e.block, s.ids, T, c.H, s.x);
+    if (this.a.embedScale !== 1) k.scale(s.x, T * c.H, this.a.embedScale);
+  }
+  /**
    * The layers over ids in chunks of CHUNK tokens; the LM head's logits to `logits` (0: none).
    * @param {WasmKVState} state
    * @param {Int32Array} ids
@@ -527,22 +664,28 @@ export class WasmEngine {
     for (let c0 = 0; c0 < S; c0 += CHUNK) {
       const T = Math.min(CHUNK, S - c0), pos = P + c0, J = WasmEngine.splitPoint(pos, T);
       new Int32Array(memory.buffer, s.ids, T).set(ids.subarray(c0, c0 + T));
-      k.embed8(this.embed.w, this.embed.s, s.ids, T, c.H, s.x);
+      this.embedRows(T);
       for (let l = 0; l < c.L; l++) {
-        const w = this.layers[l];
+        const w = this.layers[l], rope = this.tables[w.rope];
         k.rmsnorm(s.x, w.attnNorm, s.h, c.H, T, c.eps);
         this.linear(w.qkv, s.h, T, s.qkv);
-        k.rope(s.qkv, this.qkvN, c.nq, c.hd, T, pos, this.cos, this.sin);
-        k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, this.cos, this.sin);
+        if (w.bias) k.addRows(s.qkv, w.bias, this.qkvN, T);
+        if (w.qNorm) k.headNorm(s.qkv, this.qkvN, 0, c.nq, c.hd, T, w.qNorm, c.eps);
+        if (w.kNorm) k.headNorm(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, w.kNorm, c.eps);
+        k.rope(s.qkv, this.qkvN, c.nq, c.hd, T, pos, rope.cos, rope.sin);
+        k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, rope.cos, rope.sin);
         k.kvWrite16(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, state.at(l, 0), state.scalesAt(l, 0), state.cap, pos, k.KEY_LEVELS.value);
         k.kvWrite16(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, state.at(l, 1), state.scalesAt(l, 1), state.cap, pos, 32767);
         this.attention(state, l, pos, T, J);
         this.linear(w.o, s.att, T, s.o);
+        if (w.postAttn) k.rmsnorm(s.o, w.postAttn, s.o, c.H, T, c.eps);
         k.add(s.x, s.o, T * c.H);
         k.rmsnorm(s.x, w.ffnNorm, s.h, c.H, T, c.eps);
         this.linear(w.gateUp, s.h, T, s.gu);
-        k.siluMul(s.gu, c.I, T, s.act);
+        if (this.a.gelu) k.geluMul(s.gu, c.I, T, s.act);
+        else k.siluMul(s.gu, c.I, T, s.act);
         this.linear(w.down, s.act, T, s.o);
+        if (w.postFfn) k.rmsnorm(s.o, w.postFfn, s.o, c.H, T, c.eps);
         k.add(s.x, s.o, T * c.H);
       }
       if (logits && allLogits) { // logits 0: a prefill only, no LM head
@@ -555,6 +698,11 @@ export class WasmEngine {
       state.length = pos + T;
     }
   }
+}
+
+/** An f32's bits as an int32 (a float argument through the helper's Int32 control block). @param {number} x */
+function f32Bits(x) {
+  return new Int32Array(Float32Array.of(x).buffer)[0];
 }
 
 function defaultThreads() {

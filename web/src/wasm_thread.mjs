@@ -1,8 +1,8 @@
 // @ts-check
 // A helper thread of nomoat's wasm decoder (wasm_engine.mjs): the same kernels on the same shared
 // memory. It takes one job at a time from a control block of Int32s in that memory:
-//   [0] job number (posted by the engine)  [1] job done  [2] op (1 matmul, 2 attend16)
-//   [3..] the kernel's arguments            [30] hot: spin, don't sleep  [31] 1 = the job threw
+//   [0] job number (posted by the engine)  [1] job done  [2] op (1 matmul, 2 attend16, 4 matmulF32)
+//   [3..] the kernel's arguments (an f32 one as its bits)  [30] hot: spin, don't sleep  [31] 1 = the job threw
 // While the engine is inside a forward() ("hot") it spins between jobs; otherwise it sleeps.
 const SEQ = 0, DONE = 1, OP = 2, ARGS = 3, HOT = 30, ERR = 31;
 
@@ -23,10 +23,13 @@ self.onmessage = async ({data: {module, memory, ctrl}}) => {
       }
     }
     last = Atomics.load(c, SEQ);
-    const a = c.subarray(ARGS, ARGS + 16);
+    const a = c.subarray(ARGS, ARGS + 18);
     try {
-      if (c[OP] === 1) k.matmul(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
-      else if (c[OP] === 2) k.attend16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+      if (c[OP] === 1) k.matmul(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14]);
+      else if (c[OP] === 2) {
+        k.attend16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16],
+          new Float32Array(Int32Array.of(a[17]).buffer)[0]);
+      } else if (c[OP] === 4) k.matmulF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
       else if (c[OP] === 3) return; // the engine is gone
     } catch (e) {
       Atomics.store(c, ERR, 1);

@@ -20,6 +20,7 @@ import vm from "node:vm";
 import {modelShape, parseJSON} from "../src/package.js";
 import {mulberry32, Sampler} from "../src/sampler.js";
 import {WasmEngine} from "../src/wasm_engine.mjs";
+import {TinyPackage} from "./tiny_package.js";
 
 const DIST = new URL("../dist/", import.meta.url);
 const built = fs.existsSync(new URL("nomoat-decoder.wasm", DIST));
@@ -29,6 +30,9 @@ const hasDefault = fs.existsSync(new URL("onnx/nomoat_tensors.json", DEFAULT));
 
 const FIELDS = ["num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
   "head_dim", "vocab_size", "rms_norm_eps", "rope_theta", "max_position_embeddings"];
+/** The architecture fields (issue 12), mutated where the model has them. */
+const ARCH_FIELDS = ["model_type", "hidden_act", "attention_bias", "query_pre_attn_scalar", "sliding_window", "layer_types",
+  "rope_local_base_freq", "rope_scaling"];
 const FILES = /config\.json|nomoat_tensors\.json|model_q4\.onnx_data/;
 // Each engine's WebAssembly.Memory reserves ~10 GB of address space until it is collected, and V8
 // stalls (in a futex, no error) near its ~1 TB limit: a fuzz that makes hundreds of engines collects
@@ -39,56 +43,65 @@ let made = 0;
 
 /**
  * @typedef {{data: Uint8Array, tensors: any, config: any}} Model
- * A tiny random model in the package's layout (as the converter writes it: offset, length, dtype,
- * shape): Q4_1 layers (4-bit with block offsets), one 8-bit layer, an 8-bit embedding and LM head.
+ * A tiny random model in the package's layout (tiny_package.js, as the converter writes it: offset,
+ * length, dtype, shape): Q4_1 layers (4-bit with block offsets), one 8-bit layer, an 8-bit
+ * embedding and LM head.
  * @returns {Model}
  */
 function tinyModel() {
   const rand = mulberry32(7);
   const config = {num_hidden_layers: 2, hidden_size: 64, intermediate_size: 96, num_attention_heads: 4, num_key_value_heads: 2,
     head_dim: 16, vocab_size: 80, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 128};
-  /** @type {Uint8Array[]} */
-  const parts = [];
-  /** @type {Record<string, any>} */
-  const tensors = {};
-  let offset = 0;
-  /** @param {string} name @param {Uint8Array} bytes @param {string} dtype @param {number[]} shape */
-  const put = (name, bytes, dtype, shape) => {
-    tensors[name] = {offset, length: bytes.byteLength, dtype, shape};
-    const padded = new Uint8Array((bytes.byteLength + 63) & ~63);
-    padded.set(bytes);
-    parts.push(padded);
-    offset += padded.byteLength;
-  };
-  /** @param {number} n @param {() => number} f */
-  const f32 = (n, f) => new Uint8Array(Float32Array.from({length: n}, f).buffer);
-  /** @param {string} p @param {number} n @param {number} k @param {number} bits @param {number} scale */
-  const linear = (p, n, k, bits, scale) => {
-    const nb = k / 32, blob = bits === 4 ? 16 : 32;
-    put(p + ".qweight", Uint8Array.from({length: n * nb * blob}, () => rand() * 256), "uint8", [n, nb, blob]);
-    put(p + ".scales", f32(n * nb, () => scale * (0.5 + rand())), "float32", [n * nb]);
-    if (bits === 4) put(p + ".block_offsets", f32(n * nb, () => scale * (rand() - 0.5)), "float32", [nb, n]);
-  };
-  const c = config, H = c.hidden_size, hd = c.head_dim;
+  const p = new TinyPackage(rand), c = config, H = c.hidden_size, hd = c.head_dim;
   for (let l = 0; l < c.num_hidden_layers; l++) {
-    const p = `model.layers.${l}`;
-    put(`${p}.input_layernorm.weight`, f32(H, () => 0.5 + rand()), "float32", [H]);
-    linear(`${p}.attn.qkv_proj`, (c.num_attention_heads + 2 * c.num_key_value_heads) * hd, H, 4, 0.03);
-    linear(`${p}.attn.o_proj`, H, c.num_attention_heads * hd, 4, 0.01);
-    put(`${p}.post_attention_layernorm.weight`, f32(H, () => 0.5 + rand()), "float32", [H]);
-    linear(`${p}.mlp.gate_up_proj`, 2 * c.intermediate_size, H, l ? 8 : 4, 0.03);
-    linear(`${p}.mlp.down_proj`, H, c.intermediate_size, 4, 0.01);
+    const x = `model.layers.${l}`;
+    p.vector(`${x}.input_layernorm.weight`, H, () => 0.5 + rand());
+    p.linear(`${x}.attn.qkv_proj`, (c.num_attention_heads + 2 * c.num_key_value_heads) * hd, H, "q4o", 0.14);
+    p.linear(`${x}.attn.o_proj`, H, c.num_attention_heads * hd, "q4o", 0.046);
+    p.vector(`${x}.post_attention_layernorm.weight`, H, () => 0.5 + rand());
+    p.linear(`${x}.mlp.gate_up_proj`, 2 * c.intermediate_size, H, l ? "q8" : "q4o", l ? 2.2 : 0.14);
+    p.linear(`${x}.mlp.down_proj`, H, c.intermediate_size, "q4o", 0.046);
   }
-  put("model.norm.weight", f32(H, () => 1), "float32", [H]);
-  linear("embed", c.vocab_size, H, 8, 0.01);
-  linear("lm_head", c.vocab_size, H, 8, 0.004);
-  const data = new Uint8Array(offset);
-  let o = 0;
-  for (const p of parts) {
-    data.set(p, o);
-    o += p.byteLength;
+  p.vector("model.norm.weight", H, () => 1);
+  p.linear("embed", c.vocab_size, H, "q8", 0.74);
+  p.linear("lm_head", c.vocab_size, H, "q8", 0.3);
+  return {...p.build(), config};
+}
+
+/**
+ * A tiny random model with every tensor and layout issue 12 added (gemma3-like, with qwen2's bias
+ * and llama3's rope scaling too): qkv bias, q/k norms, post norms, sliding-window layers, 8-bit
+ * blocks of 16 with and without offsets, f32 linears and LM head, a 4-bit embedding with offsets.
+ * @returns {Model}
+ */
+function archModel() {
+  const rand = mulberry32(11);
+  const config = {num_hidden_layers: 2, hidden_size: 64, intermediate_size: 96, num_attention_heads: 4, num_key_value_heads: 1,
+    head_dim: 32, vocab_size: 80, rms_norm_eps: 1e-6, rope_theta: 1e6, max_position_embeddings: 128, model_type: "gemma3",
+    hidden_act: "gelu_pytorch_tanh", attention_bias: true, query_pre_attn_scalar: 32, sliding_window: 8,
+    layer_types: ["sliding_attention", "full_attention"], rope_local_base_freq: 10000,
+    rope_scaling: {rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64}};
+  const p = new TinyPackage(rand), c = config, H = c.hidden_size, hd = c.head_dim, qkvN = (c.num_attention_heads + 2) * hd;
+  /** @type {import("./tiny_package.js").Layout[][]} */
+  const layouts = [["q8b16", "f32", "q8b16o", "q8o"], ["q8o", "q8b16o", "f32", "q8b16"]];
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const x = `model.layers.${l}`, [qkv, o, gu, down] = layouts[l];
+    p.vector(`${x}.input_layernorm.weight`, H, () => 0.5 + rand());
+    p.linear(`${x}.attn.qkv_proj`, qkvN, H, qkv, 0.2);
+    p.vector(`${x}.attn.qkv_proj.bias`, qkvN, () => rand() - 0.5);
+    p.vector(`${x}.attn.q_norm.weight`, hd, () => 0.5 + rand());
+    p.vector(`${x}.attn.k_norm.weight`, hd, () => 0.5 + rand());
+    p.linear(`${x}.attn.o_proj`, H, c.num_attention_heads * hd, o, 0.1);
+    p.vector(`${x}.attn.post_norm.weight`, H, () => 0.5 + rand());
+    p.vector(`${x}.post_attention_layernorm.weight`, H, () => 0.5 + rand());
+    p.linear(`${x}.mlp.gate_up_proj`, 2 * c.intermediate_size, H, gu, 0.2);
+    p.linear(`${x}.mlp.down_proj`, H, c.intermediate_size, down, 0.1);
+    p.vector(`${x}.mlp.post_norm.weight`, H, () => 0.5 + rand());
   }
-  return {data, tensors: {data: "model_q4.onnx_data", tensors}, config};
+  p.vector("model.norm.weight", H, () => 1);
+  p.linear("embed", c.vocab_size, H, "q4o", 0.2);
+  p.linear("lm_head", c.vocab_size, H, "f32", 0.2);
+  return {...p.build(), config};
 }
 
 /** The default package's three files. @returns {Model} */
@@ -164,7 +177,7 @@ function mutate(m, rand) {
     return {...out, what: `${name} offset moved onto another tensor (${e.offset})`};
   }
   case "config": {
-    const f = pick(FIELDS), v = config[f];
+    const f = pick([...FIELDS, ...ARCH_FIELDS.filter((x) => x in config)]), v = config[f];
     const nv = pick([0, -1, v + 1, v - 1, v * 2, Math.floor(v / 2), v + 0.5, String(v), null, undefined, 2 ** 31, 2 ** 53,
       1e308, NaN, Infinity, [v], true, {}]);
     if (nv === undefined) delete config[f];
@@ -178,6 +191,8 @@ function mutate(m, rand) {
   case "consistent": { // changes a valid config may make: fewer layers or positions, other rope/eps (load and answer)
     const f = pick(["num_hidden_layers", "max_position_embeddings", "rope_theta", "rms_norm_eps"]);
     config[f] = f === "rope_theta" ? pick([1, 1e6, 1e12]) : f === "rms_norm_eps" ? pick([1e-12, 0.5, 1]) : 1 + int(config[f]);
+    const types = config.layer_types;
+    if (f === "num_hidden_layers" && Array.isArray(types)) config.layer_types = Array.from({length: config[f]}, (_, i) => types[i % types.length]);
     return {...out, what: `config ${f} = ${config[f]} (valid)`};
   }
   case "truncate": {
@@ -268,6 +283,7 @@ async function fuzz(t, m, cases, seed) {
 
 test("the unmutated models load and answer", {skip}, async () => {
   assert.equal(await attempt({what: "tiny", ...tinyModel()}), "answered");
+  assert.equal(await attempt({what: "arch", ...archModel()}), "answered");
   if (hasDefault) assert.equal(await attempt({what: "default", ...defaultModel()}), "answered");
 });
 
@@ -305,14 +321,14 @@ test("nomoat_tensors.json: the offending field named, before any memory is asked
       `of model_q4\\.onnx_data \\(${L} bytes\\); convert the model again \\('nomoat convert'\\)`)});
   await assert.rejects(create((t) => { t[q].offset = -64; }), {name: "DataError", message: /o_proj\.qweight offset is -64, not a byte offset/});
   await assert.rejects(create((t) => { t[q].shape = [64, 2, 8]; }), {name: "DataError",
-    message: /o_proj\.qweight shape is \[64,2,8\], not \[64,2,16\] or \[64,2,32\]/});
+    message: /o_proj\.qweight shape is \[64,2,8\], not \[64,2,16\] or \[64,2,32\] or \[64,4,16\]/});
   await assert.rejects(create((t) => { t[q].dtype = "float32"; }), {name: "DataError", message: /dtype is "float32", not "uint8"/});
   await assert.rejects(create((t) => { delete t["model.norm.weight"]; }), {name: "DataError", message: /model\.norm\.weight is missing/});
   await assert.rejects(create((t) => { t["model.layers.1.mlp.down_proj.scales"].offset = t[q].offset; }), {name: "DataError",
     message: /overlaps/});
   await assert.rejects(create((t, c) => { c.num_hidden_layers = 3; }), {name: "DataError",
     message: /model\.layers\.2\.input_layernorm\.weight is missing/});
-  await assert.rejects(create((t, c) => { c.vocab_size = 81; }), {name: "DataError", message: /embed\.qweight shape is \[80,2,32\], not \[81,2,32\]/});
+  await assert.rejects(create((t, c) => { c.vocab_size = 81; }), {name: "DataError", message: /embed\.qweight shape is \[80,2,32\], not \[81,2,16\] or \[81,2,32\] or \[81,4,16\]/});
   await assert.rejects(create((t, c) => { c.hidden_size = 48; }), {name: "NotSupportedError", message: /config\.json: .*multiples of 32/});
   await assert.rejects(create((t, c) => { c.max_position_embeddings = 2 ** 20; c.head_dim = 1024; }), {name: "DataError"});
   await assert.rejects(WasmEngine.create({data: m.data.subarray(0, 1000), tensors: m.tensors, config: m.config, threads: 1, decoder: DIST}),
@@ -321,10 +337,47 @@ test("nomoat_tensors.json: the offending field named, before any memory is asked
     {name: "DataError", message: /nomoat_tensors\.json is not valid JSON/});
 });
 
+test("the tensors issue 12 added: each checked before any memory is asked for", {skip}, async () => {
+  const m = archModel();
+  /** @param {(t: any, c: any) => void} change */
+  const create = (change) => {
+    const tensors = structuredClone(m.tensors), config = structuredClone(m.config);
+    change(tensors.tensors, config);
+    return WasmEngine.create({data: m.data, tensors, config, threads: 1, decoder: DIST});
+  };
+  const p = "model.layers.0";
+  await assert.rejects(create((t) => { delete t[`${p}.attn.qkv_proj.bias`]; }), {name: "DataError",
+    message: /model\.layers\.0\.attn\.qkv_proj\.bias is missing/}); // attention_bias: true
+  await assert.rejects(create((t) => { t[`${p}.attn.qkv_proj.bias`].shape = [64]; }), {name: "DataError",
+    message: /qkv_proj\.bias shape is \[64\], not \[192\]/});
+  await assert.rejects(create((t) => { t[`${p}.attn.q_norm.weight`].shape = [64]; }), {name: "DataError",
+    message: /q_norm\.weight shape is \[64\], not \[32\]/});
+  await assert.rejects(create((t) => { t[`${p}.mlp.post_norm.weight`].offset = m.data.byteLength - 8; }), {name: "DataError",
+    message: /mlp\.post_norm\.weight offset \d+ \+ 256 bytes runs past the end/});
+  await assert.rejects(create((t) => { t[`${p}.attn.qkv_proj.scales`].shape = [192 * 2]; }), {name: "DataError",
+    message: /qkv_proj\.scales shape is \[384\], not \[768\] or \[192,4\]/}); // 8-bit blocks of 16
+  await assert.rejects(create((t) => { t[`${p}.mlp.gate_up_proj.block_offsets`].shape = [2, 192]; }), {name: "DataError",
+    message: /gate_up_proj\.block_offsets shape is \[2,192\], not \[4,192\]/});
+  await assert.rejects(create((t) => { t[`${p}.attn.o_proj.weight`].dtype = "float16"; }), {name: "DataError",
+    message: /o_proj\.weight dtype is "float16", not "float32"/});
+  await assert.rejects(create((t) => { t["lm_head.weight"].shape = [80, 32]; }), {name: "DataError",
+    message: /lm_head\.weight shape is \[80,32\], not \[80,64\]/});
+  await assert.rejects(create((t) => { t["embed.block_offsets"].offset = t["embed.scales"].offset; }), {name: "DataError",
+    message: /overlaps/});
+  await assert.rejects(create((t, c) => { c.layer_types = ["sliding_attention"]; }), {name: "DataError",
+    message: /config\.json: layer_types is \["sliding_attention"\], not a list of 2/});
+});
+
 test("fuzz: 2000 mutations of a tiny model end in a named DataError or an answer", {skip, timeout: 300000}, async (t) => {
   const counts = await fuzz(t, tinyModel(), 2000, 13);
   assert.ok(counts.DataError > 1400 && counts.answered > 100, JSON.stringify(counts)); // the fuzz reaches both
 });
+
+test("fuzz: 1000 mutations of a tiny model with every issue 12 tensor end in a named DataError or an answer",
+  {skip, timeout: 300000}, async (t) => {
+    const counts = await fuzz(t, archModel(), 1000, 19);
+    assert.ok(counts.DataError > 650 && counts.answered > 50, JSON.stringify(counts));
+  });
 
 test("fuzz: 300 mutations of the default package end in a named DataError or an answer",
   {skip: skip || (hasDefault ? false : "models/SmolLM2-135M-Instruct is not there: run 'make setup'"), timeout: 600000}, async (t) => {

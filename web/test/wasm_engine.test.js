@@ -9,6 +9,7 @@ import {test} from "node:test";
 
 import {Sampler} from "../src/sampler.js";
 import {WasmEngine} from "../src/wasm_engine.mjs";
+import {TinyPackage} from "./tiny_package.js";
 
 const DIST = new URL("../dist/", import.meta.url);
 const built = fs.existsSync(new URL("nomoat-decoder.wasm", DIST));
@@ -18,54 +19,27 @@ const CONFIG = {num_hidden_layers: 2, hidden_size: 64, intermediate_size: 128, n
   num_key_value_heads: 2, head_dim: 16, vocab_size: 96, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 256};
 
 /**
- * A random model in the package's layout: the data file and its tensor directory (as
- * onnx/nomoat_tensors.json), 4-bit linear layers, an 8-bit embedding and LM head.
+ * A random model in the package's layout (tiny_package.js): 4-bit linear layers, an 8-bit
+ * embedding and LM head.
  * @param {number} seed
  */
 function tinyModel(seed) {
   let s = seed;
   const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  /** @type {Uint8Array[]} */
-  const parts = [];
-  /** @type {Record<string, {offset: number, shape: number[]}>} */
-  const tensors = {};
-  let offset = 0;
-  /** @param {string} name @param {Uint8Array} bytes @param {number[]} shape */
-  const put = (name, bytes, shape) => {
-    tensors[name] = {offset, shape};
-    const padded = new Uint8Array((bytes.byteLength + 63) & ~63);
-    padded.set(bytes);
-    parts.push(padded);
-    offset += padded.byteLength;
-  };
-  /** @param {number} n @param {() => number} f */
-  const f32 = (n, f) => new Uint8Array(Float32Array.from({length: n}, f).buffer);
-  /** @param {string} prefix @param {number} n @param {number} k @param {number} bits @param {number} scale */
-  const quantized = (prefix, n, k, bits, scale) => {
-    const blob = bits === 4 ? 16 : 32;
-    put(prefix + ".qweight", Uint8Array.from({length: n * (k / 32) * blob}, () => rand() * 256), [n, k / 32, blob]);
-    put(prefix + ".scales", f32(n * (k / 32), () => scale * (0.5 + rand())), [n, k / 32]);
-  };
-  const c = CONFIG, H = c.hidden_size, hd = c.head_dim;
+  const p = new TinyPackage(rand), c = CONFIG, H = c.hidden_size, hd = c.head_dim;
   for (let l = 0; l < c.num_hidden_layers; l++) {
-    const p = `model.layers.${l}`;
-    put(`${p}.input_layernorm.weight`, f32(H, () => 0.5 + rand()), [H]);
-    put(`${p}.post_attention_layernorm.weight`, f32(H, () => 0.5 + rand()), [H]);
-    quantized(`${p}.attn.qkv_proj`, (c.num_attention_heads + 2 * c.num_key_value_heads) * hd, H, 4, 0.03);
-    quantized(`${p}.attn.o_proj`, H, c.num_attention_heads * hd, 4, 0.01);
-    quantized(`${p}.mlp.gate_up_proj`, 2 * c.intermediate_size, H, 4, 0.03);
-    quantized(`${p}.mlp.down_proj`, H, c.intermediate_size, 4, 0.01);
+    const x = `model.layers.${l}`;
+    p.vector(`${x}.input_layernorm.weight`, H, () => 0.5 + rand());
+    p.vector(`${x}.post_attention_layernorm.weight`, H, () => 0.5 + rand());
+    p.linear(`${x}.attn.qkv_proj`, (c.num_attention_heads + 2 * c.num_key_value_heads) * hd, H, "q4", 0.14);
+    p.linear(`${x}.attn.o_proj`, H, c.num_attention_heads * hd, "q4", 0.046);
+    p.linear(`${x}.mlp.gate_up_proj`, 2 * c.intermediate_size, H, "q4", 0.14);
+    p.linear(`${x}.mlp.down_proj`, H, c.intermediate_size, "q4", 0.046);
   }
-  put("model.norm.weight", f32(H, () => 1), [H]);
-  quantized("embed", c.vocab_size, H, 8, 0.01);
-  quantized("lm_head", c.vocab_size, H, 8, 0.004);
-  const data = new Uint8Array(offset);
-  let o = 0;
-  for (const p of parts) {
-    data.set(p, o);
-    o += p.byteLength;
-  }
-  return {data, tensors: {tensors}, config: CONFIG};
+  p.vector("model.norm.weight", H, () => 1);
+  p.linear("embed", c.vocab_size, H, "q8", 0.74);
+  p.linear("lm_head", c.vocab_size, H, "q8", 0.3);
+  return {...p.build(), config: CONFIG};
 }
 
 const engine = () => WasmEngine.create({...tinyModel(1), threads: 1, decoder: DIST});

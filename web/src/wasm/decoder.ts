@@ -13,9 +13,10 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-// x (T, k) f32 → xq (T, k) i16, xs (T, k/32) f32 scales, xf (T, k/32) f32 block sums. perm = 1
+// x (T, k) f32 → xq (T, k) i16, xs (T, k/32) f32 scales, xf f32 block sums: (T, k/32) of each block of 32,
+// or with half = 1 (T, k/16) of each half block of 16 (for weights in blocks of 16 with offsets). perm = 1
 // orders each block as the 4-bit unpacking yields it: even elements first, then odd ones.
-export function quantize(x: usize, k: i32, T: i32, perm: i32, xq: usize, xs: usize, xf: usize): void {
+export function quantize(x: usize, k: i32, T: i32, perm: i32, half: i32, xq: usize, xs: usize, xf: usize): void {
   const nb = k >> 5;
   for (let t = 0; t < T; t++) {
     for (let b = 0; b < nb; b++) {
@@ -30,7 +31,17 @@ export function quantize(x: usize, k: i32, T: i32, perm: i32, xq: usize, xs: usi
       }
       const inv: f32 = m > 0 ? <f32>32767.0 / m : 0;
       store<f32>(xs + (<usize>i << 2), m / <f32>32767.0);
-      store<f32>(xf + (<usize>i << 2), sum);
+      if (half) {
+        let s0: f32 = 0, s1: f32 = 0;
+        for (let j = 0; j < 16; j++) {
+          s0 += load<f32>(src + (<usize>j << 2));
+          s1 += load<f32>(src + (<usize>j << 2), 64);
+        }
+        store<f32>(xf + (<usize>i << 3), s0);
+        store<f32>(xf + (<usize>i << 3), s1, 4);
+      } else {
+        store<f32>(xf + (<usize>i << 2), sum);
+      }
       const dst = xq + (<usize>(i << 5) << 1);
       for (let j = 0; j < 32; j++) {
         const q = <i32>nearest(load<f32>(src + (<usize>j << 2)) * inv);
@@ -55,10 +66,19 @@ export function quantize(x: usize, k: i32, T: i32, perm: i32, xq: usize, xs: usi
 }
 
 // y[t * ys + r] = Σ_k x[t, k] W[r, k] for rows r0 ≤ r < r1 and T tokens, with x given by quantize()
-// (perm = bits == 4). W: qweight w (n, k/32, 16|32) u8, scales s (n, k/32), offsets c (k/32, n) or 0.
+// (perm = bits == 4, half = offsets in blocks of 16). W: qweight w (n, k/block, block * bits / 8) u8,
+// scales s (n, k/block), offsets c (k/block, n) or 0; (bits, block) is (4, 32), (8, 32) or (8, 16).
 // Tokens go four at a time: each weight block is unpacked once for four tokens.
-export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, r0: i32, r1: i32,
+export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, block: i32, r0: i32, r1: i32,
                        T: i32, xq: usize, xs: usize, xf: usize, y: usize, ys: i32): void {
+  if (block == 16) matmul16(w, s, k, r0, r1, T, xq, xs, y, ys);
+  else matmul32(w, s, k, bits, r0, r1, T, xq, xs, y, ys);
+  if (c) addOffsets(c, n, k / block, r0, r1, T, xf, y, ys);
+}
+
+// matmul's blocks of 32 (4 or 8 bits), without offsets.
+function matmul32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32,
+                  T: i32, xq: usize, xs: usize, y: usize, ys: i32): void {
   const nb = k >> 5;
   const blob: usize = bits == 4 ? 16 : 32;
   const low = i8x16.splat(0x0f), eight = i8x16.splat(8), sign = i8x16.splat(-128);
@@ -122,19 +142,107 @@ export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, 
       store<f32>(y + (<usize>(t * ys + r) << 2), hsum(a0));
     }
   }
-  if (c) { // Q4_1: y[t, r] += Σ_b xf[t, b] c[b, r], rows contiguous in c
-    for (t = 0; t < T; t++) {
-      const yt = y + (<usize>(t * ys) << 2);
-      for (let b = 0; b < nb; b++) {
-        const f = load<f32>(xf + <usize>t * srow + (<usize>b << 2)), fv = f32x4.splat(f);
-        const cb = c + (<usize>(b * n) << 2);
-        let r = r0;
-        for (; r + 4 <= r1; r += 4) {
-          const o = <usize>r << 2;
-          v128.store(yt + o, f32x4.add(v128.load(yt + o), f32x4.mul(fv, v128.load(cb + o))));
-        }
-        for (; r < r1; r++) store<f32>(yt + (<usize>r << 2), load<f32>(yt + (<usize>r << 2)) + f * load<f32>(cb + (<usize>r << 2)));
+}
+
+// Q4_1-style offsets: y[t, r] += Σ_b xf[t, b] c[b, r] over the nb offset blocks (rows contiguous in c).
+function addOffsets(c: usize, n: i32, nb: i32, r0: i32, r1: i32, T: i32, xf: usize, y: usize, ys: i32): void {
+  const srow = <usize>nb << 2;
+  for (let t = 0; t < T; t++) {
+    const yt = y + (<usize>(t * ys) << 2);
+    for (let b = 0; b < nb; b++) {
+      const f = load<f32>(xf + <usize>t * srow + (<usize>b << 2)), fv = f32x4.splat(f);
+      const cb = c + (<usize>(b * n) << 2);
+      let r = r0;
+      for (; r + 4 <= r1; r += 4) {
+        const o = <usize>r << 2;
+        v128.store(yt + o, f32x4.add(v128.load(yt + o), f32x4.mul(fv, v128.load(cb + o))));
       }
+      for (; r < r1; r++) store<f32>(yt + (<usize>r << 2), load<f32>(yt + (<usize>r << 2)) + f * load<f32>(cb + (<usize>r << 2)));
+    }
+  }
+}
+
+// The two halves of one 8-bit block of 32 against x's block at xb, each scaled by its own weight
+// scale (blocks of 16, Q6_K): acc + (Σ_lo) * d0 + (Σ_hi) * d1.
+// @ts-ignore: decorator
+@inline function dot16x2(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, xb: usize, d0: v128, d1: v128): v128 {
+  const lo = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xb)), i32x4.dot_i16x8_s(w1, v128.load(xb, 16)));
+  const hi = i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xb, 32)), i32x4.dot_i16x8_s(w3, v128.load(xb, 48)));
+  return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(lo), d0), f32x4.mul(f32x4.convert_i32x4_s(hi), d1)));
+}
+
+// matmul's 8-bit blocks of 16 (qweight (n, k/16, 16): a row's k bytes in order, scales (n, k/16)),
+// read 32 at a time against x's blocks of 32; four tokens at a time as matmul32.
+function matmul16(w: usize, s: usize, k: i32, r0: i32, r1: i32, T: i32, xq: usize, xs: usize, y: usize, ys: i32): void {
+  const nb = k >> 5, sign = i8x16.splat(-128);
+  const xrow = <usize>k << 1, srow = <usize>nb << 2;
+  let t = 0;
+  for (; t < T; t += 4) {
+    const m = min(4, T - t);
+    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow;
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * <usize>k, sr = s + (<usize>(r * nb) << 3);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const v0 = v128.xor(v128.load(wr + (<usize>b << 5)), sign), v1 = v128.xor(v128.load(wr + (<usize>b << 5), 16), sign);
+        const w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0);
+        const w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
+        const d0 = load<f32>(sr + (<usize>b << 3)), d1 = load<f32>(sr + (<usize>b << 3), 4);
+        const xb = xq0 + (<usize>b << 6), sb = xs0 + (<usize>b << 2);
+        let f = load<f32>(sb);
+        a0 = dot16x2(a0, w0, w1, w2, w3, xb, f32x4.splat(d0 * f), f32x4.splat(d1 * f));
+        if (m > 1) {
+          f = load<f32>(sb + srow);
+          a1 = dot16x2(a1, w0, w1, w2, w3, xb + xrow, f32x4.splat(d0 * f), f32x4.splat(d1 * f));
+        }
+        if (m > 2) {
+          f = load<f32>(sb + 2 * srow);
+          a2 = dot16x2(a2, w0, w1, w2, w3, xb + 2 * xrow, f32x4.splat(d0 * f), f32x4.splat(d1 * f));
+        }
+        if (m > 3) {
+          f = load<f32>(sb + 3 * srow);
+          a3 = dot16x2(a3, w0, w1, w2, w3, xb + 3 * xrow, f32x4.splat(d0 * f), f32x4.splat(d1 * f));
+        }
+      }
+      const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
+      store<f32>(yr, hsum(a0));
+      if (m > 1) store<f32>(yr + yrow, hsum(a1));
+      if (m > 2) store<f32>(yr + 2 * yrow, hsum(a2));
+      if (m > 3) store<f32>(yr + 3 * yrow, hsum(a3));
+    }
+  }
+}
+
+// y[t * ys + r] = Σ_k x[t, k] W[r, k] for an f32 weight W (n, k) (F16/BF16/F32 in the GGUF), rows
+// r0 ≤ r < r1, x (T, k) f32; four tokens at a time, four inputs a lane.
+export function matmulF32(w: usize, k: i32, r0: i32, r1: i32, T: i32, x: usize, y: usize, ys: i32): void {
+  const xrow = <usize>k << 2;
+  for (let t = 0; t < T; t += 4) {
+    const m = min(4, T - t), x0 = x + <usize>t * xrow;
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * xrow;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      if (m == 4) {
+        for (let j: usize = 0; j < xrow; j += 16) {
+          const wv = v128.load(wr + j), xb = x0 + j;
+          a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(xb)));
+          a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(xb + xrow)));
+          a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(xb + 2 * xrow)));
+          a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(xb + 3 * xrow)));
+        }
+      } else {
+        for (let j: usize = 0; j < xrow; j += 16) {
+          const wv = v128.load(wr + j), xb = x0 + j;
+          a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(xb)));
+          if (m > 1) a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(xb + xrow)));
+          if (m > 2) a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(xb + 2 * xrow)));
+        }
+      }
+      const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
+      store<f32>(yr, hsum(a0));
+      if (m > 1) store<f32>(yr + yrow, hsum(a1));
+      if (m > 2) store<f32>(yr + 2 * yrow, hsum(a2));
+      if (m > 3) store<f32>(yr + 3 * yrow, hsum(a3));
     }
   }
 }
@@ -153,6 +261,28 @@ export function rmsnorm(x: usize, w: usize, y: usize, h: i32, T: i32, eps: f32):
       const o = <usize>j << 2;
       store<f32>(yr + o, load<f32>(xr + o) * r * load<f32>(w + o));
     }
+  }
+}
+
+// Per-head RMSNorm in place (q/k norms before RoPE): nh heads of hd at float `off` of each of T rows
+// of `stride` floats, each head x / sqrt(mean(x²) + eps) * w (w: hd floats).
+export function headNorm(x: usize, stride: i32, off: i32, nh: i32, hd: i32, T: i32, w: usize, eps: f32): void {
+  for (let t = 0; t < T; t++) {
+    const row = x + (<usize>(t * stride + off) << 2);
+    rmsnorm(row, w, row, hd, nh, eps);
+  }
+}
+
+// x (T, n) += b (n) on every row (biases)
+export function addRows(x: usize, b: usize, n: i32, T: i32): void {
+  for (let t = 0; t < T; t++) add(x + (<usize>(t * n) << 2), b, n);
+}
+
+// x *= f, n floats
+export function scale(x: usize, n: i32, f: f32): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    store<f32>(x + o, load<f32>(x + o) * f);
   }
 }
 
@@ -196,6 +326,21 @@ export function siluMul(gu: usize, m: i32, T: i32, out: usize): void {
       const g = v128.load(g0 + o);
       const sg = f32x4.div(g, f32x4.add(one, exp4(f32x4.neg(g))));
       v128.store(o0 + o, f32x4.mul(sg, v128.load(u0 + o)));
+    }
+  }
+}
+
+// out (T, m) = gelu_tanh(gu[:, :m]) * gu[:, m:] (GeGLU, PyTorch's tanh GELU), gu (T, 2m); m a multiple
+// of 4. 0.5 g (1 + tanh(u)) = g / (1 + e^(-2u)), u = sqrt(2/pi) (g + 0.044715 g³).
+export function geluMul(gu: usize, m: i32, T: i32, out: usize): void {
+  const one = f32x4.splat(1.0), c0 = f32x4.splat(-1.5957691216057308), c1 = f32x4.splat(0.044715);
+  for (let t = 0; t < T; t++) {
+    const g0 = gu + (<usize>(2 * t * m) << 2), u0 = g0 + (<usize>m << 2), o0 = out + (<usize>(t * m) << 2);
+    for (let j = 0; j < m; j += 4) {
+      const o = <usize>j << 2;
+      const g = v128.load(g0 + o);
+      const inner = f32x4.mul(c0, f32x4.add(g, f32x4.mul(c1, f32x4.mul(g, f32x4.mul(g, g)))));
+      v128.store(o0 + o, f32x4.mul(f32x4.div(g, f32x4.add(one, exp4(inner))), v128.load(u0 + o)));
     }
   }
 }
@@ -313,7 +458,9 @@ export const KEY_LEVELS: f32 = 8191;
 }
 
 // Grouped-query attention over the 16-bit cache (kvWrite16) for T new rows at positions P..P+T-1
-// (causal), restricted to cached positions jlo ≤ j < jhi: per row t and query head h, a partial
+// (causal; with win > 0 only the last win positions, the row's own included), restricted to cached
+// positions jlo ≤ j < jhi, scores scaled by qscalar^-1/2 (query_pre_attn_scalar; head_dim by default):
+// per row t and query head h, a partial
 // softmax [m, l, 0, 0, acc (hd)] at part + ((t * nq + h) * (hd + 4)) floats, where m is the largest
 // score, l = Σ e^(s_j - m) and acc = Σ e^(s_j - m) v_j (attendMerge joins two ranges). q rows of `qs`
 // floats (nq heads of hd); caches K, V (nkv, cap, hd) i16 with scales Ks, Vs (nkv, cap) f32; sc
@@ -321,14 +468,15 @@ export const KEY_LEVELS: f32 = 8191;
 // quantized per head), four keys at a time; the value rows are widened once per KV head for all of
 // its query heads (valueSum).
 export function attend16(q: usize, qs: i32, K: usize, Ks: usize, V: usize, Vs: usize, cap: i32, nq: i32, nkv: i32,
-                         hd: i32, P: i32, T: i32, jlo: i32, jhi: i32, part: usize, sc: usize): void {
+                         hd: i32, P: i32, T: i32, jlo: i32, jhi: i32, part: usize, sc: usize, win: i32,
+                         qscalar: f32): void {
   const group = nq / nkv, ps = hd + 4;
   const qi = sc, s0 = sc + ((<usize>hd << 1) + 15 & ~15), sstride = <usize>((jhi - jlo + 4) & ~3) << 2;
-  const rs = <f32>1.0 / sqrt<f32>(<f32>hd);
+  const rs = <f32>1.0 / sqrt<f32>(qscalar);
   const qlevels = min<f32>(32767, floor<f32>(<f32>2147483000.0 / (KEY_LEVELS * <f32>(hd >> 2))));
   const row = <usize>hd << 1; // bytes
   for (let t = 0; t < T; t++) {
-    const a = jlo, len = min(jhi, P + t + 1) - jlo;
+    const a = win > 0 ? max(jlo, P + t + 1 - win) : jlo, len = min(jhi, P + t + 1) - a;
     for (let g = 0; g < nkv; g++) {
       const kb = K + (<usize>g * <usize>cap + <usize>a) * row, ksb = Ks + ((<usize>g * <usize>cap + <usize>a) << 2);
       const vsb = Vs + ((<usize>g * <usize>cap + <usize>a) << 2);
@@ -438,5 +586,38 @@ export function embed8(qw: usize, sc: usize, ids: usize, T: i32, h: i32, out: us
     for (let j = 0; j < h; j++) {
       store<f32>(o + (<usize>j << 2), <f32>(<i32>load<u8>(qr + <usize>j) - 128) * load<f32>(sr + (<usize>(j >> 5) << 2)));
     }
+  }
+}
+
+
+// out (T, h) = rows ids (T i32) of a quantized embedding in any matmul layout: qweight qw (V, h/block,
+// block * bits / 8) u8, scales sc (V, h/block), offsets c (h/block, V) or 0: (q - 2^(bits-1)) * d + c.
+export function embedQ(qw: usize, sc: usize, c: usize, V: i32, bits: i32, block: i32, ids: usize, T: i32, h: i32,
+                       out: usize): void {
+  const nb = h / block, zero = 1 << (bits - 1), rowBytes = <usize>(h * bits) >> 3;
+  for (let t = 0; t < T; t++) {
+    const id = load<i32>(ids + (<usize>t << 2));
+    const qr = qw + <usize>id * rowBytes, sr = sc + (<usize>(id * nb) << 2), o = out + (<usize>(t * h) << 2);
+    for (let j = 0; j < h; j++) {
+      let q: i32;
+      if (bits == 4) {
+        const byte = <i32>load<u8>(qr + (<usize>(j >> 5) << 4) + <usize>((j & 31) >> 1));
+        q = j & 1 ? byte >> 4 : byte & 15;
+      } else {
+        q = <i32>load<u8>(qr + <usize>j);
+      }
+      const b = j / block;
+      let v = <f32>(q - zero) * load<f32>(sr + (<usize>b << 2));
+      if (c) v += load<f32>(c + (<usize>(b * V + id) << 2));
+      store<f32>(o + (<usize>j << 2), v);
+    }
+  }
+}
+
+// out (T, h) = rows ids (T i32) of an f32 embedding w (V, h).
+export function embedF32(w: usize, ids: usize, T: i32, h: i32, out: usize): void {
+  const row = <usize>h << 2;
+  for (let t = 0; t < T; t++) {
+    memory.copy(out + <usize>t * row, w + <usize>load<i32>(ids + (<usize>t << 2)) * row, row);
   }
 }
