@@ -6,9 +6,11 @@
 // worker's own by default), so that this runs in Node with stand-ins.
 
 import {named} from "./errors.js";
+import {Sha256} from "./sha256.js";
 
 export const CACHE_NAME = "nomoat-models";
 const MANIFEST = "nomoat.json";
+const PUT_CHUNK = 1 << 20; // bytes a streamed file is cached per chunk
 
 /**
  * A file's entry in nomoat.json.
@@ -21,12 +23,11 @@ const MANIFEST = "nomoat.json";
  */
 
 /**
- * One resource's bytes; onBytes(n) after each chunk with the bytes so far.
+ * A resource's response body, or the NetworkError / NotFoundError saying why not.
  * @param {Fetch} fetch
  * @param {string} url
- * @param {(n: number) => void} onBytes
  */
-async function fetchBytes(fetch, url, onBytes) {
+async function fetchBody(fetch, url) {
   let r;
   try {
     r = await fetch(url, {cache: "no-cache"});
@@ -37,7 +38,17 @@ async function fetchBytes(fetch, url, onBytes) {
   if (!r.ok || !r.body) {
     throw named("NotFoundError", `The model file ${url} was not found (HTTP ${r.status}). Check the model URL.`);
   }
-  const reader = r.body.getReader();
+  return r.body;
+}
+
+/**
+ * One resource's bytes; onBytes(n) after each chunk with the bytes so far.
+ * @param {Fetch} fetch
+ * @param {string} url
+ * @param {(n: number) => void} onBytes
+ */
+async function fetchBytes(fetch, url, onBytes) {
+  const reader = (await fetchBody(fetch, url)).getReader();
   /** @type {Uint8Array[]} */
   const parts = [];
   let n = 0;
@@ -55,6 +66,37 @@ async function fetchBytes(fetch, url, onBytes) {
     o += p.byteLength;
   }
   return out;
+}
+
+/**
+ * Pours a stream into `view` (exactly the file's size), hashing each chunk as it arrives; true if
+ * it held exactly info.size bytes with info.sha256. A longer stream is cancelled at the first byte
+ * too many; a stream that fails midway is false. onBytes(n) after each chunk.
+ * @param {ReadableStream<Uint8Array>} body
+ * @param {Uint8Array} view
+ * @param {FileInfo} info
+ * @param {(n: number) => void} onBytes
+ */
+async function pour(body, view, info, onBytes) {
+  const reader = body.getReader(), hash = new Sha256();
+  let n = 0;
+  try {
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      if (n + value.byteLength > view.byteLength) {
+        reader.cancel().catch(() => {});
+        return false;
+      }
+      hash.update(value);
+      view.set(value, n);
+      n += value.byteLength;
+      onBytes(n);
+    }
+  } catch (e) {
+    return false; // the network went, or a cached body could not be read (evicted meanwhile)
+  }
+  return n === info.size && hash.hex() === info.sha256;
 }
 
 /** @param {Uint8Array<ArrayBuffer>} bytes */
@@ -240,12 +282,27 @@ export class ModelPackage {
     return Object.hasOwn(this.manifest.files, name);
   }
 
+  /** A listed file's size in bytes, from the manifest (known before it is downloaded). @param {string} name */
+  size(name) {
+    if (!this.has(name)) throw named("DataError", `${this.base}${MANIFEST} does not list ${name}.`);
+    return this.manifest.files[name].size;
+  }
+
   /**
    * The named files, each checked against the manifest, and the JSON ones parsed (config.json's
    * shape checked too: modelShape): a DataError naming the file otherwise. progress(p) hears
    * {stage: "download", file, fileLoaded, fileTotal, loaded, total, fraction, cached} per chunk
    * (and {stage: "download", loaded: 0, total, fraction: 0} first), and {stage: "cache", warning}
    * once when the files could not be stored.
+   *
+   * The JSON files come first: check(json) (the parsed JSON files by name) may refuse the model
+   * (e.g. too large for the device) before any other file is downloaded. A `stream` file is not
+   * returned as bytes but poured into place: once the other files are in, stream.consume(files,
+   * write) runs, and write(view) fills `view` (a Uint8Array of exactly the file's size, e.g. a
+   * region of wasm memory; a view of a SharedArrayBuffer too) chunk by chunk from the cache or the
+   * network, hashing the chunks as they arrive (sha256.js), so the file is never held whole in JS;
+   * it resolves once the bytes match the manifest and rejects otherwise (the same DataError as a
+   * downloaded file; the view's bytes must then not be used). consume must call write once.
    *
    * The cache (one entry per file URL, and the manifest's) holds a model wholly or not at all: the
    * manifest's entry, what llm.cache.list() calls `complete`, is deleted before any file is
@@ -257,62 +314,129 @@ export class ModelPackage {
    * URL, so the second finds the first's files in the cache instead of downloading them again.
    * @param {string[]} names
    * @param {(p: Progress) => void} [progress]
+   * @param {{check?: (json: Record<string, unknown>) => void,
+   *          stream?: {name: string, consume: (files: Record<string, Uint8Array<ArrayBuffer>>,
+   *                                               write: (view: Uint8Array) => Promise<void>) => Promise<void>}}} [options]
    * @returns {Promise<Record<string, Uint8Array<ArrayBuffer>>>}
    */
-  async load(names, progress = () => {}) {
-    for (const n of names) if (!this.has(n)) throw named("DataError", `${this.base}${MANIFEST} does not list ${n}.`);
-    const files = this.cache && this.locks
-      ? await this.locks.request(`nomoat-model ${this.base}`, () => this.fill(names, progress))
-      : await this.fill(names, progress);
-    for (const n of names) {
-      if (!n.endsWith(".json")) continue;
-      const value = parseJSON(files[n], n);
-      if (n === "config.json") modelShape(value);
+  async load(names, progress = () => {}, {check = () => {}, stream} = {}) {
+    for (const n of [...names, ...(stream ? [stream.name] : [])]) {
+      if (!this.has(n)) throw named("DataError", `${this.base}${MANIFEST} does not list ${n}.`);
     }
-    return files;
+    const run = () => this.fill(names, progress, check, stream);
+    return this.cache && this.locks ? await this.locks.request(`nomoat-model ${this.base}`, run) : await run();
   }
 
   /**
-   * load()'s files, from the cache where they are intact, else from the network (then cached).
+   * load()'s work: the JSON files, then the rest, then the streamed file; each from the cache where
+   * it is intact, else from the network (then cached).
    * @param {string[]} names
    * @param {(p: Progress) => void} progress
+   * @param {(json: Record<string, unknown>) => void} check
+   * @param {{name: string, consume: (files: Record<string, Uint8Array<ArrayBuffer>>,
+   *                                  write: (view: Uint8Array) => Promise<void>) => Promise<void>}} [stream]
    */
-  async fill(names, progress) {
-    const info = this.manifest.files, cache = this.cache;
-    const total = names.reduce((s, n) => s + info[n].size, 0);
+  async fill(names, progress, check, stream) {
+    const info = this.manifest.files;
+    const total = [...names, ...(stream ? [stream.name] : [])].reduce((s, n) => s + info[n].size, 0);
     /** @type {Record<string, number>} */
     const done = {};
-    /** @param {string} file @param {number} fileLoaded @param {boolean} cached */
-    const report = (file, fileLoaded, cached) => {
+    /** @param {string} file @param {boolean} cached @returns {(n: number) => void} */
+    const report = (file, cached) => (fileLoaded) => {
       done[file] = fileLoaded;
       const loaded = Object.values(done).reduce((a, b) => a + b, 0);
       progress({stage: "download", file, fileLoaded, fileTotal: info[file].size, loaded, total,
         fraction: total ? loaded / total : 1, cached});
     };
     progress({stage: "download", loaded: 0, total, fraction: 0});
+    const store = new Store(this.cache, this.base, progress);
+    const texts = names.filter((n) => n.endsWith(".json"));
+    const files = await this.files(texts, report, store);
+    /** @type {Record<string, unknown>} */
+    const json = {};
+    for (const n of texts) {
+      json[n] = parseJSON(files[n], n);
+      if (n === "config.json") modelShape(json[n]);
+    }
+    check(json);
+    Object.assign(files, await this.files(names.filter((n) => !n.endsWith(".json")), report, store));
+    if (stream) {
+      let wrote = false;
+      await stream.consume(files, async (view) => {
+        if (wrote) throw named("InvalidStateError", `${stream.name} was already written.`);
+        wrote = true;
+        await this.pourInto(stream.name, view, report, store);
+      });
+      if (!wrote) throw named("InvalidStateError", `${stream.name} was never written.`);
+    }
+    await store.complete(this.manifestBytes);
+    return files;
+  }
+
+  /**
+   * Files as bytes, from the cache where intact (checked all at once: the digests run off the JS
+   * thread meanwhile), else downloaded and cached.
+   * @param {string[]} names
+   * @param {(file: string, cached: boolean) => (n: number) => void} report
+   * @param {Store} store
+   */
+  async files(names, report, store) {
+    const info = this.manifest.files, cache = this.cache;
     /** @type {Record<string, Uint8Array<ArrayBuffer>>} */
     const files = {};
     /** @type {Promise<boolean>[]} */
     const checks = [];
-    for (const name of names) { // checked all at once: the digests run off the JS thread meanwhile
+    for (const name of names) {
       const bytes = cache && await cachedBytes(cache, this.base + name);
       if (bytes) {
         files[name] = bytes;
-        report(name, bytes.byteLength, true);
+        report(name, true)(bytes.byteLength);
       }
       checks.push(bytes ? intact(bytes, info[name]) : Promise.resolve(false));
     }
     const verdicts = await Promise.all(checks);
-    const missing = names.filter((_, i) => !verdicts[i]);
-    const store = new Store(cache, this.base, progress);
-    if (missing.length) await store.incomplete();
-    for (const name of missing) {
+    for (const name of names.filter((_, i) => !verdicts[i])) {
+      await store.incomplete();
       if (files[name]) await store.drop(name); // a truncated, corrupt or stale entry
-      files[name] = await this.download(name, (n) => report(name, n, false));
+      files[name] = await this.download(name, report(name, false));
       await store.put(name, files[name]);
     }
-    await store.complete(this.manifestBytes);
     return files;
+  }
+
+  /**
+   * The streamed file into `view`: from the cache if its entry is intact, else from the network
+   * (one retry), then cached from the view; a DataError if the server's bytes do not match.
+   * @param {string} name
+   * @param {Uint8Array} view
+   * @param {(file: string, cached: boolean) => (n: number) => void} report
+   * @param {Store} store
+   */
+  async pourInto(name, view, report, store) {
+    const url = this.base + name, info = this.manifest.files[name];
+    if (!(view instanceof Uint8Array) || view.byteLength !== info.size) {
+      throw named("TypeError", `${name} is written into a Uint8Array of its ${info.size} bytes, not ${show(view?.byteLength)}.`);
+    }
+    if (this.cache) {
+      let hit = null;
+      try {
+        hit = await this.cache.match(url);
+      } catch (e) {
+        hit = null;
+      }
+      if (hit?.body && await pour(hit.body, view, info, report(name, true))) return;
+      if (hit) await store.drop(name); // a truncated, corrupt or unreadable entry
+    }
+    await store.incomplete();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const onBytes = report(name, false);
+      if (await pour(await fetchBody(this.fetch, url), view, info, onBytes)) {
+        await store.putView(name, view);
+        return;
+      }
+      onBytes(0);
+    }
+    throw mismatch(url, info);
   }
 
   /**
@@ -327,9 +451,14 @@ export class ModelPackage {
       if (await intact(got, info)) return got;
       onBytes(0);
     }
-    throw named("DataError", `${url} does not match its manifest (size ${info.size}, sha256 ${info.sha256.slice(0, 12)}…): ` +
-      "truncated or corrupt on the server. Convert the model again ('nomoat convert').");
+    throw mismatch(url, info);
   }
+}
+
+/** The DataError of a file the server sends wrong. @param {string} url @param {FileInfo} info */
+function mismatch(url, info) {
+  return named("DataError", `${url} does not match its manifest (size ${info.size}, sha256 ${info.sha256.slice(0, 12)}…): ` +
+    "truncated or corrupt on the server. Convert the model again ('nomoat convert').");
 }
 
 /**
@@ -346,9 +475,11 @@ class Store {
     this.ok = !!cache;
     /** @type {string[]} URLs this load put */
     this.written = [];
+    this.opened = false; // the manifest's entry is off
   }
   async incomplete() {
-    if (this.cache) await this.cache.delete(this.base + MANIFEST).catch(() => {});
+    if (this.cache && !this.opened) await this.cache.delete(this.base + MANIFEST).catch(() => {});
+    this.opened = true;
   }
   /** @param {string} name */
   async drop(name) {
@@ -356,11 +487,30 @@ class Store {
   }
   /** @param {string} name @param {Uint8Array<ArrayBuffer>} bytes */
   async put(name, bytes) {
+    await this.putBody(name, bytes, bytes.byteLength);
+  }
+  /**
+   * A file that lies in `view` (wasm memory, maybe shared), put as a stream of copied chunks so
+   * that no whole second copy is made.
+   * @param {string} name @param {Uint8Array} view
+   */
+  async putView(name, view) {
+    let o = 0;
+    const body = new ReadableStream({
+      pull(c) {
+        if (o >= view.byteLength) return c.close();
+        c.enqueue(view.slice(o, o += PUT_CHUNK)); // (a copy: the Cache API takes no shared memory)
+      },
+    });
+    await this.putBody(name, body, view.byteLength);
+  }
+  /** @param {string} name @param {BodyInit} body @param {number} size */
+  async putBody(name, body, size) {
     if (!this.ok) return;
     const url = this.base + name;
     try {
-      await /** @type {Cache} */ (this.cache).put(url, new Response(bytes, {headers: {"content-type": "application/octet-stream",
-        "content-length": String(bytes.byteLength)}}));
+      await /** @type {Cache} */ (this.cache).put(url, new Response(body, {headers: {"content-type": "application/octet-stream",
+        "content-length": String(size)}}));
       this.written.push(url);
     } catch (e) {
       this.ok = false;

@@ -200,27 +200,76 @@ function engineFiles(pkg, device, wasmEngine) {
   return {kind: "ort", files: [WASM_GRAPH, DATA, WASM_RECIPE]};
 }
 
+/** What onnxruntime-web's and nomoat's wasm32 memories can hold, less room for the rest (bytes). */
+export const WASM_LIMIT = 4 * 2 ** 30;
+const HEADROOM = 2 ** 28;
+const GiB = (/** @type {number} */ n) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+
 /**
- * The engine for a loaded package (its module imported only now).
- * @param {Assets} assets
+ * Refuses, before the weights are downloaded, a model that onnxruntime-web cannot hold: its
+ * external data (the data file, and on wasm the f32 weights the recipe builds) lives in its wasm32
+ * memory while the session is made. nomoat's decoder checks its own need in WasmEngine.create,
+ * which runs before its data file is streamed in (loadEngine).
+ * @param {ModelPackage} pkg
  * @param {Device} device
- * @param {string} kind "nomoat" | "ort"
- * @param {Record<string, Uint8Array>} files
- * @param {Record<string, any>} config config.json parsed
- * @returns {Promise<Engine>}
+ * @param {Record<string, unknown>} json the package's JSON files, parsed
  */
-async function makeEngine(assets, device, kind, files, config) {
-  /** @param {string} n */
-  const json = (n) => JSON.parse(new TextDecoder().decode(files[n]));
-  if (kind === "nomoat") {
-    const {WasmEngine} = await import("./wasm_engine.mjs");
-    return WasmEngine.create({data: files[DATA], tensors: json(TENSORS), config});
+function refuseTooLarge(pkg, device, json) {
+  const data = pkg.size(DATA), recipe = /** @type {{size?: unknown}} */ (json[WASM_RECIPE] ?? {});
+  const f32 = device === "webgpu" || typeof recipe.size !== "number" ? 0 : recipe.size;
+  if (data + f32 > WASM_LIMIT - HEADROOM) {
+    throw named("QuotaExceededError", `This model is too large for onnxruntime-web on ${device}: ${DATA} is ${GiB(data)}` +
+      (f32 ? ` and its f32 weights ${GiB(f32)}` : "") + `, and onnxruntime-web's wasm memory holds at most ${GiB(WASM_LIMIT)} ` +
+      `(${GiB(HEADROOM)} of it kept for the rest). Nothing was downloaded. Use a smaller model` +
+      (device === "webgpu" ? "." : " or nomoat's wasm decoder (wasmEngine: \"nomoat\")."));
   }
-  const {OrtEngine} = await import("./engine_ort.mjs");
-  const engine = await OrtEngine.create({assets, device, config, data: files[DATA], graph: files[device === "webgpu" ? GPU_GRAPH : WASM_GRAPH],
-    recipe: device === "webgpu" ? null : json(WASM_RECIPE)});
-  if (engine.lost) engine.lost.then(gpuUnusable); // its sessions fail (engine.step); new ones go to wasm
-  return engine;
+}
+
+/**
+ * A package's files and the engine that device runs, made as the files arrive. nomoat's wasm
+ * decoder gets the data file streamed into its wasm memory (package.js load's `stream`):
+ * WasmEngine.create checks config.json and the tensor directory against the manifest's size of
+ * the data file, refuses a model its 4 GiB memory cannot hold, allocates the region, and only then
+ * is the file downloaded (or read from the cache) into it, hashed as it comes — never held whole in
+ * JS. onnxruntime-web (WebGPU, wasmEngine "ort") takes the data file as bytes, as before (a JS copy
+ * next to its own), after refuseTooLarge. Returns the files read as bytes (not the streamed one).
+ * @param {ModelPackage} pkg
+ * @param {Device} device
+ * @param {{assets: Assets, wasmEngine?: string, report?: (p: Record<string, unknown>) => void,
+ *          wasm?: {threads?: number, decoder?: URL | string}}} options wasm: WasmEngine.create's options (tests)
+ * @returns {Promise<{files: Record<string, Uint8Array>, engine: Engine}>}
+ */
+export async function loadEngine(pkg, device, {assets, wasmEngine = "nomoat", report = () => {}, wasm = {}}) {
+  const {kind, files: own} = engineFiles(pkg, device, wasmEngine);
+  /** @type {Record<string, unknown>} */
+  let json = {};
+  /** @param {Record<string, unknown>} parsed */
+  const check = (parsed) => {
+    json = parsed;
+    if (kind === "ort") refuseTooLarge(pkg, device, parsed);
+  };
+  const init = () => report({stage: "init", loaded: 0, total: 1});
+  if (kind === "ort") {
+    const files = await pkg.load([...TEXTS, ...own], report, {check});
+    init();
+    const {OrtEngine} = await import("./engine_ort.mjs");
+    const engine = await OrtEngine.create({assets, device, config: json["config.json"], data: files[DATA],
+      graph: files[device === "webgpu" ? GPU_GRAPH : WASM_GRAPH], recipe: device === "webgpu" ? null : /** @type {any} */ (json[WASM_RECIPE])});
+    if (engine.lost) engine.lost.then(gpuUnusable); // its sessions fail (engine.step); new ones go to wasm
+    return {files, engine};
+  }
+  /** @type {Engine | null} */
+  let engine = null;
+  const files = await pkg.load([...TEXTS, ...own.filter((n) => n !== DATA)], report, {check, stream: {name: DATA,
+    async consume(_, write) {
+      const {WasmEngine} = await import("./wasm_engine.mjs");
+      engine = await WasmEngine.create({...wasm, tensors: json[TENSORS], config: json["config.json"], data: {byteLength: pkg.size(DATA),
+        async fill(view) {
+          await write(view);
+          init();
+        }}});
+    }}});
+  return {files, engine: /** @type {Engine} */ (engine)};
 }
 
 /**
@@ -242,12 +291,9 @@ export function createRuntime({assets, progress = () => {}, wasmEngine = assets.
     /** @param {Record<string, unknown>} p */
     const report = (p) => progress(requestId, p);
     const pkg = await ModelPackage.open(new URL(url, self.location.href).href);
-    const {kind, files: own} = engineFiles(pkg, device, wasmEngine);
-    const files = await pkg.load([...TEXTS, ...own], report);
+    const {files, engine} = await loadEngine(pkg, device, {assets, wasmEngine, report});
     /** @param {string} n */
     const text = (n) => new TextDecoder().decode(files[n]);
-    report({stage: "init", loaded: 0, total: 1});
-    const engine = await makeEngine(assets, device, kind, files, JSON.parse(text("config.json")));
     return {config: text("config.json"), tokenizer: text("tokenizer.json"), tokenizerConfig: text("tokenizer_config.json"), engine};
   };
   return {

@@ -4,7 +4,9 @@
 // fetched again and never returned, a truncated server file a DataError naming it, progress per
 // chunk; a full quota a warning, the model still loaded and no half model left in the cache looking
 // complete (the manifest's entry is written last); two loads at once download once (one lock per
-// model); hostile manifests and JSON files a DataError naming the file.
+// model); hostile manifests and JSON files a DataError naming the file. The same for a file streamed
+// into place (a view of shared memory, hashed as it comes), and a check that refuses a model before
+// its data is fetched.
 import assert from "node:assert/strict";
 import {createHash} from "node:crypto";
 import {test} from "node:test";
@@ -60,6 +62,8 @@ class FakeCaches {
     this.halfWrite = halfWrite;
     /** @type {Set<string>} */
     this.unreadable = new Set();
+    /** @type {Set<string>} entries whose body fails after its first chunk */
+    this.failing = new Set();
     /** @type {string[]} */
     this.opened = [];
   }
@@ -71,6 +75,14 @@ class FakeCaches {
       async match(/** @type {string} */ url) {
         const b = self.entries.get(url);
         if (b && self.unreadable.has(url)) return {arrayBuffer: async () => { throw new DOMException("gone", "NotReadableError"); }};
+        if (b && self.failing.has(url)) {
+          let sent = false;
+          return new Response(new ReadableStream({pull(c) {
+            if (sent) c.error(new DOMException("gone", "NotReadableError"));
+            else c.enqueue(b.slice(0, 10));
+            sent = true;
+          }}));
+        }
         return b ? new Response(/** @type {Uint8Array<ArrayBuffer>} */ (b)) : undefined;
       },
       async put(/** @type {string} */ url, /** @type {Response} */ r) {
@@ -297,4 +309,118 @@ test("only web origins are cached", async () => {
   const fetch = async (url) => new Response(files[url.slice("chrome-extension://x/m/".length)]);
   await (await ModelPackage.open("chrome-extension://x/m/", {fetch, caches: /** @type {any} */ (caches)})).load(NAMES);
   assert.deepEqual(caches.opened, []);
+});
+
+// -- a file streamed into place (load's `stream`): the data file poured chunk by chunk into a view
+// (as into the wasm decoder's shared memory), hashed as it comes, never returned as bytes.
+
+const DATA = "onnx/model_q4.onnx_data";
+const TEXT_NAMES = ["config.json"];
+
+/**
+ * load() with the data file streamed into a view of a SharedArrayBuffer; resolves to the files
+ * returned, the view and whether write resolved.
+ * @param {ModelPackage} pkg
+ * @param {{check?: (json: Record<string, unknown>) => void, progress?: (p: any) => void, size?: number}} [how]
+ */
+async function streamLoad(pkg, {check, progress, size = FILES[DATA].byteLength} = {}) {
+  const view = new Uint8Array(new SharedArrayBuffer(size + 8), 4, size);
+  let written = false;
+  const files = await pkg.load(TEXT_NAMES, progress, {check, stream: {name: DATA, async consume(got, write) {
+    assert.deepEqual(Object.keys(got), TEXT_NAMES); // the other files are in before the stream
+    await write(view);
+    written = true;
+  }}});
+  return {files, view, written};
+}
+
+test("stream: the data file is poured into a shared view from the network, cached, then poured from the cache", async () => {
+  const {fetch, hits} = server(FILES), caches = new FakeCaches(), seen = [];
+  const io = {fetch, caches: /** @type {any} */ (caches)};
+  const {files, view, written} = await streamLoad(await ModelPackage.open(BASE, io), {progress: (p) => seen.push(p)});
+  assert.ok(written);
+  assert.deepEqual(files, {"config.json": CONFIG_TEXT}); // not returned as bytes
+  assert.deepEqual(new Uint8Array(view), FILES[DATA]);
+  assert.deepEqual(caches.entries.get(BASE + DATA), FILES[DATA]); // cached from the view
+  assert.ok(caches.entries.has(BASE + "nomoat.json"));
+  const data = seen.filter((p) => p.file === DATA);
+  assert.equal(data.length, Math.ceil(100 / 7));
+  assert.deepEqual(data.at(-1), {stage: "download", file: DATA, fileLoaded: 100, fileTotal: 100, loaded: CONFIG_TEXT.byteLength + 100,
+    total: CONFIG_TEXT.byteLength + 100, fraction: 1, cached: false});
+  const again = await streamLoad(await ModelPackage.open(BASE, io));
+  assert.deepEqual(new Uint8Array(again.view), FILES[DATA]);
+  assert.deepEqual(hits, {"nomoat.json": 2, "config.json": 1, [DATA]: 1});
+});
+
+test("stream: a corrupt, truncated, too long or unreadable cached copy is poured again from the network", async () => {
+  for (const harm of ["corrupt", "truncated", "long", "unreadable", "fails midway"]) {
+    const {fetch, hits} = server(FILES), caches = new FakeCaches();
+    const io = {fetch, caches: /** @type {any} */ (caches)};
+    await streamLoad(await ModelPackage.open(BASE, io));
+    const url = BASE + DATA, good = FILES[DATA];
+    if (harm === "corrupt") caches.entries.set(url, Uint8Array.from(good, (b, i) => i === 99 ? b ^ 4 : b));
+    else if (harm === "truncated") caches.entries.set(url, good.slice(0, 50));
+    else if (harm === "long") caches.entries.set(url, Uint8Array.of(...good, 0));
+    else if (harm === "unreadable") caches.unreadable.add(url);
+    else caches.failing.add(url);
+    const {view} = await streamLoad(await ModelPackage.open(BASE, io));
+    caches.unreadable.clear();
+    caches.failing.clear();
+    assert.deepEqual(new Uint8Array(view), good, harm);
+    assert.equal(hits[DATA], 2, harm);
+    assert.deepEqual(caches.entries.get(url), good, harm);
+    assert.ok(caches.entries.has(BASE + "nomoat.json"), harm);
+  }
+});
+
+test("stream: bytes from the server that do not match are a DataError (after one retry); the model is not complete", async () => {
+  for (const sent of [FILES[DATA].slice(0, 60), Uint8Array.of(...FILES[DATA], 1, 2), Uint8Array.from(FILES[DATA], (b) => b ^ 1)]) {
+    const {fetch, hits} = server(FILES, {[DATA]: sent}), caches = new FakeCaches();
+    const pkg = await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)});
+    await assert.rejects(streamLoad(pkg), {name: "DataError", message: /onnx\/model_q4\.onnx_data does not match its manifest \(size 100/});
+    assert.equal(hits[DATA], 2);
+    assert.ok(!caches.entries.has(BASE + DATA) && !caches.entries.has(BASE + "nomoat.json"));
+  }
+});
+
+test("stream: check() sees the JSON files first and can refuse the model before its data is fetched", async () => {
+  const {fetch, hits} = server(FILES);
+  const pkg = await ModelPackage.open(BASE, {fetch, caches: undefined});
+  assert.equal(pkg.size(DATA), 100);
+  /** @type {Record<string, unknown>[]} */
+  const saw = [];
+  const refuse = (/** @type {Record<string, unknown>} */ json) => {
+    saw.push(json);
+    throw Object.assign(new Error(`too large: ${pkg.size(DATA)} bytes`), {name: "QuotaExceededError"});
+  };
+  await assert.rejects(streamLoad(pkg, {check: refuse}), {name: "QuotaExceededError", message: /too large: 100 bytes/});
+  assert.deepEqual(saw, [{"config.json": CONFIG}]);
+  assert.equal(hits[DATA], undefined); // never asked for
+  // the same for files returned as bytes
+  await assert.rejects(pkg.load(NAMES, undefined, {check: refuse}), {name: "QuotaExceededError"});
+  assert.equal(hits[DATA], undefined);
+});
+
+test("stream: a full quota is one warning, the view still filled, nothing left cached; a wrong view or no write is refused", async () => {
+  const {fetch} = server(FILES), caches = new FakeCaches(QUOTA(), {putsBefore: 1, halfWrite: true}), seen = [];
+  const pkg = await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)});
+  const {view} = await streamLoad(pkg, {progress: (p) => seen.push(p)});
+  assert.deepEqual(new Uint8Array(view), FILES[DATA]);
+  assert.equal(seen.filter((p) => p.stage === "cache").length, 1);
+  assert.deepEqual([...caches.entries.keys()], []);
+  await assert.rejects(streamLoad(pkg, {size: 99}), {name: "TypeError", message: /into a Uint8Array of its 100 bytes, not 99/});
+  await assert.rejects(pkg.load(TEXT_NAMES, undefined, {stream: {name: DATA, consume: async () => {}}}),
+    {name: "InvalidStateError", message: /never written/});
+  await assert.rejects(pkg.load(TEXT_NAMES, undefined, {stream: {name: "onnx/other", consume: async () => {}}}),
+    {name: "DataError", message: /does not list onnx\/other/});
+});
+
+test("stream: two workers streaming one model at once download it once (the model's lock)", async () => {
+  const {fetch, hits} = server(FILES), caches = new FakeCaches();
+  const io = {fetch, caches: /** @type {any} */ (caches), locks: /** @type {any} */ (new FakeLocks())};
+  const [a, b] = await Promise.all([ModelPackage.open(BASE, io), ModelPackage.open(BASE, io)]);
+  const [ra, rb] = await Promise.all([streamLoad(a), streamLoad(b)]);
+  assert.deepEqual(new Uint8Array(ra.view), FILES[DATA]);
+  assert.deepEqual(new Uint8Array(rb.view), FILES[DATA]);
+  assert.equal(hits[DATA], 1);
 });
