@@ -27,11 +27,14 @@ package's dequantization (gguf/quants.py, the reference for every block layout b
 
 "exact": W equals gguf's dequantization bit for bit (the same f32 operations on the same
 values). "bound": the offset c = fl(m + z*s) is itself rounded once in f32 before the final
-rounding of (q - z)*s + c; gguf rounds d*q + m once. The two differ only when m + z*s is not
-representable in f32 (its operands lie more than ~13 binades apart), and then by at most
-    |W - W_gguf| <= 2^-24 * |c| + 2^-24 * (|W| + |W_gguf|)   (<= 2^-22 * max(|c|, |W|, |W_gguf|)),
-i.e. about one f32 ulp. Q4_1 and Q4_K keep 4 bits (half the bytes of 8) at this price; the
-tests measure how often it happens and check the bound (tests/test_quant_types.py).
+rounding of (q - z)*s + c, where gguf rounds s*q + m once. The two agree whenever m + z*s is
+representable in f32 (true when its two terms are within a few binades of each other, as in
+every tensor of the real Gemma-3-270M Q4_K_M file), and otherwise differ by at most
+
+    |W - W_gguf| <= 2^-23 * (|c| + |W_gguf|)       (two roundings of relative size 2^-24 each).
+
+Q4_1 and Q4_K keep 4 bits (half the bytes of 8) at this price; tests/test_quant_types.py checks
+the bound on blocks whose f16 scales span the whole f16 range.
 
 Fusing weights that share an input (q|k|v, gate|up) widens exactly: 4 → 8 bits (q + 120, so
 q - 128 = q4 - 8), block 32 → 16 (each scale and offset repeated for both halves), and an f32
