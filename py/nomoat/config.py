@@ -1,10 +1,19 @@
-"""ModelConfig: the numbers that shape a Llama-family decoder, read from config.json."""
+"""ModelConfig: the numbers that shape a Llama-family decoder, read from config.json.
+
+The architectures (model_type): llama (incl. Llama-3.x "llama3" rope scaling), qwen2 (q/k/v
+biases), qwen3 (q/k norms), gemma3 (embedding scale, post-norms, GeGLU, q/k norms, sliding-window
+layers with their own rope base), phi3. Their differences are all fields here (Hugging Face's
+names); web/src/package.js modelShape validates and derives the same.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .errors import InvalidModelError, ModelNotFoundError
 
@@ -27,6 +36,47 @@ class ModelConfig:
     pad_token_id: int | None = None
     model_type: str = "llama"
     architectures: list[str] = field(default_factory=lambda: ["LlamaForCausalLM"])
+    hidden_act: str = "silu"  # or "gelu_pytorch_tanh" (gemma3): act(gate) * up
+    attention_bias: bool = False  # q/k/v projections have biases (qwen2)
+    query_pre_attn_scalar: float | None = None  # attention scale = its -1/2 power (None: head_dim)
+    sliding_window: int | None = None  # keys within the last `sliding_window` positions (current included)
+    layer_types: list[str] | None = None  # "full_attention" | "sliding_attention" per layer (None: all full)
+    rope_local_base_freq: float | None = None  # rope base of sliding layers (None: rope_theta)
+    rope_scaling: dict | None = None  # None, or HF's llama3 dict (rope_type, factor, low/high_freq_factor, ...)
+
+    @property
+    def embedding_multiplier(self) -> float:
+        """What the token embedding is multiplied by: sqrt(hidden_size) rounded to f32 for gemma3
+        (llama.cpp: ggml_scale(inpL, sqrtf(n_embd))), 1 otherwise."""
+        return float(np.float32(math.sqrt(self.hidden_size))) if self.model_type == "gemma3" else 1.0
+
+    @property
+    def attention_scale(self) -> float:
+        """The factor on q.k: query_pre_attn_scalar^-1/2 (head_dim^-1/2 when absent)."""
+        return 1.0 / math.sqrt(self.query_pre_attn_scalar or self.head_dim)
+
+    def is_sliding(self, layer: int) -> bool:
+        return self.sliding_window is not None and self.layer_types is not None \
+            and self.layer_types[layer] == "sliding_attention"
+
+    def rope_inv_freqs(self, layer: int) -> np.ndarray:
+        """Layer `layer`'s RoPE inverse frequencies (head_dim/2,) f64, rotate-half pairs (i, i + hd/2):
+        base^(-2i/hd); sliding layers use rope_local_base_freq, unscaled (as HF's Gemma 3 and
+        llama.cpp do); the others rope_theta, then HF's llama3 scaling if rope_scaling says so.
+        web/src/package.js ropeInvFreqs computes the same."""
+        hd = self.head_dim
+        sliding = self.is_sliding(layer)
+        base = (self.rope_local_base_freq or self.rope_theta) if sliding else self.rope_theta
+        inv = 1.0 / base ** (np.arange(0, hd, 2, dtype=np.float64) / hd)
+        rs = self.rope_scaling
+        if rs is None or sliding:
+            return inv
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        smooth = (old / wavelen - lo) / (hi - lo)
+        medium = (inv / factor) * (1 - smooth) + inv * smooth
+        return np.where(wavelen < old / hi, inv, np.where(wavelen > old / lo, inv / factor, medium))
 
     @property
     def eos_token_ids(self) -> list[int]:
@@ -37,8 +87,10 @@ class ModelConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
+        for key in ("query_pre_attn_scalar", "sliding_window", "layer_types", "rope_local_base_freq"):
+            if d[key] is None:
+                del d[key]  # absent = the default (HF reads a missing key so too)
         d["torch_dtype"] = "float32"
-        d["hidden_act"] = "silu"
         d["transformers.js_config"] = {"use_external_data_format": True, "kv_cache_dtype": "float32"}
         return d
 
@@ -111,20 +163,60 @@ class ModelConfig:
         if type(tie) is not bool:
             raise bad(f"tie_word_embeddings is {_show(tie)}, not true or false")
         model_type, archs = raw.get("model_type", "llama"), raw.get("architectures", ["LlamaForCausalLM"])
-        if not isinstance(model_type, str):
-            raise bad(f"model_type is {_show(model_type)}, not a string")
+        if model_type not in MODEL_TYPES:
+            raise bad(f"model_type is {_show(model_type)}, not one of {', '.join(MODEL_TYPES)}")
         if not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
             raise bad(f"architectures is {_show(archs)}, not a list of strings")
+        act = raw.get("hidden_act", "silu")
+        if act not in ACTIVATIONS:
+            raise bad(f"hidden_act is {_show(act)}, not one of {', '.join(ACTIVATIONS)}")
+        bias = raw.get("attention_bias", False)
+        if type(bias) is not bool:
+            raise bad(f"attention_bias is {_show(bias)}, not true or false")
+        scalar = None if raw.get("query_pre_attn_scalar") is None else real("query_pre_attn_scalar", 1 << 24)
+        window = raw.get("sliding_window")
+        window = None if window is None else whole("sliding_window", LIMITS["max_position_embeddings"])
+        types = raw.get("layer_types")
+        if types is not None and not (isinstance(types, list) and len(types) == n_layers
+                                      and all(t in LAYER_TYPES for t in types)):
+            raise bad(f"layer_types is {_show(types)}, not a list of {n_layers} of {', '.join(LAYER_TYPES)}")
+        if types is not None and "sliding_attention" in types and window is None:
+            raise bad("layer_types has sliding_attention layers but sliding_window is null")
+        local = None if raw.get("rope_local_base_freq") is None else real("rope_local_base_freq", 10**12)
+        scaling = raw.get("rope_scaling")
+        if scaling is not None:
+            if not isinstance(scaling, dict) or scaling.get("rope_type", scaling.get("type")) != "llama3":
+                raise bad(f"rope_scaling is {_show(scaling)}, not null or a llama3 rope_scaling object")
+            for key in ("factor", "low_freq_factor", "high_freq_factor"):
+                v = scaling.get(key, _MISSING)
+                if type(v) not in (int, float) or not 0 < v <= 1e6:
+                    raise bad(f"rope_scaling.{key} is {_show(v)}, not a number in (0, 1000000.0]")
+            old = scaling.get("original_max_position_embeddings", _MISSING)
+            if isinstance(old, float) and old.is_integer():
+                old = int(old)
+            if type(old) is not int or not 1 <= old <= LIMITS["max_position_embeddings"]:
+                raise bad(f"rope_scaling.original_max_position_embeddings is {_show(old)}, not an integer in "
+                          f"1..{LIMITS['max_position_embeddings']}")
+            if not scaling["high_freq_factor"] > scaling["low_freq_factor"]:
+                raise bad("rope_scaling.high_freq_factor is not above its low_freq_factor")
+            scaling = {"rope_type": "llama3", "factor": scaling["factor"],
+                       "low_freq_factor": scaling["low_freq_factor"], "high_freq_factor": scaling["high_freq_factor"],
+                       "original_max_position_embeddings": old}
         return cls(
             vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=n_layers,
             num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=whole("max_position_embeddings"),
             rms_norm_eps=real("rms_norm_eps", 1), rope_theta=real("rope_theta", 10**12), head_dim=head_dim,
             tie_word_embeddings=tie, bos_token_id=token("bos_token_id", vocab), eos_token_id=eos,
             pad_token_id=token("pad_token_id", vocab), model_type=model_type, architectures=list(archs),
+            hidden_act=act, attention_bias=bias, query_pre_attn_scalar=scalar, sliding_window=window,
+            layer_types=None if types is None else list(types), rope_local_base_freq=local, rope_scaling=scaling,
         )
 
 
 FIX = "convert the model again ('nomoat convert')"
+MODEL_TYPES = ("llama", "qwen2", "qwen3", "gemma3", "phi3")
+ACTIVATIONS = ("silu", "gelu_pytorch_tanh")
+LAYER_TYPES = ("full_attention", "sliding_attention")
 # The largest config.json values taken; web/src/wasm_engine.mjs LIMITS holds the same numbers.
 LIMITS = {"num_hidden_layers": 1024, "hidden_size": 65536, "intermediate_size": 262144, "num_attention_heads": 1024,
           "head_dim": 1024, "vocab_size": 1 << 24, "max_position_embeddings": 1 << 24}

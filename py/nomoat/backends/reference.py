@@ -1,7 +1,21 @@
-"""A numpy forward pass of the Llama decoder, written to be read, not to be fast.
+"""A numpy forward pass of the Llama-family decoders, written to be read, not to be fast.
 
 Weights are the GGUF's own, dequantized by the `gguf` package (independent of the converter),
 in f32. This is the exact-math reference the ONNX graph is tested against.
+
+Each architecture follows llama.cpp's graph for it (src/models/llama.cpp, qwen2.cpp, qwen3.cpp,
+gemma3.cpp (gemma3_iswa), phi3.cpp) and its hparams (llama-model.cpp), read here from the GGUF's
+own metadata and tensors, not from the converter's config:
+  llama   adjacent-pair RoPE on the GGUF's (permuted) Q/K rows; Llama-3.x: rope_freqs divides
+          each frequency
+  qwen2   q/k/v biases; NEOX RoPE (pairs i, i + hd/2) on rows stored in HF order
+  qwen3   per-head RMSNorm of q and k before RoPE; NEOX
+  gemma3  embedding * sqrtf(n_embd); q/k norms; attention and FFN outputs RMS-normed before their
+          residual add (post norms); GELU (tanh) gate; layers with il % 6 < 5 slide (a key is
+          masked when pos_q - pos_k >= sliding_window) and use RoPE base 10000; NEOX
+  phi3    q|k|v in one attn_qkv tensor, gate|up in one ffn_up (gate first); NEOX
+Norm weights are applied as stored (y = x / rms(x) * w): llama.cpp's converter already stored
+Gemma's (1 + w).
 """
 
 from __future__ import annotations
@@ -54,17 +68,33 @@ def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x: np.ndarray, pos: np.ndarray, theta: float) -> np.ndarray:
-    """x (heads, S, hd). GGUF stores Q/K rows so that RoPE rotates adjacent pairs (2i, 2i+1)."""
+def rope(x: np.ndarray, pos: np.ndarray, theta: float, neox: bool = False,
+         factors: np.ndarray | None = None) -> np.ndarray:
+    """x (heads, S, hd). Pair i turns by pos * theta^(-2i/hd) / factors[i] (factors: rope_freqs).
+    llama's GGUF stores Q/K rows so that RoPE rotates adjacent pairs (2i, 2i+1); the NEOX
+    architectures (qwen2, qwen3, gemma3, phi3) rotate (i, i + hd/2)."""
     hd = x.shape[-1]
     inv = 1.0 / theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd)
+    if factors is not None:
+        inv = inv / factors
     ang = np.outer(pos, inv)  # (S, hd/2)
     cos, sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+    if neox:
+        x0, x1 = x[..., : hd // 2], x[..., hd // 2 :]
+        return np.concatenate([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)
     x0, x1 = x[..., 0::2], x[..., 1::2]
     out = np.empty_like(x)
     out[..., 0::2] = x0 * cos - x1 * sin
     out[..., 1::2] = x0 * sin + x1 * cos
     return out
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x**3)))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x / (1 + np.exp(-x))
 
 
 class ReferenceBackend(LogitsBackend):
@@ -86,6 +116,25 @@ class ReferenceBackend(LogitsBackend):
         r = GGUFReader(gguf_path)
         self.w = {t.name: _dequant(t) for t in r.tensors}  # name → f32 (rows, cols) or (n,)
 
+        def meta(key: str, default=None):
+            f = r.fields.get(key)
+            return default if f is None else f.contents()
+
+        # What sets the architectures apart, as llama.cpp's llama-model.cpp reads it from the GGUF.
+        self.arch = arch = meta("general.architecture")
+        self.neox = arch != "llama"  # LLAMA_ROPE_TYPE_NORM for llama, NEOX for the others
+        self.rope_base = meta(f"{arch}.rope.freq_base", 10000.0)
+        self.n_swa = meta(f"{arch}.attention.sliding_window", 0) if arch == "gemma3" else 0
+        n_layer, n_embd = meta(f"{arch}.block_count"), meta(f"{arch}.embedding_length")
+        n_head = meta(f"{arch}.attention.head_count")
+        head_k = meta(f"{arch}.attention.key_length", n_embd // n_head)
+        self.swa_layers = [self.n_swa > 0 and il % 6 < 5 for il in range(n_layer)]  # set_swa_pattern(6)
+        self.swa_rope_base = 10000.0  # rope_freq_base_train_swa
+        self.embd_scale = np.float32(np.sqrt(np.float32(n_embd))) if arch == "gemma3" else None  # sqrtf(n_embd)
+        self.kq_scale = 1 / np.sqrt(n_embd // n_head if arch == "gemma3" and n_layer == 62 else head_k)
+        self.act = gelu_tanh if arch == "gemma3" else silu
+        self.rope_factors = self.w.get("rope_freqs.weight")  # Llama-3.x rope scaling, or None
+
     def new_state(self) -> RefState:
         return RefState()
 
@@ -94,15 +143,32 @@ class ReferenceBackend(LogitsBackend):
         nq, nkv, hd = c.num_attention_heads, c.num_key_value_heads, c.head_dim
         P, S = len(state.tokens), len(ids)
         pos = np.arange(P, P + S)
+        eps = c.rms_norm_eps
         x = w["token_embd.weight"][np.asarray(ids)]  # (S, H)
+        if self.embd_scale is not None:
+            x = x * self.embd_scale
         causal = np.triu(np.full((S, P + S), -np.inf, np.float32), k=P + 1)  # (S, P+S)
+        distance = pos[:, None] - np.arange(P + S)[None, :]  # pos_q - pos_k
+        sliding = np.where(distance >= max(self.n_swa, 1), -np.inf, 0).astype(np.float32) + causal
         for i in range(c.num_hidden_layers):
             p = f"blk.{i}."
-            h = rms_norm(x, w[p + "attn_norm.weight"], c.rms_norm_eps)
-            q = (h @ w[p + "attn_q.weight"].T).reshape(S, nq, hd).transpose(1, 0, 2)  # (nq, S, hd)
-            k = (h @ w[p + "attn_k.weight"].T).reshape(S, nkv, hd).transpose(1, 0, 2)  # (nkv, S, hd)
-            v = (h @ w[p + "attn_v.weight"].T).reshape(S, nkv, hd).transpose(1, 0, 2)
-            q, k = rope(q, pos, c.rope_theta), rope(k, pos, c.rope_theta)
+            h = rms_norm(x, w[p + "attn_norm.weight"], eps)
+            if p + "attn_qkv.weight" in w:  # phi3: q|k|v in one tensor
+                qkv = h @ w[p + "attn_qkv.weight"].T
+                q, k, v = np.split(qkv, [nq * hd, nq * hd + nkv * hd], axis=-1)
+            else:
+                q, k, v = (h @ w[p + f"attn_{x_}.weight"].T for x_ in "qkv")
+            if p + "attn_q.bias" in w:  # qwen2
+                q, k, v = q + w[p + "attn_q.bias"], k + w[p + "attn_k.bias"], v + w[p + "attn_v.bias"]
+            q = q.reshape(S, nq, hd).transpose(1, 0, 2)  # (nq, S, hd)
+            k = k.reshape(S, nkv, hd).transpose(1, 0, 2)  # (nkv, S, hd)
+            v = v.reshape(S, nkv, hd).transpose(1, 0, 2)
+            if p + "attn_q_norm.weight" in w:  # qwen3, gemma3: RMSNorm of each head
+                q = rms_norm(q, w[p + "attn_q_norm.weight"], eps)
+                k = rms_norm(k, w[p + "attn_k_norm.weight"], eps)
+            base = self.swa_rope_base if self.swa_layers[i] else self.rope_base
+            q = rope(q, pos, base, self.neox, self.rope_factors)
+            k = rope(k, pos, base, self.neox, self.rope_factors)
             if self.kv_bits == 16:
                 k, v = int_rows(k, 8191), int_rows(v, 32767)
             if len(state.k) <= i:
@@ -113,14 +179,24 @@ class ReferenceBackend(LogitsBackend):
                 state.v[i] = np.concatenate([state.v[i], v], axis=1)
             kk = np.repeat(state.k[i], nq // nkv, axis=0)  # (nq, P+S, hd)
             vv = np.repeat(state.v[i], nq // nkv, axis=0)
-            scores = q @ kk.transpose(0, 2, 1) / np.sqrt(hd) + causal  # (nq, S, P+S)
+            mask = sliding if self.swa_layers[i] else causal
+            scores = q @ kk.transpose(0, 2, 1) * np.float32(self.kq_scale) + mask  # (nq, S, P+S)
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             att = (scores / scores.sum(-1, keepdims=True)) @ vv  # (nq, S, hd)
-            x = x + att.transpose(1, 0, 2).reshape(S, nq * hd) @ w[p + "attn_output.weight"].T
-            h = rms_norm(x, w[p + "ffn_norm.weight"], c.rms_norm_eps)
-            g, u = h @ w[p + "ffn_gate.weight"].T, h @ w[p + "ffn_up.weight"].T  # (S, inter)
-            x = x + (g / (1 + np.exp(-g)) * u) @ w[p + "ffn_down.weight"].T
-        x = rms_norm(x, w["output_norm.weight"], c.rms_norm_eps)
+            out = att.transpose(1, 0, 2).reshape(S, nq * hd) @ w[p + "attn_output.weight"].T
+            if p + "post_attention_norm.weight" in w:  # gemma3
+                out = rms_norm(out, w[p + "post_attention_norm.weight"], eps)
+            x = x + out
+            h = rms_norm(x, w[p + "ffn_norm.weight"], eps)
+            if p + "ffn_gate.weight" in w:
+                g, u = h @ w[p + "ffn_gate.weight"].T, h @ w[p + "ffn_up.weight"].T  # (S, inter)
+            else:  # phi3: gate|up in one ffn_up
+                g, u = np.split(h @ w[p + "ffn_up.weight"].T, 2, axis=-1)
+            out = (self.act(g) * u) @ w[p + "ffn_down.weight"].T
+            if p + "post_ffw_norm.weight" in w:  # gemma3
+                out = rms_norm(out, w[p + "post_ffw_norm.weight"], eps)
+            x = x + out
+        x = rms_norm(x, w["output_norm.weight"], eps)
         head = w.get("output.weight", w["token_embd.weight"])  # (vocab, H)
         state.tokens.extend(int(t) for t in ids)
         return x @ head.T  # (S, vocab)

@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .. import catalog
 from ..errors import InvalidModelError
 from ..package import (
@@ -38,20 +40,40 @@ def load_weights(m: GGUFModel) -> Weights:
     def embed_like(name: str):
         return to_embedding(t(name))
 
+    def opt(name: str):  # an optional 1-D tensor (bias, norm) as f32, or None
+        return to_f32(t(name)) if name in m.tensors else None
+
     layers = []
     for i in range(cfg.num_hidden_layers):
         p = f"blk.{i}."
-        q = to_qlinear(t(p + "attn_q.weight"))
-        k = to_qlinear(t(p + "attn_k.weight"))
-        q = q.rows(unpermute_rows(q.n, cfg.num_attention_heads))
-        k = k.rows(unpermute_rows(k.n, cfg.num_key_value_heads))
+        if p + "attn_qkv.weight" in m.tensors:  # phi3: q|k|v already fused, HF row order
+            qkv = to_qlinear(t(p + "attn_qkv.weight"))
+        else:
+            q = to_qlinear(t(p + "attn_q.weight"))
+            k = to_qlinear(t(p + "attn_k.weight"))
+            if cfg.model_type == "llama":  # only llama's converter permutes Q/K rows (for adjacent-pair RoPE);
+                q = q.rows(unpermute_rows(q.n, cfg.num_attention_heads))  # qwen2/qwen3/gemma3/phi3 are NEOX:
+                k = k.rows(unpermute_rows(k.n, cfg.num_key_value_heads))  # stored in HF order already
+            qkv = concat([q, k, to_qlinear(t(p + "attn_v.weight"))])
+        if cfg.model_type == "phi3":  # phi3: gate|up fused in ffn_up (gate first, as ggml_swiglu splits it)
+            gate_up = to_qlinear(t(p + "ffn_up.weight"))
+        else:
+            gate_up = concat([to_qlinear(t(p + "ffn_gate.weight")), to_qlinear(t(p + "ffn_up.weight"))])
+        bias = None
+        if cfg.attention_bias:
+            bias = np.concatenate([to_f32(t(p + f"attn_{x}.bias")).reshape(-1) for x in "qkv"])
         layers.append(LayerWeights(
             attn_norm=to_f32(t(p + "attn_norm.weight")),
-            qkv=concat([q, k, to_qlinear(t(p + "attn_v.weight"))]),
+            qkv=qkv,
             o=to_qlinear(t(p + "attn_output.weight")),
             ffn_norm=to_f32(t(p + "ffn_norm.weight")),
-            gate_up=concat([to_qlinear(t(p + "ffn_gate.weight")), to_qlinear(t(p + "ffn_up.weight"))]),
+            gate_up=gate_up,
             down=to_qlinear(t(p + "ffn_down.weight")),
+            qkv_bias=bias,
+            q_norm=opt(p + "attn_q_norm.weight"),
+            k_norm=opt(p + "attn_k_norm.weight"),
+            post_attn_norm=opt(p + "post_attention_norm.weight"),
+            post_ffn_norm=opt(p + "post_ffw_norm.weight"),
         ))
     return Weights(
         embed=embed_like("token_embd.weight"),

@@ -18,7 +18,11 @@ from ..errors import InvalidModelError, ModelNotFoundError, UnsupportedModelErro
 from .gguf_check import check_gguf_structure
 
 GGUF_MAGIC = b"GGUF"
-SUPPORTED_ARCHS = ("llama",)
+SUPPORTED_ARCHS = ("llama", "qwen2", "qwen3", "gemma3", "phi3")
+HF_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+                    "gemma3": "Gemma3ForCausalLM", "phi3": "Phi3ForCausalLM"}
+GEMMA3_SWA_PATTERN = 6  # llama.cpp: set_swa_pattern(6): layer il slides iff il % 6 < 5
+GEMMA3_SWA_ROPE_BASE = 10000.0  # llama.cpp: rope_freq_base_train_swa
 # Linear layers, embeddings and LM heads map onto MatMulNBits blocks or f32 (convert/quant.py
 # states each mapping: exact, or Q4_1/Q4_K's stated one-rounding bound), in any mix.
 LINEAR_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "F32")
@@ -94,8 +98,9 @@ def read_gguf(path: str | Path) -> GGUFModel:
     arch = _field(reader, "general.architecture")
     if arch not in SUPPORTED_ARCHS:
         raise UnsupportedModelError(
-            f"{path.name} is a {arch!r} model; nomoat converts the Llama family "
-            f"(general.architecture in {SUPPORTED_ARCHS}: Llama, SmolLM, TinyLlama …)."
+            f"{path.name} is a {arch!r} model; nomoat converts the Llama family and its relatives "
+            f"(general.architecture in {', '.join(SUPPORTED_ARCHS)}: Llama 2/3.x, SmolLM, TinyLlama, "
+            "Qwen2/2.5, Qwen3, Gemma 3, Phi-3)."
         )
     tok_model = _field(reader, "tokenizer.ggml.model")
     if tok_model not in TOKENIZER_MODELS:
@@ -105,7 +110,15 @@ def read_gguf(path: str | Path) -> GGUFModel:
         )
     scaling = _field(reader, f"{arch}.rope.scaling.type", "none")
     if scaling not in ("none", None):
-        raise UnsupportedModelError(f"{path.name} uses rope scaling {scaling!r}; only none is supported.")
+        raise UnsupportedModelError(f"{path.name} uses rope scaling {scaling!r}; nomoat supports none and "
+                                    "Llama-3.x's (a rope_freqs tensor).")
+    names = {t.name for t in reader.tensors}
+    if names & {"rope_factors_long.weight", "rope_factors_short.weight"}:
+        raise UnsupportedModelError(f"{path.name} uses LongRoPE (rope_factors_long/short: Phi-3.5/Phi-4 128k); "
+                                    "nomoat supports none and Llama-3.x's rope scaling.")
+    if "rope_freqs.weight" in names and arch != "llama":
+        raise UnsupportedModelError(f"{path.name}: a {arch} model with rope_freqs is not supported "
+                                    "(only llama's Llama-3.x rope scaling).")
 
     tensors = {}
     for t in reader.tensors:
@@ -131,13 +144,23 @@ def read_gguf(path: str | Path) -> GGUFModel:
     hidden = count(f"{arch}.embedding_length", hi=1 << 16)
     n_heads = count(f"{arch}.attention.head_count", hi=1024)
     n_kv = count(f"{arch}.attention.head_count_kv", n_heads, hi=n_heads)
-    if hidden % n_heads or n_heads % n_kv:
+    has_kl = f"{arch}.attention.key_length" in reader.fields
+    if (hidden % n_heads and not has_kl) or n_heads % n_kv:
         raise InvalidModelError(f"{path.name}: {hidden} hidden units do not split into {n_heads} heads "
                                 f"in groups of {n_kv} KV heads: corrupt.")
-    head_dim = hidden // n_heads
+    head_dim = count(f"{arch}.attention.key_length", None if has_kl else hidden // n_heads, hi=1024)
+    if head_dim % 2:
+        raise InvalidModelError(f"{path.name}: head dimension {head_dim} is odd: corrupt.")
+    v_dim = count(f"{arch}.attention.value_length", head_dim, hi=1024)
+    if v_dim != head_dim:
+        raise UnsupportedModelError(f"{path.name}: value heads of {v_dim} with key heads of {head_dim} "
+                                    "are not supported.")
     rope_dim = count(f"{arch}.rope.dimension_count", head_dim, hi=head_dim)
     if rope_dim != head_dim:
         raise UnsupportedModelError(f"{path.name}: partial rotary ({rope_dim} of {head_dim}) is not supported.")
+    rope_theta = real(f"{arch}.rope.freq_base", 10000.0, 1.0, 1e9)
+    context = count(f"{arch}.context_length", 2048, hi=1 << 24)
+    arch_fields = _arch_fields(path.name, reader, arch, n_layers, hidden, n_heads, head_dim, rope_theta, names)
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     vocab = count(f"{arch}.vocab_size", len(tokens.data) if tokens is not None else None, hi=1 << 24)
     eos = _field(reader, "tokenizer.ggml.eos_token_id")
@@ -148,14 +171,17 @@ def read_gguf(path: str | Path) -> GGUFModel:
         num_hidden_layers=n_layers,
         num_attention_heads=n_heads,
         num_key_value_heads=n_kv,
-        max_position_embeddings=count(f"{arch}.context_length", 2048, hi=1 << 24),
+        max_position_embeddings=context,
         rms_norm_eps=real(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5, 1e-12, 1e-1),
-        rope_theta=real(f"{arch}.rope.freq_base", 10000.0, 1.0, 1e9),
+        rope_theta=rope_theta,
         head_dim=head_dim,
         tie_word_embeddings="output.weight" not in tensors,
         bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"),
         eos_token_id=eos,
         pad_token_id=_field(reader, "tokenizer.ggml.padding_token_id"),
+        model_type=arch,
+        architectures=[HF_ARCHITECTURES[arch]],
+        **arch_fields,
     )
     _check_types(path.name, config, tensors)
     meta = {}
@@ -165,11 +191,87 @@ def read_gguf(path: str | Path) -> GGUFModel:
     return GGUFModel(path, config, tensors, meta)
 
 
+def _arch_fields(name: str, reader, arch: str, n_layers: int, hidden: int, n_heads: int, head_dim: int,
+                 rope_theta: float, names: set[str]) -> dict:
+    """The config fields that set the architectures apart, as llama.cpp derives them (llama-model.cpp's
+    hparams and src/models/*.cpp): qwen2's biases, gemma3's activation, sliding layers and scale,
+    Llama-3.x's rope scaling (from its rope_freqs tensor)."""
+    out: dict = {}
+    if arch == "qwen2":
+        out["attention_bias"] = True
+    if arch == "gemma3":
+        if _field(reader, "gemma3.final_logit_softcapping") not in (None, 0, 0.0):
+            raise UnsupportedModelError(f"{name}: Gemma 3 with final logit softcapping is not supported.")
+        out["hidden_act"] = "gelu_pytorch_tanh"
+        # llama.cpp: 1/sqrt(n_embd_head_k), but 1/sqrt(n_embd/n_head) for the 62-layer 27B
+        out["query_pre_attn_scalar"] = float(hidden // n_heads if n_layers == 62 else head_dim)
+        window = _field(reader, "gemma3.attention.sliding_window")
+        if window is not None:
+            if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 1 << 24:
+                raise InvalidModelError(f"{name}: gemma3.attention.sliding_window = {window!r}: corrupt.")
+            if window > 0:
+                out["sliding_window"] = window
+                out["layer_types"] = ["sliding_attention" if i % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
+                                      else "full_attention" for i in range(n_layers)]
+                out["rope_local_base_freq"] = GEMMA3_SWA_ROPE_BASE
+    if "rope_freqs.weight" in names:
+        t = next(t for t in reader.tensors if t.name == "rope_freqs.weight")
+        factors = np.asarray(t.data, np.float64).reshape(-1)
+        if t.tensor_type.name != "F32" or factors.size != head_dim // 2:
+            raise InvalidModelError(f"{name}: rope_freqs.weight is {t.tensor_type.name} of {factors.size} values; "
+                                    f"expected F32 of {head_dim // 2}: corrupt.")
+        out["rope_scaling"] = llama3_scaling(name, factors, rope_theta, head_dim)
+    return out
+
+
+def llama3_scaling(name: str, factors: np.ndarray, base: float, head_dim: int) -> dict:
+    """HF's llama3 rope_scaling dict that gives llama.cpp's rope_freqs divisors (the GGUF holds the
+    divisors f_i, inv_freq_i = base^(-2i/d) / f_i, which llama.cpp's converter computed from that dict).
+
+    Between wavelengths old/high and old/low the divisor is 1 / ((1 - s) / factor + s) with
+    s = (old / wavelen - low) / (high - low), which only fixes old/low and old/high: low = 1 here,
+    the form Llama 3.x uses (old 8192, low 1, high 4), and the dict is checked to give the divisors back."""
+    from ..config import ModelConfig
+
+    def refuse(why: str) -> UnsupportedModelError:
+        return UnsupportedModelError(f"{name}: its rope_freqs ({why}) are not Llama-3.x rope scaling, "
+                                     "the only rope scaling nomoat supports.")
+
+    if not (np.isfinite(factors).all() and (factors >= 1).all()):
+        raise refuse("divisors below 1")
+    factor = float(np.float32(factors.max()))
+    if factor == 1.0:
+        raise refuse("all 1")
+    inv = 1.0 / base ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    wavelen = 2 * np.pi / inv
+    one, full = np.isclose(factors, 1.0, rtol=1e-6), np.isclose(factors, factor, rtol=1e-6)
+    mid = ~one & ~full
+    if mid.sum() >= 2:  # s = old / wavelen - 1) / (high - 1) is linear in 1 / wavelen
+        s = (1 / factors[mid] - 1 / factor) / (1 - 1 / factor)
+        slope, icept = np.polyfit(1 / wavelen[mid], s, 1)  # s = slope / w + icept, icept = -1 / (high - 1)
+        high = 1 - 1 / icept
+        old = slope * (high - 1)
+        old = int(round(old))  # an integer (HF's original_max_position_embeddings); checked below
+        high = float(round(high, 6))
+    elif one.any() and full.any():  # no divisor in between: any boundaries that separate the two sets
+        old = int(np.floor(wavelen[full].min()))
+        high = float((1 + old / wavelen[one].max()) / 2)
+    else:
+        raise refuse("no recognisable boundaries")
+    scaling = {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": high,
+               "original_max_position_embeddings": old}
+    cfg = ModelConfig(vocab_size=1, hidden_size=head_dim, intermediate_size=1, num_hidden_layers=1,
+                      num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=1, rms_norm_eps=1e-5,
+                      rope_theta=base, head_dim=head_dim, rope_scaling=scaling)
+    if not np.allclose(cfg.rope_inv_freqs(0), inv / factors, rtol=1e-5, atol=0):
+        raise refuse("not of the llama3 form")
+    return scaling
+
+
 def _check_types(name: str, cfg: ModelConfig, tensors: dict[str, GGUFTensor]) -> None:
     """Every tensor the converter reads: present, of a type it maps, of the shape the config says
     ((rows, cols) = (output features, input features); norms are (1, hidden))."""
-    H, V, F = cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size
-    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    H, V = cfg.hidden_size, cfg.vocab_size
 
     def need(tname: str, allowed: tuple[str, ...], rows: int, cols: int) -> None:
         t = tensors.get(tname)
@@ -188,15 +290,39 @@ def _check_types(name: str, cfg: ModelConfig, tensors: dict[str, GGUFTensor]) ->
     if not cfg.tie_word_embeddings:
         need("output.weight", EMBED_TYPES, V, H)
     need("output_norm.weight", NORM_TYPES, 1, H)
-    shapes = {"attn_q": (q, H), "attn_k": (kv, H), "attn_v": (kv, H), "attn_output": (H, q), "ffn_gate": (F, H),
-              "ffn_up": (F, H), "ffn_down": (H, F)}
     for i in range(cfg.num_hidden_layers):
-        for w, (rows, cols) in shapes.items():
-            need(f"blk.{i}.{w}.weight", LINEAR_TYPES, rows, cols)
-        for w in ("attn_norm", "ffn_norm"):
-            need(f"blk.{i}.{w}.weight", NORM_TYPES, 1, H)
+        for w, (rows, cols) in layer_tensors(cfg, tensors, i).items():
+            need(f"blk.{i}.{w}", LINEAR_TYPES if rows > 1 else NORM_TYPES, rows, cols)
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         v = getattr(cfg, key)
         if v is not None and not (isinstance(v, int) and 0 <= v < V):
             raise InvalidModelError(f"{name}: tokenizer.ggml.{key} = {v!r} is not a token of the {V}-token "
                                     "vocabulary: corrupt.")
+
+
+def layer_tensors(cfg: ModelConfig, tensors: dict, i: int) -> dict[str, tuple[int, int]]:
+    """Layer i's tensors (names after "blk.{i}.") the converter reads, with their (rows, cols);
+    1-D tensors (norms, biases) have 1 row. Per architecture, as llama.cpp's llama-model.cpp loads them."""
+    H, F, hd = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    q, kv = cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd
+    out = {"attn_norm.weight": (1, H)}
+    if cfg.model_type == "phi3" and f"blk.{i}.attn_qkv.weight" in tensors:  # phi3: q|k|v fused in the GGUF
+        out["attn_qkv.weight"] = (q + 2 * kv, H)
+    else:
+        out.update({"attn_q.weight": (q, H), "attn_k.weight": (kv, H), "attn_v.weight": (kv, H)})
+    if cfg.attention_bias:
+        out.update({"attn_q.bias": (1, q), "attn_k.bias": (1, kv), "attn_v.bias": (1, kv)})
+    if cfg.model_type in ("qwen3", "gemma3"):
+        out.update({"attn_q_norm.weight": (1, hd), "attn_k_norm.weight": (1, hd)})
+    out["attn_output.weight"] = (H, q)
+    if cfg.model_type == "gemma3":
+        out["post_attention_norm.weight"] = (1, H)
+    out["ffn_norm.weight"] = (1, H)
+    if cfg.model_type == "phi3":  # phi3: gate|up fused in ffn_up
+        out["ffn_up.weight"] = (2 * F, H)
+    else:
+        out.update({"ffn_gate.weight": (F, H), "ffn_up.weight": (F, H)})
+    out["ffn_down.weight"] = (H, F)
+    if cfg.model_type == "gemma3":
+        out["post_ffw_norm.weight"] = (1, H)
+    return out

@@ -6,9 +6,13 @@ Inputs:  input_ids (B, S) int64, attention_mask (B, P+S) int64, position_ids (B,
          feeds 1 so prefill computes only the last position's logits.
 Outputs: logits (B, S or logits_to_keep, vocab) f32, present.{i}.key|value (B, n_kv, P+S, head_dim).
 
-Per layer:  SkipSimplifiedLayerNorm → MatMulNBits(q|k|v fused) → Split → RotaryEmbedding(q, k)
-            → GroupQueryAttention → MatMulNBits(o) → SkipSimplifiedLayerNorm
-            → MatMulNBits(gate|up fused) → Split → silu(gate) * up → MatMulNBits(down).
+Per layer:  SkipSimplifiedLayerNorm → MatMulNBits(q|k|v fused) [+ bias: qwen2] → Split
+            [→ per-head SimplifiedLayerNorm of q, k: qwen3, gemma3] → RotaryEmbedding(q, k)
+            → GroupQueryAttention [local_window_size: gemma3's sliding layers] → MatMulNBits(o)
+            [→ SimplifiedLayerNorm: gemma3's post-norm] → SkipSimplifiedLayerNorm
+            → MatMulNBits(gate|up fused) → Split → act(gate) * up (silu, or FastGelu = tanh GELU: gemma3)
+            → MatMulNBits(down) [→ SimplifiedLayerNorm: gemma3's post-norm].
+Gemma 3's embedding is multiplied by sqrt(hidden) (f32); each layer's RoPE table follows its base.
 All of these are in onnxruntime-web's WebGPU operator list and in the CPU (wasm) contrib ops.
 Batch 1 without padding is what nomoat runs; attention_mask only supplies lengths.
 """
@@ -35,6 +39,11 @@ class LayerWeights:
     ffn_norm: np.ndarray  # (hidden,)
     gate_up: QLinear  # (2*inter, hidden)
     down: QLinear  # (hidden, inter)
+    qkv_bias: np.ndarray | None = None  # (n_heads*hd + 2*n_kv*hd,): qwen2
+    q_norm: np.ndarray | None = None  # (hd,) per-head RMSNorm of q and k before RoPE: qwen3, gemma3
+    k_norm: np.ndarray | None = None
+    post_attn_norm: np.ndarray | None = None  # (hidden,) on the attention output before the residual: gemma3
+    post_ffn_norm: np.ndarray | None = None  # (hidden,) on the FFN output before the residual: gemma3
 
 
 @dataclass
@@ -129,10 +138,9 @@ def _linear_f32(b: _Builder, x: str, w: QLinear, name: str, qweight: str, scales
     return _gemm(b, x, name, w.k, w.n)
 
 
-def _rope_cache(cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin (max_positions, head_dim/2), HF's rotate-half convention."""
-    hd = cfg.head_dim
-    inv = 1.0 / (cfg.rope_theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+def _rope_cache(cfg: ModelConfig, inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin (max_positions, head_dim/2) for inverse frequencies inv (cfg.rope_inv_freqs), HF's
+    rotate-half convention."""
     t = np.arange(cfg.max_position_embeddings, dtype=np.float64)
     freqs = np.outer(t, inv)
     return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
@@ -212,8 +220,30 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0,
         table = b.init("embed.weight", w.embed.astype(np.float32))
         x = b.op("Gather", [table, "input_ids"], axis=0, hint="embed")
 
-    cos, sin = _rope_cache(cfg)
-    cos_c, sin_c = b.init("rope.cos", cos), b.init("rope.sin", sin)
+    if cfg.embedding_multiplier != 1.0:  # gemma3: x * sqrt(hidden)
+        scale = b.const("embed_scale", np.array(cfg.embedding_multiplier, np.float32))
+        x = b.op("Mul", [x, scale], hint="embed_scaled")
+
+    ropes: dict[bytes, tuple[str, str]] = {}  # one cos/sin table per distinct set of frequencies
+
+    def rope_tables(layer: int) -> tuple[str, str]:
+        inv = cfg.rope_inv_freqs(layer)
+        if inv.tobytes() not in ropes:
+            name = "rope" if not ropes else "rope.sliding"
+            cos, sin = _rope_cache(cfg, inv)
+            ropes[inv.tobytes()] = (b.init(f"{name}.cos", cos), b.init(f"{name}.sin", sin))
+        return ropes[inv.tobytes()]
+
+    def head_norm(t: str, weight: str, n_heads: int) -> str:
+        """RMSNorm of each head's hd values (B, S, n*hd) → same shape."""
+        t4 = b.op("Reshape", [t, b.const("heads_shape", np.array([0, 0, n_heads, hd], np.int64))])
+        t4 = b.op("SimplifiedLayerNormalization", [t4, weight], axis=-1, epsilon=eps, stash_type=1)
+        return b.op("Reshape", [t4, b.const("flat_heads", np.array([0, 0, n_heads * hd], np.int64))])
+
+    def norm(t: str, weight: str) -> str:
+        return b.op("SimplifiedLayerNormalization", [t, weight], axis=-1, epsilon=eps, stash_type=1)
+
+    default_scale = 1.0 / np.sqrt(hd)
     q_dim, kv_dim = nq * hd, nkv * hd
     split_qkv = b.const("split_qkv", np.array([q_dim, kv_dim, kv_dim], np.int64))
     split_ffn = b.const("split_ffn", np.array([cfg.intermediate_size] * 2, np.int64))
@@ -231,24 +261,42 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0,
             h, _, _, residual = b.op("SkipSimplifiedLayerNormalization", [pending, residual, an],
                                      n_out=4, domain=MS, epsilon=eps)
         qkv = _linear(b, h, lw.qkv, f"{p}.attn.qkv_proj", accuracy_level, sums)
+        if lw.qkv_bias is not None:
+            qkv = b.op("Add", [qkv, b.init(f"{p}.attn.qkv_proj.bias", lw.qkv_bias.astype(np.float32))])
         q, k, v = b.op("Split", [qkv, split_qkv], n_out=3, axis=-1)
+        if lw.q_norm is not None:
+            q = head_norm(q, b.init(f"{p}.attn.q_norm.weight", lw.q_norm.astype(np.float32)), nq)
+            k = head_norm(k, b.init(f"{p}.attn.k_norm.weight", lw.k_norm.astype(np.float32)), nkv)
+        cos_c, sin_c = rope_tables(i)
         q = b.op("RotaryEmbedding", [q, "position_ids", cos_c, sin_c], domain=MS, num_heads=nq, interleaved=0)
         k = b.op("RotaryEmbedding", [k, "position_ids", cos_c, sin_c], domain=MS, num_heads=nkv, interleaved=0)
+        attrs = {}
+        if not np.isclose(cfg.attention_scale, default_scale, rtol=1e-7, atol=0):
+            attrs["scale"] = float(cfg.attention_scale)
+        if cfg.is_sliding(i):  # keys within the last sliding_window positions, the query's own included
+            attrs["local_window_size"] = int(cfg.sliding_window)
         gqa = helper.make_node(
             "GroupQueryAttention",
             [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens_k, total_len],
             [f"{p}/attn_out", f"present.{i}.key", f"present.{i}.value"],
-            name=f"{p}/GroupQueryAttention", domain=MS, num_heads=nq, kv_num_heads=nkv,
+            name=f"{p}/GroupQueryAttention", domain=MS, num_heads=nq, kv_num_heads=nkv, **attrs,
         )
         b.nodes.append(gqa)
         attn = _linear(b, f"{p}/attn_out", lw.o, f"{p}.attn.o_proj", accuracy_level, sums)
+        if lw.post_attn_norm is not None:
+            attn = norm(attn, b.init(f"{p}.attn.post_norm.weight", lw.post_attn_norm.astype(np.float32)))
         fn = b.init(f"{p}.post_attention_layernorm.weight", lw.ffn_norm.astype(np.float32))
         h, _, _, residual = b.op("SkipSimplifiedLayerNormalization", [attn, residual, fn],
                                  n_out=4, domain=MS, epsilon=eps)
         gu = _linear(b, h, lw.gate_up, f"{p}.mlp.gate_up_proj", accuracy_level, sums)
         g, u = b.op("Split", [gu, split_ffn], n_out=2, axis=-1)
-        act = b.op("Mul", [b.op("Mul", [g, b.op("Sigmoid", [g])]), u])
+        if cfg.hidden_act == "gelu_pytorch_tanh":  # 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))
+            act = b.op("Mul", [b.op("FastGelu", [g], domain=MS), u])
+        else:
+            act = b.op("Mul", [b.op("Mul", [g, b.op("Sigmoid", [g])]), u])
         pending = _linear(b, act, lw.down, f"{p}.mlp.down_proj", accuracy_level, sums)
+        if lw.post_ffn_norm is not None:
+            pending = norm(pending, b.init(f"{p}.mlp.post_norm.weight", lw.post_ffn_norm.astype(np.float32)))
 
     nw = b.init("model.norm.weight", w.final_norm.astype(np.float32))
     h, _, _, _ = b.op("SkipSimplifiedLayerNormalization", [pending, residual, nw], n_out=4, domain=MS, epsilon=eps)

@@ -79,12 +79,25 @@ def write_weight(w, name: str, a: np.ndarray, qtype: str, rng: np.random.Generat
     w.add_tensor(name, blocks.reshape(a.shape[0], -1), raw_dtype=q)
 
 
+ARCHS = ("llama", "qwen2", "qwen3", "gemma3", "phi3")  # what make_tiny_gguf writes (and nomoat converts)
+
+
 def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", tied: bool = True,
                    n_layers: int = 2, hidden: int = 64, n_heads: int = 4, n_kv: int = 2,
                    inter: int = 128, context: int = 256, arch: str = "llama", tokenizer_model: str = "gpt2",
+                   head_dim: int | None = None, rope_theta: float = 10000.0, sliding_window: int | None = None,
+                   rope_scaling: dict | None = None,
                    embed_type: str = "Q8_0", types: dict[str, str] | None = None) -> Path:
-    """Write the tiny model to `path`. arch / tokenizer_model / linear_type other than the
-    defaults make files the converter must refuse (for its error tests).
+    """Write the tiny model to `path`. tokenizer_model / linear_type other than the defaults, or an
+    arch outside ARCHS, make files the converter must refuse (for its error tests).
+
+    arch: one of ARCHS, with that architecture's tensors as llama.cpp's converter writes them:
+    llama (Q/K rows permuted for adjacent-pair RoPE; rope_scaling, HF's llama3 dict, writes
+    rope_freqs), qwen2 (q/k/v biases), qwen3 (q/k norms), gemma3 (q/k norms, post-norms, norms
+    holding Gemma's +1 as llama.cpp's converter stores them; sliding_window, if given, is written as
+    gemma3.attention.sliding_window), phi3 (attn_qkv and ffn_up = gate|up fused). head_dim:
+    attention.key_length/value_length (default hidden / n_heads). The weights are random: a
+    llama file's Q/K rows need no permuting.
 
     linear_type: every linear layer's GGUF type; embed_type: token_embd's (and output's, untied).
     types: overrides by tensor name ("blk.1.ffn_down") or name stem ("attn_v", "ffn_down",
@@ -95,7 +108,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     rng = np.random.default_rng(seed)
     tokens, merges = train_tokenizer()
     vocab = len(tokens)
-    hd = hidden // n_heads
+    hd = head_dim or hidden // n_heads
     path = Path(path)
     w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(n_layers)
@@ -104,8 +117,13 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     w.add_feed_forward_length(inter)
     w.add_head_count(n_heads)
     w.add_head_count_kv(n_kv)
-    w.add_rope_freq_base(10000.0)
+    w.add_rope_freq_base(rope_theta)
     w.add_rope_dimension_count(hd)
+    if head_dim is not None:
+        w.add_key_length(hd)
+        w.add_value_length(hd)
+    if sliding_window is not None:
+        w.add_sliding_window(sliding_window)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(vocab)
     w.add_tokenizer_model(tokenizer_model)
@@ -125,25 +143,51 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
         stem = name.removesuffix(".weight")
         write_weight(w, name, a, types.get(stem, types.get(stem.split(".")[-1], qtype)), rng)
 
-
     def linear(name: str, n_out: int, n_in: int) -> None:
         quant(name, rng.normal(0, 1.5 / np.sqrt(n_in), (n_out, n_in)), linear_type)
 
-    def norm(name: str) -> None:
-        w.add_tensor(name, (1 + 0.1 * rng.normal(size=hidden)).astype(np.float32))
+    def norm(name: str, size: int = hidden) -> None:
+        w.add_tensor(name, (1 + 0.1 * rng.normal(size=size)).astype(np.float32))
+
+    def bias(name: str, size: int) -> None:
+        w.add_tensor(name, rng.normal(0, 0.5, size).astype(np.float32))
 
     quant("token_embd.weight", rng.normal(0, 1.0, (vocab, hidden)), embed_type)
+    if rope_scaling is not None:  # llama.cpp's converter: the llama3 divisors of each frequency
+        from ..config import ModelConfig
+
+        c = ModelConfig(vocab_size=1, hidden_size=hidden, intermediate_size=1, num_hidden_layers=1,
+                        num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=1, rms_norm_eps=1e-5,
+                        rope_theta=rope_theta, head_dim=hd, rope_scaling=rope_scaling)
+        inv = 1.0 / rope_theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd)
+        w.add_tensor("rope_freqs.weight", (inv / c.rope_inv_freqs(0)).astype(np.float32))
     for i in range(n_layers):
         p = f"blk.{i}."
         norm(p + "attn_norm.weight")
-        linear(p + "attn_q.weight", n_heads * hd, hidden)
-        linear(p + "attn_k.weight", n_kv * hd, hidden)
-        linear(p + "attn_v.weight", n_kv * hd, hidden)
+        if arch == "phi3":
+            linear(p + "attn_qkv.weight", (n_heads + 2 * n_kv) * hd, hidden)
+        else:
+            linear(p + "attn_q.weight", n_heads * hd, hidden)
+            linear(p + "attn_k.weight", n_kv * hd, hidden)
+            linear(p + "attn_v.weight", n_kv * hd, hidden)
+        if arch == "qwen2":
+            for x, n in (("q", n_heads), ("k", n_kv), ("v", n_kv)):
+                bias(p + f"attn_{x}.bias", n * hd)
+        if arch in ("qwen3", "gemma3"):
+            norm(p + "attn_q_norm.weight", hd)
+            norm(p + "attn_k_norm.weight", hd)
         linear(p + "attn_output.weight", hidden, n_heads * hd)
+        if arch == "gemma3":
+            norm(p + "post_attention_norm.weight")
         norm(p + "ffn_norm.weight")
-        linear(p + "ffn_gate.weight", inter, hidden)
-        linear(p + "ffn_up.weight", inter, hidden)
+        if arch == "phi3":
+            linear(p + "ffn_up.weight", 2 * inter, hidden)
+        else:
+            linear(p + "ffn_gate.weight", inter, hidden)
+            linear(p + "ffn_up.weight", inter, hidden)
         linear(p + "ffn_down.weight", hidden, inter)
+        if arch == "gemma3":
+            norm(p + "post_ffw_norm.weight")
     norm("output_norm.weight")
     if not tied:
         quant("output.weight", rng.normal(0, 1.0, (vocab, hidden)), embed_type)

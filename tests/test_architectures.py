@@ -1,0 +1,206 @@
+"""Every architecture nomoat converts (llama incl. Llama-3.x rope scaling, qwen2, qwen3, gemma3, phi3):
+a tiny random GGUF of each, written as llama.cpp's converter writes that architecture, converts, and
+onnxruntime on CPython (accuracy level 0: f32 arithmetic) matches the numpy reference
+(nomoat.backends.reference, which follows llama.cpp's graph of each architecture from the GGUF's own
+metadata) over a prompt and decode steps, greedy tokens equal. Gemma 3's sliding-window layers are
+tested past their window (a window of 8 positions, 32 positions in all).
+
+The real Gemma-3-270M Q4_K_M (models/downloads/gemma-3-270m-q4_k_m.gguf; skipped if absent, slow:
+~3 min on 2 cores): the reference's and onnxruntime's next token after "The capital of France is"
+agree, and the greedy continuation names Paris.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nomoat.backends.ort_native import OrtNativeBackend
+from nomoat.backends.reference import ReferenceBackend
+from nomoat.config import ModelConfig
+from nomoat.convert import convert
+from nomoat.convert.tiny import make_tiny_gguf
+from nomoat.errors import InvalidModelError, UnsupportedModelError
+
+# |logits_onnx - logits_reference| max over every position and vocabulary entry. Both compute in f32
+# from the same dequantized weights; the differences are summation order and transcendental
+# rounding (observed <= 4e-5 on logits of magnitude ~25-50).
+LOGIT_TOL = 1e-3
+
+LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 64}
+TINY = {  # name → make_tiny_gguf arguments
+    "llama": {},
+    "llama3": {"arch": "llama", "rope_scaling": LLAMA3},  # wavelengths 6..2e4 across 64: all three bands
+    "qwen2": {"arch": "qwen2"},
+    "qwen3": {"arch": "qwen3", "head_dim": 32},  # q_dim 128 != hidden 64, as in Qwen3
+    "gemma3": {"arch": "gemma3", "head_dim": 32, "n_layers": 6, "n_kv": 1, "sliding_window": 8,
+               "rope_theta": 1e6},  # layers 0-4 slide (base 1e4), layer 5 is global (base 1e6)
+    "phi3": {"arch": "phi3", "n_kv": 4},
+}
+PROMPT = [1] + list(range(40, 52))  # 13 tokens
+FED = [60 + 7 * i % 200 for i in range(19)]  # fed one at a time after the prompt: 32 positions in all
+
+
+def ort(pkg: Path) -> OrtNativeBackend:
+    return OrtNativeBackend(pkg, ModelConfig.from_dir(pkg), threads=2, accuracy_level=0)
+
+
+@pytest.fixture(scope="module", params=list(TINY))
+def tiny(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp(request.param)
+    gguf = make_tiny_gguf(d / "t.gguf", seed=3, **TINY[request.param])
+    return request.param, gguf, convert(gguf, d / "pkg")
+
+
+def test_onnx_matches_reference_prompt_and_decode(tiny):
+    """The prompt in one pass (every position's logits), then STEPS single-token steps fed a fixed,
+    varied sequence (random tiny models often repeat one token under greedy decoding); at each step
+    the logits agree and so does the greedy choice."""
+    name, gguf, pkg = tiny
+    ref, onnx = ReferenceBackend(gguf), ort(pkg)
+    rs, os_ = ref.new_state(), onnx.new_state()
+    a, b = ref._forward(rs, PROMPT), onnx.run(os_, PROMPT, all_logits=True)  # every prompt position
+    errors, greedy_ref, greedy_onnx = [np.abs(a - b).max()], [], []
+    for t in FED:
+        greedy_ref.append(int(a[-1].argmax()))
+        greedy_onnx.append(int(b[-1].argmax()))
+        a, b = ref._forward(rs, [t]), onnx.run(os_, [t], all_logits=True)
+        errors.append(np.abs(a - b).max())
+    assert max(errors) <= LOGIT_TOL, f"{name}: max |onnx - reference| per step {np.round(errors, 6)}"
+    assert greedy_onnx == greedy_ref
+
+
+def test_package_config_describes_the_architecture(tiny):
+    name, _, pkg = tiny
+    cfg = json.loads((pkg / "config.json").read_text())
+    c = ModelConfig.from_dir(pkg)
+    assert cfg["model_type"] == TINY[name].get("arch", "llama")
+    if name == "llama3":
+        assert cfg["rope_scaling"] == LLAMA3  # recovered exactly from the GGUF's rope_freqs divisors
+    else:
+        assert cfg["rope_scaling"] is None
+    assert cfg["attention_bias"] == (name == "qwen2")
+    assert cfg["hidden_act"] == ("gelu_pytorch_tanh" if name == "gemma3" else "silu")
+    assert c.head_dim == TINY[name].get("head_dim", 16)
+    if name == "gemma3":
+        assert cfg["sliding_window"] == 8 and cfg["rope_local_base_freq"] == 10000.0
+        assert cfg["layer_types"] == ["sliding_attention"] * 5 + ["full_attention"]
+        assert c.embedding_multiplier == np.float32(8.0) and cfg["query_pre_attn_scalar"] == 32
+    else:
+        assert "sliding_window" not in cfg and "layer_types" not in cfg and c.embedding_multiplier == 1.0
+
+
+def test_graph_uses_only_ops_both_runtimes_have(tiny):
+    """onnxruntime-web's WebGPU operator list and onnxruntime's CPU contrib ops both have these."""
+    import onnx
+
+    _, _, pkg = tiny
+    from nomoat.package import ONNX_FILE
+
+    ops = {n.op_type for n in onnx.load(str(pkg / ONNX_FILE), load_external_data=False).graph.node}
+    allowed = {"MatMulNBits", "GroupQueryAttention", "RotaryEmbedding", "SkipSimplifiedLayerNormalization",
+               "SimplifiedLayerNormalization", "FastGelu", "Split", "Sigmoid", "Mul", "Add", "Sub", "Div",
+               "Reshape", "Gather", "Cast", "ReduceSum", "Shape", "Concat", "Equal", "Where", "Slice", "Identity",
+               "MatMul", "Gemm", "Unsqueeze", "Transpose"}
+    assert ops <= allowed, ops - allowed
+
+
+def test_gemma3_window_is_llama_cpps(tmp_path):
+    """The window counts the query's own position: with sliding_window 1 a sliding layer sees only
+    itself (llama.cpp masks pos_q - pos_k >= n_swa); every layer slides but the 6th."""
+    gguf = make_tiny_gguf(tmp_path / "g.gguf", seed=5, **{**TINY["gemma3"], "sliding_window": 1})
+    ref, onnx = ReferenceBackend(gguf), ort(convert(gguf, tmp_path / "pkg"))
+    a = ref._forward(ref.new_state(), PROMPT)
+    b = onnx.run(onnx.new_state(), PROMPT, all_logits=True)
+    assert np.abs(a - b).max() <= LOGIT_TOL
+
+
+def test_other_architectures_are_refused_naming_the_supported(tmp_path):
+    gguf = make_tiny_gguf(tmp_path / "m.gguf", arch="mamba")
+    with pytest.raises(UnsupportedModelError, match="llama, qwen2, qwen3, gemma3, phi3"):
+        convert(gguf, tmp_path / "out")
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("model_type", "mistral", "model_type .* not one of llama, qwen2, qwen3, gemma3, phi3"),
+    ("hidden_act", "relu", "hidden_act"),
+    ("attention_bias", "yes", "attention_bias"),
+    ("layer_types", ["sliding_attention"], "layer_types"),
+    ("layer_types", ["sliding_attention", "full_attention"], "sliding_window is null"),
+    ("sliding_window", 0, "sliding_window"),
+    ("query_pre_attn_scalar", -1, "query_pre_attn_scalar"),
+    ("rope_local_base_freq", "1e4", "rope_local_base_freq"),
+    ("rope_scaling", {"rope_type": "yarn", "factor": 4.0}, "rope_scaling"),
+    ("rope_scaling", {**LLAMA3, "high_freq_factor": 0.5}, "high_freq_factor"),
+    ("rope_scaling", {**LLAMA3, "original_max_position_embeddings": 64.5}, "original_max_position_embeddings"),
+])
+def test_config_fields_are_checked(tiny_dir, field, value, match):
+    cfg = json.loads((tiny_dir / "config.json").read_text())
+    cfg[field] = value
+    with pytest.raises(InvalidModelError, match=match):
+        ModelConfig.from_dict(cfg)
+
+
+GEMMA = Path(__file__).resolve().parents[1] / "models" / "downloads" / "gemma-3-270m-q4_k_m.gguf"
+# "The capital of France is" with <bos>: each word is one piece of Gemma's vocabulary (checked below),
+# which is what SentencePiece gives for it (add_space_prefix false: "The" has no "▁").
+GEMMA_PROMPT = {2: "<bos>", 818: "The", 5279: "▁capital", 529: "▁of", 7001: "▁France", 563: "▁is"}
+
+
+def _gemma_package(tmp: Path) -> Path:
+    """The converted package; until nomoat exports SentencePiece tokenizers, the graph and
+    config.json only (what OrtNativeBackend reads)."""
+    try:
+        return convert(GEMMA, tmp / "gemma")
+    except UnsupportedModelError as e:
+        if "tokenizer" not in str(e):
+            raise
+    import onnx
+    from onnx import external_data_helper
+
+    import nomoat.convert.gguf_file as gguf_file
+    from nomoat.convert import load_weights
+    from nomoat.convert.graph import build_graph
+    from nomoat.package import DATA_FILE, ONNX_FILE
+
+    saved = gguf_file.TOKENIZER_MODELS
+    gguf_file.TOKENIZER_MODELS = (*saved, "llama")
+    try:
+        m = gguf_file.read_gguf(GEMMA)
+    finally:
+        gguf_file.TOKENIZER_MODELS = saved
+    model = build_graph(m.config, load_weights(m))
+    pkg = tmp / "gemma"
+    (pkg / ONNX_FILE).parent.mkdir(parents=True)
+    external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True,
+                                                        location=Path(DATA_FILE).name, size_threshold=1024)
+    onnx.save_model(model, pkg / ONNX_FILE)
+    (pkg / "config.json").write_text(json.dumps(m.config.to_json()))
+    return pkg
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GEMMA.is_file(), reason=f"{GEMMA} is not downloaded")
+def test_gemma_3_270m_names_paris(tmp_path):
+    from gguf import GGUFReader
+
+    vocab = GGUFReader(GEMMA).fields["tokenizer.ggml.tokens"].contents()
+    assert {i: vocab[i] for i in GEMMA_PROMPT} == GEMMA_PROMPT
+    prompt = list(GEMMA_PROMPT)
+    onnx = ort(_gemma_package(tmp_path))
+    state = onnx.new_state()
+    logits = onnx.run(state, prompt)
+    ref = ReferenceBackend(GEMMA)
+    expected = ref._forward(ref.new_state(), prompt)[-1]
+    assert np.abs(logits - expected).max() <= 5e-3  # observed 6e-5 (logits up to ~22)
+    assert int(logits.argmax()) == int(expected.argmax())
+    tokens = []
+    for _ in range(10):
+        tokens.append(int(logits.argmax()))
+        logits = onnx.run(state, [tokens[-1]])
+    text = "".join(vocab[t] for t in tokens).replace("▁", " ")
+    assert "Paris" in text, text
