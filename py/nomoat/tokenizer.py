@@ -1,10 +1,10 @@
-"""Tokenizers: byte-level BPE from a model package's tokenizer.json.
+"""Tokenizers: a model package's tokenizer.json (byte-level BPE, or SentencePiece BPE with byte fallback).
 
-Decoding is pure Python (token → bytes through the byte-level alphabet), so the browser and
-CPython decode identically; `StreamDecoder` turns tokens into text without ever splitting a
-UTF-8 character. Encoding uses Hugging Face `tokenizers` on CPython (HFTokenizer) and the pure-Python
-nomoat.bpe.BPETokenizer, which gives the same ids, where `tokenizers` is missing (Pyodide);
-nomoat.model.load_tokenizer picks.
+Decoding is pure Python (token → bytes: through the byte-level alphabet, or SentencePiece's "▁" for a
+space and <0xXX> pieces for single bytes), so the browser and CPython decode identically;
+`StreamDecoder` turns tokens into text without ever splitting a UTF-8 character. Encoding uses
+Hugging Face `tokenizers` on CPython (HFTokenizer) and the pure-Python nomoat.bpe.BPETokenizer, which
+gives the same ids, where `tokenizers` is missing (Pyodide); nomoat.model.load_tokenizer picks.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Protocol
 
@@ -35,29 +36,63 @@ class Tokenizer(Protocol):
     vocab_size: int
     special_ids: frozenset[int]
 
-    def encode(self, text: str) -> list[int]: ...
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]: ...
 
     def token_bytes(self, token_id: int) -> bytes: ...
 
 
+SPACE = "\u2581"  # "▁": SentencePiece's space
+
+
+def is_sentencepiece(tokenizer_json: dict) -> bool:
+    """Whether the tokenizer.json is SentencePiece-style (its decoder turns "▁" back into a space) rather
+    than byte-level."""
+    decoder = tokenizer_json.get("decoder") or {}
+    steps = decoder.get("decoders", []) if decoder.get("type") == "Sequence" else [decoder]
+    return any(s.get("type") == "Replace" and s.get("pattern") == {"String": SPACE} for s in steps)
+
+
+def bos_ids(tokenizer_json: dict) -> list[int]:
+    """The ids HF's post-processor puts before the text when encoding with add_special_tokens=True: a
+    TemplateProcessing whose single template is special tokens then $A (BOS for Gemma, Llama);
+    none for the ByteLevel post-processor or none."""
+    post = tokenizer_json.get("post_processor") or {}
+    if post.get("type") != "TemplateProcessing":
+        return []
+    single, specials = post["single"], post["special_tokens"]
+    if not single or "Sequence" not in single[-1] or any("SpecialToken" not in s for s in single[:-1]):
+        raise ValueError("post_processor: only special tokens before the text are supported")
+    return [i for s in single[:-1] for i in specials[s["SpecialToken"]["id"]]["ids"]]
+
+
 class ByteLevelDecoder:
-    """token id → the bytes it stands for. Special tokens (<|im_end|> …) are hidden from
-    generated text but kept when decoding with skip_special_tokens=False."""
+    """token id → the bytes it stands for (byte-level or SentencePiece tokens). Special tokens
+    (<|im_end|>, <end_of_turn> …) are hidden from generated text but kept when decoding with
+    skip_special_tokens=False."""
 
     def __init__(self, tokenizer_json: dict) -> None:
-        alphabet = byte_level_alphabet()
         vocab: dict[str, int] = tokenizer_json["model"]["vocab"]
         added = tokenizer_json.get("added_tokens", [])
         self.vocab_size = max([*vocab.values(), *(a["id"] for a in added)]) + 1
         self._bytes: list[bytes] = [b""] * self.vocab_size  # (vocab,) raw bytes of every token
-        for tok, i in vocab.items():
-            try:
-                self._bytes[i] = bytes(alphabet[c] for c in tok)
-            except KeyError:
-                self._bytes[i] = tok.encode()
+        if is_sentencepiece(tokenizer_json):
+            for i, raw in zip(vocab.values(), map(str.encode, map(str.replace, vocab, repeat(SPACE), repeat(" "))),
+                              strict=True):
+                self._bytes[i] = raw
+            for b in range(256):  # HF's ByteFallback decoder: <0xXX> is that byte
+                if (i := vocab.get(f"<0x{b:02X}>")) is not None:
+                    self._bytes[i] = bytes((b,))
+        else:
+            alphabet = byte_level_alphabet()
+            for tok, i in vocab.items():
+                try:
+                    self._bytes[i] = bytes(alphabet[c] for c in tok)
+                except KeyError:
+                    self._bytes[i] = tok.encode()
         for a in added:
             self._bytes[a["id"]] = a["content"].encode()
         self.special_ids = frozenset(a["id"] for a in added if a["special"])
+        self.bos_ids = bos_ids(tokenizer_json)  # put first by encode(text, add_special_tokens=True)
 
     def token_bytes(self, token_id: int) -> bytes:
         """What a generated token shows: its bytes, or b"" for a special token."""
@@ -84,9 +119,10 @@ class HFTokenizer(ByteLevelDecoder):
         except Exception as e:
             raise InvalidModelError(f"{path} is not a valid tokenizer ({e}); re-run 'nomoat convert'.") from e
 
-    def encode(self, text: str) -> list[int]:
-        """Text → ids. Special tokens written in the text (e.g. "<|im_start|>") stay whole."""
-        return self._hf.encode(text, add_special_tokens=False).ids
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Text → ids. Special tokens written in the text (e.g. "<|im_start|>") stay whole.
+        add_special_tokens: the post-processor's tokens too (BOS where the model adds one: plain completion)."""
+        return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
 
 
 class StreamDecoder:

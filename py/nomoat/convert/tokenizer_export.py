@@ -3,13 +3,24 @@
 Byte-level BPE (tokenizer.ggml.model "gpt2"): the vocabulary, merges and token types are copied
 as they are; control (3) and user-defined (4) tokens become added tokens kept whole. The
 pre-tokenizer follows tokenizer.ggml.pre, the name llama.cpp uses to pick its split regex.
+
+SentencePiece BPE (tokenizer.ggml.model "llama": Gemma, Llama-2, Mistral, Phi-3): pieces with scores,
+"▁" for a space, <0xXX> byte pieces for what the vocabulary lacks. As Hugging Face's own Llama/Gemma
+tokenizer.json: a normalizer writes spaces as "▁" (and, with tokenizer.ggml.add_space_prefix, puts
+one before each stretch of text between added tokens, as llama.cpp does after each special token),
+no pre-tokenizer, BPE with byte_fallback. SentencePiece merges the adjacent pair whose joined piece
+has the highest score; BPE merges the pair of lowest rank, so the merges are every split of a normal
+piece into two normal pieces, ranked by the joined piece's score (highest first). Control,
+unknown and user-defined pieces are added tokens (llama.cpp writes a user-defined piece's "▁" as a
+space, so it matches the raw text as llama.cpp matches it).
 """
 
 from __future__ import annotations
 
 from ..errors import UnsupportedModelError
 
-CONTROL, USER_DEFINED = 3, 4
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6  # llama.cpp's token types
+SPACE = "\u2581"  # "▁", SentencePiece's space
 
 _BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
 _LLAMA3_SPLIT = (
@@ -34,33 +45,109 @@ PRE_TOKENIZERS = {
 
 
 def tokenizer_json(meta: dict) -> dict:
+    kind = meta.get("tokenizer.ggml.model")
+    if kind == "llama":
+        return _sentencepiece_json(meta)
+    if kind != "gpt2":
+        raise UnsupportedModelError(f"Tokenizer model {kind!r} is not supported; nomoat knows 'gpt2' (byte-level "
+                                    "BPE) and 'llama' (SentencePiece BPE).")
     pre = meta.get("tokenizer.ggml.pre", "default")
     if pre not in PRE_TOKENIZERS:
         raise UnsupportedModelError(
             f"Tokenizer pre-tokenizer {pre!r} is not supported; nomoat knows {sorted(PRE_TOKENIZERS)}."
         )
-    tokens: list[str] = list(meta["tokenizer.ggml.tokens"])
-    types: list[int] = list(meta.get("tokenizer.ggml.token_type") or [1] * len(tokens))
+    tokens, types = _tokens(meta)
     merges: list[str] = list(meta.get("tokenizer.ggml.merges") or [])
-    added = [
-        {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": ty == CONTROL}
-        for i, (t, ty) in enumerate(zip(tokens, types, strict=True)) if ty in (CONTROL, USER_DEFINED)
-    ]
     return {
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": added,
+        "added_tokens": _added(tokens, types),
         "normalizer": None,
         "pre_tokenizer": PRE_TOKENIZERS[pre],
-        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        "post_processor": _bos_processor(meta) or
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
         "model": {
             "type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
             "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
             "vocab": {t: i for i, t in enumerate(tokens)},
             "merges": [m.split(" ", 1) for m in merges],
+        },
+    }
+
+
+def _tokens(meta: dict) -> tuple[list[str], list[int]]:
+    tokens: list[str] = list(meta["tokenizer.ggml.tokens"])
+    types: list[int] = list(meta.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens))
+    return tokens, types
+
+
+def _added(tokens: list[str], types: list[int]) -> list[dict]:
+    """Control and unknown tokens (special: hidden in generated text) and user-defined ones, kept whole."""
+    return [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": ty != USER_DEFINED}
+            for i, (t, ty) in enumerate(zip(tokens, types, strict=True)) if ty in (UNKNOWN, CONTROL, USER_DEFINED)]
+
+
+def _bos_processor(meta: dict) -> dict | None:
+    """With tokenizer.ggml.add_bos_token: HF's TemplateProcessing that puts BOS first when encoding with
+    add_special_tokens=True (nomoat's plain completion; a chat template writes its own BOS)."""
+    bos = meta.get("tokenizer.ggml.bos_token_id")
+    if not meta.get("tokenizer.ggml.add_bos_token") or bos is None:
+        return None
+    text = meta["tokenizer.ggml.tokens"][bos]
+    return {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": text, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": text, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {text: {"id": text, "ids": [bos], "tokens": [text]}}}
+
+
+def spm_merges(tokens: list[str], scores: list[float], types: list[int]) -> list[tuple[str, str]]:
+    """SentencePiece's merge order as BPE ranks: for each normal piece, highest score first (then lower
+    id), every split into two normal pieces (left piece's id ascending)."""
+    normal = {t: i for i, (t, ty) in enumerate(zip(tokens, types, strict=True)) if ty == NORMAL}
+    order = sorted(normal.values(), key=lambda i: (-scores[i], i))
+    return [(t[:k], t[k:]) for i in order if len(t := tokens[i]) > 1
+            for k in sorted(range(1, len(t)), key=lambda k: normal.get(t[:k], -1))
+            if t[:k] in normal and t[k:] in normal]
+
+
+def _sentencepiece_json(meta: dict) -> dict:
+    tokens, types = _tokens(meta)
+    scores = list(meta.get("tokenizer.ggml.scores") or [])
+    if len(scores) != len(tokens) or len(set(tokens)) != len(tokens):
+        raise UnsupportedModelError("A SentencePiece tokenizer (tokenizer.ggml.model 'llama') needs one score per "
+                                    "token (tokenizer.ggml.scores) and no token twice; nomoat supports byte-level "
+                                    "BPE ('gpt2') and SentencePiece BPE with scores.")
+    if any(" " in t for t, ty in zip(tokens, types, strict=True) if ty == NORMAL):
+        raise UnsupportedModelError("A SentencePiece piece holds a space (not '▁'); nomoat cannot write its merges.")
+    unk = meta.get("tokenizer.ggml.unknown_token_id")
+    if unk is not None:
+        types[unk] = UNKNOWN  # Gemma's GGUF marks <unk> as a control token
+    byte_pieces = {f"<0x{b:02X}>" for b in range(256)}
+    has_bytes = byte_pieces <= {t for t, ty in zip(tokens, types, strict=True) if ty == BYTE}
+    space = {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}
+    prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))  # llama.cpp's default for SentencePiece
+    decoders = [{"type": "Replace", "pattern": {"String": SPACE}, "content": " "}, {"type": "ByteFallback"},
+                {"type": "Fuse"}] + ([{"type": "Strip", "content": " ", "start": 1, "stop": 0}] if prefix else [])
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": _added(tokens, types),
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": SPACE}, space]}
+        if prefix else space,
+        "pre_tokenizer": None,
+        "post_processor": _bos_processor(meta),
+        "decoder": {"type": "Sequence", "decoders": decoders},
+        "model": {
+            "type": "BPE", "dropout": None, "unk_token": None if unk is None else tokens[unk],
+            "continuing_subword_prefix": None, "end_of_word_suffix": None, "fuse_unk": True,
+            "byte_fallback": has_bytes, "ignore_merges": False,
+            "vocab": {t: i for i, t in enumerate(tokens)},
+            "merges": [f"{a} {b}" for a, b in spm_merges(tokens, scores, types)],
         },
     }
 
@@ -73,7 +160,7 @@ def tokenizer_config(meta: dict, context_length: int) -> dict:
         i = meta.get(f"tokenizer.ggml.{key}_token_id")
         return None if i is None else tokens[i]
 
-    return {
+    config = {
         "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
         "add_eos_token": bool(meta.get("tokenizer.ggml.add_eos_token", False)),
         "bos_token": tok("bos"),
@@ -83,6 +170,9 @@ def tokenizer_config(meta: dict, context_length: int) -> dict:
         "chat_template": meta.get("tokenizer.chat_template"),
         "clean_up_tokenization_spaces": False,
         "model_max_length": context_length,
-        "tokenizer_class": "GPT2Tokenizer",
+        "tokenizer_class": "LlamaTokenizer" if meta.get("tokenizer.ggml.model") == "llama" else "GPT2Tokenizer",
         "additional_special_tokens": [t for t, ty in zip(tokens, types, strict=True) if ty == CONTROL],
     }
+    if not config["chat_template"]:  # a base model: no key at all, so nothing reads it as a chat model
+        del config["chat_template"]
+    return config

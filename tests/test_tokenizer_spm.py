@@ -1,0 +1,249 @@
+"""SentencePiece-style BPE (tokenizer.ggml.model "llama": Gemma, Llama-2, Mistral, Phi-3): the exported
+tokenizer.json, Hugging Face `tokenizers` on it, and the pure-Python BPETokenizer give the same ids,
+and so does the `sentencepiece` package itself, an independent implementation, loading a ModelProto
+built from the GGUF's pieces, scores and types with the model's normalizer settings.
+
+Compared on the committed corpora (tokenizer_corpus.json and tokenizer_corpus_spm.json) and a seeded
+fuzz, for a tiny vocabulary trained by sentencepiece (Llama-2's layout: space prefix, 256 byte
+pieces) written as a GGUF, and for Gemma-3-270M's 262,144 pieces (no space prefix) where its GGUF is
+in models/downloads ('nomoat convert --model gemma-3-270m' fetches it). The oracle cuts added tokens
+(control, unknown, user-defined) out of the text as llama.cpp does and encodes each stretch between
+them with sentencepiece, so each stretch gets the space prefix, as llama.cpp gives one after each
+special token.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+from gguf import GGUFReader
+
+from nomoat.bpe import BPETokenizer
+from nomoat.convert.tokenizer_export import spm_merges, tokenizer_config, tokenizer_json
+from nomoat.errors import UnsupportedModelError
+from nomoat.tokenizer import HFTokenizer
+
+from conftest import load_fixture
+
+HERE = Path(__file__).parent
+GEMMA_GGUF = HERE.parent / "models" / "downloads" / "gemma-3-270m-q4_k_m.gguf"
+CORPUS = load_fixture("tokenizer_corpus.json") + load_fixture("tokenizer_corpus_spm.json")
+SPM_CORPUS = load_fixture("tokenizer_corpus_spm.json")
+PLANES = [(0x20, 0x7E), (0xA0, 0x2FF), (0x370, 0x52F), (0x590, 0x6FF), (0x900, 0xDFF), (0x1100, 0x11FF),
+          (0x2000, 0x2BFF), (0x3000, 0x30FF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xE000, 0xF8FF),
+          (0xFF00, 0xFFFF), (0x10000, 0x1FFFF), (0x1F300, 0x1FAFF), (0x20000, 0x2FFFF), (0xE0000, 0x10FFFF)]
+PIECES = [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "▁", "0", "42", "2026", "😀", "👨‍👩‍👧‍👦", "日本", "é",
+          "<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "<unk>", "<s>", "</s>", "<|tool|>", "<table>",
+          "</td>", "<unused12>", "[multimodal]", "<0x41>", "<start_of", "the", " the", "The", "ing", "Hello"]
+
+
+def fuzz(n: int, seed: int = 20261207) -> list[str]:
+    """Random strings: code points from every plane (byte fallback), whitespace runs, digits, added tokens
+    whole and cut, words."""
+    rng = random.Random(seed)
+
+    def fragment() -> str:
+        if rng.random() < 0.4:
+            lo, hi = rng.choice(PLANES)
+            return "".join(chr(c) for c in (rng.randint(lo, hi) for _ in range(rng.randint(1, 6)))
+                           if not 0xD800 <= c <= 0xDFFF)
+        return rng.choice(PIECES)
+
+    return ["".join(fragment() for _ in range(rng.randint(1, 12))) for _ in range(n)]
+
+
+FUZZ = fuzz(3000)
+
+
+def gguf_meta(path: Path) -> dict:
+    """A GGUF's tokenizer.* fields, as the converter reads them."""
+    return {k: f.contents() for k, f in GGUFReader(path).fields.items() if k.startswith("tokenizer.")}
+
+
+def write_package(meta: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer_json(meta), ensure_ascii=False))
+    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config(meta, 512), ensure_ascii=False))
+    return out
+
+
+def sentencepiece_oracle(meta: dict):
+    """text → ids by the `sentencepiece` package, from a ModelProto built of the GGUF's pieces. Added
+    tokens are cut out of the raw text first, as llama.cpp does: sentencepiece itself would match a
+    user-defined piece such as Gemma's "▁▁" in the normalized text, where a literal "▁" and a space are
+    one (llama.cpp and HF match the raw "  "), so here they are control pieces, never matched inside."""
+    spm = pytest.importorskip("sentencepiece")
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
+    unk = meta["tokenizer.ggml.unknown_token_id"]
+    proto = pb.ModelProto()
+    proto.trainer_spec.model_type = pb.TrainerSpec.BPE
+    proto.trainer_spec.vocab_size = len(tokens)
+    proto.trainer_spec.byte_fallback = True
+    proto.trainer_spec.unk_id = unk
+    proto.trainer_spec.bos_id = meta["tokenizer.ggml.bos_token_id"]
+    proto.trainer_spec.eos_id = meta["tokenizer.ggml.eos_token_id"]
+    proto.trainer_spec.pad_id = meta.get("tokenizer.ggml.padding_token_id", -1)
+    proto.normalizer_spec.name = "identity"  # Gemma's and Llama-2's: no NFKC, spaces kept as they are
+    proto.normalizer_spec.add_dummy_prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
+    proto.normalizer_spec.remove_extra_whitespaces = False
+    proto.normalizer_spec.escape_whitespaces = True
+    for i, (tok, kind, score) in enumerate(zip(tokens, types, meta["tokenizer.ggml.scores"], strict=True)):
+        piece = proto.pieces.add()
+        piece.piece = tok.replace(" ", "▁") if kind == 4 else tok  # as in the model's tokenizer.model
+        piece.score = score
+        piece.type = pb.ModelProto.SentencePiece.UNKNOWN if i == unk else 3 if kind == 4 else kind
+    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+    added = {t: i for i, (t, kind) in enumerate(zip(tokens, types, strict=True)) if kind in (2, 3, 4)}
+    cut = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True))))
+
+    def encode(text: str) -> list[int]:
+        ids: list[int] = []
+        for stretch, token in re.findall(f"(.*?)({cut.pattern}|\\Z)", text, re.DOTALL):
+            ids += sp.encode(stretch) if stretch else []
+            ids += [added[token]] if token else []
+        return ids
+
+    return encode
+
+
+def three_way(meta: dict, folder: Path, texts: list[str]) -> tuple[int, list]:
+    """(strings compared, those where HF, pure Python and sentencepiece do not all agree)."""
+    hf, bpe, spm = HFTokenizer(folder), BPETokenizer.from_dir(folder), sentencepiece_oracle(meta)
+    bad = [(s, a, b, c) for s in texts if not (a := hf.encode(s)) == (b := bpe.encode(s)) == (c := spm(s))]
+    return len(texts), bad
+
+
+@pytest.fixture(scope="module")
+def tiny_meta(tmp_path_factory) -> dict:
+    from fixtures.make_spm_fixtures import write_gguf
+
+    path = write_gguf(tmp_path_factory.mktemp("spm") / "tiny-spm.gguf", load_fixture("spm_tiny_vocab.json"))
+    return gguf_meta(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_spm_dir(tiny_meta, tmp_path_factory) -> Path:
+    return write_package(tiny_meta, tmp_path_factory.mktemp("tiny-spm-package"))
+
+
+@pytest.fixture(scope="module")
+def gemma_meta() -> dict:
+    if not GEMMA_GGUF.is_file():
+        pytest.skip(f"{GEMMA_GGUF} is absent: 'nomoat convert --model gemma-3-270m' fetches it")
+    return gguf_meta(GEMMA_GGUF)
+
+
+@pytest.fixture(scope="module")
+def gemma_dir(gemma_meta, tmp_path_factory) -> Path:
+    return write_package(gemma_meta, tmp_path_factory.mktemp("gemma-tokenizer"))
+
+
+def test_corpus_covers_sentencepiece_cases():
+    text = "".join(SPM_CORPUS)
+    for needle in ["   ", "\t\t", "\n\n\n", "2026", "😀", "日本語", "<start_of_turn>", "<end_of_turn>", "<0x41>",
+                   "\x00", "\ue000", "▁▁", "<table>", "<bos><start_of_turn>user\n"]:
+        assert needle in text, repr(needle)
+    assert len(FUZZ) == 3000 and len(set(FUZZ)) > 2800
+
+
+def test_tiny_vocabulary_is_llama2_shaped(tiny_meta, tiny_spm_dir):
+    tj = json.loads((tiny_spm_dir / "tokenizer.json").read_text())
+    assert tiny_meta["tokenizer.ggml.model"] == "llama" and tiny_meta["tokenizer.ggml.add_space_prefix"] is True
+    assert tj["model"]["byte_fallback"] and tj["model"]["unk_token"] == "<unk>" and tj["pre_tokenizer"] is None
+    assert tj["normalizer"]["normalizers"][0] == {"type": "Prepend", "prepend": "▁"}
+    assert {a["content"]: a["special"] for a in tj["added_tokens"]} == {
+        "<unk>": True, "<s>": True, "</s>": True, "<start_of_turn>": True, "<end_of_turn>": True, "<|tool|>": False}
+    assert 300 < len(tj["model"]["merges"]) < 2000
+
+
+def test_tiny_hf_pure_python_and_sentencepiece_agree(tiny_meta, tiny_spm_dir):
+    n, bad = three_way(tiny_meta, tiny_spm_dir, CORPUS + FUZZ)
+    assert n == len(CORPUS) + 3000 and bad[:3] == []
+
+
+def test_tiny_without_byte_pieces_falls_back_to_unk_as_hf(tiny_meta, tmp_path):
+    """No byte fallback: a character outside the vocabulary is <unk>, consecutive ones fused."""
+    keep = [i for i, kind in enumerate(tiny_meta["tokenizer.ggml.token_type"]) if kind != 6]
+    meta = {**tiny_meta, **{k: [tiny_meta[k][i] for i in keep] for k in
+                            ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type")}}
+    folder = write_package(meta, tmp_path)
+    hf, bpe = HFTokenizer(folder), BPETokenizer.from_dir(folder)
+    assert hf.encode("aꙮꙮbꙮ") == bpe.encode("aꙮꙮbꙮ") and hf.encode("aꙮꙮbꙮ").count(0) == 2
+    assert [s for s in CORPUS + FUZZ if hf.encode(s) != bpe.encode(s)][:3] == []
+
+
+def test_gemma_hf_pure_python_and_sentencepiece_agree(gemma_meta, gemma_dir):
+    n, bad = three_way(gemma_meta, gemma_dir, CORPUS + FUZZ)
+    assert n == len(CORPUS) + 3000 and bad[:3] == []
+
+
+def test_gemma_exports_as_hf_gemma(gemma_meta, gemma_dir):
+    tj = json.loads((gemma_dir / "tokenizer.json").read_text())
+    config = json.loads((gemma_dir / "tokenizer_config.json").read_text())
+    assert tj["normalizer"] == {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}
+    assert len(tj["model"]["vocab"]) == 262144 and len(tj["model"]["merges"]) > 500_000
+    assert "chat_template" not in config  # a base model: nothing to mistake for a chat model
+    assert config["add_bos_token"] is True and config["bos_token"] == "<bos>" and config["eos_token"] == "<eos>"
+    added = {a["content"]: a for a in tj["added_tokens"]}
+    assert added["<start_of_turn>"]["special"] and not added["    "]["special"] and not added["<table>"]["special"]
+
+
+def test_gemma_encodes_as_expected(gemma_dir):
+    for tok in (HFTokenizer(gemma_dir), BPETokenizer.from_dir(gemma_dir)):
+        assert tok.encode("The capital of France is") == [818, 5279, 529, 7001, 563]
+        assert tok.encode("The capital", add_special_tokens=True)[0] == 2  # BOS, as llama.cpp's add_bos
+        assert tok.encode("<start_of_turn>user\nhi<end_of_turn>") == [105, 2364, 107, 2202, 106]
+        assert tok.encode("  x") == [138, 236781] and tok.encode("\x00") == [238]  # user-defined "  "; byte <0x00>
+
+
+def test_gemma_decodes_every_string_back(gemma_dir):
+    """Every string but one holding a literal "▁", which SentencePiece reads as a space."""
+    hf, bpe = HFTokenizer(gemma_dir), BPETokenizer.from_dir(gemma_dir)
+    texts = [s for s in CORPUS + FUZZ if "▁" not in s]
+    assert len(texts) > 3000 and [s for s in texts if bpe.decode(hf.encode(s), skip_special_tokens=False) != s] == []
+    assert bpe.decode(hf.encode("a▁b")) == "a b"
+    assert bpe.decode(bpe.encode("<start_of_turn>model\nParis<end_of_turn>")) == "model\nParis"
+
+
+def test_tiny_decodes_with_the_space_prefix(tiny_spm_dir):
+    """SentencePiece with a space prefix: decoding gives it back (HF's Strip decoder drops one leading
+    space of a whole sequence; a generated continuation keeps its spaces)."""
+    bpe = BPETokenizer.from_dir(tiny_spm_dir)
+    assert bpe.decode(bpe.encode("Hello world")) == " Hello world"
+    assert bpe.decode(bpe.encode("x<s>y"), skip_special_tokens=False) == " x<s> y"
+
+
+def test_merges_follow_sentencepiece_scores():
+    tokens = ["<unk>", "a", "b", "c", "ab", "bc", "abc", "▁", "▁a"]
+    scores = [0, -1, -2, -3, -10, -5, -20, -4, -6]
+    types = [2, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert spm_merges(tokens, scores, types) == [("b", "c"), ("▁", "a"), ("a", "b"), ("a", "bc"), ("ab", "c")]
+
+
+def test_unsupported_sentencepiece_tokenizers_are_refused(tiny_meta, tiny_spm_dir):
+    with pytest.raises(UnsupportedModelError, match="tokenizer.ggml.scores"):
+        tokenizer_json({k: v for k, v in tiny_meta.items() if k != "tokenizer.ggml.scores"})
+    tj = json.loads((tiny_spm_dir / "tokenizer.json").read_text())
+    for change in [{"pre_tokenizer": {"type": "Metaspace"}}, {"normalizer": None},
+                   {"normalizer": {"type": "NFKC"}}]:
+        with pytest.raises(UnsupportedModelError):
+            BPETokenizer({**tj, **change})
+
+
+def test_gemma_equals_llama_cpp_where_its_fixture_exists(gemma_dir):
+    """llama.cpp's ids for both corpora: tests/fixtures/make_llama_fixtures.py --tokens (llama-cpp-python,
+    the optional llama extra, compiles llama.cpp: ~20 min) writes llama_tokens_gemma.json."""
+    path = HERE / "fixtures" / "llama_tokens_gemma.json"
+    if not path.is_file():
+        pytest.skip("no llama_tokens_gemma.json: python tests/fixtures/make_llama_fixtures.py --tokens "
+                    "models/downloads/gemma-3-270m-q4_k_m.gguf llama_tokens_gemma.json")
+    expected = json.loads(path.read_text())["ids"]
+    bpe = BPETokenizer.from_dir(gemma_dir)
+    assert len(expected) == len(CORPUS)
+    assert [(s, bpe.encode(s), ids) for s, ids in zip(CORPUS, expected, strict=True) if bpe.encode(s) != ids] == []
