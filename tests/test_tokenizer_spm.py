@@ -247,3 +247,68 @@ def test_gemma_equals_llama_cpp_where_its_fixture_exists(gemma_dir):
     bpe = BPETokenizer.from_dir(gemma_dir)
     assert len(expected) == len(CORPUS)
     assert [(s, bpe.encode(s), ids) for s, ids in zip(CORPUS, expected, strict=True) if bpe.encode(s) != ids] == []
+
+
+# Chat templates (chat.py) and base models
+
+
+GEMMA_STYLE = (  # written here in the shape of Gemma 3's template (not its text): BOS, the system text
+    "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}"  # folded into the first user turn, 'model'
+    "{%- set first = messages[0]['content'] + '\\n\\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{%- endif -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\\n' + (first if loop.first else '') }}"
+    "{%- if message['content'] is string -%}{{ message['content'] | trim }}{%- endif -%}"
+    "{{ '<end_of_turn>\\n' }}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+
+
+def test_chat_template_environment_is_hfs():
+    """As transformers' apply_chat_template: its tojson (no HTML escapes, keys in order, non-ASCII kept),
+    {% break %} / {% continue %}, {% generation %} blocks; still the immutable sandbox."""
+    from nomoat.chat import render
+    from nomoat.errors import InvalidModelError
+
+    template = ("{%- for m in messages %}{% if loop.index > 2 %}{% break %}{% endif %}{% if m.role == 'tool' %}"
+                "{% continue %}{% endif %}{% generation %}[{{ m.content | trim }}]{% endgeneration %}{% endfor %}"
+                "{{ tools | tojson }}")
+    messages = [{"role": "user", "content": " a<b "}, {"role": "tool", "content": "x"},
+                {"role": "user", "content": "never"}]
+    tools = [{"name": "f", "z": 1, "a": "é<&>'"}]
+    assert render(template, messages, tools=tools) == '[a<b][{"name": "f", "z": 1, "a": "é<&>\'"}]'
+    with pytest.raises(InvalidModelError):
+        render("{{ ''.__class__.__mro__[1].__subclasses__() }}", messages)
+
+
+def test_gemma_style_chat_renders_and_tokenizes(gemma_dir):
+    from nomoat.chat import render
+    from nomoat.errors import InvalidOptionError
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France? "},
+                {"role": "assistant", "content": "Paris."}, {"role": "user", "content": "And Japan?"}]
+    text = render(GEMMA_STYLE, messages, True, "<bos>", "<eos>")
+    assert text == ("<bos><start_of_turn>user\nBe brief.\n\nCapital of France?<end_of_turn>\n<start_of_turn>model\n"
+                    "Paris.<end_of_turn>\n<start_of_turn>user\nAnd Japan?<end_of_turn>\n<start_of_turn>model\n")
+    hf, bpe = HFTokenizer(gemma_dir), BPETokenizer.from_dir(gemma_dir)
+    ids = hf.encode(text)
+    assert ids == bpe.encode(text) and ids[:3] == [2, 105, 2364] and ids[-3:] == [105, 4368, 107]
+    with pytest.raises(InvalidOptionError, match="alternate"):
+        render(GEMMA_STYLE, messages[1:2] * 2, True, "<bos>")
+
+
+def test_base_model_text_is_continued_and_chat_is_refused(gemma_dir):
+    """A model without a chat template completes text: the messages' texts in a row, BOS first where
+    the tokenizer adds one; a system or tool message is refused, naming the fix."""
+    from nomoat.chat import completion_text
+
+    turns = [{"role": "user", "content": "The capital of France is"}, {"role": "assistant", "content": " Paris."}]
+    assert completion_text(turns) == "The capital of France is Paris."
+    assert BPETokenizer.from_dir(gemma_dir).encode(completion_text(turns[:1]), add_special_tokens=True) == \
+        [2, 818, 5279, 529, 7001, 563]
+    for role in ("system", "tool"):
+        with pytest.raises(UnsupportedModelError, match="base model .* instruct model"):
+            completion_text([{"role": role, "content": "x"}, *turns], "gemma-3-270m")

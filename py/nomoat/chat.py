@@ -1,11 +1,14 @@
-"""Chat-template rendering: the model's own Jinja template, sandboxed, as Hugging Face renders it."""
+"""Chat-template rendering: the model's own Jinja template, sandboxed, as Hugging Face renders it
+(transformers' apply_chat_template environment: trim_blocks, lstrip_blocks, {% break %}/{% continue %},
+{% generation %} blocks, its tojson filter, raise_exception and strftime_now)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import lru_cache
 
-from .errors import InvalidModelError, InvalidOptionError
+from .errors import InvalidModelError, InvalidOptionError, UnsupportedModelError
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -14,11 +17,34 @@ def _raise(message: str):
     raise InvalidOptionError(f"The chat template refused these messages: {message}")
 
 
+def _tojson(x, ensure_ascii: bool = False, indent=None, separators=None, sort_keys: bool = False) -> str:
+    """HF's tojson: json.dumps as it is (Jinja's own escapes <, >, & and ' and sorts keys), so a tool
+    described by Qwen's template reads as the model was trained on."""
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _generation_extension():
+    """{% generation %}…{% endgeneration %} (HF marks the assistant's text with it): renders its body."""
+    from jinja2.ext import Extension
+
+    class Generation(Extension):
+        tags = {"generation"}
+
+        def parse(self, parser):
+            next(parser.stream)
+            return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+    return Generation
+
+
 @lru_cache(maxsize=8)
 def _compile(template: str):
+    from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[loopcontrols, _generation_extension()])
+    env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     try:
@@ -47,6 +73,21 @@ def check_messages(messages: list[dict]) -> None:
             raise InvalidOptionError(
                 f"messages[{i}] must be {{'role': one of {ROLES}, 'content': str}}, got {m!r}."
             )
+
+
+def completion_text(messages: list[dict], source: str = "This model") -> str:
+    """What a model without a chat template (a base model, such as Gemma-3-270M) is given: one text that
+    it continues, each message's text right after the one before (the prompt, the answer, the next
+    prompt…). A system or tool message needs a chat template: refused, naming the fix. The tokenizer
+    then puts BOS first where the model wants one (encode(text, add_special_tokens=True))."""
+    check_messages(messages)
+    for m in messages:
+        if m["role"] in ("system", "tool"):
+            raise UnsupportedModelError(
+                f"{source} is a base model (its package has no chat template): it continues text and takes no "
+                f"{m['role']} message. Prompt it with the text to continue (no system prompt or tools), or use "
+                "an instruct model, whose chat template gives it roles.")
+    return "".join(m["content"] for m in messages)
 
 
 def supports_tools(template: str) -> bool:
