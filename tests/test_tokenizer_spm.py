@@ -236,15 +236,17 @@ def test_unsupported_sentencepiece_tokenizers_are_refused(tiny_meta, tiny_spm_di
             BPETokenizer({**tj, **change})
 
 
-def test_gemma_equals_llama_cpp_where_its_fixture_exists(gemma_dir):
-    """llama.cpp's ids for both corpora: tests/fixtures/make_llama_fixtures.py --tokens (llama-cpp-python,
-    the optional llama extra, compiles llama.cpp: ~20 min) writes llama_tokens_gemma.json."""
-    path = HERE / "fixtures" / "llama_tokens_gemma.json"
+@pytest.mark.parametrize("name,folder,gguf", [("gemma", "gemma_dir", "models/downloads/gemma-3-270m-q4_k_m.gguf"),
+                                              ("spm_tiny", "tiny_spm_dir", "tiny-spm")])
+def test_equals_llama_cpp_where_its_fixture_exists(request, name, folder, gguf):
+    """llama.cpp's ids for both corpora, made by tests/fixtures/make_llama_fixtures.py --tokens (llama-cpp-python,
+    the optional llama extra, which compiles llama.cpp: ~20 min); the suite never needs llama.cpp."""
+    path = HERE / "fixtures" / f"llama_tokens_{name}.json"
     if not path.is_file():
-        pytest.skip("no llama_tokens_gemma.json: python tests/fixtures/make_llama_fixtures.py --tokens "
-                    "models/downloads/gemma-3-270m-q4_k_m.gguf llama_tokens_gemma.json")
+        pytest.skip(f"no {path.name}: make it with python tests/fixtures/make_llama_fixtures.py --tokens {gguf} "
+                    f"{path.name}")
     expected = json.loads(path.read_text())["ids"]
-    bpe = BPETokenizer.from_dir(gemma_dir)
+    bpe = BPETokenizer.from_dir(request.getfixturevalue(folder))
     assert len(expected) == len(CORPUS)
     assert [(s, bpe.encode(s), ids) for s, ids in zip(CORPUS, expected, strict=True) if bpe.encode(s) != ids] == []
 
