@@ -314,3 +314,15 @@ def test_base_model_text_is_continued_and_chat_is_refused(gemma_dir):
     for role in ("system", "tool"):
         with pytest.raises(UnsupportedModelError, match="base model .* instruct model"):
             completion_text([{"role": role, "content": "x"}, *turns], "gemma-3-270m")
+
+
+def test_byte_level_bos_for_models_that_add_one(tiny_gguf, tmp_path):
+    """A byte-level GGUF with add_bos (Llama-3.x) gets HF's BOS post-processor too; without (SmolLM2), none."""
+    meta = gguf_meta(tiny_gguf)
+    assert not meta.get("tokenizer.ggml.add_bos_token")
+    assert json.loads(json.dumps(tokenizer_json(meta)))["post_processor"]["type"] == "ByteLevel"
+    folder = write_package({**meta, "tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.bos_token_id": 1},
+                           tmp_path)
+    hf, bpe = HFTokenizer(folder), BPETokenizer.from_dir(folder)
+    assert hf.encode("Hello world", add_special_tokens=True) == bpe.encode("Hello world", add_special_tokens=True) \
+        == [1, *hf.encode("Hello world")]
