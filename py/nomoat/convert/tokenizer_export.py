@@ -108,10 +108,12 @@ def spm_merges(tokens: list[str], scores: list[float], types: list[int]) -> list
     """SentencePiece's merge order as BPE ranks: for each normal piece, highest score first (then lower
     id), every split into two normal pieces (left piece's id ascending)."""
     normal = {t: i for i, (t, ty) in enumerate(zip(tokens, types, strict=True)) if ty == NORMAL}
-    order = sorted(normal.values(), key=lambda i: (-scores[i], i))
-    return [(t[:k], t[k:]) for i in order if len(t := tokens[i]) > 1
-            for k in sorted(range(1, len(t)), key=lambda k: normal.get(t[:k], -1))
-            if t[:k] in normal and t[k:] in normal]
+    merges: list[tuple[str, str]] = []
+    for i in sorted(normal.values(), key=lambda i: (-scores[i], i)):
+        t = tokens[i]
+        splits = [(normal[a], a, b) for k in range(1, len(t)) if (a := t[:k]) in normal and (b := t[k:]) in normal]
+        merges += [(a, b) for _, a, b in sorted(splits)]
+    return merges
 
 
 def _sentencepiece_json(meta: dict) -> dict:
