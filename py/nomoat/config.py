@@ -162,15 +162,15 @@ class ModelConfig:
         tie = raw.get("tie_word_embeddings", True)
         if type(tie) is not bool:
             raise bad(f"tie_word_embeddings is {_show(tie)}, not true or false")
-        model_type, archs = raw.get("model_type", "llama"), raw.get("architectures", ["LlamaForCausalLM"])
+        model_type, archs = _default(raw, "model_type", "llama"), raw.get("architectures", ["LlamaForCausalLM"])
         if model_type not in MODEL_TYPES:
             raise bad(f"model_type is {_show(model_type)}, not one of {', '.join(MODEL_TYPES)}")
         if not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
             raise bad(f"architectures is {_show(archs)}, not a list of strings")
-        act = raw.get("hidden_act", "silu")
+        act = _default(raw, "hidden_act", "silu")
         if act not in ACTIVATIONS:
             raise bad(f"hidden_act is {_show(act)}, not one of {', '.join(ACTIVATIONS)}")
-        bias = raw.get("attention_bias", False)
+        bias = _default(raw, "attention_bias", False)
         if type(bias) is not bool:
             raise bad(f"attention_bias is {_show(bias)}, not true or false")
         scalar = None if raw.get("query_pre_attn_scalar") is None else real("query_pre_attn_scalar", 1 << 24)
@@ -190,7 +190,7 @@ class ModelConfig:
             for key in ("factor", "low_freq_factor", "high_freq_factor"):
                 v = scaling.get(key, _MISSING)
                 if type(v) not in (int, float) or not 0 < v <= 1e6:
-                    raise bad(f"rope_scaling.{key} is {_show(v)}, not a number in (0, 1000000.0]")
+                    raise bad(f"rope_scaling.{key} is {_show(v)}, not a number in (0, 1000000]")
             old = scaling.get("original_max_position_embeddings", _MISSING)
             if isinstance(old, float) and old.is_integer():
                 old = int(old)
@@ -221,6 +221,12 @@ LAYER_TYPES = ("full_attention", "sliding_attention")
 LIMITS = {"num_hidden_layers": 1024, "hidden_size": 65536, "intermediate_size": 262144, "num_attention_heads": 1024,
           "head_dim": 1024, "vocab_size": 1 << 24, "max_position_embeddings": 1 << 24}
 _MISSING = object()
+
+
+def _default(raw: dict, name: str, default: object) -> object:
+    """raw[name], with a missing key or JSON null meaning the default (as the browser reads it)."""
+    v = raw.get(name)
+    return default if v is None else v
 
 
 def _show(v: object) -> str:

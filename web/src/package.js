@@ -115,10 +115,26 @@ async function intact(bytes, info) {
 // (ModelConfig.from_dict), so both sides refuse the same files.
 
 /**
- * A model's shape, from config.json.
- * @typedef {{L: number, H: number, I: number, nq: number, nkv: number, hd: number, V: number, eps: number,
- *            theta: number, maxPos: number}} ModelShape
+ * RoPE scaling: Hugging Face's llama3 rope_scaling (Llama 3.x).
+ * @typedef {{factor: number, lowFreqFactor: number, highFreqFactor: number, originalMaxPos: number}} RopeScaling
  */
+
+/**
+ * A model's shape, from config.json. The architecture's fields (Hugging Face's names in config.json):
+ * modelType (model_type), act (hidden_act: "silu" | "gelu_pytorch_tanh"), attnBias (attention_bias: q/k/v
+ * biases), qScalar (query_pre_attn_scalar, default hd: the attention scale is qScalar^-1/2), window
+ * (sliding_window or null), sliding (per layer: layer_types[i] === "sliding_attention"), localTheta
+ * (rope_local_base_freq of sliding layers, default theta), ropeScaling (rope_scaling or null),
+ * embedScale (the embedding's multiplier: Math.fround(sqrt(H)) for gemma3, else 1). ropeInvFreqs(shape,
+ * layer) gives a layer's RoPE frequencies.
+ * @typedef {{L: number, H: number, I: number, nq: number, nkv: number, hd: number, V: number, eps: number,
+ *            theta: number, maxPos: number, modelType: string, act: string, attnBias: boolean, qScalar: number,
+ *            window: number | null, sliding: boolean[], localTheta: number, ropeScaling: RopeScaling | null,
+ *            embedScale: number}} ModelShape
+ */
+
+/** config.json's model_type values (py/nomoat/config.py MODEL_TYPES). */
+export const MODEL_TYPES = ["llama", "qwen2", "qwen3", "gemma3", "phi3"];
 
 const FIX = "convert the model again ('nomoat convert')";
 const CONFIG_FILE = "config.json";
@@ -170,8 +186,82 @@ export function modelShape(config) {
   }
   const hd = int("head_dim", LIMITS.head_dim, config.head_dim == null ? H / nq : undefined);
   if (hd % 2) throw badFile(CONFIG_FILE, `head_dim ${hd} is odd (rotary embeddings turn pairs)`);
-  return {L, H, I, nq, nkv, hd, V: int("vocab_size"), eps: real("rms_norm_eps", 1), theta: real("rope_theta", 1e12),
-    maxPos: int("max_position_embeddings")};
+  const V = int("vocab_size"), eps = real("rms_norm_eps", 1), theta = real("rope_theta", 1e12);
+  const maxPos = int("max_position_embeddings");
+  // The architecture (py/nomoat/config.py from_dict: the same rules, the same messages).
+  const modelType = config.model_type ?? "llama";
+  if (typeof modelType !== "string" || !MODEL_TYPES.includes(modelType)) {
+    throw badFile(CONFIG_FILE, `model_type is ${show(config.model_type)}, not one of ${MODEL_TYPES.join(", ")}`);
+  }
+  const act = config.hidden_act ?? "silu";
+  if (act !== "silu" && act !== "gelu_pytorch_tanh") {
+    throw badFile(CONFIG_FILE, `hidden_act is ${show(config.hidden_act)}, not one of silu, gelu_pytorch_tanh`);
+  }
+  const attnBias = config.attention_bias ?? false;
+  if (typeof attnBias !== "boolean") throw badFile(CONFIG_FILE, `attention_bias is ${show(config.attention_bias)}, not true or false`);
+  const qScalar = config.query_pre_attn_scalar == null ? hd : real("query_pre_attn_scalar", 1 << 24);
+  const window = config.sliding_window == null ? null : int("sliding_window", LIMITS.max_position_embeddings);
+  const types = config.layer_types;
+  if (types != null && !(Array.isArray(types) && types.length === L &&
+      types.every((t) => t === "full_attention" || t === "sliding_attention"))) {
+    throw badFile(CONFIG_FILE, `layer_types is ${show(types)}, not a list of ${L} of full_attention, sliding_attention`);
+  }
+  const sliding = Array.from({length: L}, (_, i) => Array.isArray(types) && types[i] === "sliding_attention");
+  if (sliding.some(Boolean) && window == null) {
+    throw badFile(CONFIG_FILE, "layer_types has sliding_attention layers but sliding_window is null");
+  }
+  const localTheta = config.rope_local_base_freq == null ? theta : real("rope_local_base_freq", 1e12);
+  return {L, H, I, nq, nkv, hd, V, eps, theta, maxPos, modelType, act, attnBias, qScalar, window, sliding, localTheta,
+    ropeScaling: ropeScaling(config.rope_scaling), embedScale: modelType === "gemma3" ? Math.fround(Math.sqrt(H)) : 1};
+}
+
+/**
+ * config.json's rope_scaling: null, or Hugging Face's llama3 object, checked.
+ * @param {unknown} rs
+ * @returns {RopeScaling | null}
+ */
+function ropeScaling(rs) {
+  if (rs == null) return null;
+  if (!isObject(rs) || (rs.rope_type ?? rs.type) !== "llama3") {
+    throw badFile(CONFIG_FILE, `rope_scaling is ${show(rs)}, not null or a llama3 rope_scaling object`);
+  }
+  /** @param {string} key */
+  const num = (key) => {
+    const v = rs[key];
+    if (typeof v !== "number" || !(v > 0 && v <= 1e6)) throw badFile(CONFIG_FILE, `rope_scaling.${key} is ${show(v)}, not a number in (0, 1000000]`);
+    return v;
+  };
+  const factor = num("factor"), lowFreqFactor = num("low_freq_factor"), highFreqFactor = num("high_freq_factor");
+  const old = rs.original_max_position_embeddings, hi = LIMITS.max_position_embeddings;
+  if (typeof old !== "number" || !Number.isSafeInteger(old) || old < 1 || old > hi) {
+    throw badFile(CONFIG_FILE, `rope_scaling.original_max_position_embeddings is ${show(old)}, not an integer in 1..${hi}`);
+  }
+  if (!(highFreqFactor > lowFreqFactor)) throw badFile(CONFIG_FILE, "rope_scaling.high_freq_factor is not above its low_freq_factor");
+  return {factor, lowFreqFactor, highFreqFactor, originalMaxPos: old};
+}
+
+/**
+ * Layer `layer`'s RoPE inverse frequencies (hd / 2 of them, f64), rotate-half pairs (i, i + hd/2):
+ * base^(-2i / hd); sliding layers use localTheta, unscaled; the others theta, then llama3 scaling
+ * (Hugging Face's rule: long wavelengths divided by factor, short ones kept, the band between
+ * interpolated). py/nomoat/config.py ModelConfig.rope_inv_freqs computes the same.
+ * @param {ModelShape} shape
+ * @param {number} layer
+ * @returns {Float64Array}
+ */
+export function ropeInvFreqs(shape, layer) {
+  const {hd, ropeScaling: rs} = shape, sliding = shape.sliding[layer];
+  const base = sliding ? shape.localTheta : shape.theta;
+  const inv = Float64Array.from({length: hd / 2}, (_, i) => 1 / base ** ((2 * i) / hd));
+  if (!rs || sliding) return inv;
+  const {factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPos: old} = rs;
+  return inv.map((f) => {
+    const wave = 2 * Math.PI / f;
+    if (wave < old / high) return f;
+    if (wave > old / low) return f / factor;
+    const smooth = (old / wave - low) / (high - low);
+    return (f / factor) * (1 - smooth) + f * smooth;
+  });
 }
 
 /**
