@@ -326,3 +326,16 @@ def test_byte_level_bos_for_models_that_add_one(tiny_gguf, tmp_path):
     hf, bpe = HFTokenizer(folder), BPETokenizer.from_dir(folder)
     assert hf.encode("Hello world", add_special_tokens=True) == bpe.encode("Hello world", add_special_tokens=True) \
         == [1, *hf.encode("Hello world")]
+
+
+def test_qwen25_template_renders_as_hf():
+    """Qwen2.5-Instruct's own template (tools, tool calls, tool responses) renders exactly as HF renders
+    it (the expected text of huggingface.js's test: see the fixture's source)."""
+    from nomoat.chat import render, supports_tools
+
+    q = load_fixture("qwen2.5_chat_template.json")
+    assert supports_tools(q["chat_template"])
+    assert render(q["chat_template"], q["messages"], q["add_generation_prompt"], tools=q["tools"]) == q["expected"]
+    plain = render(q["chat_template"], [{"role": "user", "content": "Hi"}], True)
+    assert plain == ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+                     "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
