@@ -203,10 +203,16 @@ def test_gemma_encodes_as_expected(gemma_dir):
 
 
 def test_gemma_decodes_every_string_back(gemma_dir):
-    """Every string but one holding a literal "▁", which SentencePiece reads as a space."""
+    """Every string but one holding a literal "▁", which SentencePiece reads as a space; and as HF's decoder
+    (Replace, ByteFallback, Fuse) decodes, special tokens kept or skipped. Bytes that are not UTF-8 are
+    where the two part: nomoat writes U+FFFD for each invalid sequence of the byte stream (as llama.cpp's
+    bytes decode, and byte-level models), HF for every byte token of a run that is not UTF-8 as a whole."""
     hf, bpe = HFTokenizer(gemma_dir), BPETokenizer.from_dir(gemma_dir)
     texts = [s for s in CORPUS + FUZZ if "▁" not in s]
     assert len(texts) > 3000 and [s for s in texts if bpe.decode(hf.encode(s), skip_special_tokens=False) != s] == []
+    for skip in (False, True):
+        assert [s for s in CORPUS + FUZZ if bpe.decode(ids := hf.encode(s), skip) != hf._hf.decode(ids, skip)] == []
+    assert bpe.decode([270, 491]) == " \ufffd" and hf._hf.decode([270, 491]) == "\ufffd\ufffd"  # <0x20> <0xFD>
     assert bpe.decode(hf.encode("a▁b")) == "a b"
     assert bpe.decode(bpe.encode("<start_of_turn>model\nParis<end_of_turn>")) == "model\nParis"
 
