@@ -345,3 +345,40 @@ def test_qwen25_template_renders_as_hf():
     plain = render(q["chat_template"], [{"role": "user", "content": "Hi"}], True)
     assert plain == ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
                      "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_hostile_sentencepiece_tokenizer_json_is_refused_by_name(tiny_spm_dir):
+    """300 seeded mutations of the tiny SentencePiece tokenizer.json (wrong types in the normalizer,
+    decoder, post-processor, added tokens and model fields): the pure-Python tokenizer builds and
+    encodes, or refuses with InvalidModelError / UnsupportedModelError, never another exception."""
+    import copy
+
+    from nomoat.errors import InvalidModelError
+
+    base = json.loads((tiny_spm_dir / "tokenizer.json").read_text())
+    values = [None, 1, -1, 2.5, True, "x", [], {}, [1], [None], {"type": "Replace"}, {"type": "Prepend", "prepend": 3},
+              {"type": "Sequence"}, {"type": "Sequence", "normalizers": [1]}, {"type": "Sequence", "decoders": "x"},
+              {"type": "Replace", "pattern": {"String": 1}, "content": "x"}, {"type": "TemplateProcessing"},
+              {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<zz>"}}, {"Sequence": {}}],
+               "special_tokens": {}}]
+    fields = [("normalizer",), ("decoder",), ("pre_tokenizer",), ("post_processor",), ("added_tokens",), ("model",),
+              ("model", "vocab"), ("model", "merges"), ("model", "unk_token"), ("model", "byte_fallback"),
+              ("model", "fuse_unk"), ("model", "type")]
+    rng, other = random.Random(12), []
+    for _ in range(300):
+        tj = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 2)):
+            *where, key = rng.choice(fields)
+            node = tj
+            for k in where:
+                node = node.get(k) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node[key] = copy.deepcopy(rng.choice(values))
+        try:
+            tok = BPETokenizer(tj)
+            tok.decode(tok.encode("Hello <s> world\n😀", add_special_tokens=True))
+        except (InvalidModelError, UnsupportedModelError):
+            pass
+        except Exception as e:  # noqa: BLE001 - what this test looks for
+            other.append(f"{type(e).__name__}: {e}")
+    assert other == []

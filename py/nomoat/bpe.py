@@ -116,6 +116,15 @@ class BPETokenizer(ByteLevelDecoder):
     HFTokenizer.encode, and ByteLevelDecoder's decoding."""
 
     def __init__(self, tokenizer_json: dict) -> None:
+        """A tokenizer.json of the wrong shape (a wrong type anywhere) is an InvalidModelError, never
+        another exception: the browser builds this from a package's bytes."""
+        try:
+            self._build(tokenizer_json)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+            raise InvalidModelError(f"tokenizer.json is not a valid tokenizer ({type(e).__name__}: {str(e)[:200]}); "
+                                    "re-run 'nomoat convert'.") from e
+
+    def _build(self, tokenizer_json: dict) -> None:
         model, added = tokenizer_json["model"], tokenizer_json.get("added_tokens", [])
         if model.get("type") != "BPE" or any(
                 model.get(k) for k in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "ignore_merges")):
