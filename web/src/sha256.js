@@ -71,7 +71,10 @@ export class Sha256 {
   }
 
   /**
-   * The compression function over the 64-byte blocks of bytes[from, to).
+   * The compression function over the 64-byte blocks of bytes[from, to). The rounds go eight at a
+   * time with the eight working variables renamed instead of shifted (round t's h is round t+1's
+   * g, ...): each pair of lines is one round (T1, then d += T1 and the new a = T1 + T2). About 1.2x
+   * the speed of a one-round loop in V8 (web/test/sha256.test.js prints the speed).
    * @param {Uint8Array} p @param {number} from @param {number} to
    */
   blocks(p, from, to) {
@@ -83,26 +86,40 @@ export class Sha256 {
         w[t] = (p[j] << 24) | (p[j + 1] << 16) | (p[j + 2] << 8) | p[j + 3];
       }
       for (let t = 16; t < 64; t++) {
-        const a = w[t - 15], b = w[t - 2];
-        const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
-        const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
-        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) | 0;
+        const x = w[t - 15], y = w[t - 2];
+        w[t] = (w[t - 16] + (((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3)) + w[t - 7] +
+          (((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10))) | 0;
       }
-      let a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, hh = h7;
-      for (let t = 0; t < 64; t++) {
-        const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-        const t1 = (hh + S1 + ((e & f) ^ (~e & g)) + K[t] + w[t]) | 0;
-        const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-        const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
-        hh = g; g = f; f = e; e = (d + t1) | 0;
-        d = c; c = b; b = a; a = (t1 + t2) | 0;
+      let a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, k = h7, t1 = 0;
+      for (let t = 0; t < 64; t += 8) {
+        t1 = (k + S1(e) + ((e & f) ^ (~e & g)) + K[t] + w[t]) | 0;
+        d = (d + t1) | 0; k = (t1 + S0(a) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        t1 = (g + S1(d) + ((d & e) ^ (~d & f)) + K[t + 1] + w[t + 1]) | 0;
+        c = (c + t1) | 0; g = (t1 + S0(k) + ((k & a) ^ (k & b) ^ (a & b))) | 0;
+        t1 = (f + S1(c) + ((c & d) ^ (~c & e)) + K[t + 2] + w[t + 2]) | 0;
+        b = (b + t1) | 0; f = (t1 + S0(g) + ((g & k) ^ (g & a) ^ (k & a))) | 0;
+        t1 = (e + S1(b) + ((b & c) ^ (~b & d)) + K[t + 3] + w[t + 3]) | 0;
+        a = (a + t1) | 0; e = (t1 + S0(f) + ((f & g) ^ (f & k) ^ (g & k))) | 0;
+        t1 = (d + S1(a) + ((a & b) ^ (~a & c)) + K[t + 4] + w[t + 4]) | 0;
+        k = (k + t1) | 0; d = (t1 + S0(e) + ((e & f) ^ (e & g) ^ (f & g))) | 0;
+        t1 = (c + S1(k) + ((k & a) ^ (~k & b)) + K[t + 5] + w[t + 5]) | 0;
+        g = (g + t1) | 0; c = (t1 + S0(d) + ((d & e) ^ (d & f) ^ (e & f))) | 0;
+        t1 = (b + S1(g) + ((g & k) ^ (~g & a)) + K[t + 6] + w[t + 6]) | 0;
+        f = (f + t1) | 0; b = (t1 + S0(c) + ((c & d) ^ (c & e) ^ (d & e))) | 0;
+        t1 = (a + S1(f) + ((f & g) ^ (~f & k)) + K[t + 7] + w[t + 7]) | 0;
+        e = (e + t1) | 0; a = (t1 + S0(b) + ((b & c) ^ (b & d) ^ (c & d))) | 0;
       }
       h0 = (h0 + a) | 0; h1 = (h1 + b) | 0; h2 = (h2 + c) | 0; h3 = (h3 + d) | 0;
-      h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + hh) | 0;
+      h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + k) | 0;
     }
     h[0] = h0; h[1] = h1; h[2] = h2; h[3] = h3; h[4] = h4; h[5] = h5; h[6] = h6; h[7] = h7;
   }
 }
+
+/** Σ1(x) of FIPS 180-4. @param {number} x */
+const S1 = (x) => ((x >>> 6) | (x << 26)) ^ ((x >>> 11) | (x << 21)) ^ ((x >>> 25) | (x << 7));
+/** Σ0(x). @param {number} x */
+const S0 = (x) => ((x >>> 2) | (x << 30)) ^ ((x >>> 13) | (x << 19)) ^ ((x >>> 22) | (x << 10));
 
 /** The sha256 of bytes, hex. @param {Uint8Array} bytes */
 export function sha256Hex(bytes) {
