@@ -6,8 +6,9 @@ metadata) over a prompt and decode steps, greedy tokens equal. Gemma 3's sliding
 tested past their window (a window of 8 positions, 32 positions in all).
 
 The real Gemma-3-270M Q4_K_M (models/downloads/gemma-3-270m-q4_k_m.gguf; skipped if absent, slow:
-~3 min on 2 cores): the reference's and onnxruntime's next token after "The capital of France is"
-agree, and the greedy continuation names Paris.
+~3 min on 2 cores): after "The capital of France is", onnxruntime agrees with the reference and with
+Hugging Face transformers' Gemma 3 (fixtures/gemma_hf.json): logits, top-3 (Paris third) and its
+30-token greedy continuation.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from nomoat.convert import convert
 from nomoat.convert.tiny import make_tiny_gguf
 from nomoat.errors import InvalidModelError, UnsupportedModelError
 
+from conftest import load_fixture
+
 # |logits_onnx - logits_reference| max over every position and vocabulary entry. Both compute in f32
 # from the same dequantized weights; the differences are summation order and transcendental
 # rounding (observed <= 4e-5 on logits of magnitude ~25-50).
@@ -35,6 +38,7 @@ LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_fr
 TINY = {  # name → make_tiny_gguf arguments
     "llama": {},
     "llama3": {"arch": "llama", "rope_scaling": LLAMA3},  # wavelengths 6..2e4 across 64: all three bands
+    "llama_bias": {"arch": "llama", "qkv_bias": True},  # biases on permuted rows: permuted back with them
     "qwen2": {"arch": "qwen2"},
     "qwen3": {"arch": "qwen3", "head_dim": 32},  # q_dim 128 != hidden 64, as in Qwen3
     "gemma3": {"arch": "gemma3", "head_dim": 32, "n_layers": 6, "n_kv": 1, "sliding_window": 8,
@@ -83,7 +87,7 @@ def test_package_config_describes_the_architecture(tiny):
         assert cfg["rope_scaling"] == LLAMA3  # recovered exactly from the GGUF's rope_freqs divisors
     else:
         assert cfg["rope_scaling"] is None
-    assert cfg["attention_bias"] == (name == "qwen2")
+    assert cfg["attention_bias"] == (name in ("qwen2", "llama_bias"))
     assert cfg["hidden_act"] == ("gelu_pytorch_tanh" if name == "gemma3" else "silu")
     assert c.head_dim == TINY[name].get("head_dim", 16)
     if name == "gemma3":
@@ -125,18 +129,21 @@ def test_other_architectures_are_refused_naming_the_supported(tmp_path):
         convert(gguf, tmp_path / "out")
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("model_type", "mistral", "model_type .* not one of llama, qwen2, qwen3, gemma3, phi3"),
-    ("hidden_act", "relu", "hidden_act"),
-    ("attention_bias", "yes", "attention_bias"),
-    ("layer_types", ["sliding_attention"], "layer_types"),
-    ("layer_types", ["sliding_attention", "full_attention"], "sliding_window is null"),
-    ("sliding_window", 0, "sliding_window"),
-    ("query_pre_attn_scalar", -1, "query_pre_attn_scalar"),
-    ("rope_local_base_freq", "1e4", "rope_local_base_freq"),
-    ("rope_scaling", {"rope_type": "yarn", "factor": 4.0}, "rope_scaling"),
-    ("rope_scaling", {**LLAMA3, "high_freq_factor": 0.5}, "high_freq_factor"),
-    ("rope_scaling", {**LLAMA3, "original_max_position_embeddings": 64.5}, "original_max_position_embeddings"),
+@pytest.mark.parametrize("field,value,match", [  # the messages of web/test/model_shape.test.js (modelShape)
+    ("model_type", "mistral", r'model_type is "mistral", not one of llama, qwen2, qwen3, gemma3, phi3'),
+    ("hidden_act", "relu", r'hidden_act is "relu", not one of silu, gelu_pytorch_tanh'),
+    ("attention_bias", "yes", r'attention_bias is "yes", not true or false'),
+    ("layer_types", ["sliding_attention"],
+     r'layer_types is \["sliding_attention"\], not a list of 2 of full_attention, sliding_attention'),
+    ("layer_types", ["sliding_attention", "full_attention"], "layer_types has sliding_attention layers but "
+                                                             "sliding_window is null"),
+    ("sliding_window", 0, r"sliding_window is 0, not an integer in 1\.\.16777216"),
+    ("query_pre_attn_scalar", -1, r"query_pre_attn_scalar is -1, not a number in \(0, 16777216\]"),
+    ("rope_local_base_freq", "1e4", r'rope_local_base_freq is "1e4", not a number'),
+    ("rope_scaling", {"rope_type": "yarn", "factor": 4.0}, r"rope_scaling is .*, not null or a llama3 rope_scaling"),
+    ("rope_scaling", {**LLAMA3, "high_freq_factor": 0.5}, "high_freq_factor is not above its low_freq_factor"),
+    ("rope_scaling", {**LLAMA3, "original_max_position_embeddings": 64.5},
+     r"rope_scaling\.original_max_position_embeddings is 64\.5, not an integer in 1\.\.16777216"),
 ])
 def test_config_fields_are_checked(tiny_dir, field, value, match):
     cfg = json.loads((tiny_dir / "config.json").read_text())
@@ -149,6 +156,16 @@ GEMMA = Path(__file__).resolve().parents[1] / "models" / "downloads" / "gemma-3-
 # "The capital of France is" with <bos>: each word is one piece of Gemma's vocabulary (checked below),
 # which is what SentencePiece gives for it (add_space_prefix false: "The" has no "▁").
 GEMMA_PROMPT = {2: "<bos>", 818: "The", 5279: "▁capital", 529: "▁of", 7001: "▁France", 563: "▁is"}
+PARIS = 9079  # "▁Paris"
+
+
+@pytest.fixture
+def spm_readable(monkeypatch):
+    """read_gguf takes SentencePiece ('llama') tokenizers (a no-op once nomoat reads them itself)."""
+    import nomoat.convert.gguf_file as gguf_file
+
+    if "llama" not in gguf_file.TOKENIZER_MODELS:
+        monkeypatch.setattr(gguf_file, "TOKENIZER_MODELS", (*gguf_file.TOKENIZER_MODELS, "llama"))
 
 
 def _gemma_package(tmp: Path) -> Path:
@@ -156,23 +173,17 @@ def _gemma_package(tmp: Path) -> Path:
     config.json only (what OrtNativeBackend reads)."""
     try:
         return convert(GEMMA, tmp / "gemma")
-    except UnsupportedModelError as e:
-        if "tokenizer" not in str(e):
+    except (UnsupportedModelError, InvalidModelError, KeyError, ValueError) as e:
+        if "okenizer" not in f"{e!r}":
             raise
     import onnx
     from onnx import external_data_helper
 
-    import nomoat.convert.gguf_file as gguf_file
-    from nomoat.convert import load_weights
+    from nomoat.convert import load_weights, read_gguf
     from nomoat.convert.graph import build_graph
     from nomoat.package import DATA_FILE, ONNX_FILE
 
-    saved = gguf_file.TOKENIZER_MODELS
-    gguf_file.TOKENIZER_MODELS = (*saved, "llama")
-    try:
-        m = gguf_file.read_gguf(GEMMA)
-    finally:
-        gguf_file.TOKENIZER_MODELS = saved
+    m = read_gguf(GEMMA)
     model = build_graph(m.config, load_weights(m))
     pkg = tmp / "gemma"
     (pkg / ONNX_FILE).parent.mkdir(parents=True)
@@ -185,22 +196,33 @@ def _gemma_package(tmp: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not GEMMA.is_file(), reason=f"{GEMMA} is not downloaded")
-def test_gemma_3_270m_names_paris(tmp_path):
+def test_gemma_3_270m_matches_the_reference_and_transformers(tmp_path, spm_readable):
+    """After "The capital of France is": onnxruntime's logits equal the numpy reference's, and Hugging
+    Face transformers' Gemma3ForCausalLM's (fixtures/gemma_hf.json: its 20 largest logits, its greedy
+    continuation); Paris is among the three likeliest next tokens. (The base model's greedy answer,
+    transformers' and nomoat's alike, is " the capital of the country of France. It is the largest
+    city in France ...": Paris, at p = 0.084, is third after " the" and " a".)"""
     from gguf import GGUFReader
 
     vocab = GGUFReader(GEMMA).fields["tokenizer.ggml.tokens"].contents()
     assert {i: vocab[i] for i in GEMMA_PROMPT} == GEMMA_PROMPT
+    hf = load_fixture("gemma_hf.json")
     prompt = list(GEMMA_PROMPT)
+    assert hf["prompt_ids"] == prompt
     onnx = ort(_gemma_package(tmp_path))
     state = onnx.new_state()
     logits = onnx.run(state, prompt)
+    np.testing.assert_allclose(logits[hf["top_ids"]], hf["top_logits"], rtol=0, atol=2e-3)
+    assert [int(i) for i in np.argsort(-logits)[:3]] == hf["top_ids"][:3] and PARIS in hf["top_ids"][:3]
+    greedy = []
+    for _ in range(len(hf["greedy_ids"])):
+        greedy.append(int(logits.argmax()))
+        logits = onnx.run(state, [greedy[-1]])
+    assert greedy == hf["greedy_ids"], "".join(vocab[t] for t in greedy)
+
     ref = ReferenceBackend(GEMMA)
-    expected = ref._forward(ref.new_state(), prompt)[-1]
-    assert np.abs(logits - expected).max() <= 5e-3  # observed 6e-5 (logits up to ~22)
-    assert int(logits.argmax()) == int(expected.argmax())
-    tokens = []
-    for _ in range(10):
-        tokens.append(int(logits.argmax()))
-        logits = onnx.run(state, [tokens[-1]])
-    text = "".join(vocab[t] for t in tokens).replace("▁", " ")
-    assert "Paris" in text, text
+    expected = ref._forward(ref.new_state(), prompt + greedy[:8])  # prompt and 8 steps, all positions
+    state = onnx.new_state()
+    got = onnx.run(state, prompt + greedy[:8], all_logits=True)
+    assert np.abs(got - expected).max() <= 5e-3  # observed 6e-5 (logits up to ~22)
+    assert (got.argmax(-1) == expected.argmax(-1)).all()

@@ -61,7 +61,11 @@ def load_weights(m: GGUFModel) -> Weights:
             gate_up = concat([to_qlinear(t(p + "ffn_gate.weight")), to_qlinear(t(p + "ffn_up.weight"))])
         bias = None
         if cfg.attention_bias:
-            bias = np.concatenate([to_f32(t(p + f"attn_{x}.bias")).reshape(-1) for x in "qkv"])
+            bq, bk, bv = (to_f32(t(p + f"attn_{x}.bias")).reshape(-1) for x in "qkv")
+            if cfg.model_type == "llama":  # the bias rows were permuted with their weight rows
+                bq = bq[unpermute_rows(bq.size, cfg.num_attention_heads)]
+                bk = bk[unpermute_rows(bk.size, cfg.num_key_value_heads)]
+            bias = np.concatenate([bq, bk, bv])
         layers.append(LayerWeights(
             attn_norm=to_f32(t(p + "attn_norm.weight")),
             qkv=qkv,

@@ -184,6 +184,12 @@ def read_gguf(path: str | Path) -> GGUFModel:
         **arch_fields,
     )
     _check_types(path.name, config, tensors)
+    read = {"token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"}
+    read |= {f"blk.{i}.{t}" for i in range(n_layers) for t in layer_tensors(config, tensors, i)}
+    if extra := sorted(names - read):
+        raise UnsupportedModelError(f"{path.name} has tensors nomoat's {arch} decoder does not use "
+                                    f"({', '.join(extra[:4])}{' …' if len(extra) > 4 else ''}): a variant of "
+                                    "the architecture that nomoat does not support.")
     meta = {}
     for key in reader.fields:
         if key.startswith(("tokenizer.", "general.")):
@@ -197,7 +203,7 @@ def _arch_fields(name: str, reader, arch: str, n_layers: int, hidden: int, n_hea
     hparams and src/models/*.cpp): qwen2's biases, gemma3's activation, sliding layers and scale,
     Llama-3.x's rope scaling (from its rope_freqs tensor)."""
     out: dict = {}
-    if arch == "qwen2":
+    if arch == "qwen2" or "blk.0.attn_q.bias" in names:  # qwen2's are required; llama.cpp takes them for llama too
         out["attention_bias"] = True
     if arch == "gemma3":
         if _field(reader, "gemma3.final_logit_softcapping") not in (None, 0, 0.0):

@@ -86,7 +86,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
                    n_layers: int = 2, hidden: int = 64, n_heads: int = 4, n_kv: int = 2,
                    inter: int = 128, context: int = 256, arch: str = "llama", tokenizer_model: str = "gpt2",
                    head_dim: int | None = None, rope_theta: float = 10000.0, sliding_window: int | None = None,
-                   rope_scaling: dict | None = None,
+                   rope_scaling: dict | None = None, qkv_bias: bool = False,
                    embed_type: str = "Q8_0", types: dict[str, str] | None = None) -> Path:
     """Write the tiny model to `path`. tokenizer_model / linear_type other than the defaults, or an
     arch outside ARCHS, make files the converter must refuse (for its error tests).
@@ -96,8 +96,9 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     rope_freqs), qwen2 (q/k/v biases), qwen3 (q/k norms), gemma3 (q/k norms, post-norms, norms
     holding Gemma's +1 as llama.cpp's converter stores them; sliding_window, if given, is written as
     gemma3.attention.sliding_window), phi3 (attn_qkv and ffn_up = gate|up fused). head_dim:
-    attention.key_length/value_length (default hidden / n_heads). The weights are random: a
-    llama file's Q/K rows need no permuting.
+    attention.key_length/value_length (default hidden / n_heads); qkv_bias: q/k/v biases for any
+    arch (llama.cpp reads them for llama too). The weights are random: a llama file's Q/K rows
+    need no permuting.
 
     linear_type: every linear layer's GGUF type; embed_type: token_embd's (and output's, untied).
     types: overrides by tensor name ("blk.1.ffn_down") or name stem ("attn_v", "ffn_down",
@@ -170,7 +171,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
             linear(p + "attn_q.weight", n_heads * hd, hidden)
             linear(p + "attn_k.weight", n_kv * hd, hidden)
             linear(p + "attn_v.weight", n_kv * hd, hidden)
-        if arch == "qwen2":
+        if arch == "qwen2" or qkv_bias:
             for x, n in (("q", n_heads), ("k", n_kv), ("v", n_kv)):
                 bias(p + f"attn_{x}.bias", n * hd)
         if arch in ("qwen3", "gemma3"):
