@@ -382,3 +382,35 @@ def test_hostile_sentencepiece_tokenizer_json_is_refused_by_name(tiny_spm_dir):
         except Exception as e:  # noqa: BLE001 - what this test looks for
             other.append(f"{type(e).__name__}: {e}")
     assert other == []
+
+
+def llama_cpp_agrees_by_construction(meta: dict) -> list[str]:
+    """Where llama.cpp's SentencePiece tokenizer works otherwise than HF and sentencepiece, and why that
+    does not change the ids for this vocabulary (problems found, [] if none):
+    - it merges two symbols into any token with that text (control, byte, user-defined too), not only a
+      normal piece: the same unless some other token is the join of two normal pieces;
+    - it cuts added tokens out longest first, each everywhere left to right (HF: leftmost, then longest):
+      the same unless one added token lies inside another or overlaps it (a proper suffix of one is a
+      proper prefix of another), runs of one character (Gemma's whitespace pieces) aside."""
+    tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
+    normal = {t for t, kind in zip(tokens, types, strict=True) if kind == 1}
+    problems = [f"{t!r} = {t[:k]!r} + {t[k:]!r}" for t, kind in zip(tokens, types, strict=True) if kind != 1
+                for k in range(1, len(t)) if t[:k] in normal and t[k:] in normal]
+    added = {t for t, kind in zip(tokens, types, strict=True) if kind in (2, 3, 4)}
+
+    def run(*ts: str) -> bool:
+        return len(set("".join(ts))) == 1
+
+    prefixes = {a[:k] for a in added for k in range(1, len(a))}
+    not_run_prefixes = {a[:k] for a in added if not run(a) for k in range(1, len(a))}
+    for a in added:
+        problems += [f"{s!r} inside {a!r}" for s in {a[i:j] for i in range(len(a)) for j in range(i + 1, len(a) + 1)}
+                     if s != a and s in added and not run(s, a)]
+        problems += [f"{a!r} overlaps a token starting {a[k:]!r}" for k in range(1, len(a))
+                     if a[k:] in (not_run_prefixes if run(a) else prefixes)]
+    return problems
+
+
+def test_llama_cpp_gives_the_same_ids_by_construction(tiny_meta, gemma_meta):
+    assert llama_cpp_agrees_by_construction(tiny_meta) == []
+    assert llama_cpp_agrees_by_construction(gemma_meta) == []
