@@ -17,7 +17,7 @@
 
 import {BlockKVState} from "./engine.js";
 import {named} from "./errors.js";
-import {badFile as bad, isObject, modelShape, show} from "./package.js";
+import {badFile as bad, isObject, modelShape, ropeInvFreqs, show} from "./package.js";
 import {Sampler} from "./sampler.js";
 
 /** @typedef {import("./engine.js").SamplingParams} SamplingParams */
@@ -252,89 +252,26 @@ export function weightsOf(c, a, dir, size, base = 0) {
 }
 
 /**
- * What a model's architecture adds to the Llama decoder, from config.json (issue 12's contract,
- * its defaults; the only place the decoder reads these fields): the embedding multiplier
- * (sqrt(hidden_size) in f32 for gemma3, else 1), the activation (silu or gelu_pytorch_tanh), the
- * qkv bias (attention_bias), the attention scalar (query_pre_attn_scalar, default head_dim: scores
- * times its -1/2 power), each layer's window (sliding_window for "sliding_attention" layer_types;
- * 0 = full) and RoPE inverse frequencies (rope_theta with rope_scaling's llama3 rule for full layers,
- * rope_local_base_freq for sliding ones), the distinct tables once each (ropes; ropeOf per layer).
- * A field of the wrong type or value is a DataError naming config.json.
- * @param {unknown} config config.json parsed
- * @param {Shape} c its shape (modelShape)
+ * What a model's architecture adds to the Llama decoder, as the decoder runs it, from its shape
+ * (package.js modelShape: config.json's architecture fields, checked with py/nomoat/config.py's
+ * rules, the contract's defaults): the embedding multiplier (sqrt(hidden_size) in f32 for gemma3,
+ * else 1), the activation (silu or gelu_pytorch_tanh), the qkv bias (attention_bias), the attention
+ * scalar (query_pre_attn_scalar, default head_dim: scores times its -1/2 power), each layer's window
+ * (sliding_window for "sliding_attention" layers; 0 = full) and RoPE inverse frequencies
+ * (package.js ropeInvFreqs: rope_theta with the llama3 rule for full layers, rope_local_base_freq
+ * for sliding ones), the distinct tables once each (ropes; ropeOf per layer).
+ * @param {Shape} c
  */
-export function archOf(config, c) {
-  const cfg = /** @type {Record<string, unknown>} */ (config);
-  /** @param {string} name */
-  const field = (name) => cfg[name] ?? undefined; // JSON null = absent
-  /** @param {string} name @param {number} fallback @param {number} hi */
-  const real = (name, fallback, hi) => {
-    const v = field(name) ?? fallback;
-    if (typeof v !== "number" || !(v > 0 && v <= hi)) throw bad(CONFIG_FILE, `${name} is ${show(cfg[name])}, not a number in (0, ${hi}]`);
-    return v;
-  };
-  const type = field("model_type") ?? "llama", act = field("hidden_act") ?? "silu", bias = field("attention_bias") ?? false;
-  if (typeof type !== "string") throw bad(CONFIG_FILE, `model_type is ${show(type)}, not a string`);
-  if (act !== "silu" && act !== "gelu_pytorch_tanh") throw bad(CONFIG_FILE, `hidden_act is ${show(act)}, not "silu" or "gelu_pytorch_tanh"`);
-  if (typeof bias !== "boolean") throw bad(CONFIG_FILE, `attention_bias is ${show(bias)}, not true or false`);
-  const window = field("sliding_window"), types = field("layer_types");
-  if (window !== undefined && !(typeof window === "number" && Number.isSafeInteger(window) && window >= 1)) {
-    throw bad(CONFIG_FILE, `sliding_window is ${show(window)}, not a positive integer or null`);
-  }
-  if (types !== undefined && !(Array.isArray(types) && types.length === c.L &&
-      types.every((x) => x === "full_attention" || x === "sliding_attention"))) {
-    throw bad(CONFIG_FILE, `layer_types is ${show(types)}, not a list of ${c.L} "full_attention" | "sliding_attention"`);
-  }
-  const sliding = Array.from({length: c.L}, (_, i) => Array.isArray(types) && types[i] === "sliding_attention");
-  if (sliding.some(Boolean) && window === undefined) throw bad(CONFIG_FILE, "layer_types has sliding_attention layers but sliding_window is null");
-  const scaling = field("rope_scaling");
-  /** @type {{factor: number, low: number, high: number, old: number} | null} */
-  let llama3 = null;
-  if (scaling !== undefined) {
-    const sc = isObject(scaling) ? scaling : {};
-    const num = (/** @type {unknown} */ v) => typeof v === "number" && v > 0 && v < 1e12;
-    const old = sc.original_max_position_embeddings;
-    if ((sc.rope_type ?? sc.type) !== "llama3" || !num(sc.factor) || !num(sc.low_freq_factor) || !num(sc.high_freq_factor) ||
-        !(/** @type {number} */ (sc.high_freq_factor) > /** @type {number} */ (sc.low_freq_factor)) ||
-        !(typeof old === "number" && Number.isSafeInteger(old) && old >= 1)) {
-      throw bad(CONFIG_FILE, `rope_scaling is ${show(scaling)}, not null or {rope_type: "llama3", factor, low_freq_factor, ` +
-        "high_freq_factor > low_freq_factor, original_max_position_embeddings}");
-    }
-    llama3 = {factor: /** @type {number} */ (sc.factor), low: /** @type {number} */ (sc.low_freq_factor),
-      high: /** @type {number} */ (sc.high_freq_factor), old};
-  }
-  const local = real("rope_local_base_freq", c.theta, 1e12);
-  /** @type {number[][]} */
+export function archOf(c) {
+  /** @type {Float64Array[]} */
   const ropes = [];
-  const ropeOf = sliding.map((s) => {
-    const inv = s ? ropeInvFreq(local, c.hd, null) : ropeInvFreq(c.theta, c.hd, llama3);
-    const i = ropes.findIndex((r) => r.every((f, j) => f === inv[j]));
+  const ropeOf = c.sliding.map((_, l) => {
+    const inv = ropeInvFreqs(c, l), i = ropes.findIndex((r) => r.every((f, j) => f === inv[j]));
     return i >= 0 ? i : ropes.push(inv) - 1;
   });
-  return {embedScale: type === "gemma3" ? Math.fround(Math.sqrt(c.H)) : 1, gelu: act === "gelu_pytorch_tanh", bias,
-    qscalar: real("query_pre_attn_scalar", c.hd, 1e12),
-    windows: sliding.map((s) => s ? Math.min(/** @type {number} */ (window), c.maxPos) : 0), // a window of maxPos: all of it
+  return {embedScale: c.embedScale, gelu: c.act === "gelu_pytorch_tanh", bias: c.attnBias, qscalar: c.qScalar,
+    windows: c.sliding.map((s) => s && c.window ? Math.min(c.window, c.maxPos) : 0), // a window of maxPos: all of it
     ropes, ropeOf};
-}
-
-/**
- * RoPE inverse frequencies (head_dim / 2 of them, f64): base^(-2i / hd), then with llama3 scaling
- * (Hugging Face's rule) long wavelengths divided by factor, short ones kept, the band between
- * interpolated.
- * @param {number} base @param {number} hd
- * @param {{factor: number, low: number, high: number, old: number} | null} llama3
- */
-export function ropeInvFreq(base, hd, llama3) {
-  const inv = Array.from({length: hd / 2}, (_, i) => 1 / base ** ((2 * i) / hd));
-  if (!llama3) return inv;
-  const {factor, low, high, old} = llama3, lowWave = old / low, highWave = old / high;
-  return inv.map((f) => {
-    const wave = 2 * Math.PI / f;
-    if (wave < highWave) return f;
-    if (wave > lowWave) return f / factor;
-    const smooth = (old / wave - low) / (high - low);
-    return (1 - smooth) * f / factor + smooth * f;
-  });
 }
 
 /** @typedef {ReturnType<typeof archOf>} Arch */
@@ -421,7 +358,7 @@ export class WasmEngine {
       throw named("NotSupportedError", `${CONFIG_FILE}: nomoat's wasm decoder needs head_dim a multiple of 16 and hidden, ` +
         `intermediate and attention sizes multiples of 32 (this model: ${c.hd}, ${c.H}, ${c.I}, ${c.nq * c.hd}); use wasmEngine: "ort".`);
     }
-    const a = archOf(config, c);
+    const a = archOf(c);
     weightsOf(c, a, tensors, data.byteLength); // every check, before any memory is asked for
     const need = data.byteLength + a.ropes.length * c.maxPos * c.hd * 4 + CHUNK * 4 * (6 * c.H + 4 * c.I + 8 * c.nq * c.hd);
     if (need > 4 * 2 ** 30 - 2 ** 28) {

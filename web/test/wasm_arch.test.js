@@ -13,8 +13,8 @@ import fs from "node:fs";
 import {test} from "node:test";
 
 import {mulberry32} from "../src/sampler.js";
-import {archOf, ropeInvFreq, WasmEngine} from "../src/wasm_engine.mjs";
-import {modelShape} from "../src/package.js";
+import {modelShape, ropeInvFreqs} from "../src/package.js";
+import {archOf, WasmEngine} from "../src/wasm_engine.mjs";
 import {NodeWorkerShim, referenceLogits, TinyPackage} from "./tiny_package.js";
 
 const DIST = new URL("../dist/", import.meta.url);
@@ -149,33 +149,30 @@ for (const [name, k] of Object.entries(CASES)) {
   });
 }
 
-test("config.json's architecture fields: the contract's defaults, a named DataError otherwise", () => {
-  const shape = modelShape(BASE), a = archOf(BASE, shape);
+test("the architecture as the decoder runs it (archOf), from modelShape's checked fields", () => {
+  const a = archOf(modelShape(BASE));
   assert.deepEqual({...a, ropes: a.ropes.length}, {embedScale: 1, gelu: false, bias: false, qscalar: 16, windows: [0, 0, 0],
     ropes: 1, ropeOf: [0, 0, 0]});
-  assert.deepEqual(a.ropes[0], ropeInvFreq(10000, 16, null));
-  const g = CASES.gemma3.config, ga = archOf(g, modelShape(g));
+  const g = modelShape(CASES.gemma3.config), ga = archOf(g);
   assert.equal(ga.embedScale, Math.fround(8));
   assert.deepEqual([ga.gelu, ga.qscalar, ga.windows, ga.ropeOf], [true, 24, [6, 6, 0], [0, 0, 1]]);
-  assert.deepEqual(ga.ropes[0], ropeInvFreq(10000, 32, null));
-  assert.deepEqual(ga.ropes[1], ropeInvFreq(1e6, 32, null));
-  // llama3: high frequencies kept, low ones divided by factor, the band between interpolated
-  const inv = ropeInvFreq(10000, 16, {factor: 8, low: 1, high: 4, old: 32}), plain = ropeInvFreq(10000, 16, null);
-  assert.equal(inv[0], plain[0]);
-  assert.equal(inv[7], plain[7] / 8);
-  assert.ok(inv.some((f, i) => f < plain[i] && f > plain[i] / 8));
+  assert.deepEqual([ga.ropes[0], ga.ropes[1]], [ropeInvFreqs(g, 0), ropeInvFreqs(g, 2)]);
+  assert.notDeepEqual(ga.ropes[0], ga.ropes[1]); // rope_local_base_freq 1e4 against rope_theta 1e6
+  const l3 = modelShape(CASES.llama3.config), la = archOf(l3), plain = ropeInvFreqs(modelShape(BASE), 0);
+  assert.equal(la.ropes[0][0], plain[0]); // llama3: high frequencies kept, low ones divided, the band between interpolated
+  assert.equal(la.ropes[0][7], plain[7] / 8);
+  assert.ok(la.ropes[0].some((f, i) => f < plain[i] && f > plain[i] / 8));
+  assert.deepEqual(archOf(modelShape({...BASE, sliding_window: 1e6, layer_types: Array(3).fill("sliding_attention")})).windows,
+    [256, 256, 256]); // a window past max_position_embeddings: all of it
   for (const [change, re] of [
-    [{hidden_act: "relu"}, /hidden_act is "relu", not "silu" or "gelu_pytorch_tanh"/],
-    [{attention_bias: 1}, /attention_bias is 1, not true or false/],
+    [{hidden_act: "relu"}, /hidden_act is "relu"/],
+    [{attention_bias: 1}, /attention_bias is 1/],
     [{sliding_window: 0}, /sliding_window is 0/],
-    [{layer_types: ["full_attention"]}, /layer_types is \["full_attention"\], not a list of 3/],
+    [{layer_types: ["full_attention"]}, /layer_types is \["full_attention"\]/],
     [{layer_types: ["sliding_attention", "full_attention", "full_attention"]}, /sliding_window is null/],
     [{query_pre_attn_scalar: -1}, /query_pre_attn_scalar is -1/],
     [{rope_local_base_freq: "x"}, /rope_local_base_freq is "x"/],
-    [{rope_scaling: {rope_type: "linear", factor: 2}}, /rope_scaling is .*not null or \{rope_type: "llama3"/],
-    [{rope_scaling: {rope_type: "llama3", factor: 8, low_freq_factor: 4, high_freq_factor: 1, original_max_position_embeddings: 8}},
-      /rope_scaling/],
-    [{model_type: 3}, /model_type is 3, not a string/],
-  ]) assert.throws(() => archOf({...BASE, ...change}, shape), {name: "DataError", message: re});
-  assert.deepEqual(archOf({...BASE, sliding_window: null, rope_scaling: null, layer_types: null}, shape).windows, [0, 0, 0]);
+    [{rope_scaling: {rope_type: "linear", factor: 2}}, /rope_scaling is/],
+    [{model_type: 3}, /model_type is 3/],
+  ]) assert.throws(() => archOf(modelShape({...BASE, ...change})), {name: "DataError", message: re});
 });
