@@ -59,28 +59,24 @@ def node_run(mode: str, web: Path, pkg: Path, decoder: Path, tokens: int) -> dic
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in got.items()}
 
 
-def before_web(rev: str, into: Path) -> Path:
-    """web/src with package.js as it was at `rev` (the Node run of the old load)."""
-    shutil.copytree(ROOT / "web" / "src", into / "src")
-    (into / "src" / "package.js").write_bytes(subprocess.run(["git", "show", f"{rev}:web/src/package.js"], cwd=ROOT,
-                                                             capture_output=True, check=True).stdout)
-    return into
-
-
 class TreeRSS:
     """Peak summed RSS of a process tree, sampled every 50 ms in a thread, with each process
-    kind's share at the peak (Chromium's --type=..., "browser" for the main process)."""
+    kind's share at the peak (Chromium's --type=..., "browser" for the main process); and the peak
+    summed PSS (proportional set size: pages shared between the processes, such as Chromium's own
+    code, counted once in all), which is what the tree really holds."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self.at_peak = pid, 0, {}
+        self.pid, self.peak, self.at_peak, self.peak_pss = pid, 0, {}, 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self) -> tuple[int, dict[str, int]]:
+    def sample(self) -> tuple[int, dict[str, int], int]:
+        """(summed RSS, RSS per process kind, summed PSS)."""
         import psutil
 
         root = psutil.Process(self.pid)
         kinds: dict[str, int] = {}
+        pss = 0
         for p in [root, *root.children(recursive=True)]:
             try:
                 cmd = p.cmdline()
@@ -89,14 +85,16 @@ class TreeRSS:
                     sub = next((a.split("=", 1)[1] for a in cmd if a.startswith("--utility-sub-type=")), "")
                     kind = "utility " + sub.rsplit(".", 1)[-1]
                 kinds[kind] = kinds.get(kind, 0) + p.memory_info().rss
+                pss += p.memory_full_info().pss
             except psutil.Error:
                 pass
-        return sum(kinds.values()), kinds
+        return sum(kinds.values()), kinds, pss
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                total, kinds = self.sample()
+                total, kinds, pss = self.sample()
+                self.peak_pss = max(self.peak_pss, pss)
                 if total > self.peak:
                     self.peak, self.at_peak = total, kinds
             except Exception:  # noqa: BLE001  (the tree changes under us)
@@ -140,15 +138,15 @@ def model_sizes(pkg: Path) -> dict:
 
 
 def before_dist(rev: str, into: Path) -> Path:
-    """web/dist with package.js and runtime.mjs as they were at `rev` (hard links for the rest)."""
+    """web/dist with runtime.mjs as it was at `rev` (hard links for the rest): the load that reads
+    the data file as bytes (package.js load without a stream) and WasmEngine.create copies it in."""
     dist = ROOT / "web" / "dist"
     if into.exists():
         shutil.rmtree(into)
     shutil.copytree(dist, into, copy_function=os.link)
-    for f in ("package.js", "runtime.mjs"):
-        (into / f).unlink()
-        (into / f).write_bytes(subprocess.run(["git", "show", f"{rev}:web/src/{f}"], cwd=ROOT, capture_output=True,
-                                              check=True).stdout)
+    (into / "runtime.mjs").unlink()
+    (into / "runtime.mjs").write_bytes(subprocess.run(["git", "show", f"{rev}:web/src/runtime.mjs"], cwd=ROOT,
+                                                      capture_output=True, check=True).stdout)
     return into
 
 
@@ -157,7 +155,7 @@ def browser(p, url: str, model: str, tokens: int) -> dict:
     from bench_peers import FLAGS, chromium_pid
 
     out = {}
-    with tempfile.TemporaryDirectory(prefix="nomoat-large-") as profile:
+    with tempfile.TemporaryDirectory(prefix="nomoat-large-", ignore_cleanup_errors=True) as profile:
         ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", headless=True,
                                                    args=FLAGS)
         pid = chromium_pid(profile)
@@ -166,12 +164,18 @@ def browser(p, url: str, model: str, tokens: int) -> dict:
             page.set_default_timeout(1_200_000)
             page.goto(url + "/?load=0")
             page.wait_for_timeout(1000)
-            idle = TreeRSS(pid).sample()[0]
+            idle, _, idle_pss = TreeRSS(pid).sample()
             with TreeRSS(pid) as mem:
-                r = page.evaluate(JS_RUN, [model, tokens])
+                try:
+                    r = page.evaluate(JS_RUN, [model, tokens])
+                except Exception as e:  # noqa: BLE001  (recorded, the other runs go on)
+                    out[phase] = {"error": str(e).splitlines()[0][:300]}
+                    print(f"  {phase}: {out[phase]}", flush=True)
+                    break
             page.wait_for_timeout(500)
             st = r["stats"] or {}
-            out[phase] = {"idle_rss_mb": mb(idle), "peak_rss_mb": mb(mem.peak),
+            out[phase] = {"idle_rss_mb": mb(idle), "peak_rss_mb": mb(mem.peak), "idle_pss_mb": mb(idle_pss),
+                          "peak_pss_mb": mb(mem.peak_pss),
                           "at_peak_mb": {k: mb(v) for k, v in sorted(mem.at_peak.items(), key=lambda kv: -kv[1])},
                           "create_s": round(r["create_ms"] / 1000, 1), "decode_tps": st.get("decode_tps"),
                           "completion_tokens": st.get("completion_tokens"), "device": r["device"]}
@@ -214,11 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     result["sizes"] = sizes = model_sizes(pkg)
     runs = {"after": None, **({"before": args.before} if args.before else {})}
     decoder = ROOT / "web" / "dist"
-    with tempfile.TemporaryDirectory(prefix="nomoat-web-") as tmp:
-        result["node"] = {"after": node_run("stream", ROOT / "web", pkg, decoder, args.tokens)}
-        if args.before:
-            old = before_web(args.before, Path(tmp))
-            result["node"]["before"] = node_run("bytes", old, pkg, decoder, args.tokens)
+    result["node"] = {"after": node_run("stream", ROOT / "web", pkg, decoder, args.tokens)}
+    if args.before:  # the data file as bytes, then copied into the engine: the load before streaming
+        result["node"]["before"] = node_run("bytes", ROOT / "web", pkg, decoder, args.tokens)
     print(f"node: {result['node']}", flush=True)
     if args.node_only:
         runs = {}
@@ -238,11 +240,16 @@ def main(argv: list[str] | None = None) -> int:
                 srv.shutdown()
     for label in runs:
         for phase in ("cold", "warm"):
-            r = result[label][phase]
+            r = result[label].get(phase, {})
+            if "peak_rss_mb" not in r:
+                continue
             r["over_weights"] = round(r["peak_rss_mb"] / sizes["weights_mb"], 2)
             r["peak_minus_idle_mb"] = round(r["peak_rss_mb"] - r["idle_rss_mb"], 1)
+            r["pss_peak_minus_idle_mb"] = round(r["peak_pss_mb"] - r["idle_pss_mb"], 1)
             r["within_target"] = r["peak_rss_mb"] <= sizes["target_mb"]
     prev = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if "convert" not in result and "convert" in prev.get(args.model, {}):  # converted by an earlier run
+        result["convert"] = prev[args.model]["convert"]
     prev[args.model] = result
     args.out.write_text(json.dumps(prev, indent=1) + "\n")
     print(table(result))
@@ -256,15 +263,20 @@ def table(r: dict) -> str:
     lines = [f"{r['model']}: weights {s['weights_mb']:.0f} MB, KV cache at {s['context']} tokens "
              f"{s['kv_full_context_mb']:.0f} MB, target 1.3 x weights + KV = {s['target_mb']:.0f} MB",
              f"Node (no browser): {node}",
-             "| runtime | phase | idle RSS MB | peak RSS MB | peak - idle | peak / weights | create s | decode tok/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| runtime | phase | idle RSS MB | peak RSS MB | peak - idle | peak / weights | peak PSS MB "
+             "| PSS peak - idle | create s | decode tok/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label in ("before", "after"):
         if label not in r:
             continue
         for phase in ("cold", "warm"):
-            x = r[label][phase]
+            x = r[label].get(phase, {})
+            if "peak_rss_mb" not in x:
+                lines.append(f"| {label} | {phase} | {x.get('error', 'not run')} |")
+                continue
             lines.append(f"| {label} ({r[label]['runtime']}) | {phase} | {x['idle_rss_mb']:.0f} | "
                          f"{x['peak_rss_mb']:.0f} | {x['peak_minus_idle_mb']:.0f} | {x['over_weights']:.2f} | "
+                         f"{x['peak_pss_mb']:.0f} | {x['pss_peak_minus_idle_mb']:.0f} | "
                          f"{x['create_s']:.1f} | {x['decode_tps'] or 0:.1f} |")
     return "\n".join(lines)
 
