@@ -2,10 +2,13 @@
 // nomoat's own wasm decoder engine for Llama-family models (llama, qwen2, qwen3, gemma3, phi3: archOf
 // says what each adds to a Llama decoder): the kernels (web/src/wasm/decoder.ts,
 // compiled to nomoat-decoder.wasm with SIMD) read the 4-/8-bit blocks of onnx/model_q4.onnx_data
-// in place, the KV cache lives in wasm memory, and logits are a Float32Array view of it, sampled
+// in place (every layout of the converter: 4 or 8 bits, blocks of 32 or 16, with or without offsets,
+// or f32), the KV cache lives in wasm memory (sliding-window layers keep every position too and
+// attend to their window), and logits are a Float32Array view of it, sampled
 // by the JS Sampler (sampler.js) within the same step. The engine interface is engine.js's.
 //
-// Memory (one WebAssembly.Memory): the weights (the whole data file, copied once), cos/sin tables,
+// Memory (one WebAssembly.Memory): the weights (the whole data file, copied once), cos/sin tables
+// (one per distinct set of RoPE frequencies: gemma3's sliding and full layers have two),
 // scratch for a chunk of up to CHUNK tokens, the logits, and one KV block per state:
 // (layer, key|value, kv head, capacity, head_dim) int16 with an f32 scale per row (half an f32
 // cache's bytes: decode at long contexts reads the cache more than the weights), grown by doubling.

@@ -3,11 +3,15 @@
 // memory is laid out by web/src/wasm_engine.mjs, and nothing here allocates.
 //
 // Quantized matmuls read the 4-/8-bit blocks as they lie in onnx/model_q4.onnx_data (MatMulNBits
-// layout, see py/nomoat/convert/quant.py): per row n and block b of 32 inputs, packed integers q
-// (4-bit: element 2i in the low nibble of byte i), a scale d[n, b], and for Q4_1 an offset
-// c[b, n]: W[n, 32b + j] = (q - 2^(bits-1)) * d + c. Activations are quantized per block of 32 to
-// int16 (scale max|x| / 32767, relative error <= 2^-16 of the block's largest value), so that a
-// block's dot product is four i32x4.dot_i16x8_s; the offset term uses the f32 sum of x.
+// layout, see py/nomoat/convert/quant.py): per row n and block b of `block` inputs, packed integers
+// q (4-bit: element 2i in the low nibble of byte i), a scale d[n, b], and optionally an offset
+// c[b, n]: W[n, block * b + j] = (q - 2^(bits-1)) * d + c. The layouts: 4 bits in blocks of 32
+// (Q4_0; Q4_1 and Q4_K with offsets), 8 bits in blocks of 32 (Q8_0, Q5_0; Q5_1 and Q5_K with
+// offsets), 8 bits in blocks of 16 (Q6_K; with offsets where fused with a K-quant). Activations are
+// quantized per block of 32 to int16 (scale max|x| / 32767, relative error <= 2^-16 of the block's
+// largest value), so that a block's dot product is four i32x4.dot_i16x8_s (two scaled sums of two
+// for blocks of 16); the offset term uses the f32 sum of x over each block. Float weights (F16,
+// BF16, F32 in the GGUF) are f32 matrices: matmulF32.
 
 export function heapBase(): usize {
   return __heap_base;
