@@ -104,9 +104,16 @@ def longest_first(words: Iterable[str]) -> str:
         node[""] = {}
 
     def pattern(node: dict) -> str:
-        alts = [re.escape(c) + pattern(child) for c, child in sorted(node.items()) if c]
+        alts = [re.escape(c) + chain(child) for c, child in sorted(node.items()) if c]
         body = alts[0] if len(alts) == 1 else f"(?:{'|'.join(alts)})" if alts else ""
         return f"(?:{body})?" if "" in node and body else body
+
+    def chain(node: dict) -> str:  # a path without branches as one literal: a long token nests nothing
+        text = ""
+        while len(node) == 1 and "" not in node:
+            (c, node), = node.items()
+            text += re.escape(c)
+        return text + pattern(node)
 
     return pattern(trie)
 
@@ -120,7 +127,7 @@ class BPETokenizer(ByteLevelDecoder):
         another exception: the browser builds this from a package's bytes."""
         try:
             self._build(tokenizer_json)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, re.error) as e:
             raise InvalidModelError(f"tokenizer.json is not a valid tokenizer ({type(e).__name__}: {str(e)[:200]}); "
                                     "re-run 'nomoat convert'.") from e
 
