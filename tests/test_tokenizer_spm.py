@@ -414,3 +414,26 @@ def llama_cpp_agrees_by_construction(meta: dict) -> list[str]:
 def test_llama_cpp_gives_the_same_ids_by_construction(tiny_meta, gemma_meta):
     assert llama_cpp_agrees_by_construction(tiny_meta) == []
     assert llama_cpp_agrees_by_construction(gemma_meta) == []
+
+
+@pytest.mark.parametrize("folder", ["tiny_spm_dir", "gemma_dir"])
+def test_pyodide_encodes_as_hf(request, folder, tmp_path):
+    """The pure-Python tokenizer in Pyodide itself (Node; only the tokenizer's modules, the standard
+    library) gives HF's ids. Its load time is printed (Gemma: about 1 s for json.loads and the build)."""
+    import shutil
+    import subprocess
+
+    pyodide = HERE.parent / "web" / "node_modules" / "pyodide"
+    if not shutil.which("node") or not (pyodide / "pyodide.mjs").is_file():
+        pytest.skip("needs node and web/node_modules/pyodide (cd web && npm ci)")
+    model_dir = request.getfixturevalue(folder)
+    texts = CORPUS + FUZZ[:500]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    r = subprocess.run(["node", str(HERE / "fixtures" / "pyodide_tokenizer.mjs"), str(pyodide),
+                        str(model_dir / "tokenizer.json"), str(tmp_path / "texts.json"), str(tmp_path / "out.json")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    hf = HFTokenizer(model_dir)
+    assert [s for s, ids in zip(texts, out["ids"], strict=True) if ids != hf.encode(s)] == []
+    print(f"Pyodide: {folder} tokenizer built in {out['load_s']:.2f} s")
