@@ -67,7 +67,7 @@ class FakeTokenizer(ByteLevelDecoder):
         self._ids = {self.token_bytes(i): i for i in range(self.vocab_size) if i not in self.special_ids}
         self._longest = max(map(len, self._ids))
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:  # no BOS: like SmolLM2's
         ids: list[int] = []
         for part in self._split.split(text):
             if part in self._specials:
@@ -835,3 +835,29 @@ def test_parse_tool_calls(text, content, calls):
     got_content, got_calls = parse_tool_calls(text)
     assert got_content == content
     assert [(c["name"], c["arguments"]) for c in got_calls] == calls
+
+
+class CompletionBackend(FakeBackend):
+    """A base model: continues plain text, replies[prompt] after the text `prompt` (no chat markers)."""
+
+    def next_token(self, tokens: list[int]) -> int:
+        for prompt, reply in sorted(self.replies.items(), key=lambda kv: -len(kv[0])):  # longest text first
+            start = TOK.encode(prompt)
+            if tokens[:len(start)] == start:
+                n = len(tokens) - len(start)
+                return reply[n] if n < len(reply) else IM_END
+        return IM_END
+
+
+def test_a_base_model_continues_plain_text():
+    """No chat template (Gemma-3-270M): the prompt's text itself is continued, turn after turn; a
+    system prompt or tools are refused naming the fix."""
+    model = make_model(CompletionBackend({"Once upon": B(" a time"), "Once upon a time, there": B(" was")}))
+    model.chat_template = None
+    s = model.session(temperature=0)
+    assert s.prompt_sync("Once upon") == " a time"
+    assert s.prompt_sync(", there") == " was"  # the conversation is one growing text
+    with pytest.raises(UnsupportedModelError, match="base model"):
+        model.session(system="Be brief.").prompt_sync("Hi")
+    with pytest.raises(UnsupportedModelError, match="base model"):
+        model.encode_chat([{"role": "user", "content": "Hi"}], tools=[{"type": "function"}])

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from . import _compat, catalog
 from .bpe import BPETokenizer
-from .chat import render, supports_tools
+from .chat import completion_text, render, supports_tools
 from .config import ModelConfig
-from .errors import InvalidModelError, InvalidOptionError, UnsupportedModelError
+from .errors import InvalidOptionError, UnsupportedModelError
 from .package import check_package, check_tokenizer_config, read_json
 from .session import Session
 from .tokenizer import HFTokenizer
@@ -45,9 +45,15 @@ class Model:
     def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True, suffix: str = "",
                     tools: list[dict] | None = None) -> list[int]:
         """Token ids of the conversation as the chat template renders it (with `tools` described, for
-        templates that support them), then `suffix` (the start of the answer, for an assistant prefix)."""
+        templates that support them), then `suffix` (the start of the answer, for an assistant prefix).
+        A base model (no chat template) gets plain text to continue (chat.completion_text), with BOS
+        first where its tokenizer adds one."""
         if not self.chat_template:
-            raise InvalidModelError(f"{self.source} has no chat template; use a chat (instruct) model.")
+            if tools:
+                raise UnsupportedModelError(f"{self.source} is a base model (no chat template): it cannot call "
+                                            "tools. Use an instruct model whose template renders them.")
+            text = completion_text(messages, str(self.source)) + suffix
+            return self.tokenizer.encode(text, add_special_tokens=True)
         if tools and not supports_tools(self.chat_template):
             raise UnsupportedModelError(f"{self.source}'s chat template does not support tools; call it without tools "
                                         "or use a model whose template renders them.")
