@@ -6,12 +6,14 @@ against the numpy reference, and for every tensor of the real Gemma-3-270M Q4_K_
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_web import gpu_browser  # noqa: F401 — a fixture
 
 from nomoat.backends.ort_native import OrtNativeBackend
 from nomoat.backends.reference import ReferenceBackend
@@ -135,8 +137,10 @@ def tiny(tmp_path_factory):
 
 
 def reference_logits(gguf: Path) -> np.ndarray:
+    """The reference's logits (S, vocab) for IDS (in a thread: a browser test's event loop runs in this one)."""
     ref = ReferenceBackend(gguf)
-    return asyncio.run(ref.forward(ref.new_state(), IDS, all_logits=True))
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, ref.forward(ref.new_state(), IDS, all_logits=True)).result()
 
 
 def assert_close(got: np.ndarray, want: np.ndarray) -> None:
@@ -173,8 +177,8 @@ def test_tiny_model_of_each_type_matches_the_reference(tiny, case):
         assert inits["model.layers.1.mlp.gate_up_proj.weight"] == [1024, 256]  # Q4_K | F16 → f32
         assert inits["model.layers.0.mlp.gate_up_proj.qweight"] == [1024, 8, 16]  # Q4_K | Q4_K
         assert inits["model.layers.0.mlp.down_proj.qweight"] == [256, 32, 16]  # Q6_K
-    cfg_ort = OrtNativeBackend(pkg, ReferenceBackend(gguf).config, threads=2, accuracy_level=0)
-    assert_close(asyncio.run(cfg_ort.forward(cfg_ort.new_state(), IDS, all_logits=True)), reference_logits(gguf))
+    backend = OrtNativeBackend(pkg, ReferenceBackend(gguf).config, threads=2, accuracy_level=0)
+    assert_close(backend.run(backend.new_state(), IDS, all_logits=True), reference_logits(gguf))
 
 
 def build_f32_in_js(pkg: Path) -> None:
@@ -230,3 +234,45 @@ def test_every_gemma_tensor_maps_exactly():
         np.testing.assert_array_equal(w.dequantize().view(np.uint32), expected.view(np.uint32), err_msg=t.name)
         seen[qtype] = seen.get(qtype, 0) + 1
     assert set(seen) == {"Q8_0", "Q5_0", "Q4_K", "Q6_K"} and sum(seen.values()) == 127
+
+
+# --- WebGPU (onnxruntime-web in headless Chromium, SwiftShader) ----------------------------------
+
+GPU_FORWARD = """async ([model, ids]) => {
+    const rt = (await import("/runtime.mjs")).createRuntime({assets: {ort: "/ort/"}});
+    const pkg = await rt.loadModel(model, "webgpu", 0), e = pkg.engine, st = e.newState();
+    const all = Array.from(await e.forward(st, ids, true));
+    st.dispose();
+    return all;
+}"""
+
+
+@pytest.fixture(scope="module")
+def gpu_page(tiny, tmp_path_factory, gpu_browser):  # noqa: F811
+    import threading
+
+    from test_web import TIMEOUT
+
+    from nomoat.serve import make_server
+
+    root = tmp_path_factory.mktemp("served")
+    for case in ("Q4_K_M", "Q4_K_M_untied", "F16"):
+        (root / case).symlink_to(tiny(case)[1])
+    srv = make_server(0, models=root)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    page = gpu_browser.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(f"http://127.0.0.1:{srv.server_address[1]}/?load=0")
+    yield page
+    page.close()
+    srv.shutdown()
+
+
+@pytest.mark.parametrize("case", ["Q4_K_M", "Q4_K_M_untied", "F16"])
+def test_webgpu_runs_every_layout(gpu_page, tiny, case):
+    """MatMulNBits of 4 and 8 bits, blocks of 16 and 32, block offsets, the 4-bit embedding gather,
+    a Q6_K LM head and f32 Gemms, on onnxruntime-web's WebGPU EP: the reference's logits."""
+    gguf, _ = tiny(case)
+    got = np.array(gpu_page.evaluate(GPU_FORWARD, [f"/models/{case}/", IDS]), np.float64)
+    want = reference_logits(gguf)
+    assert_close(got.reshape(want.shape), want)
