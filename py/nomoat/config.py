@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import InvalidModelError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class ModelConfig:
     def embedding_multiplier(self) -> float:
         """What the token embedding is multiplied by: sqrt(hidden_size) rounded to f32 for gemma3
         (llama.cpp: ggml_scale(inpL, sqrtf(n_embd))), 1 otherwise."""
-        return float(np.float32(math.sqrt(self.hidden_size))) if self.model_type == "gemma3" else 1.0
+        if self.model_type != "gemma3":
+            return 1.0
+        return struct.unpack("f", struct.pack("f", math.sqrt(self.hidden_size)))[0]  # rounded to f32
 
     @property
     def attention_scale(self) -> float:
@@ -59,11 +64,13 @@ class ModelConfig:
         return self.sliding_window is not None and self.layer_types is not None \
             and self.layer_types[layer] == "sliding_attention"
 
-    def rope_inv_freqs(self, layer: int) -> np.ndarray:
+    def rope_inv_freqs(self, layer: int) -> np.ndarray:  # CPython only (numpy): the converter and the reference
         """Layer `layer`'s RoPE inverse frequencies (head_dim/2,) f64, rotate-half pairs (i, i + hd/2):
         base^(-2i/hd); sliding layers use rope_local_base_freq, unscaled (as HF's Gemma 3 and
         llama.cpp do); the others rope_theta, then HF's llama3 scaling if rope_scaling says so.
         web/src/package.js ropeInvFreqs computes the same."""
+        import numpy as np  # not at the top: this module runs in Pyodide, which has no numpy
+
         hd = self.head_dim
         sliding = self.is_sliding(layer)
         base = (self.rope_local_base_freq or self.rope_theta) if sliding else self.rope_theta
