@@ -528,21 +528,25 @@ export class WasmEngine {
     k.attendMerge(s.partA, s.partB, T, c.nq, c.hd, s.att, c.nq * c.hd);
   }
   /**
-   * Where a chunk's causal attention work (row t sees pos + t + 1 positions) is cut in half: the
-   * least J with Σ_t min(pos + t + 1, J) >= half of it. The same for every layer of the chunk.
-   * @param {number} pos @param {number} T
+   * Where a chunk's causal attention work (row t sees positions [lo_t, pos + t + 1), lo_t = 0, or
+   * pos + t + 1 - win in a window of win) is cut in half: the least J with
+   * Σ_t |[lo_t, min(pos + t + 1, J))| >= half of it. The same for every layer of the chunk with that window.
+   * @param {number} pos @param {number} T @param {number} [win] 0: none
    */
-  static splitPoint(pos, T) {
-    let J = 0;
-    for (let hi = pos + T, half = (T * pos + T * (T + 1) / 2) / 2; J < hi;) {
+  static splitPoint(pos, T, win = 0) {
+    const lo = (/** @type {number} */ t) => win > 0 ? Math.max(0, pos + t + 1 - win) : 0; // row t's first position
+    let J = 0, total = 0;
+    for (let t = 0; t < T; t++) total += pos + t + 1 - lo(t);
+    for (let hi = pos + T, half = total / 2; J < hi;) {
       const mid = (J + hi) >> 1;
       let w = 0;
-      for (let t = 0; t < T; t++) w += Math.min(pos + t + 1, mid);
+      for (let t = 0; t < T; t++) w += Math.max(0, Math.min(pos + t + 1, mid) - lo(t));
       if (w >= half) hi = mid;
       else J = mid + 1;
     }
     return J;
   }
+
   /**
    * Appends ids to state; returns a Float32Array view of the logits, (vocab,) for the last position
    * or (len(ids) * vocab) when allLogits, valid until the next forward or fork of any state (either
@@ -602,7 +606,10 @@ export class WasmEngine {
     const c = this.c, k = this.k, s = this.s, S = ids.length, P = state.length;
     const qd = c.nq * c.hd, kvd = c.nkv * c.hd;
     for (let c0 = 0; c0 < S; c0 += CHUNK) {
-      const T = Math.min(CHUNK, S - c0), pos = P + c0, J = WasmEngine.splitPoint(pos, T);
+      const T = Math.min(CHUNK, S - c0), pos = P + c0;
+      /** @type {Map<number, number>} window → split point (0: full attention) */
+      const splits = new Map();
+      for (const w of this.a.windows) if (!splits.has(w)) splits.set(w, WasmEngine.splitPoint(pos, T, w));
       new Int32Array(memory.buffer, s.ids, T).set(ids.subarray(c0, c0 + T));
       this.embedRows(T);
       for (let l = 0; l < c.L; l++) {
@@ -616,7 +623,7 @@ export class WasmEngine {
         k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, rope.cos, rope.sin);
         k.kvWrite16(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, state.at(l, 0), state.scalesAt(l, 0), state.cap, pos, k.KEY_LEVELS.value);
         k.kvWrite16(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, state.at(l, 1), state.scalesAt(l, 1), state.cap, pos, 32767);
-        this.attention(state, l, pos, T, J);
+        this.attention(state, l, pos, T, /** @type {number} */ (splits.get(w.window)));
         this.linear(w.o, s.att, T, s.o);
         if (w.postAttn) k.rmsnorm(s.o, w.postAttn, s.o, c.H, T, c.eps);
         k.add(s.x, s.o, T * c.H);

@@ -176,3 +176,14 @@ test("the architecture as the decoder runs it (archOf), from modelShape's checke
     [{model_type: 3}, /model_type is 3/],
   ]) assert.throws(() => archOf(modelShape({...BASE, ...change})), {name: "DataError", message: re});
 });
+
+test("splitPoint halves a chunk's attention work, sliding windows included", () => {
+  for (const [pos, T, win] of [[0, 64, 0], [130, 1, 0], [100, 64, 0], [600, 1, 512], [600, 64, 512], [5, 40, 8], [0, 70, 6]]) {
+    const J = WasmEngine.splitPoint(pos, T, win), lo = (/** @type {number} */ t) => win ? Math.max(0, pos + t + 1 - win) : 0;
+    const work = (/** @type {number} */ j) => Array.from({length: T}, (_, t) => Math.max(0, Math.min(pos + t + 1, j) - lo(t)))
+      .reduce((a, b) => a + b, 0);
+    const total = work(pos + T);
+    assert.ok(work(J) >= total / 2 && (J === 0 || work(J - 1) < total / 2), `${pos} ${T} ${win}: J ${J}`);
+    if (win && pos > win) assert.ok(J > pos + 1 - win, `${pos} ${T} ${win}: J ${J} leaves the helper nothing`);
+  }
+});
