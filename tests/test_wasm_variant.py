@@ -21,10 +21,11 @@ def build_f32(pkg) -> None:
     data = np.fromfile(pkg / DATA_FILE, np.uint8)
     out = np.zeros(recipe["size"] // 4, np.float32)
     for t in recipe["tensors"]:
-        n, k, nb = t["n"], t["k"], t["k"] // 32
+        n, k, block = t["n"], t["k"], t.get("block", 32)
+        nb = k // block
         q = data[t["qweight"][0] : sum(t["qweight"])].reshape(n, nb, -1)
         if t["bits"] == 4:  # element 2i: low nibble of byte i; 2i+1: high nibble
-            q = np.stack([q & 15, q >> 4], -1).reshape(n, nb, 32)
+            q = np.stack([q & 15, q >> 4], -1).reshape(n, nb, block)
         d = data[t["scales"][0] : sum(t["scales"])].view(np.float32).reshape(n, nb, 1)
         w = (q.astype(np.float32) - (1 << (t["bits"] - 1))) * d
         if t["offsets"]:
