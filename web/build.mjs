@@ -15,6 +15,8 @@
 //   dist/types/                           .d.ts of the public modules (tsconfig.types.json), package.json "types"
 //   dist/nomoat-decoder[-mt].wasm         src/wasm/decoder.ts (AssemblyScript), 1 | 2 threads
 //   dist/pyodide/, dist/ort/              from node_modules
+//   dist/vendor/                          the chat demo's libraries, from node_modules (package.json
+//                                          "dependencies"): marked (Markdown), DOMPurify (sanitizer)
 import {execFileSync} from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -85,5 +87,7 @@ copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
   "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
   "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
 ]);
-console.log(`web/dist: nomoat.js (bundle), ${modules.join(", ")}, types/, nomoat-decoder[-mt].wasm, pyodide/, ort/, ` +
+copy(path.join(nm, "marked", "lib"), path.join(dist, "vendor"), ["marked.esm.js"]);
+copy(path.join(nm, "dompurify", "dist"), path.join(dist, "vendor"), ["purify.es.mjs"]);
+console.log(`web/dist: nomoat.js (bundle), ${modules.join(", ")}, types/, nomoat-decoder[-mt].wasm, pyodide/, ort/, vendor/, ` +
   `wheels/ (${wheels.join(", ")})`);

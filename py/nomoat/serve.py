@@ -4,6 +4,8 @@
     /nomoat.js        classic script (window.llm); /nomoat.mjs the ES module; the worker,
     /pyodide/ /ort/ /wheels/   the runtime files (web/dist, built by `make web`)
     /models/NAME/     model packages from the models folder (nomoat.home.models_home())
+    /models/index.json   the packages there, for the demo's picker (model_index(); a real file of
+                      that name wins)
 
 Every response carries the COOP/COEP headers that make the page cross-origin isolated, which
 multi-threaded wasm needs. Only files under those folders are served (see inside()), and only to
@@ -13,17 +15,20 @@ whose name is rebound to 127.0.0.1 cannot read them.
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import json
 import mimetypes
 import os
 import sys
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ModelNotFoundError
 from .home import models_home, repo_root, web_dist
+from .package import MANIFEST, manifest_problem
 
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
          ".json": "application/json", ".onnx": "application/octet-stream", ".whl": "application/octet-stream",
@@ -59,8 +64,59 @@ def inside(root: Path, rel: str) -> Path | None:
     return None
 
 
+# --- /models/index.json ---------------------------------------------------------------------------
+
+SMALL = 8 << 20  # the most bytes of a package's JSON file the index reads (the weights are never opened)
+
+
+def _small_json(root: Path, rel: str) -> dict | None:
+    """The JSON object in `rel` under `root` (its links checked as inside() does), or None if it is
+    absent, too large, not UTF-8 JSON or not an object."""
+    path = inside(root, rel)
+    try:
+        if path is None or path.stat().st_size > SMALL:
+            return None
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def package_entry(models: Path, name: str) -> dict | None:
+    """What the demo shows of the package folder `name` in `models`, or None if it is not a valid one:
+    {name, url, bytes (its files, from nomoat.json), model_type, context_window (config.json's
+    max_position_embeddings), chat (tokenizer_config.json has a chat template), quantization
+    (nomoat.json's "quantization", else the file name of the GGUF it was converted from, else null)}."""
+    manifest = _small_json(models, f"{name}/{MANIFEST}")
+    config = _small_json(models, f"{name}/config.json")
+    tok = _small_json(models, f"{name}/tokenizer_config.json")
+    if manifest is None or manifest_problem(manifest) or config is None or tok is None:
+        return None
+    window, model_type = config.get("max_position_embeddings"), config.get("model_type")
+    if type(window) is not int or window <= 0 or not isinstance(model_type, str):
+        return None
+    quant, source = manifest.get("quantization"), manifest.get("source")
+    if not isinstance(quant, str):
+        quant = source.get("gguf") if isinstance(source, dict) else source
+    return {"name": name, "url": f"/models/{quote(name)}/", "bytes": sum(f["size"] for f in manifest["files"].values()),
+            "model_type": model_type, "context_window": window,
+            "chat": isinstance(tok.get("chat_template"), str) and bool(tok["chat_template"]),
+            "quantization": quant if isinstance(quant, str) else None}
+
+
+def model_index(models: Path) -> dict:
+    """/models/index.json: {"models": [package_entry, ...]} for every valid package folder in
+    `models`, by name; anything else there (a broken package, a stray file) is left out."""
+    try:
+        names = sorted(p.name for p in models.iterdir() if not p.name.startswith("."))
+    except OSError:
+        names = []
+    return {"models": [e for e in map(partial(package_entry, models), names) if e is not None]}
+
+
 class Handler(SimpleHTTPRequestHandler):
     roots: list[tuple[str, Path]] = []  # (url prefix, folder), first match wins
+    models: Path | None = None  # the models folder, whose index.json this generates
 
     def end_headers(self) -> None:
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
@@ -77,6 +133,18 @@ class Handler(SimpleHTTPRequestHandler):
                 if target is not None:
                     return str(target)
         return str(Path("/nonexistent") / url.lstrip("/").replace("\0", ""))
+
+    def send_head(self):
+        """The files; and /models/index.json made from the models folder when it holds no such file."""
+        if (self.models is not None and unquote(urlsplit(self.path).path) == "/models/index.json"
+                and not Path(self.translate_path(self.path)).is_file()):
+            body = json.dumps(model_index(self.models), indent=1).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+        return super().send_head()
 
     def parse_request(self) -> bool:
         """Only requests addressed to this machine by a loopback name (or to the host it was told to
@@ -115,8 +183,9 @@ def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False
         raise ModelNotFoundError(f"The browser runtime is not built ({dist}/nomoat.js is missing); run 'make web'.")
     root = repo_root()
     site = root / "examples" / "chat" if root else dist
-    roots = [("/models/", models or models_home()), ("/", site), ("/", dist)]
-    handler = type("NomoatHandler", (Handler,), {"roots": roots})
+    models = models or models_home()
+    roots = [("/models/", models), ("/", site), ("/", dist)]
+    handler = type("NomoatHandler", (Handler,), {"roots": roots, "models": models})
     server = Server((host, port), partial(handler))
     server.verbose = verbose  # type: ignore[attr-defined]
     return server
