@@ -172,10 +172,12 @@ def browser(p, url: str, model: str, tokens: int) -> dict:
                     out[phase] = {"error": str(e).splitlines()[0][:300]}
                     print(f"  {phase}: {out[phase]}", flush=True)
                     break
-            page.wait_for_timeout(500)
+            page.wait_for_timeout(1000)
+            settled, _, settled_pss = TreeRSS(pid).sample()  # the model still loaded, the session destroyed
             st = r["stats"] or {}
             out[phase] = {"idle_rss_mb": mb(idle), "peak_rss_mb": mb(mem.peak), "idle_pss_mb": mb(idle_pss),
-                          "peak_pss_mb": mb(mem.peak_pss),
+                          "peak_pss_mb": mb(mem.peak_pss), "settled_rss_mb": mb(settled),
+                          "settled_pss_mb": mb(settled_pss),
                           "at_peak_mb": {k: mb(v) for k, v in sorted(mem.at_peak.items(), key=lambda kv: -kv[1])},
                           "create_s": round(r["create_ms"] / 1000, 1), "decode_tps": st.get("decode_tps"),
                           "completion_tokens": st.get("completion_tokens"), "device": r["device"]}
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             r["over_weights"] = round(r["peak_rss_mb"] / sizes["weights_mb"], 2)
             r["peak_minus_idle_mb"] = round(r["peak_rss_mb"] - r["idle_rss_mb"], 1)
             r["pss_peak_minus_idle_mb"] = round(r["peak_pss_mb"] - r["idle_pss_mb"], 1)
+            r["pss_settled_minus_idle_mb"] = round(r["settled_pss_mb"] - r["idle_pss_mb"], 1)
             r["within_target"] = r["peak_rss_mb"] <= sizes["target_mb"]
     prev = json.loads(args.out.read_text()) if args.out.exists() else {}
     if "convert" not in result and "convert" in prev.get(args.model, {}):  # converted by an earlier run
@@ -264,8 +267,8 @@ def table(r: dict) -> str:
              f"{s['kv_full_context_mb']:.0f} MB, target 1.3 x weights + KV = {s['target_mb']:.0f} MB",
              f"Node (no browser): {node}",
              "| runtime | phase | idle RSS MB | peak RSS MB | peak - idle | peak / weights | peak PSS MB "
-             "| PSS peak - idle | create s | decode tok/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| PSS peak - idle | PSS settled - idle | create s | decode tok/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label in ("before", "after"):
         if label not in r:
             continue
@@ -277,6 +280,7 @@ def table(r: dict) -> str:
             lines.append(f"| {label} ({r[label]['runtime']}) | {phase} | {x['idle_rss_mb']:.0f} | "
                          f"{x['peak_rss_mb']:.0f} | {x['peak_minus_idle_mb']:.0f} | {x['over_weights']:.2f} | "
                          f"{x['peak_pss_mb']:.0f} | {x['pss_peak_minus_idle_mb']:.0f} | "
+                         f"{x['pss_settled_minus_idle_mb']:.0f} | "
                          f"{x['create_s']:.1f} | {x['decode_tps'] or 0:.1f} |")
     return "\n".join(lines)
 

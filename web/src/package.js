@@ -11,6 +11,7 @@ import {Sha256} from "./sha256.js";
 export const CACHE_NAME = "nomoat-models";
 const MANIFEST = "nomoat.json";
 const PUT_CHUNK = 1 << 20; // bytes a streamed file is cached per chunk
+const POUR_CHUNK = 1 << 20; // bytes a streamed file is read per chunk (byte streams)
 
 /**
  * A file's entry in nomoat.json.
@@ -71,19 +72,32 @@ async function fetchBytes(fetch, url, onBytes) {
 /**
  * Pours a stream into `view` (exactly the file's size), hashing each chunk as it arrives; true if
  * it held exactly info.size bytes with info.sha256. A longer stream is cancelled at the first byte
- * too many; a stream that fails midway is false. onBytes(n) after each chunk.
+ * too many; a stream that fails midway is false. onBytes(n) after each chunk. A byte stream (what
+ * fetch and the Cache API answer in Chromium) is read into one reused 1 MiB buffer (a BYOB reader),
+ * so the download leaves no garbage chunks behind to be collected; other streams chunk by chunk.
  * @param {ReadableStream<Uint8Array>} body
  * @param {Uint8Array} view
  * @param {FileInfo} info
  * @param {(n: number) => void} onBytes
  */
 async function pour(body, view, info, onBytes) {
-  const reader = body.getReader(), hash = new Sha256();
+  /** @type {Uint8Array<ArrayBuffer> | null} */
+  let buf = null;
+  /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>} */
+  let reader;
+  try {
+    reader = body.getReader({mode: "byob"});
+    buf = new Uint8Array(POUR_CHUNK);
+  } catch (e) {
+    reader = body.getReader(); // not a byte stream
+  }
+  const hash = new Sha256();
   let n = 0;
   try {
     for (;;) {
-      const {done, value} = await reader.read();
-      if (done) break;
+      const {done, value} = buf ? await /** @type {ReadableStreamBYOBReader} */ (reader).read(buf)
+        : await /** @type {ReadableStreamDefaultReader<Uint8Array>} */ (reader).read();
+      if (done || !value) break;
       if (n + value.byteLength > view.byteLength) {
         reader.cancel().catch(() => {});
         return false;
@@ -91,6 +105,7 @@ async function pour(body, view, info, onBytes) {
       hash.update(value);
       view.set(value, n);
       n += value.byteLength;
+      if (buf) buf = new Uint8Array(/** @type {ArrayBuffer} */ (value.buffer)); // (the same memory, given back)
       onBytes(n);
     }
   } catch (e) {

@@ -424,3 +424,30 @@ test("stream: two workers streaming one model at once download it once (the mode
   assert.deepEqual(new Uint8Array(rb.view), FILES[DATA]);
   assert.equal(hits[DATA], 1);
 });
+
+test("stream: byte streams (what fetch and the Cache API answer) are read into one reused buffer, the same checks", async () => {
+  /** @type {Record<string, Uint8Array>} */
+  const sent = {...FILES, "nomoat.json": manifestOf(FILES)};
+  let byob = 0;
+  /** @type {import("../src/package.js").Fetch} */
+  const fetch = async (url) => {
+    const body = sent[url.slice(BASE.length)];
+    let o = 0;
+    return new Response(new ReadableStream({type: "bytes", pull(c) {
+      if (o >= body.length) {
+        c.close();
+        return c.byobRequest?.respond(0); // (a pending BYOB read ends with the stream)
+      }
+      if (c.byobRequest?.view) byob++;
+      c.enqueue(body.slice(o, o += 7));
+    }}));
+  };
+  const caches = new FakeCaches();
+  const {view} = await streamLoad(await ModelPackage.open(BASE, {fetch, caches: /** @type {any} */ (caches)}));
+  assert.deepEqual(new Uint8Array(view), FILES[DATA]);
+  assert.ok(byob >= Math.ceil(100 / 7), `BYOB reads: ${byob}`);
+  assert.ok(new Response(new Uint8Array(1)).body?.getReader({mode: "byob"})); // the cache's answers: byte streams too
+  sent[DATA] = Uint8Array.of(...FILES[DATA], 9); // one byte too many: refused, not written past the view
+  caches.entries.clear();
+  await assert.rejects(streamLoad(await ModelPackage.open(BASE, {fetch, caches: undefined})), {name: "DataError"});
+});
