@@ -380,20 +380,7 @@ export class WasmEngine {
     if (data instanceof Uint8Array) view.set(data);
     else await data.fill(view);
     Object.assign(e, weightsOf(c, a, tensors, data.byteLength, W));
-    // RoPE tables (positions, hd/2) per distinct inverse frequencies, as numpy computes them: angles
-    // in f64, cos/sin rounded to f32.
-    const half = c.hd / 2;
-    e.tables = a.ropes.map((inv) => {
-      const t = {cos: heap.alloc(c.maxPos * half * 4), sin: heap.alloc(c.maxPos * half * 4)};
-      const cos = new Float32Array(memory.buffer, t.cos, c.maxPos * half), sin = new Float32Array(memory.buffer, t.sin, c.maxPos * half);
-      for (let i = 0; i < half; i++) {
-        for (let p = 0; p < c.maxPos; p++) {
-          cos[p * half + i] = Math.cos(p * inv[i]);
-          sin[p * half + i] = Math.sin(p * inv[i]);
-        }
-      }
-      return t;
-    });
+    e.ropeTables(Math.min(c.maxPos, 1024));
     // Scratch for CHUNK tokens.
     const T = CHUNK, qkvN = e.qkvN, K = Math.max(c.H, c.I, c.nq * c.hd);
     e.s = {ids: heap.alloc(T * 4), x: heap.alloc(T * c.H * 4), h: heap.alloc(T * c.H * 4),
@@ -424,8 +411,9 @@ export class WasmEngine {
     this.layers = [];
     this.finalNorm = 0;
     this.embed = this.head = /** @type {Linear} */ ({w: 0, s: 0, c: 0, n: 0, k: 0, bits: 8, block: 32});
-    /** @type {{cos: number, sin: number}[]} the RoPE tables (Arch.ropes) */
+    /** @type {{cos: number, sin: number}[]} the RoPE tables (Arch.ropes), positions 0..tableLength-1 */
     this.tables = [];
+    this.tableLength = 0;
     /** @type {Record<string, number>} the chunk's scratch addresses */
     this.s = {};
     this.scores = {ptr: 0, n: 0};
@@ -478,6 +466,34 @@ export class WasmEngine {
     this.pool = null;
     this.heap = null;
     this.k = {};
+  }
+  /**
+   * RoPE tables (positions, hd/2) for at least n positions, one per distinct set of inverse
+   * frequencies, as numpy computes them: angles in f64, cos/sin rounded to f32. Grown by doubling
+   * (up to max_position_embeddings) as positions are used, so a long-context model does not hold
+   * tables for positions it never reaches.
+   * @param {number} n
+   */
+  ropeTables(n) {
+    if (n <= this.tableLength) return;
+    const c = this.c, heap = this.live(), half = c.hd / 2, len = Math.min(c.maxPos, Math.max(n, 2 * this.tableLength));
+    const tables = this.a.ropes.map((inv) => {
+      const t = {cos: heap.alloc(len * half * 4), sin: heap.alloc(len * half * 4)};
+      const cos = new Float32Array(heap.memory.buffer, t.cos, len * half), sin = new Float32Array(heap.memory.buffer, t.sin, len * half);
+      for (let i = 0; i < half; i++) {
+        for (let p = 0; p < len; p++) {
+          cos[p * half + i] = Math.cos(p * inv[i]);
+          sin[p * half + i] = Math.sin(p * inv[i]);
+        }
+      }
+      return t;
+    });
+    for (const t of this.tables) {
+      heap.release(t.cos, this.tableLength * half * 4);
+      heap.release(t.sin, this.tableLength * half * 4);
+    }
+    this.tables = tables;
+    this.tableLength = len;
   }
   /**
    * A scratch region of at least n floats, reused; grown when too small.
@@ -573,6 +589,7 @@ export class WasmEngine {
     const logits = this.grow(this.logitsRegion, (allLogits ? S : 1) * c.V);
     const scratch = c.hd + (c.nq / c.nkv) * (state.cap + 4); // attend16's: q as int16, a KV head's query heads' scores
     this.grow(this.scores, scratch);
+    this.ropeTables(P + S);
     if (this.pool) this.grow(this.scores2, scratch); // the helper thread's
     if (this.pool) this.pool.hot(true);
     try {
