@@ -153,7 +153,10 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     def bias(name: str, size: int) -> None:
         w.add_tensor(name, rng.normal(0, 0.5, size).astype(np.float32))
 
-    quant("token_embd.weight", rng.normal(0, 1.0, (vocab, hidden)), embed_type)
+    # Gemma multiplies its embedding by sqrt(hidden): rows of RMS 1/sqrt(hidden) keep the residual
+    # stream from being the input token's row (a model that repeats its last token)
+    embed_std = 1.0 / np.sqrt(hidden) if arch == "gemma3" else 1.0
+    quant("token_embd.weight", rng.normal(0, embed_std, (vocab, hidden)), embed_type)
     if rope_scaling is not None:  # llama.cpp's converter: the llama3 divisors of each frequency
         from ..config import ModelConfig
 
