@@ -15,8 +15,9 @@
 //   dist/types/                           .d.ts of the public modules (tsconfig.types.json), package.json "types"
 //   dist/nomoat-decoder[-mt].wasm         src/wasm/decoder.ts (AssemblyScript), 1 | 2 threads
 //   dist/pyodide/, dist/ort/              from node_modules
-//   dist/vendor/                          the chat demo's libraries, from node_modules (package.json
-//                                          "dependencies"): marked (Markdown), DOMPurify (sanitizer)
+//   dist/vendor/                          the chat demo's libraries, from node_modules: marked (Markdown),
+//                                          DOMPurify (sanitizer); like pyodide/ and ort/, devDependencies
+//                                          that dist/ carries (nothing to install at use time)
 import {execFileSync} from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";

@@ -68,8 +68,8 @@ function showModel(pkg, contextWindow) {
   if (pkg.bytes) parts.push(size(pkg.bytes));
   const q = quantization(pkg.quantization);
   if (q) parts.push(q);
-  const window = contextWindow || pkg.context_window;
-  if (window) parts.push(`${window.toLocaleString("en")}-token context`);
+  const tokens = contextWindow || pkg.context_window;
+  if (tokens) parts.push(`${tokens.toLocaleString("en")}-token context`);
   parts.push(pkg.chat === false ? "base model: plain completion" : "chat");
   $("model").textContent = parts.join(" · ");
 }
@@ -246,11 +246,20 @@ async function newConversation(why) {
 
 // --- generating -----------------------------------------------------------------------------------
 
+/** Ends the answer in `out` with a note that it was stopped. */
+function markStopped(out) {
+  const note = document.createElement(out.tagName === "SPAN" ? "span" : "div"); // a completion is inline text
+  note.className = "stopped";
+  note.textContent = out.tagName === "SPAN" ? " [stopped]" : "[stopped]";
+  out.append(note);
+}
+
 /** Streams `stream` into `out` (Markdown or plain text), with the live token rate in the status. */
 async function generate(stream, out, markdownOut) {
-  let text = "", tokens = 0, first = 0, pending = false;
-  const show = () => {
-    pending = false;
+  let text = "", tokens = 0, first = 0, frame = 0;
+  const show = () => { // at most once a frame while it streams; at once at the end (no frame left pending)
+    cancelAnimationFrame(frame);
+    frame = 0;
     if (markdownOut) markdown.render(out, text);
     else out.textContent = text;
     scroll();
@@ -267,22 +276,13 @@ async function generate(stream, out, markdownOut) {
       if (tokens === 1) first = now;
       const rate = tokens > 1 ? ` · ${((tokens - 1) / ((now - first) / 1000)).toFixed(1)} tok/s` : "";
       status(`generating… ${tokens} tokens${rate}`, "generating");
-      if (!pending) {
-        pending = true;
-        requestAnimationFrame(show);
-      }
+      if (!frame) frame = requestAnimationFrame(show);
     }
     show();
   } catch (e) {
     show();
-    if (e.name === "AbortError") {
-      const note = document.createElement("div");
-      note.className = "stopped";
-      note.textContent = "[stopped]";
-      out.append(note);
-    } else {
-      add("error", `${e.name}: ${e.message}`);
-    }
+    if (e.name === "AbortError") markStopped(out);
+    else add("error", `${e.name}: ${e.message}`);
   }
 }
 
@@ -308,8 +308,9 @@ async function send(text) {
       out = add("assistant");
       await generate(s.promptStreaming(text, {signal: controller.signal}), out, true);
     }
-  } catch (e) {
-    add("error", `${e.name}: ${e.message}`);
+  } catch (e) { // the completion's session could not be made (or was stopped before it was)
+    if (e.name === "AbortError") markStopped(out);
+    else add("error", `${e.name}: ${e.message}`);
   } finally {
     if (s) showStats(s.lastStats);
     if (s && s !== session) s.destroy();
