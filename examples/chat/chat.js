@@ -112,9 +112,15 @@ async function listPackages() {
     const r = await fetch("models/index.json", {cache: "no-cache"});
     const index = r.ok ? await r.json() : null;
     if (!index || !Array.isArray(index.models)) return [];
-    return index.models.filter((p) => p && typeof p.name === "string" && typeof p.url === "string")
-      .map((p) => ({...p, url: new URL(p.url, location.href).href}))
-      .filter((p) => new URL(p.url).origin === location.origin);
+    const here = (url) => {
+      try {
+        return new URL(url, location.href).origin === location.origin;
+      } catch {
+        return false;
+      }
+    };
+    return index.models.filter((p) => p && typeof p.name === "string" && typeof p.url === "string" && here(p.url))
+      .map((p) => ({...p, url: new URL(p.url, location.href).href}));
   } catch {
     return []; // a server without an index (the page still runs the model it is given)
   }
