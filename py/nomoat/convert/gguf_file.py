@@ -28,7 +28,7 @@ GEMMA3_SWA_ROPE_BASE = 10000.0  # llama.cpp: rope_freq_base_train_swa
 LINEAR_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "F32")
 EMBED_TYPES = LINEAR_TYPES
 NORM_TYPES = ("F32", "F16")
-TOKENIZER_MODELS = ("gpt2",)  # byte-level BPE
+TOKENIZER_MODELS = ("gpt2", "llama")  # byte-level BPE, SentencePiece BPE
 
 
 @dataclass
@@ -105,8 +105,8 @@ def read_gguf(path: str | Path) -> GGUFModel:
     tok_model = _field(reader, "tokenizer.ggml.model")
     if tok_model not in TOKENIZER_MODELS:
         raise UnsupportedModelError(
-            f"{path.name} uses a {tok_model!r} tokenizer; nomoat supports byte-level BPE "
-            f"(tokenizer.ggml.model in {TOKENIZER_MODELS})."
+            f"{path.name} uses a {tok_model!r} tokenizer; nomoat supports byte-level BPE ('gpt2') and "
+            f"SentencePiece BPE ('llama') (tokenizer.ggml.model in {TOKENIZER_MODELS})."
         )
     scaling = _field(reader, f"{arch}.rope.scaling.type", "none")
     if scaling not in ("none", None):
