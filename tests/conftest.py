@@ -31,6 +31,14 @@ def default_model_dir(default_gguf) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gemma_dir() -> Path:
+    """Gemma-3-270M's package (make setup fetches and converts it; converted here if it has not been)."""
+    from nomoat.catalog import convert_named
+
+    return convert_named("gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
 def default_model(default_model_dir):
     import nomoat
 

@@ -57,7 +57,8 @@ def packages(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def arch_server(packages):
+def arch_server(packages, gemma_dir):
+    (packages / "gemma-3-270m").symlink_to(gemma_dir)
     from nomoat.serve import make_server
 
     srv = make_server(0, models=packages)
@@ -119,3 +120,33 @@ def test_webgpu_greedy_equals_exact_math(gpu_browser, arch_server, packages, nam
     assert {a["device"] for a in answers} == {"webgpu"}
     gaps = check_teacher_forced(packages / name, answers)
     print(f"{name} webgpu: {len(gaps)} tokens, max gap {max(gaps):.2e}")
+
+
+QA = "Q: What is the capital of France?\nA:"
+
+
+def test_gemma_3_270m_in_the_page(browser, arch_server, packages):
+    """The second real model on the default engine, asked by its bare name: a base model, so the
+    prompt is text to continue. Its answer to a question names Paris; its greedy continuation of
+    "The capital of France is" (" the capital of the country of France…", as llama.cpp's and
+    transformers' too: Paris is only its third candidate) is CPython's exact math, token for token."""
+    page = blank_page(browser, arch_server)
+    try:
+        r = page.evaluate("""async ([qa, lead]) => {
+            const s = await llm.create({model: "gemma-3-270m", device: "wasm", temperature: 0, maxTokens: 12});
+            const answer = await s.prompt(qa);
+            const t = await llm.create({model: "gemma-3-270m", device: "wasm", temperature: 0, maxTokens: 12});
+            const text = await t.prompt(lead);
+            const refused = await llm.create({model: "gemma-3-270m", device: "wasm",
+                                              initialPrompts: [{role: "system", content: "Be brief."}]})
+              .then(() => "created", (e) => `${e.name}: ${e.message}`);
+            return {answer, lead: {prompt: lead, text, ids: t.lastStats.token_ids}, window: s.contextWindow, refused};
+        }""", [QA, "The capital of France is"])
+    finally:
+        page.close()
+    assert "Paris" in r["answer"], r
+    assert r["window"] == 32768
+    assert "base model" in r["refused"] and "system" in r["refused"], r["refused"]
+    gaps = check_teacher_forced(packages / "gemma-3-270m", [r["lead"]])
+    assert r["lead"]["text"].startswith(" the capital of the country of France"), r["lead"]
+    print(f"gemma-3-270m wasm: {len(gaps)} tokens, max gap {max(gaps):.2e}")
