@@ -3,6 +3,9 @@
     .venv/bin/nomoat bench            # 3 repeats, 64 decode tokens, every context (~23 min a repeat here)
     .venv/bin/nomoat bench --quick    # 1 repeat, 32 decode tokens; the peers skip the 4096 context and
                                       # the 4-bit transformers.js row decodes at 128 only (~4-6 min here)
+    .venv/bin/nomoat bench --quick --model gemma-3-270m       # another model by name (catalog.py), or
+    .venv/bin/nomoat bench --quick --gguf FILE.gguf           # any GGUF (converted into .cache/bench/)
+                                      # -> bench/results_<name>.json; transformers.js runs the default only
     make bench [QUICK=1]              # the same, after building everything (make web included)
 
 Writes bench/results.json (schema: bench/peers_report.py) and bench/decode_vs_context.svg (with
@@ -410,7 +413,7 @@ def llama_python(arg: str | None) -> str:
 # ------------------------------------------------------------------------------------------------------ main
 
 
-def engine_plans(args, gguf: Path) -> list[dict]:
+def engine_plans(args, gguf: Path, model: str, default: bool) -> list[dict]:
     """The browser rows: engine, configuration, page query, and how much of the schema each measures."""
     n_dec, ctxs = args.decode_tokens, list(CONTEXTS)
     base = {"decode_tokens": n_dec, "contexts": ctxs, "timeout_ms": 900_000, "notes": []}
@@ -422,15 +425,20 @@ def engine_plans(args, gguf: Path) -> list[dict]:
     q4 = ({"contexts": ["128"], "notes": [f"--quick: only the 128-token context, {args.q4_decode_tokens} tokens "
                                           "(4-bit MatMulNBits decodes at 1-3 tok/s on onnxruntime-web's wasm EP)"]}
           if args.quick else {})
+    ours = {**base, "engine": "nomoat", "config": "web/dist, device wasm",
+            "query": f"engine=nomoat&device=wasm&model=/models/{model}/"}
+    wllama = {**base, **peer, "engine": "wllama", "config": f"2.3.7, {gguf.name}",
+              "query": f"engine=wllama&threads={THREADS}&gguf=/gguf/{gguf.name}"}
+    if not default:  # transformers.js needs the f32 package bench makes for the default model only
+        return [ours, wllama]
     return [
-        {**base, "engine": "nomoat", "config": "web/dist, device wasm", "query": "engine=nomoat&device=wasm"},
+        ours,
         {**base, **peer, "engine": "transformers.js", "config": "4.3.1, f32 graph, plain ORT wasm",
          "query": f"engine=transformers&dtype=fp32&device=wasm&threads={THREADS}&model=SmolLM2-135M-Instruct"},
         {**base, **q4, "engine": "transformers.js", "config": "4.3.1, q4 graph (same package)",
          "query": f"engine=transformers&dtype=q4&device=wasm&threads={THREADS}&model=SmolLM2-135M-Instruct",
          "decode_tokens": args.q4_decode_tokens},
-        {**base, **peer, "engine": "wllama", "config": "2.3.7, GGUF Q4_1",
-         "query": f"engine=wllama&threads={THREADS}&gguf=/gguf/{gguf.name}"},
+        wllama,
     ]
 
 
@@ -443,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", help="comma-separated subset: nomoat,transformers.js,wllama,onnxruntime,llama.cpp")
     ap.add_argument("--llama-python", help="a Python with llama-cpp-python (default: $NOMOAT_LLAMA_PYTHON, this "
                     "Python, or .cache/llama-venv/bin/python)")
-    ap.add_argument("--out", type=Path, default=HERE / "results.json", help="results file (default bench/results.json)")
+    ap.add_argument("--model", help="a named model (catalog.py: gemma-3-270m …; default: the default model)")
+    ap.add_argument("--gguf", type=Path, help="any GGUF: converted into .cache/bench/models/ and benchmarked")
+    ap.add_argument("--out", type=Path, help="results file (default bench/results.json; bench/results_<model>.json "
+                                             "for --model/--gguf)")
     ap.add_argument("--worker", choices=["ort", "llama"], help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -456,14 +467,26 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from nomoat.convert import convert_default, fetch_default_gguf
+    from nomoat import catalog
+    from nomoat.convert import convert
 
     t_start = time.perf_counter()
-    model_dir, gguf = convert_default(), fetch_default_gguf()
-    ensure_peers()
     bench_models = REPO / ".cache" / "bench" / "models"
     bench_models.mkdir(parents=True, exist_ok=True)
-    f32_package(model_dir, gguf, bench_models / model_dir.name)
+    if args.gguf:
+        gguf, model_dir = args.gguf.resolve(), bench_models / args.gguf.stem
+        if not (model_dir / "nomoat.json").is_file():
+            convert(gguf, model_dir)
+    else:
+        entry = catalog.find(args.model) if args.model else catalog.DEFAULT
+        if entry is None:
+            raise SystemExit(f"nomoat bench: no model named {args.model!r} ({catalog.names()}); or give --gguf FILE.")
+        model_dir, gguf = catalog.convert_named(entry.name), catalog.fetch(entry)
+    default = model_dir.name == catalog.DEFAULT.name and not args.gguf
+    args.out = args.out or HERE / ("results.json" if default else f"results_{model_dir.name}.json")
+    ensure_peers()
+    if default and (not wanted or "transformers.js" in wanted):
+        f32_package(model_dir, gguf, bench_models / model_dir.name)
     prompts = build_prompts(model_dir)
     srv, base = serve(model_dir.parent, bench_models, gguf)
     rows: list[dict] = []
@@ -471,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as pw:
             adapter = webgpu_adapter(pw, base)
             gpu = is_real_gpu(adapter)
-            for plan in engine_plans(args, gguf):
+            for plan in engine_plans(args, gguf, model_dir.name, default):
                 if wanted and plan["engine"] not in wanted:
                     continue
                 samples, notes = [], list(plan["notes"])
@@ -494,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["info"] = samples[-1].get("info") if samples else None
                 rows.append(row)
             reason = NO_GPU.format("adapter: " + json.dumps(adapter) if adapter else "no adapter at all")
-            for engine, config in (("nomoat", "web/dist WebGPU graph"), ("transformers.js", "4.3.1, q4 graph")):
+            for engine, config in (("nomoat", "web/dist WebGPU graph"), ("transformers.js", "4.3.1, q4 graph"))[
+                    :2 if default else 1]:
                 if gpu:
                     reason = ("a real GPU adapter was found, but the WebGPU rows are not implemented in this "
                               f"harness yet: {json.dumps(adapter)}")
@@ -528,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {
         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "commit": commit(),
-        "command": "nomoat bench" + (" --quick" if args.quick else ""),
+        "command": " ".join(["nomoat bench", *(argv if argv is not None else sys.argv[1:])]),
+        "model": {"name": model_dir.name, "gguf": gguf.name, "gguf_mb": round(gguf.stat().st_size / 1e6, 1)},
         "settings": {"repeats": args.repeats, "decode_tokens": args.decode_tokens, "threads": THREADS,
                      "prompt_tokens": {n: len(p["ids"]) for n, p in prompts.items()},
                      "webgpu_adapter": adapter, "peak_mb": "browser: largest summed RSS of Chromium's process "

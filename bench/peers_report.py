@@ -80,6 +80,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def targets(results: dict) -> list[dict]:
     """The issue's targets, as ratios from this run: [{target, value, goal, met}] (met None: not measurable)."""
     nm, tj, wl = (find(results, e) for e in ("nomoat", "transformers.js", "wllama"))
+    lc = find(results, "llama.cpp", "cpu")
+    default_model = results.get("model", {}).get("name", "SmolLM2-135M-Instruct") == "SmolLM2-135M-Instruct"
 
     def dec(r: dict | None, n: str) -> float | None:
         return r["decode_tps"][n] if r else None
@@ -90,7 +92,10 @@ def targets(results: dict) -> list[dict]:
     rows = [
         ("wasm decode at 128 tokens of context / transformers.js (fastest configuration)",
          _ratio(dec(nm, "128"), dec(tj, "128")), 1.5, ">="),
-        ("wasm decode at 128 tokens of context / wllama", _ratio(dec(nm, "128"), dec(wl, "128")), 1.0, ">="),
+        ("wasm decode at 128 tokens of context / wllama", _ratio(dec(nm, "128"), dec(wl, "128")),
+         1.0 if default_model else 2.0, ">="),  # issue 12: >= 2x wllama on the K-quant models
+        ("wasm decode at 128 tokens of context / native llama.cpp (same GGUF)", _ratio(dec(nm, "128"), dec(lc, "128")),
+         0.75, ">="),
         ("nomoat decode at 4096 / decode at 128", _ratio(dec(nm, "4096"), dec(nm, "128")), 0.8, ">="),
         ("time to first token, 512-token prompt / transformers.js's", _ratio(t512(nm), t512(tj)), 0.5, "<="),
     ]

@@ -3,16 +3,16 @@
 import {llm} from "/nomoat.mjs";
 
 export function create(params) {
-  const device = params.get("device") || "wasm";
+  const device = params.get("device") || "wasm", model = params.get("model") || undefined;
   let first = null;
   return {
     async load() {
       const t0 = performance.now();
-      first = await llm.create({device, temperature: 0, maxTokens: 1});
+      first = await llm.create({model, device, temperature: 0, maxTokens: 1});
       return {ms: performance.now() - t0, info: {device: first.device}};
     },
     async run(prompt, n) {
-      const s = await llm.create({device, temperature: 0, maxTokens: n});
+      const s = await llm.create({model, device, temperature: 0, maxTokens: n});
       const t0 = performance.now();
       let ttft = null;
       for await (const _ of s.promptStreaming(prompt.text)) ttft ??= performance.now() - t0;
