@@ -371,7 +371,7 @@ def cpython_worker(engine: str, spec_file: str) -> int:
         int(np.argmax(feed(prompts[n]["ids"])))
         out["ttft_ms"][n] = 1000 * (time.perf_counter() - t)
     out["prefill_tps"] = len(prompts[TTFT_PROMPTS[-1]]["ids"]) / (out["ttft_ms"][TTFT_PROMPTS[-1]] / 1000)
-    for n in CONTEXTS:
+    for n in spec.get("contexts", CONTEXTS):
         reset()
         token = int(np.argmax(feed(prompts[n]["ids"])))
         token = int(np.argmax(feed([token])))  # the first step is warm-up, not timed
@@ -415,11 +415,12 @@ def llama_python(arg: str | None) -> str:
 
 def engine_plans(args, gguf: Path, model: str, default: bool) -> list[dict]:
     """The browser rows: engine, configuration, page query, and how much of the schema each measures."""
-    n_dec, ctxs = args.decode_tokens, list(CONTEXTS)
+    n_dec, ctxs = args.decode_tokens, list(args.contexts)
     base = {"decode_tokens": n_dec, "contexts": ctxs, "timeout_ms": 900_000, "notes": []}
     # --quick keeps the run under 10 minutes: the peers' 4096-token prefill takes 1.5-2.5 minutes each
     # here, and the 4-bit transformers.js row decodes at 1-3 tok/s.
-    peer = ({"contexts": ["128", "1024"], "notes": ["--quick: decode at 4096 not measured (its 4096-token prefill "
+    short = [c for c in ("128", "1024") if c in ctxs]
+    peer = ({"contexts": short, "notes": ["--quick: decode at 4096 not measured (its 4096-token prefill "
                                                     "takes ~2 min here); `nomoat bench` measures it"]}
             if args.quick else {})
     q4 = ({"contexts": ["128"], "notes": [f"--quick: only the 128-token context, {args.q4_decode_tokens} tokens "
@@ -451,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", help="comma-separated subset: nomoat,transformers.js,wllama,onnxruntime,llama.cpp")
     ap.add_argument("--llama-python", help="a Python with llama-cpp-python (default: $NOMOAT_LLAMA_PYTHON, this "
                     "Python, or .cache/llama-venv/bin/python)")
+    ap.add_argument("--contexts", default=",".join(CONTEXTS),
+                    help=f"decode at these contexts only, of {','.join(CONTEXTS)} (a large model's 4096-token prefill "
+                         "takes minutes per engine)")
     ap.add_argument("--model", help="a named model (catalog.py: gemma-3-270m …; default: the default model)")
     ap.add_argument("--gguf", type=Path, help="any GGUF: converted into .cache/bench/models/ and benchmarked")
     ap.add_argument("--out", type=Path, help="results file (default bench/results.json; bench/results_<model>.json "
@@ -460,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         return cpython_worker(args.worker, args.spec)
+    args.contexts = [c for c in CONTEXTS if c in args.contexts.split(",")]
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.decode_tokens = args.decode_tokens or (32 if args.quick else 64)
     args.q4_decode_tokens = 8 if args.quick else 16
@@ -531,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = Path(tempfile.mkdtemp(prefix="nomoat-bench-")) / "spec.json"
     spec.write_text(json.dumps({"prompts": prompts, "decode_tokens": args.decode_tokens, "gguf": str(gguf),
+                                "contexts": args.contexts,
                                 "model_dir": str(model_dir), "n_ctx": 4608}))
     for engine, config, worker, python in (
             ("onnxruntime", "CPython, accuracy_level 4", "ort", sys.executable),

