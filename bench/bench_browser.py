@@ -123,7 +123,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     import nomoat
-    from nomoat.convert import convert_default
+    from nomoat.catalog import convert_default
     from nomoat.serve import make_server
 
     model_dir = convert_default()

@@ -450,7 +450,7 @@ def find_gguf(arg: str | None) -> Path:
     local = REPO / ".cache" / "gguf" / DEFAULT_GGUF_NAME
     if local.is_file():
         return local
-    from nomoat.convert import fetch_default_gguf
+    from nomoat.catalog import fetch_default_gguf
 
     return fetch_default_gguf()
 

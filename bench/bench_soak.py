@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_peers import FLAGS
     from playwright.sync_api import sync_playwright
 
-    from nomoat.convert import convert_default
+    from nomoat.catalog import convert_default
     from nomoat.serve import make_server
 
     model_dir = convert_default()

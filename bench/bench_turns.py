@@ -86,7 +86,7 @@ def table(name: str, reuse: list[dict], fresh: list[dict] | None) -> str:
 
 def main() -> None:
     sys.path.insert(0, str(HERE.parent / "py"))
-    from nomoat.convert import convert_default
+    from nomoat.catalog import convert_default
 
     model_dir = convert_default()
     reuse, fresh = cpython_rows(model_dir)

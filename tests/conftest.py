@@ -18,14 +18,14 @@ def load_fixture(name: str):
 
 @pytest.fixture(scope="session")
 def default_gguf() -> Path:
-    from nomoat.convert import fetch_default_gguf
+    from nomoat.catalog import fetch_default_gguf
 
     return fetch_default_gguf()
 
 
 @pytest.fixture(scope="session")
 def default_model_dir(default_gguf) -> Path:
-    from nomoat.convert import convert_default
+    from nomoat.catalog import convert_default
 
     return convert_default()
 

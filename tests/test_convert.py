@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import nomoat
-from nomoat.convert import convert, convert_default
+from nomoat.catalog import convert_default
+from nomoat.convert import convert
 from nomoat.convert.gguf_file import read_gguf
 from nomoat.convert.quant import to_qlinear
 from nomoat.convert.tiny import make_tiny_gguf

