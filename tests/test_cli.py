@@ -144,3 +144,21 @@ def test_chat_commands_and_a_stopped_answer_is_forgotten(default_model_dir):
     assert r.returncode == 0, r.stderr
     assert "generated" in r.stderr and "a new conversation" in r.stderr and "/clear" in r.stderr
     assert "Ada" not in r.stdout.split("\n", 1)[-1]  # after /clear the name is gone
+
+
+def test_convert_shows_progress_and_records_the_quantization(tmp_path):
+    from nomoat.convert.tiny import make_tiny_gguf
+
+    gguf = make_tiny_gguf(tmp_path / "t.gguf", n_layers=3, linear_type="Q4_K", hidden=256, inter=512, head_dim=64)
+    r = nomoat("convert", str(gguf), str(tmp_path / "pkg"))
+    assert r.returncode == 0, r.stderr
+    assert "reading the weights 3/3" in r.stderr and "writing the tokenizer 4/4" in r.stderr
+    import json
+
+    assert "quantization" not in json.loads((tmp_path / "pkg" / "nomoat.json").read_text())  # no general.file_type
+
+
+def test_a_named_models_package_records_its_quantization(gemma_dir):
+    import json
+
+    assert json.loads((gemma_dir / "nomoat.json").read_text())["quantization"] == "Q4_K_M"

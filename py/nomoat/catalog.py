@@ -157,9 +157,9 @@ def package_dir(model: CatalogModel) -> Path:
     return models_home() / model.name
 
 
-def convert_named(name: str, force: bool = False, progress=None) -> Path:
+def convert_named(name: str, force: bool = False, progress=None, convert_progress=None) -> Path:
     """The model package of a catalog model, fetched and converted once; a second call is a no-op
-    that returns its folder (force: convert again)."""
+    that returns its folder (force: convert again). progress: fetch()'s; convert_progress: convert()'s."""
     from .convert import FORMAT_VERSION, check_package, convert, refresh_package
 
     model = find(name)
@@ -175,7 +175,7 @@ def convert_named(name: str, force: bool = False, progress=None) -> Path:
                 return out
         except (ModelNotFoundError, InvalidModelError):
             pass
-    return convert(fetch(model, progress), out)
+    return convert(fetch(model, progress), out, progress=convert_progress)
 
 
 def fetch_default_gguf() -> Path:
@@ -183,9 +183,9 @@ def fetch_default_gguf() -> Path:
     return fetch(DEFAULT)
 
 
-def convert_default(force: bool = False) -> Path:
+def convert_default(force: bool = False, progress=None) -> Path:
     """The default model's package, converted once; a second call is a no-op that returns its folder."""
-    return convert_named(DEFAULT.name, force=force)
+    return convert_named(DEFAULT.name, force=force, convert_progress=progress)
 
 
 __all__ = ["CATALOG", "DEFAULT", "CatalogModel", "convert_default", "convert_named", "fetch", "fetch_default_gguf",

@@ -92,6 +92,16 @@ def _progress(what: str):
     return show
 
 
+def _bar(width: int = 30):
+    """progress(stage, done, total) drawing a bar on stderr; a new line when a stage ends."""
+    def show(stage: str, done: int, total: int) -> None:
+        fill = width * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        print(f"\r[{'#' * fill}{'.' * (width - fill)}] {stage} {done}/{total}\033[K", end=end, file=sys.stderr,
+              flush=True)
+    return show
+
+
 def cmd_convert(args) -> None:
     from .catalog import convert_default, convert_named, names
     from .convert import convert
@@ -100,11 +110,12 @@ def cmd_convert(args) -> None:
         raise NotADirectoryError(20, "not a directory", args.out)
     t = time.perf_counter()
     if args.default:
-        out = convert_default(force=args.force)
+        out = convert_default(force=args.force, progress=_bar())
     elif args.model:
-        out = convert_named(args.model, force=args.force, progress=_progress(f"assembling {args.model}"))
+        out = convert_named(args.model, force=args.force, progress=_progress(f"assembling {args.model}"),
+                            convert_progress=_bar())
     elif args.gguf and args.out:
-        out = convert(args.gguf, args.out, accuracy_level=args.accuracy_level)
+        out = convert(args.gguf, args.out, accuracy_level=args.accuracy_level, progress=_bar())
     else:
         raise SystemExit(f"nomoat convert: give MODEL.gguf OUT_DIR, --default, or --model NAME ({names()}).")
     print(f"model package: {out} ({time.perf_counter() - t:.1f} s)")

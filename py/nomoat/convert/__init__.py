@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,10 @@ from .graph import F32_FILE, LayerWeights, Weights, build_graph, optimum_variant
 from .quant import concat, to_embedding, to_f32, to_qlinear, unpermute_rows
 from .tokenizer_export import tokenizer_config, tokenizer_json
 
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-def load_weights(m: GGUFModel) -> Weights:
+
+def load_weights(m: GGUFModel, progress: Progress | None = None) -> Weights:
     cfg = m.config
     t = m.tensor
 
@@ -78,6 +81,8 @@ def load_weights(m: GGUFModel) -> Weights:
             post_attn_norm=opt(p + "post_attention_norm.weight"),
             post_ffn_norm=opt(p + "post_ffw_norm.weight"),
         ))
+        if progress:
+            progress("reading the weights", i + 1, cfg.num_hidden_layers)
     return Weights(
         embed=embed_like("token_embd.weight"),
         layers=layers,
@@ -86,13 +91,18 @@ def load_weights(m: GGUFModel) -> Weights:
     )
 
 
-def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0) -> Path:
-    """Convert a Llama-family GGUF into a model package at out_dir; returns out_dir."""
+def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0, progress: Progress | None = None
+            ) -> Path:
+    """Convert a GGUF into a model package at out_dir; returns out_dir. progress(stage, done, total),
+    if given, hears each layer's weights as they are read, then each step of writing the package."""
     import onnx
     from onnx import external_data_helper
 
+    steps = ("building the graph", "writing the weights", "writing the wasm variant", "writing the tokenizer")
+    step = (lambda k: progress(steps[k], k + 1, len(steps))) if progress else (lambda k: None)
     m = read_gguf(gguf_path)
-    weights = load_weights(m)
+    weights = load_weights(m, progress)
+    step(0)
     model = build_graph(m.config, weights, accuracy_level=accuracy_level)
 
     out = Path(out_dir)
@@ -102,6 +112,7 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
     try:
         (tmp / "onnx").mkdir()
         data = Path(DATA_FILE).name
+        step(1)
         external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, location=data,
                                                             size_threshold=1024)
         for t in model.graph.initializer:  # every weight tensor lives in the data file, however small,
@@ -111,10 +122,12 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
         write_tensor_directory(tmp)
         # The Optimum-I/O graph points at the same weights file: no second copy of the weights.
         (tmp / DATA_FILE).chmod(0o644)
+        step(2)
         write_wasm_variant(m.config, weights, tmp)
         onnx.save_model(optimum_variant(onnx.load(str(tmp / ONNX_FILE), load_external_data=False)),
                         tmp / OPTIMUM_FILE)
         cfg = m.config
+        step(3)
         files = {
             "config.json": cfg.to_json(),
             "generation_config.json": {
@@ -129,6 +142,7 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
         write_manifest(tmp, {
             "source": {"gguf": Path(gguf_path).name, "sha256": sha256(Path(gguf_path))},
             "accuracy_level": accuracy_level,
+            **({"quantization": q} if (q := file_type(m)) else {}),
         })
         if out.exists():
             shutil.rmtree(out)
@@ -138,6 +152,16 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0)
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def file_type(m: GGUFModel) -> str | None:
+    """The GGUF's general.file_type as llama.cpp names it ("Q4_K_M", "Q4_1" …), or None."""
+    import gguf
+
+    try:
+        return gguf.LlamaFileType(int(m.metadata.get("general.file_type"))).name.removeprefix("MOSTLY_")
+    except (TypeError, ValueError):
+        return None
 
 
 def write_wasm_variant(cfg, weights: Weights, pkg: Path) -> None:
