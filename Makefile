@@ -14,9 +14,26 @@ GEMMA := models/gemma-3-270m/nomoat.json
 WHEELS := web/dist/wheels
 PORT ?= 8000
 
-.PHONY: setup web demo test chat extension jupyterlite bench clean
+.PHONY: setup web demo test chat extension jupyterlite bench clean needs browser
 
-$(BIN)/nomoat: pyproject.toml
+# What the set-up needs from the system, checked first: one line naming the command to run if missing.
+needs:
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "nomoat needs Node.js and npm: run" \
+	  "'sudo apt-get install -y nodejs npm' (Debian) and then make again."; exit 1; }
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "nomoat needs Python >= 3.11" \
+	  "(this is $$($(PY) --version)): install one and run make PY=python3.11."; exit 1; }
+
+# The browser tests need Debian's chromium: installed here when that can be done without asking
+# (root, or passwordless sudo, as .ci/run does), else one line naming the command.
+browser:
+	@[ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	    echo "make test needs Debian's chromium: run 'sudo apt-get install -y chromium' and then make test again."; \
+	    exit 1; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+	    --no-install-recommends chromium; }
+
+$(BIN)/nomoat: pyproject.toml | needs
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -35,7 +52,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 
 # The browser runtime: the nomoat wheel (pure Python), jinja2 and a pure-Python markupsafe wheel
 # for Pyodide, then web/build.mjs assembles web/dist (nomoat.js, the modules, pyodide/, ort/).
-web: $(BIN)/nomoat web/node_modules/.package-lock.json
+web: needs $(BIN)/nomoat web/node_modules/.package-lock.json
 	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
 	$(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) .
 	$(BIN)/pip download --quiet --no-deps --only-binary :all: -d $(WHEELS) 'jinja2==3.1.6'
@@ -63,7 +80,7 @@ extension: setup
 bench: setup
 	$(BIN)/nomoat bench $(if $(QUICK),--quick)
 
-test: setup
+test: browser setup
 	$(BIN)/ruff check py tests bench examples
 	cd web && npm run -s lint && npm run -s typecheck && npm run -s test
 	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
