@@ -515,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
                     keys = ("load_s", "ttft_ms", "decode_tps", "peak_mb", "foreign_cpus")
                     print(f"  {json.dumps({k: s[k] for k in keys})}", file=sys.stderr)
                 for n in CONTEXTS:
-                    if n not in plan["contexts"] and not plan["notes"]:
+                    if n not in args.contexts:
+                        notes.append(f"decode at {n}: not measured (--contexts {','.join(args.contexts)})")
+                    elif n not in plan["contexts"] and not plan["notes"]:
                         notes.append(f"decode at {n}: not measured in this configuration")
                 row = aggregate(plan["engine"], plan["config"], "wasm", THREADS, samples, notes)
                 row["decode_tokens"] = plan["decode_tokens"]
@@ -543,7 +545,9 @@ def main(argv: list[str] | None = None) -> int:
             ("llama.cpp", "CPython, llama-cpp-python", "llama", llama_python(args.llama_python))):
         if wanted and engine not in wanted:
             continue
-        samples, notes = [], []
+        samples = []
+        notes = [f"decode at {n}: not measured (--contexts {','.join(args.contexts)})" for n in CONTEXTS
+                 if n not in args.contexts]
         for r in range(args.repeats):
             print(f"{engine} repeat {r + 1}/{args.repeats} ...", file=sys.stderr)
             s, err = cpython_sample(python, worker, spec)
