@@ -8,19 +8,12 @@
 // into place (a view of shared memory, hashed as it comes), and a check that refuses a model before
 // its data is fetched.
 import assert from "node:assert/strict";
-import {createHash} from "node:crypto";
 import {test} from "node:test";
 
 import {CACHE_NAME, ModelPackage} from "../src/package.js";
+import {fakeServer, manifestOf} from "./fake_server.js";
 
 const BASE = "http://models.test/tiny/";
-
-/** @param {Record<string, Uint8Array>} files what the package holds */
-function manifestOf(files) {
-  const out = {};
-  for (const [n, b] of Object.entries(files)) out[n] = {size: b.byteLength, sha256: createHash("sha256").update(b).digest("hex")};
-  return new TextEncoder().encode(JSON.stringify({format: 2, files: out}));
-}
 
 /**
  * A server of `files` at BASE (nomoat.json included), answering each body in chunks of 7 bytes;
@@ -29,22 +22,7 @@ function manifestOf(files) {
  * @param {Record<string, Uint8Array>} [serve]
  */
 function server(files, serve = {}) {
-  const all = {...files, "nomoat.json": manifestOf(files), ...serve};
-  /** @type {Record<string, number>} */
-  const hits = {};
-  /** @type {import("../src/package.js").Fetch} */
-  const fetch = async (url) => {
-    const name = url.startsWith(BASE) ? url.slice(BASE.length) : "";
-    hits[name] = (hits[name] || 0) + 1;
-    const body = all[name];
-    if (!body) return new Response("no", {status: 404});
-    let o = 0;
-    return new Response(new ReadableStream({pull(c) {
-      if (o >= body.length) return c.close();
-      c.enqueue(body.slice(o, o += 7));
-    }}));
-  };
-  return {fetch, hits};
+  return fakeServer(BASE, {...files, "nomoat.json": manifestOf(files), ...serve}, 7);
 }
 
 /**

@@ -5,13 +5,13 @@
 // is fetched (the wasm decoder's own check in WasmEngine.create, onnxruntime-web's in runtime.mjs).
 // Uses the decoder built into web/dist (skipped, saying so, when it is not built).
 import assert from "node:assert/strict";
-import {createHash} from "node:crypto";
 import fs from "node:fs";
 import {test} from "node:test";
 
 import {ModelPackage} from "../src/package.js";
 import {loadEngine} from "../src/runtime.mjs";
 import {WasmEngine} from "../src/wasm_engine.mjs";
+import {fakeServer, manifestOf} from "./fake_server.js";
 
 const DIST = new URL("../dist/", import.meta.url);
 const skip = fs.existsSync(new URL("nomoat-decoder.wasm", DIST)) ? false : "web/dist/nomoat-decoder.wasm is not built: run 'make web' first";
@@ -79,25 +79,7 @@ function model(config, rand) {
  * @param {Record<string, number>} [sizes] manifest sizes of files not served (never fetched)
  */
 function server(files, sizes = {}) {
-  const manifest = {format: 2, files: /** @type {Record<string, {size: number, sha256: string}>} */ ({})};
-  for (const [n, b] of Object.entries(files)) manifest.files[n] = {size: b.byteLength, sha256: createHash("sha256").update(b).digest("hex")};
-  for (const [n, size] of Object.entries(sizes)) manifest.files[n] = {size, sha256: "0".repeat(64)};
-  const all = {...files, "nomoat.json": new TextEncoder().encode(JSON.stringify(manifest))};
-  /** @type {Record<string, number>} */
-  const hits = {};
-  /** @type {import("../src/package.js").Fetch} */
-  const fetch = async (url) => {
-    const name = url.slice(BASE.length);
-    hits[name] = (hits[name] || 0) + 1;
-    const body = /** @type {Record<string, Uint8Array>} */ (all)[name];
-    if (!body) return new Response("no", {status: 404});
-    let o = 0;
-    return new Response(new ReadableStream({pull(c) {
-      if (o >= body.length) return c.close();
-      c.enqueue(body.slice(o, o += 4096));
-    }}));
-  };
-  return {fetch, hits};
+  return fakeServer(BASE, {...files, "nomoat.json": manifestOf(files, sizes)}, 4096);
 }
 
 const json = (/** @type {unknown} */ v) => new TextEncoder().encode(JSON.stringify(v));
