@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -121,6 +122,12 @@ def test_a_real_index_file_wins(tmp_path, tiny_dir):
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
+    """Screenshots go under pytest's temporary folder, or to $NOMOAT_SCREENSHOTS (README's picture:
+    `NOMOAT_SCREENSHOTS=docs .venv/bin/pytest tests/test_demo.py -k markdown` makes docs/desktop-answer.png)."""
+    if os.environ.get("NOMOAT_SCREENSHOTS"):
+        d = Path(os.environ["NOMOAT_SCREENSHOTS"])
+        d.mkdir(parents=True, exist_ok=True)
+        return d
     d = tmp_path_factory.mktemp("screenshots")
     print(f"\nscreenshots: {d}")
     return d
