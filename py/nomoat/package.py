@@ -20,6 +20,17 @@ FORMAT_VERSION = 2
 LOADED = ("config.json", "tokenizer.json", "tokenizer_config.json", ONNX_FILE, DATA_FILE)  # read by every CPython load
 
 
+def loaded_files(manifest: dict) -> tuple[str, ...]:
+    """The files every CPython load of this package reads: LOADED for a language model; for an
+    embedding model (kind "embedding", convert/encoder.py) its JSON files and the graph it names."""
+    if manifest.get("kind", "llm") != "embedding":
+        return LOADED
+    emb = manifest.get("embedding")
+    graph = emb.get("onnx") if isinstance(emb, dict) else None
+    return ("config.json", "tokenizer.json", "tokenizer_config.json",
+            graph if isinstance(graph, str) else "the graph named by embedding.onnx")
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -123,7 +134,7 @@ def check_package(model_dir: str | Path, verify_sha256: bool = True) -> dict:
             raise ValueError(problem)
         files = manifest["files"]
         if verify_sha256:
-            unlisted = [n for n in LOADED if n not in files]
+            unlisted = [n for n in loaded_files(manifest) if n not in files]
             if unlisted:
                 raise ValueError(f"it does not list {', '.join(unlisted)}, which every load reads")
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
