@@ -9,18 +9,20 @@ prompt or append stop at its next prefill chunk or token.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 
 from . import _compat
-from .errors import ContextOverflowError, NomoatError
+from .errors import ContextOverflowError, InvalidOptionError, NomoatError, UnsupportedModelError
 from .model import load_web
 from .session import Session
 from .tool_calls import parse_tool_calls
 
 _models: dict[tuple[str, str], asyncio.Task] = {}  # (url, device) → the load, shared by concurrent create()s
+_embedders: dict[tuple[str, str], asyncio.Task] = {}  # (url, device) → an embedding model's load, as _models
 _sessions: dict[int, Session] = {}
 _ids = iter(range(1, 1 << 62))
 _failures: dict[int, dict] = {}  # request id → how it failed, until worker.mjs takes it (failure())
@@ -112,14 +114,10 @@ def _session(sid: int) -> Session:
 async def create(model_url: str, device: str, options: dict, request_id: int) -> dict:
     """Load (once per URL and device) and open a session. options: system, initial_prompts
     ([{role, content}]), and the sampling options in snake_case."""
-    key = (model_url, device)
-    if key not in _models:
-        _models[key] = asyncio.ensure_future(load_web(model_url, device, request_id))
-    try:
-        model = await _models[key]
-    except BaseException:
-        _models.pop(key, None)  # a failed load is tried again by the next create()
-        raise
+    model = await _shared_load(_models, (model_url, device), lambda: load_web(model_url, device, request_id))
+    if not hasattr(model, "session"):
+        raise UnsupportedModelError(f"{model_url} is an embedding model: it makes vectors, not answers. "
+                                    "Use llm.embeddings.create({model, input}), or a chat model in llm.create().")
     opts = dict(options)
     messages = opts.pop("initial_prompts", None)
     session = model.session(system=opts.pop("system", None), messages=messages, **opts)
@@ -131,6 +129,41 @@ async def create(model_url: str, device: str, options: dict, request_id: int) ->
     _sessions[sid] = session
     return {"session": sid, "context_window": model.context_window, "context_usage": session.context_usage,
             "threads": int(getattr(model.backend.engine, "threads", 1) or 1)}
+
+
+async def _shared_load(loads: dict[tuple[str, str], asyncio.Task], key: tuple[str, str], start):
+    """The load of `key`, started once (start()) and shared by concurrent calls; a failed one is
+    tried again by the next call."""
+    if key not in loads:
+        loads[key] = asyncio.ensure_future(start())
+    try:
+        return await loads[key]
+    except BaseException:
+        loads.pop(key, None)
+        raise
+
+
+@_calls
+async def embed(model_url: str, device: str, texts, options: dict, request_id: int) -> dict:
+    """llm.embeddings.create (web/src/embeddings.js): the sentence embeddings of `texts` (strings,
+    checked in the page), batched by embed.Embedder. options: truncate (cut an input past the
+    model's limit instead of refusing it). Returns {vectors: every vector's float32s, row after
+    row (a Float32Array in JS), dimensions, prompt_tokens}."""
+    from .embed import load_web_embedder
+
+    embedder = await _shared_load(_embedders, (model_url, device),
+                                  lambda: load_web_embedder(model_url, device, request_id))
+    opts = dict(options)
+    truncate = opts.pop("truncate", False)
+    if opts or not isinstance(truncate, bool):
+        raise InvalidOptionError(f"embed takes the option truncate (true or false), not {sorted(opts) or truncate!r}.")
+    texts = [str(t) for t in texts]
+    vectors = await embedder.embed(texts, truncate=truncate)
+    flat = array.array("f")
+    for v in vectors:
+        flat.extend(v)
+    tokens = sum(min(embedder.count_tokens(t), embedder.max_tokens) for t in texts)
+    return {"vectors": flat, "dimensions": embedder.dimensions, "prompt_tokens": tokens}
 
 
 def _messages(prompt) -> str | list[dict]:

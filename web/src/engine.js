@@ -47,6 +47,18 @@
  */
 
 /**
+ * One loaded sentence-embedding model (an embedding package's graph).
+ * @typedef {object} Encoder
+ * @property {"wasm" | "webgpu"} device
+ * @property {number} threads
+ * @property {number} dimensions the length of a vector
+ * @property {(ids: ArrayLike<number>, mask: ArrayLike<number>, batch: number, seq: number) => Promise<Float32Array>} encode
+ *   `batch` rows of `seq` token ids, padded (mask 0 past each row's end) → (batch * dimensions)
+ *   sentence embeddings (mean-pooled over the mask, L2-normalised), row after row
+ * @property {() => void | Promise<void>} dispose
+ */
+
+/**
  * What this worker's engines hold now (llm.resources()): KV caches holding memory (a wasm block or
  * GPU buffers) and GPU samplers (their buffers). Both return to 0 once every session is destroyed.
  * @type {{states: number, samplers: number}}

@@ -1,9 +1,10 @@
 // @ts-check
-// The onnxruntime-web engine: one ort InferenceSession of nomoat's graph (onnx/nomoat_q4.onnx on
+// The onnxruntime-web engines: one ort InferenceSession of nomoat's graph (onnx/nomoat_q4.onnx on
 // WebGPU; onnx/nomoat_wasm.onnx, f32 Gemms, on its wasm EP for comparison: wasmEngine "ort"), its
-// KV states, and its samplers (the GPU sampler on WebGPU, else the JS Sampler). The only module
-// that imports onnxruntime-web; runtime.mjs imports this one only when such an engine is made.
-// The engine interface is engine.js's.
+// KV states, and its samplers (the GPU sampler on WebGPU, else the JS Sampler); and the sentence
+// encoder of an embedding package (OrtEncoder, at the end). The only module that imports
+// onnxruntime-web; runtime.mjs imports this one only when such an engine is made. The engine
+// interfaces are engine.js's.
 
 import {BlockKVState} from "./engine.js";
 import {named} from "./errors.js";
@@ -13,6 +14,7 @@ import {Sampler} from "./sampler.js";
 /** @typedef {import("./engine.js").Sampler} AnySampler */
 /** @typedef {import("./engine.js").State} State */
 /** @typedef {import("./engine.js").Engine} Engine */
+/** @typedef {import("./engine.js").Encoder} Encoder */
 
 /** @type {any} onnxruntime-web, the build chosen for the first device (loadOrt) */
 let ort = null;
@@ -29,7 +31,7 @@ export async function loadOrt(assets, device) {
   const file = device === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
   ort = await import(assets.ort + file);
   ort.env.wasm.wasmPaths = assets.ort;
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(8, self.navigator.hardwareConcurrency || 1)) : 1;
+  ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.max(1, Math.min(8, globalThis.navigator?.hardwareConcurrency || 1)) : 1;
   ort.env.logLevel = "error";
   return ort;
 }
@@ -423,5 +425,109 @@ export class OrtEngine {
       if (out) out.set(last, i * V);
     }
     return out || last; // without allLogits, the earlier chunks' GPU logits were dropped by the next forward
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sentence encoder (embedding packages)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A sentence-embedding model's graph (BERT in Optimum's encoder I/O: input_ids, attention_mask,
+ * token_type_ids int64 (batch, seq) → last_hidden_state (batch, seq, H) and sentence_embedding
+ * (batch, dimensions): the masked mean, L2-normalised) on onnxruntime-web, wasm (threaded when
+ * the page is cross-origin isolated) or WebGPU. encode() fetches only sentence_embedding, so the
+ * (batch, seq, H) hidden states never leave onnxruntime's memory.
+ * @implements {Encoder}
+ */
+export class OrtEncoder {
+  /**
+   * graph: the .onnx bytes; external: its external data files ({path: the name the graph refers
+   * to, data}); dimensions: nomoat.json's embedding.dimensions.
+   * @param {{assets: {ort: string}, device: "wasm" | "webgpu", graph: Uint8Array, external: {path: string, data: Uint8Array}[],
+   *          dimensions: number}} options
+   */
+  static async create({assets, device, graph, external, dimensions}) {
+    await loadOrt(assets, device);
+    const opts = {executionProviders: [{name: device}], graphOptimizationLevel: "all", logSeverityLevel: 3, externalData: external};
+    const creating = sessionCreation.then(() => ort.InferenceSession.create(graph, opts));
+    sessionCreation = creating.catch(() => {});
+    let session;
+    try {
+      session = await creating;
+    } catch (err) {
+      throw named("DataError", `onnxruntime-web could not load the encoder graph (${String(err.message || err).slice(0, 300)}). ` +
+        "The file is corrupt or truncated: convert the model again ('nomoat convert').");
+    }
+    const missing = ["input_ids", "attention_mask"].filter((n) => !session.inputNames.includes(n));
+    if (!session.outputNames.includes("sentence_embedding")) missing.push("sentence_embedding (an output)");
+    if (missing.length) {
+      await session.release();
+      throw named("DataError", `The encoder graph has no ${missing.join(", ")}: it is not a nomoat embedding package's graph; ` +
+        "convert the model again ('nomoat convert').");
+    }
+    return new OrtEncoder(device, session, dimensions);
+  }
+
+  /** @param {"wasm" | "webgpu"} device @param {any} session an ort.InferenceSession @param {number} dimensions */
+  constructor(device, session, dimensions) {
+    this.device = device;
+    this.threads = device === "webgpu" ? 1 : ort.env.wasm.numThreads;
+    this.session = session;
+    this.dimensions = dimensions;
+    this.types = session.inputNames.includes("token_type_ids");
+    /** @type {Promise<unknown>} the latest run (runs take turns, as OrtEngine's) */
+    this.lastRun = Promise.resolve();
+    /** @type {Error | null} once the GPUDevice is lost: what every encode throws */
+    this.lostError = null;
+    /** @type {Promise<string> | null} resolves with why, once the GPUDevice is lost (runtime.mjs then picks wasm) */
+    this.lost = null;
+    const gpu = device === "webgpu" ? /** @type {GPUDevice} */ (ort.env.webgpu.device) : null;
+    if (gpu) {
+      this.lost = gpu.lost.then((info) => {
+        const why = `${info.reason || "unknown"}${info.message ? `: ${info.message}` : ""}`;
+        this.lostError = named("OperationError", `The WebGPU device was lost (${why}); embed again (device 'auto' then runs on wasm).`);
+        return `this worker's WebGPU device was lost (${why})`;
+      });
+    }
+  }
+
+  /**
+   * The sentence embeddings of `batch` rows of `seq` tokens (padded: mask 0 past each row's end):
+   * (batch * dimensions) floats, row after row.
+   * @param {Int32Array | ArrayLike<number>} ids (batch * seq) token ids
+   * @param {Int32Array | ArrayLike<number>} mask (batch * seq) 1 for a token, 0 for padding
+   * @param {number} batch
+   * @param {number} seq
+   * @returns {Promise<Float32Array>}
+   */
+  async encode(ids, mask, batch, seq) {
+    if (!this.session) throw named("InvalidStateError", "This encoder was unloaded; load the model again.");
+    if (this.lostError) throw this.lostError;
+    const n = batch * seq;
+    if (!(Number.isSafeInteger(batch) && batch >= 1 && Number.isSafeInteger(seq) && seq >= 1) || ids.length !== n || mask.length !== n) {
+      throw named("TypeError", `encode: ids and mask must hold batch * seq = ${batch} * ${seq} values (got ${ids.length}, ${mask.length}).`);
+    }
+    /** @param {ArrayLike<number>} a */
+    const i64 = (a) => new ort.Tensor("int64", BigInt64Array.from(/** @type {ArrayLike<number>} */ (a), BigInt), [batch, seq]);
+    /** @type {Record<string, any>} */
+    const feeds = {input_ids: i64(ids), attention_mask: i64(mask)};
+    if (this.types) feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(n), [batch, seq]);
+    const session = this.session;
+    const run = this.lastRun.then(() => session.run(feeds, ["sentence_embedding"]));
+    this.lastRun = run.catch(() => {});
+    const out = (await (this.lost ? Promise.race([run, this.lost.then(() => Promise.reject(this.lostError))]) : run)).sentence_embedding;
+    const [b, d] = out.dims;
+    if (b !== batch || d !== this.dimensions || out.type !== "float32") {
+      throw named("DataError", `The encoder graph returned sentence_embedding ${out.type} [${out.dims}], not float32 [${batch}, ${this.dimensions}] ` +
+        "(nomoat.json's embedding.dimensions); convert the model again ('nomoat convert').");
+    }
+    return /** @type {Float32Array} */ (out.data);
+  }
+
+  dispose() {
+    const session = this.session;
+    this.session = null;
+    if (session) return session.release();
   }
 }

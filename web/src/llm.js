@@ -8,6 +8,7 @@
 // (and, when served, models/); script.js (dist/nomoat.js) and nomoat.mjs call it.
 
 import {WHEELS} from "./generated/wheels.js";
+import {createEmbeddings} from "./embeddings.js";
 import {createChat} from "./openai.js";
 import {PendingCalls, abortReason, checkSendable, samplingToWire} from "./protocol.js";
 import {LanguageModelSession, canonicalPrompt} from "./session.js";
@@ -186,6 +187,7 @@ export class WorkerTransport {
  * @property {string} defaultModel
  * @property {string} version
  * @property {Chat} chat OpenAI's chat completions
+ * @property {import("./embeddings.js").Embeddings} embeddings OpenAI's embeddings (a sentence-embedding model)
  */
 
 /**
@@ -213,6 +215,42 @@ export function modelURL(model, base, page, fallback) {
   if (model === undefined || model === null || model === "") return fallback;
   const text = String(model);
   return MODEL_NAME.test(text) ? new URL(`models/${text}/`, base).href : new URL(text, page).href;
+}
+
+/**
+ * A model load's progress replies as `monitor`'s events, as the Prompt API has them: every report
+ * as nomoatprogress, a storage warning as nomoatwarning (and on the console), the download as
+ * downloadprogress (loaded a fraction of total 1, rising; 1 at the end if the download was seen);
+ * nothing once done() (the call settled).
+ * @param {EventTarget} monitor
+ * @returns {{onProgress: (p: any) => void, done: (ok: boolean) => void}}
+ */
+export function downloadProgress(monitor) {
+  let lastFraction = 0, settled = false;
+  return {
+    onProgress(p) {
+      if (settled) return;
+      if (p.warning) {
+        console.warn("nomoat:", p.warning);
+        monitor.dispatchEvent(new CustomEvent("nomoatwarning", {detail: p}));
+        return;
+      }
+      monitor.dispatchEvent(new CustomEvent("nomoatprogress", {detail: p}));
+      if (p.stage === "download" && p.total > 0) {
+        const f = Math.floor((p.loaded / p.total) * 65536) / 65536;
+        if (f > lastFraction || (f === 0 && lastFraction === 0)) {
+          lastFraction = f;
+          monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: f, total: 1, lengthComputable: true}));
+        }
+      }
+    },
+    /** @param {boolean} ok whether the call succeeded (then the download did too) */
+    done(ok) {
+      if (settled) return;
+      settled = true;
+      if (ok && lastFraction < 1 && lastFraction > 0) monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: 1, total: 1, lengthComputable: true}));
+    },
+  };
 }
 
 /**
@@ -334,25 +372,10 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     }
     checkSendable("create", pyOptions);
     const worker = workerFor(engine ? `${device}|${engine}` : device);
-    let lastFraction = 0, settled = false;
+    const progress = downloadProgress(monitor);
     const {promise} = worker.call("create", {assets: engine ? {...assets, wasmEngine: engine} : assets, model, device,
                                              options: pyOptions}, {
-      onProgress: (p) => {
-        if (settled) return; // no progress events once create() has settled
-        if (p.warning) {
-          console.warn("nomoat:", p.warning);
-          monitor.dispatchEvent(new CustomEvent("nomoatwarning", {detail: p}));
-          return;
-        }
-        monitor.dispatchEvent(new CustomEvent("nomoatprogress", {detail: p}));
-        if (p.stage === "download" && p.total > 0) {
-          const f = Math.floor((p.loaded / p.total) * 65536) / 65536;
-          if (f > lastFraction || (f === 0 && lastFraction === 0)) {
-            lastFraction = f;
-            monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: f, total: 1, lengthComputable: true}));
-          }
-        }
-      },
+      onProgress: progress.onProgress,
       onEvent: (e) => monitor.dispatchEvent(new CustomEvent("nomoat" + e.type, {detail: e})),
     });
     loading.set(model, promise);
@@ -363,12 +386,11 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     try {
       info = await (aborted ? Promise.race([promise, aborted]) : promise);
     } catch (e) {
+      progress.done(false);
       promise.then((i) => worker.call("destroy", {session: i.session}), () => {}); // created after the abort: let it go
       throw e;
-    } finally {
-      settled = true;
     }
-    if (lastFraction < 1 && lastFraction > 0) monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: 1, total: 1, lengthComputable: true}));
+    progress.done(true);
     const session = new LanguageModel(SECRET, worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
       contextWindow: info.context_window, contextUsage: info.context_usage},
     {...sampling, expectedInputs: options.expectedInputs ? Array.from(options.expectedInputs) : [],
@@ -503,5 +525,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
 
   const core = {LanguageModel, create, availability, params, polyfill, cache, resources, defaultModel: DEFAULT_MODEL,
     version: "0.1.0"};
-  return {...core, chat: createChat(core, DEFAULT_DEVICE)};
+  const embeddings = createEmbeddings({transport: workerFor, assets, defaultDevice: DEFAULT_DEVICE, progress: downloadProgress,
+    resolve: (m) => modelURL(m, base, document.baseURI || base, DEFAULT_MODEL)});
+  return {...core, chat: createChat(core, DEFAULT_DEVICE), embeddings};
 }

@@ -280,6 +280,38 @@ export function ropeInvFreqs(shape, layer) {
 }
 
 /**
+ * An encoder's shape, from a sentence-embedding package's config.json (Hugging Face's BertModel
+ * config; py/nomoat/embed.py reads the same fields): layers L, hidden size H, heads nq, feed-forward
+ * size I, vocabulary V, positions maxPos; each checked as modelShape checks a decoder's.
+ * @typedef {{L: number, H: number, nq: number, I: number, V: number, maxPos: number}} EncoderShape
+ * @param {unknown} config config.json parsed
+ * @returns {EncoderShape}
+ */
+export function encoderShape(config) {
+  if (!isObject(config)) throw badFile(CONFIG_FILE, `is ${show(config)}, not a JSON object`);
+  /** @param {string} name */
+  const int = (name) => {
+    const v = config[name], hi = /** @type {Record<string, number>} */ (LIMITS)[name];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1 || v > hi) {
+      throw badFile(CONFIG_FILE, `${name} is ${show(v)}, not an integer in 1..${hi}`);
+    }
+    return v;
+  };
+  if (config.model_type !== "bert") throw badFile(CONFIG_FILE, `model_type is ${show(config.model_type)}, not bert (an embedding package)`);
+  const L = int("num_hidden_layers"), H = int("hidden_size"), nq = int("num_attention_heads"), I = int("intermediate_size");
+  if (H % nq) throw badFile(CONFIG_FILE, `hidden_size ${H} is not a multiple of num_attention_heads ${nq}`);
+  return {L, H, nq, I, V: int("vocab_size"), maxPos: int("max_position_embeddings")};
+}
+
+/**
+ * What nomoat.json's "embedding" says of a sentence-embedding package (kind "embedding"):
+ * dimensions (of a vector), maxTokens (per input, [CLS] and [SEP] included), onnx (the graph's file;
+ * its external weights, if any, are the file of that name + "_data"), pooling, normalize, weights.
+ * @typedef {{dimensions: number, maxTokens: number, onnx: string, pooling: string, normalize: boolean,
+ *            weights: string}} EmbeddingSpec
+ */
+
+/**
  * A package file's JSON, parsed; a DataError naming the file if it is not JSON.
  * @param {Uint8Array} bytes
  * @param {string} name the file, e.g. "config.json"
@@ -320,6 +352,27 @@ function manifestProblem(m) {
       return `${name}: ${show(info)} is not {size: bytes, sha256: 64 hex digits}`;
     }
   }
+  if (m.kind !== undefined && m.kind !== "llm" && m.kind !== "embedding") {
+    return `"kind" is ${show(m.kind)}, not "llm" or "embedding" (a newer nomoat made it?)`;
+  }
+  if (m.kind === "embedding") return embeddingProblem(m.embedding, m.files);
+  return "";
+}
+
+/**
+ * The problem of a manifest's "embedding" section, or "": dimensions and max_tokens integers,
+ * onnx a file the manifest lists.
+ * @param {unknown} e
+ * @param {Record<string, unknown>} files
+ */
+function embeddingProblem(e, files) {
+  if (!isObject(e)) return `"embedding" is ${show(e)}, not an object`;
+  for (const k of ["dimensions", "max_tokens"]) {
+    const v = e[k];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1 || v > 65536) return `embedding.${k} is ${show(v)}, not an integer in 1..65536`;
+  }
+  if (typeof e.onnx !== "string" || !Object.hasOwn(files, e.onnx)) return `embedding.onnx is ${show(e.onnx)}, not a file it lists`;
+  if (e.pooling !== undefined && e.pooling !== "mean") return `embedding.pooling is ${show(e.pooling)}, not "mean"`;
   return "";
 }
 
@@ -380,6 +433,22 @@ export class ModelPackage {
     this.fetch = fetch;
     this.cache = cache;
     this.locks = locks;
+  }
+
+  /** What the package holds: "llm" (a chat or base model; no "kind" in older manifests) or "embedding". */
+  get kind() {
+    return /** @type {{kind?: string}} */ (this.manifest).kind === "embedding" ? "embedding" : "llm";
+  }
+
+  /**
+   * A sentence-embedding package's "embedding" section (checked when the manifest was opened).
+   * @returns {EmbeddingSpec}
+   */
+  get embedding() {
+    const e = /** @type {any} */ (this.manifest).embedding;
+    if (this.kind !== "embedding") throw named("NotSupportedError", `${this.base} is not an embedding model (its nomoat.json has no kind "embedding").`);
+    return {dimensions: e.dimensions, maxTokens: e.max_tokens, onnx: e.onnx, pooling: e.pooling ?? "mean",
+      normalize: e.normalize ?? true, weights: String(e.weights ?? "f32")};
   }
 
   /** @param {string} name a path in the package, e.g. "onnx/nomoat_tensors.json" */
@@ -461,7 +530,7 @@ export class ModelPackage {
     const json = {};
     for (const n of texts) {
       json[n] = parseJSON(files[n], n);
-      if (n === "config.json") modelShape(json[n]);
+      if (n === "config.json") (this.kind === "embedding" ? encoderShape : modelShape)(json[n]);
     }
     check(json);
     Object.assign(files, await this.files(names.filter((n) => !n.endsWith(".json")), report, store));

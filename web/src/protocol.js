@@ -7,7 +7,9 @@
 
 /**
  * @typedef {"create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize"
- *   | "resources" | "live" | "ping"} RequestKind
+ *   | "embed" | "resources" | "live" | "ping"} RequestKind
+ *   "embed" {assets, model, device, input: string[], options: {truncate?}} → {vectors: Float32Array (row after row),
+ *   dimensions, prompt_tokens, device}: a sentence-embedding model's vectors (llm.embeddings, embeddings.js)
  * @typedef {"return" | "throw" | "chunk" | "progress" | "event" | "live" | "pong" | "fatal"} ReplyKind
  * @typedef {{kind: RequestKind, id: number, payload: any}} Request
  *   abort's id is 0 and its payload {target: the id of the call to stop}; it has no reply.

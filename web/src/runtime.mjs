@@ -273,10 +273,39 @@ export async function loadEngine(pkg, device, {assets, wasmEngine = "nomoat", re
 }
 
 /**
+ * An embedding package's files and its encoder (engine_ort.mjs OrtEncoder) on `device`: the texts,
+ * then the graph nomoat.json's embedding.onnx names and its external weights (that name + "_data",
+ * when listed), through the same fetch, verify, cache and progress path as a chat model's, refused
+ * before the graph is fetched when onnxruntime-web's wasm32 memory could not hold it.
+ * @param {ModelPackage} pkg
+ * @param {Device} device
+ * @param {{assets: Assets, report?: (p: Record<string, unknown>) => void}} options
+ * @returns {Promise<{files: Record<string, Uint8Array>, engine: import("./engine.js").Encoder}>}
+ */
+export async function loadEncoder(pkg, device, {assets, report = () => {}}) {
+  const spec = pkg.embedding, graph = spec.onnx, data = pkg.has(graph + "_data") ? [graph + "_data"] : [];
+  const check = () => {
+    const bytes = [graph, ...data].reduce((s, n) => s + pkg.size(n), 0);
+    if (bytes > WASM_LIMIT - HEADROOM) {
+      throw named("QuotaExceededError", `This embedding model is too large for onnxruntime-web: its graph and weights are ` +
+        `${GiB(bytes)}, and its wasm memory holds at most ${GiB(WASM_LIMIT)}. Nothing was downloaded. Use a smaller model.`);
+    }
+  };
+  const files = await pkg.load([...TEXTS, graph, ...data], report, {check});
+  report({stage: "init", loaded: 0, total: 1});
+  const {OrtEncoder} = await import("./engine_ort.mjs");
+  const engine = await OrtEncoder.create({assets, device, graph: files[graph], dimensions: spec.dimensions,
+    external: data.map((n) => ({path: n.split("/").pop(), data: files[n]}))});
+  if (engine.lost) engine.lost.then(gpuUnusable);
+  return {files, engine};
+}
+
+/**
  * The object Python sees as `nomoat_js`. progress(requestId, p) reports download and load stages
  * ({stage: "download" | "cache" | "init", ...}) to whoever hosts the runtime.
- * loadModel(url, device, requestId) → {device, reason, config, tokenizer, tokenizerConfig (texts),
- * engine}: the one place a model is loaded; device "auto" is resolved here. prefetch(url, device,
+ * loadModel(url, device, requestId) → {kind, device, reason, config, tokenizer, tokenizerConfig,
+ * manifest (texts), engine}: the one place a model is loaded; device "auto" is resolved here. kind
+ * is nomoat.json's: "llm" (engine: engine.js's Engine) or "embedding" (an Encoder). prefetch(url, device,
  * requestId) starts that early (while Pyodide boots); the next loadModel of the same model and
  * device takes it over. wasmEngine (or assets.wasmEngine): "nomoat" (default: nomoat's own wasm
  * decoder) or "ort" (onnxruntime-web's wasm EP, for comparison).
@@ -284,17 +313,21 @@ export async function loadEngine(pkg, device, {assets, wasmEngine = "nomoat", re
  *          wasmEngine?: string}} options
  */
 export function createRuntime({assets, progress = () => {}, wasmEngine = assets.wasmEngine || "nomoat"}) {
-  /** @type {Map<string, Promise<{config: string, tokenizer: string, tokenizerConfig: string, engine: Engine}>>} */
+  /** @typedef {{kind: "llm" | "embedding", config: string, tokenizer: string, tokenizerConfig: string, manifest: string,
+   *             engine: Engine | import("./engine.js").Encoder}} Loaded */
+  /** @type {Map<string, Promise<Loaded>>} */
   const early = new Map(); // "url|device" -> pending load
-  /** @param {string} url @param {Device} device @param {number} requestId */
+  /** @param {string} url @param {Device} device @param {number} requestId @returns {Promise<Loaded>} */
   const load = async (url, device, requestId) => {
     /** @param {Record<string, unknown>} p */
     const report = (p) => progress(requestId, p);
     const pkg = await ModelPackage.open(new URL(url, self.location.href).href);
-    const {files, engine} = await loadEngine(pkg, device, {assets, wasmEngine, report});
-    /** @param {string} n */
-    const text = (n) => new TextDecoder().decode(files[n]);
-    return {config: text("config.json"), tokenizer: text("tokenizer.json"), tokenizerConfig: text("tokenizer_config.json"), engine};
+    const {files, engine} = pkg.kind === "embedding" ? await loadEncoder(pkg, device, {assets, report})
+      : await loadEngine(pkg, device, {assets, wasmEngine, report});
+    /** @param {Uint8Array} b */
+    const text = (b) => new TextDecoder().decode(b);
+    return {kind: pkg.kind, config: text(files["config.json"]), tokenizer: text(files["tokenizer.json"]),
+      tokenizerConfig: text(files["tokenizer_config.json"]), manifest: text(pkg.manifestBytes), engine};
   };
   return {
     chooseDevice,

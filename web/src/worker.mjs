@@ -2,7 +2,8 @@
 // nomoat worker: boots Pyodide, then runs nomoat's Python generation loop.
 //
 // The page talks to it only through the typed messages of protocol.js (see llm.js):
-//   in:  {kind: "create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize", id, payload}
+//   in:  {kind: "create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize"
+//         | "embed", id, payload}
 //   out: {kind: "return" | "throw" | "progress" | "chunk" | "event", id, payload}
 // The JS side that Python drives (fetching, engines) is runtime.mjs, registered in Pyodide as the
 // module `nomoat_js`.
@@ -127,16 +128,27 @@ async function stream(id, iter, result, abortMessage) {
   return stats;
 }
 
+/**
+ * The device for request `id`'s model, with Python booted: the model's download starts first
+ * (prefetch), overlapping the boot, unless Python already has that model.
+ * @param {{assets: any, model: string, device?: string}} p
+ * @param {number} id
+ */
+async function ready(p, id) {
+  const choice = await chooseDevice(p.device || "auto");
+  if (!runtime) runtime = createRuntime({assets: p.assets, progress: (rid, q) => post("progress", rid, q)});
+  const rt = runtime;
+  const key = `${p.model}|${choice.device}`;
+  if (!loadedModels.has(key)) rt.prefetch(p.model, choice.device, id); // download while Python boots
+  if (!bootPromise) bootPromise = boot(p.assets, id, rt);
+  await bootPromise;
+  return {choice, key};
+}
+
 /** @type {Record<string, (p: any, id: number) => unknown>} */
 const handlers = {
   async create(p, id) {
-    const choice = await chooseDevice(p.device || "auto");
-    if (!runtime) runtime = createRuntime({assets: p.assets, progress: (rid, q) => post("progress", rid, q)});
-    const rt = runtime;
-    const key = `${p.model}|${choice.device}`;
-    if (!loadedModels.has(key)) rt.prefetch(p.model, choice.device, id); // download while Python boots
-    if (!bootPromise) bootPromise = boot(p.assets, id, rt);
-    await bootPromise;
+    const {choice, key} = await ready(p, id);
     post("progress", id, {stage: "init", loaded: 0, total: 1});
     const info = await call("create", [p.model, choice.device, p.options || {}, id]);
     loadedModels.add(key);
@@ -177,6 +189,13 @@ const handlers = {
   },
   async tokenize(p) {
     return call("tokenize", [p.session, p.texts]);
+  },
+  // llm.embeddings.create (embeddings.js): the vectors as one Float32Array, row after row.
+  async embed(p, id) {
+    const {choice, key} = await ready(p, id);
+    const out = await call("embed", [p.model, choice.device, p.input, p.options || {}, id]);
+    loadedModels.add(key);
+    return {...out, device: choice.device};
   },
   // llm.resources(): Python's sessions and handles, the engines' KV caches and GPU samplers.
   resources() {
