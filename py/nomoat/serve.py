@@ -1,6 +1,7 @@
 """`nomoat serve`: the chat demo, the browser runtime and the models on localhost.
 
     /                 the chat demo (examples/chat/)
+    /rag/             ask a document, offline (examples/rag/: embeddings + the chat model)
     /nomoat.js        classic script (window.llm); /nomoat.mjs the ES module; the worker,
     /pyodide/ /ort/ /wheels/   the runtime files (web/dist, built by `make web`)
     /models/NAME/     model packages from the models folder (nomoat.home.models_home())
@@ -185,6 +186,8 @@ def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False
     site = root / "examples" / "chat" if root else dist
     models = models or models_home()
     roots = [("/models/", models), ("/", site), ("/", dist)]
+    if root:
+        roots.insert(1, ("/rag/", root / "examples" / "rag"))
     handler = type("NomoatHandler", (Handler,), {"roots": roots, "models": models})
     server = Server((host, port), partial(handler))
     server.verbose = verbose  # type: ignore[attr-defined]
