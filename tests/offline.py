@@ -29,7 +29,8 @@ DISABLED_FEATURES = [
 # Chromium's own services, which some runs still call despite the flags above (sign-in's ListAccounts,
 # the component/extension updater): refused like everything else, counted, but not the product's.
 BROWSER_OWN = ("accounts.google.com", "update.googleapis.com", "clients2.google.com", "content-autofill.googleapis.com",
-               "optimizationguide-pa.googleapis.com", "redirector.gvt1.com", "edgedl.me.gvt1.com")
+               "optimizationguide-pa.googleapis.com", "redirector.gvt1.com", "edgedl.me.gvt1.com",
+               "firefox.settings.services.mozilla.com")  # Firefox's remote settings (tests/browsers/drivers.py)
 RESOLVER = "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
 
 
