@@ -1,4 +1,5 @@
-"""Every architecture nomoat converts (llama incl. Llama-3.x rope scaling, qwen2, qwen3, gemma3, phi3):
+"""Every architecture nomoat converts (llama incl. Llama-3.x rope scaling, qwen2, qwen3, gemma3 incl. the
+linear rope scaling of its global layers, phi3 incl. LongRoPE with either factor set and partial rotary):
 a tiny random GGUF of each, written as llama.cpp's converter writes that architecture, converts, and
 onnxruntime on CPython (accuracy level 0: f32 arithmetic) matches the numpy reference
 (nomoat.backends.reference, which follows llama.cpp's graph of each architecture from the GGUF's own
@@ -35,6 +36,7 @@ LOGIT_TOL = 1e-3
 
 LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
           "original_max_position_embeddings": 64}
+LONGROPE = {"rope_type": "longrope", "original_max_position_embeddings": 512}  # tiny.py makes up the factors
 TINY = {  # name → make_tiny_gguf arguments
     "llama": {},
     "llama3": {"arch": "llama", "rope_scaling": LLAMA3},  # wavelengths 6..2e4 across 64: all three bands
@@ -44,7 +46,20 @@ TINY = {  # name → make_tiny_gguf arguments
     "gemma3": {"arch": "gemma3", "head_dim": 32, "n_layers": 6, "n_kv": 1, "sliding_window": 8,
                "rope_theta": 1e6},  # layers 0-4 slide (base 1e4), layer 5 is global (base 1e6)
     "phi3": {"arch": "phi3", "n_kv": 4},
+    # Gemma 3 4B+: linear rope scaling (factor 8) on the global layer only (llama.cpp: scale_train_swa = 1)
+    "gemma3_linear": {"arch": "gemma3", "head_dim": 32, "n_layers": 6, "n_kv": 1, "sliding_window": 8,
+                      "rope_theta": 1e6, "rope_scaling": {"rope_type": "linear", "factor": 8.0}},
+    # Phi-3.5-mini: LongRoPE (context 4096 over an original 512: long factors, attention factor 1.155)
+    "phi3_longrope": {"arch": "phi3", "n_kv": 4, "context": 4096, "rope_scaling": LONGROPE},
+    "phi3_longrope_short": {"arch": "phi3", "n_kv": 4, "context": 4096, "rope_scaling": LONGROPE},  # window 512
+    # Phi-4-mini: LongRoPE and partial rotary (24 of each head's 32 values turn; llama.cpp's phi3 wants
+    # heads x head_dim = hidden)
+    "phi4_partial": {"arch": "phi3", "hidden": 128, "n_heads": 4, "n_kv": 2, "head_dim": 32, "rope_dim": 24,
+                     "context": 4096, "rope_scaling": LONGROPE},
 }
+# The package's window (convert's context) where it is not the GGUF's context_length: as llama.cpp's n_ctx
+# (the fixture's), it picks LongRoPE's factors: 512 is not above the original 512, so the short ones.
+WINDOW = {"phi3_longrope_short": 512}
 PROMPT = [1] + list(range(40, 52))  # 13 tokens
 FED = [60 + 7 * i % 200 for i in range(19)]  # fed one at a time after the prompt: 32 positions in all
 
@@ -57,7 +72,7 @@ def ort(pkg: Path) -> OrtNativeBackend:
 def tiny(request, tmp_path_factory):
     d = tmp_path_factory.mktemp(request.param)
     gguf = make_tiny_gguf(d / "t.gguf", seed=3, **TINY[request.param])
-    return request.param, gguf, convert(gguf, d / "pkg")
+    return request.param, gguf, convert(gguf, d / "pkg", context=WINDOW.get(request.param))
 
 
 def test_onnx_matches_reference_prompt_and_decode(tiny):
@@ -65,7 +80,7 @@ def test_onnx_matches_reference_prompt_and_decode(tiny):
     varied sequence (random tiny models often repeat one token under greedy decoding); at each step
     the logits agree and so does the greedy choice."""
     name, gguf, pkg = tiny
-    ref, onnx = ReferenceBackend(gguf), ort(pkg)
+    ref, onnx = ReferenceBackend(gguf, n_ctx=WINDOW.get(name)), ort(pkg)
     rs, os_ = ref.new_state(), onnx.new_state()
     a, b = ref._forward(rs, PROMPT), onnx.run(os_, PROMPT, all_logits=True)  # every prompt position
     errors, greedy_ref, greedy_onnx = [np.abs(a - b).max()], [], []
@@ -108,19 +123,44 @@ def test_package_config_describes_the_architecture(tiny):
     cfg = json.loads((pkg / "config.json").read_text())
     c = ModelConfig.from_dir(pkg)
     assert cfg["model_type"] == TINY[name].get("arch", "llama")
+    rs = cfg["rope_scaling"]
     if name == "llama3":
-        assert cfg["rope_scaling"] == LLAMA3  # recovered exactly from the GGUF's rope_freqs divisors
+        assert rs == LLAMA3  # recovered exactly from the GGUF's rope_freqs divisors
+    elif name == "gemma3_linear":
+        assert rs == {"rope_type": "linear", "factor": 8.0}
+        inv = 1e6 ** -(np.arange(0, 32, 2) / 32)
+        assert np.allclose(c.rope_inv_freqs(5), inv / 8, rtol=1e-15) and c.rope_inv_freqs(0)[1] == 1e4 ** (-2 / 32)
+    elif name.startswith(("phi3_longrope", "phi4")):
+        half = c.rotary_dim // 2
+        assert rs["rope_type"] == "longrope" and rs["original_max_position_embeddings"] == 512
+        assert len(rs["long_factor"]) == len(rs["short_factor"]) == half
+        assert rs["attention_factor"] == pytest.approx(np.sqrt(1 + np.log(4096 / 512) / np.log(512)), rel=1e-7)
+        assert cfg["max_position_embeddings"] == WINDOW.get(name, 4096) and c.longrope_long == (name not in WINDOW)
+        used = rs["long_factor"] if c.longrope_long else rs["short_factor"]
+        inv = 10000.0 ** -(np.arange(0, 2 * half, 2) / (2 * half))
+        assert np.allclose(c.rope_inv_freqs(0), inv / np.asarray(used), rtol=1e-15)
     else:
-        assert cfg["rope_scaling"] is None
+        assert rs is None
+    assert c.rotary_dim == TINY[name].get("rope_dim", c.head_dim)
+    assert cfg.get("partial_rotary_factor") == (0.75 if name == "phi4_partial" else None)
     assert cfg["attention_bias"] == (name in ("qwen2", "llama_bias"))
-    assert cfg["hidden_act"] == ("gelu_pytorch_tanh" if name == "gemma3" else "silu")
+    assert cfg["hidden_act"] == ("gelu_pytorch_tanh" if name.startswith("gemma3") else "silu")
     assert c.head_dim == TINY[name].get("head_dim", 16)
-    if name == "gemma3":
+    if name.startswith("gemma3"):
         assert cfg["sliding_window"] == 8 and cfg["rope_local_base_freq"] == 10000.0
         assert cfg["layer_types"] == ["sliding_attention"] * 5 + ["full_attention"]
         assert c.embedding_multiplier == np.float32(8.0) and cfg["query_pre_attn_scalar"] == 32
     else:
         assert "sliding_window" not in cfg and "layer_types" not in cfg and c.embedding_multiplier == 1.0
+
+
+@pytest.mark.skipif(not LLAMA_CPP.is_file(), reason="no llama.cpp fixture")
+def test_llama_cpp_picks_longrope_factors_by_its_context():
+    """The same LongRoPE GGUF, in llama.cpp with n_ctx 4096 (long factors) and 512 (short): its choices
+    differ (so the fixture tells the two sets apart, and each package agrees with its own)."""
+    tiny = load_fixture(LLAMA_CPP.name)["tiny"]
+    a, b = tiny["phi3_longrope"], tiny["phi3_longrope_short"]
+    assert a["sha256"] == b["sha256"] and a["top1"] != b["top1"]
 
 
 def test_graph_uses_only_ops_both_runtimes_have(tiny):
@@ -165,7 +205,18 @@ def test_other_architectures_are_refused_naming_the_supported(tmp_path):
     ("sliding_window", 0, r"sliding_window is 0, not an integer in 1\.\.16777216"),
     ("query_pre_attn_scalar", -1, r"query_pre_attn_scalar is -1, not a number in \(0, 16777216\]"),
     ("rope_local_base_freq", "1e4", r'rope_local_base_freq is "1e4", not a number'),
-    ("rope_scaling", {"rope_type": "yarn", "factor": 4.0}, r"rope_scaling is .*, not null or a llama3 rope_scaling"),
+    ("rope_scaling", {"rope_type": "yarn", "factor": 4.0},
+     r"rope_scaling is .*, not null or a llama3, linear, longrope rope_scaling object"),
+    ("rope_scaling", {"rope_type": "linear", "factor": 0},
+     r"rope_scaling\.factor is 0, not a number in \(0, 1000000\]"),
+    ("rope_scaling", {"rope_type": "longrope", "long_factor": [1.0] * 8, "short_factor": [1.0] * 7,
+                      "original_max_position_embeddings": 64, "attention_factor": 1.1},
+     r"rope_scaling\.short_factor is .*, not a list of 8 numbers in \(0, 1000000\]"),
+    ("rope_scaling", {"rope_type": "longrope", "long_factor": [1.0] * 8, "short_factor": [1.0] * 8,
+                      "original_max_position_embeddings": 64},
+     r"rope_scaling\.attention_factor is missing, not a number in \(0, 1000000\]"),
+    ("partial_rotary_factor", 0.3, r"partial_rotary_factor 0\.3 turns 5 of head_dim 16, not an even number in 2\.\.16"),
+    ("partial_rotary_factor", 1.5, r"partial_rotary_factor is 1\.5, not a number in \(0, 1\]"),
     ("rope_scaling", {**LLAMA3, "high_freq_factor": 0.5}, "high_freq_factor is not above its low_freq_factor"),
     ("rope_scaling", {**LLAMA3, "original_max_position_embeddings": 64.5},
      r"rope_scaling\.original_max_position_embeddings is 64\.5, not an integer in 1\.\.16777216"),

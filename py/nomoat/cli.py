@@ -115,7 +115,7 @@ def cmd_convert(args) -> None:
         out = convert_named(args.model, force=args.force, progress=_progress(f"assembling {args.model}"),
                             convert_progress=_bar())
     elif args.gguf and args.out:
-        out = convert(args.gguf, args.out, accuracy_level=args.accuracy_level, progress=_bar())
+        out = convert(args.gguf, args.out, accuracy_level=args.accuracy_level, progress=_bar(), context=args.context)
     else:
         raise SystemExit(f"nomoat convert: give MODEL.gguf OUT_DIR, --default, or --model NAME ({names()}).")
     print(f"model package: {out} ({time.perf_counter() - t:.1f} s)")
@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="with --default or --model: convert again")
     p.add_argument("--accuracy-level", type=int, default=0, choices=[0, 1, 2, 3, 4],
                    help="MatMulNBits accuracy_level written into the graph (0 = f32 accumulation)")
+    p.add_argument("--context", type=int, metavar="N",
+                   help="the package's context window, at most the GGUF's (default: the GGUF's); like llama.cpp's "
+                        "n_ctx it picks LongRoPE's factors (Phi-3.5/Phi-4-mini: long above 4096)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("prompt", help="answer one prompt, streamed, then exit", formatter_class=Help)

@@ -2,8 +2,9 @@
 
 The architectures (model_type): llama (incl. Llama-3.x "llama3" rope scaling), qwen2 (q/k/v
 biases), qwen3 (q/k norms), gemma3 (embedding scale, post-norms, GeGLU, q/k norms, sliding-window
-layers with their own rope base), phi3. Their differences are all fields here (Hugging Face's
-names); web/src/package.js modelShape validates and derives the same.
+layers with their own rope base, "linear" rope scaling of the global layers: 4B and up), phi3
+(Phi-3.5/Phi-4-mini: "longrope" scaling, partial rotary). Their differences are all fields here
+(Hugging Face's names); web/src/package.js modelShape validates and derives the same.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class ModelConfig:
     sliding_window: int | None = None  # keys within the last `sliding_window` positions (current included)
     layer_types: list[str] | None = None  # "full_attention" | "sliding_attention" per layer (None: all full)
     rope_local_base_freq: float | None = None  # rope base of sliding layers (None: rope_theta)
-    rope_scaling: dict | None = None  # None, or HF's llama3 dict (rope_type, factor, low/high_freq_factor, ...)
+    rope_scaling: dict | None = None  # None, or HF's dict: llama3, linear or longrope (see rope_inv_freqs)
+    partial_rotary_factor: float | None = None  # the rotated share of each head (None: all): Phi-4-mini 0.75
 
     @property
     def embedding_multiplier(self) -> float:
@@ -64,20 +66,48 @@ class ModelConfig:
         return self.sliding_window is not None and self.layer_types is not None \
             and self.layer_types[layer] == "sliding_attention"
 
+    @property
+    def rotary_dim(self) -> int:
+        """How many of each head's dimensions RoPE turns (the first ones; the rest pass unchanged):
+        round(head_dim * partial_rotary_factor), head_dim when that is None."""
+        f = self.partial_rotary_factor
+        return self.head_dim if f is None else int(round(self.head_dim * f))
+
+    @property
+    def rope_attention_factor(self) -> float:
+        """What RoPE's cos and sin are multiplied by (so q.k by its square): longrope's
+        attention_factor (llama.cpp: rope.scaling.attn_factor, its cos/sin mscale), else 1."""
+        rs = self.rope_scaling
+        return float(rs["attention_factor"]) if rs is not None and rs["rope_type"] == "longrope" else 1.0
+
+    @property
+    def longrope_long(self) -> bool:
+        """Whether a longrope model uses its long factors: as llama.cpp chooses them by its context
+        (n_ctx > original context), by the package's window (max_position_embeddings) here: the
+        same set at every position. (Hugging Face switches on the current sequence length.)"""
+        rs = self.rope_scaling
+        return rs is not None and rs["rope_type"] == "longrope" \
+            and self.max_position_embeddings > rs["original_max_position_embeddings"]
+
     def rope_inv_freqs(self, layer: int) -> np.ndarray:  # CPython only (numpy): the converter and the reference
-        """Layer `layer`'s RoPE inverse frequencies (head_dim/2,) f64, rotate-half pairs (i, i + hd/2):
-        base^(-2i/hd); sliding layers use rope_local_base_freq, unscaled (as HF's Gemma 3 and
-        llama.cpp do); the others rope_theta, then HF's llama3 scaling if rope_scaling says so.
-        web/src/package.js ropeInvFreqs computes the same."""
+        """Layer `layer`'s RoPE inverse frequencies (rotary_dim/2,) f64, rotate-half pairs (i, i + rd/2):
+        base^(-2i/rd); sliding layers use rope_local_base_freq, unscaled (as HF's Gemma 3 and
+        llama.cpp do); the others rope_theta, then rope_scaling: llama3 (HF's rule), linear (all
+        divided by factor: llama.cpp's freq_scale), longrope (each divided by its long or short
+        factor: longrope_long). web/src/package.js ropeInvFreqs computes the same."""
         import numpy as np  # not at the top: this module runs in Pyodide, which has no numpy
 
-        hd = self.head_dim
+        rd = self.rotary_dim
         sliding = self.is_sliding(layer)
         base = (self.rope_local_base_freq or self.rope_theta) if sliding else self.rope_theta
-        inv = 1.0 / base ** (np.arange(0, hd, 2, dtype=np.float64) / hd)
+        inv = 1.0 / base ** (np.arange(0, rd, 2, dtype=np.float64) / rd)
         rs = self.rope_scaling
         if rs is None or sliding:
             return inv
+        if rs["rope_type"] == "linear":
+            return inv / rs["factor"]
+        if rs["rope_type"] == "longrope":
+            return inv / np.asarray(rs["long_factor" if self.longrope_long else "short_factor"], np.float64)
         factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
         old = rs["original_max_position_embeddings"]
         wavelen = 2 * math.pi / inv
@@ -94,7 +124,8 @@ class ModelConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        for key in ("query_pre_attn_scalar", "sliding_window", "layer_types", "rope_local_base_freq"):
+        for key in ("query_pre_attn_scalar", "sliding_window", "layer_types", "rope_local_base_freq",
+                    "partial_rotary_factor"):
             if d[key] is None:
                 del d[key]  # absent = the default (HF reads a missing key so too)
         d["torch_dtype"] = "float32"
@@ -190,25 +221,12 @@ class ModelConfig:
         if types is not None and "sliding_attention" in types and window is None:
             raise bad("layer_types has sliding_attention layers but sliding_window is null")
         local = None if raw.get("rope_local_base_freq") is None else real("rope_local_base_freq", 10**12)
-        scaling = raw.get("rope_scaling")
-        if scaling is not None:
-            if not isinstance(scaling, dict) or scaling.get("rope_type", scaling.get("type")) != "llama3":
-                raise bad(f"rope_scaling is {_show(scaling)}, not null or a llama3 rope_scaling object")
-            for key in ("factor", "low_freq_factor", "high_freq_factor"):
-                v = scaling.get(key, _MISSING)
-                if type(v) not in (int, float) or not 0 < v <= 1e6:
-                    raise bad(f"rope_scaling.{key} is {_show(v)}, not a number in (0, 1000000]")
-            old = scaling.get("original_max_position_embeddings", _MISSING)
-            if isinstance(old, float) and old.is_integer():
-                old = int(old)
-            if type(old) is not int or not 1 <= old <= LIMITS["max_position_embeddings"]:
-                raise bad(f"rope_scaling.original_max_position_embeddings is {_show(old)}, not an integer in "
-                          f"1..{LIMITS['max_position_embeddings']}")
-            if not scaling["high_freq_factor"] > scaling["low_freq_factor"]:
-                raise bad("rope_scaling.high_freq_factor is not above its low_freq_factor")
-            scaling = {"rope_type": "llama3", "factor": scaling["factor"],
-                       "low_freq_factor": scaling["low_freq_factor"], "high_freq_factor": scaling["high_freq_factor"],
-                       "original_max_position_embeddings": old}
+        partial = None if raw.get("partial_rotary_factor") is None else real("partial_rotary_factor", 1)
+        rd = head_dim if partial is None else int(round(head_dim * partial))
+        if rd % 2 or rd < 2:
+            raise bad(f"partial_rotary_factor {partial} turns {rd} of head_dim {head_dim}, not an even number "
+                      f"in 2..{head_dim}")
+        scaling = _rope_scaling(raw.get("rope_scaling"), rd, bad)
         return cls(
             vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=n_layers,
             num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=whole("max_position_embeddings"),
@@ -217,6 +235,7 @@ class ModelConfig:
             pad_token_id=token("pad_token_id", vocab), model_type=model_type, architectures=list(archs),
             hidden_act=act, attention_bias=bias, query_pre_attn_scalar=scalar, sliding_window=window,
             layer_types=None if types is None else list(types), rope_local_base_freq=local, rope_scaling=scaling,
+            partial_rotary_factor=partial,
         )
 
 
@@ -224,10 +243,52 @@ FIX = "convert the model again ('nomoat convert')"
 MODEL_TYPES = ("llama", "qwen2", "qwen3", "gemma3", "phi3")
 ACTIVATIONS = ("silu", "gelu_pytorch_tanh")
 LAYER_TYPES = ("full_attention", "sliding_attention")
+ROPE_TYPES = ("llama3", "linear", "longrope")
 # The largest config.json values taken; web/src/wasm_engine.mjs LIMITS holds the same numbers.
 LIMITS = {"num_hidden_layers": 1024, "hidden_size": 65536, "intermediate_size": 262144, "num_attention_heads": 1024,
           "head_dim": 1024, "vocab_size": 1 << 24, "max_position_embeddings": 1 << 24}
 _MISSING = object()
+
+
+def _rope_scaling(scaling: object, rd: int, bad) -> dict | None:
+    """config.json's rope_scaling, checked: null, or HF's llama3, linear or longrope object (rd: the
+    rotated dimensions, twice longrope's number of factors); returned with only the keys used."""
+    if scaling is None:
+        return None
+    kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
+    if kind not in ROPE_TYPES:
+        raise bad(f"rope_scaling is {_show(scaling)}, not null or a {', '.join(ROPE_TYPES)} rope_scaling object")
+
+    def number(key: str) -> float:
+        v = scaling.get(key, _MISSING)
+        if type(v) not in (int, float) or not 0 < v <= 1e6:
+            raise bad(f"rope_scaling.{key} is {_show(v)}, not a number in (0, 1000000]")
+        return v
+
+    def old() -> int:
+        v = scaling.get("original_max_position_embeddings", _MISSING)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if type(v) is not int or not 1 <= v <= LIMITS["max_position_embeddings"]:
+            raise bad(f"rope_scaling.original_max_position_embeddings is {_show(v)}, not an integer in "
+                      f"1..{LIMITS['max_position_embeddings']}")
+        return v
+
+    if kind == "linear":
+        return {"rope_type": "linear", "factor": number("factor")}
+    if kind == "longrope":
+        out = {"rope_type": "longrope"}
+        for key in ("long_factor", "short_factor"):
+            v = scaling.get(key, _MISSING)
+            if not (isinstance(v, list) and len(v) == rd // 2
+                    and all(type(f) in (int, float) and 0 < f <= 1e6 for f in v)):
+                raise bad(f"rope_scaling.{key} is {_show(v)}, not a list of {rd // 2} numbers in (0, 1000000]")
+            out[key] = [float(f) for f in v]
+        return {**out, "original_max_position_embeddings": old(), "attention_factor": number("attention_factor")}
+    factors = {key: number(key) for key in ("factor", "low_freq_factor", "high_freq_factor")}
+    if not factors["high_freq_factor"] > factors["low_freq_factor"]:
+        raise bad("rope_scaling.high_freq_factor is not above its low_freq_factor")
+    return {"rope_type": "llama3", **factors, "original_max_position_embeddings": old()}
 
 
 def _default(raw: dict, name: str, default: object) -> object:

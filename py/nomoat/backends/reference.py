@@ -13,7 +13,12 @@ own metadata and tensors, not from the converter's config:
   gemma3  embedding * sqrtf(n_embd); q/k norms; attention and FFN outputs RMS-normed before their
           residual add (post norms); GELU (tanh) gate; layers with il % 6 < 5 slide (a key is
           masked when pos_q - pos_k >= sliding_window) and use RoPE base 10000; NEOX
-  phi3    q|k|v in one attn_qkv tensor, gate|up in one ffn_up (gate first); NEOX
+  phi3    q|k|v in one attn_qkv tensor, gate|up in one ffn_up (gate first); NEOX; LongRoPE
+          (Phi-3.5/Phi-4-mini): rope_factors_long (if n_ctx > rope.scaling.original_context_length)
+          or rope_factors_short divides each frequency, and cos/sin are times rope.scaling.attn_factor;
+          partial rotary (Phi-4-mini): only the first rope.dimension_count values of a head turn
+RoPE scaling of any architecture: rope.scaling.type linear multiplies every frequency by
+freq_scale = 1 / rope.scaling.factor (gemma3: not on its sliding layers, which keep scale 1).
 Norm weights are applied as stored (y = x / rms(x) * w): llama.cpp's converter already stored
 Gemma's (1 + w).
 """
@@ -68,24 +73,28 @@ def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x: np.ndarray, pos: np.ndarray, theta: float, neox: bool = False,
-         factors: np.ndarray | None = None) -> np.ndarray:
-    """x (heads, S, hd). Pair i turns by pos * theta^(-2i/hd) / factors[i] (factors: rope_freqs).
-    llama's GGUF stores Q/K rows so that RoPE rotates adjacent pairs (2i, 2i+1); the NEOX
-    architectures (qwen2, qwen3, gemma3, phi3) rotate (i, i + hd/2)."""
+def rope(x: np.ndarray, pos: np.ndarray, theta: float, neox: bool = False, factors: np.ndarray | None = None,
+         n_rot: int | None = None, freq_scale: float = 1.0, mscale: float = 1.0) -> np.ndarray:
+    """x (heads, S, hd). Pair i (of the first n_rot values; the rest pass unchanged) turns by
+    pos * freq_scale * theta^(-2i/n_rot) / factors[i] (factors: rope_freqs or LongRoPE's), and cos
+    and sin are times mscale (ggml's rope_yarn with ext_factor 0). llama's GGUF stores Q/K rows so
+    that RoPE rotates adjacent pairs (2i, 2i+1); the NEOX architectures (qwen2, qwen3, gemma3, phi3)
+    rotate (i, i + n_rot/2)."""
     hd = x.shape[-1]
-    inv = 1.0 / theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd)
+    n = n_rot or hd
+    inv = freq_scale / theta ** (np.arange(0, n, 2, dtype=np.float64) / n)
     if factors is not None:
         inv = inv / factors
-    ang = np.outer(pos, inv)  # (S, hd/2)
-    cos, sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+    ang = np.outer(pos, inv)  # (S, n/2)
+    cos, sin = (np.cos(ang) * mscale).astype(np.float32), (np.sin(ang) * mscale).astype(np.float32)
+    out = x.copy()
     if neox:
-        x0, x1 = x[..., : hd // 2], x[..., hd // 2 :]
-        return np.concatenate([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)
-    x0, x1 = x[..., 0::2], x[..., 1::2]
-    out = np.empty_like(x)
-    out[..., 0::2] = x0 * cos - x1 * sin
-    out[..., 1::2] = x0 * sin + x1 * cos
+        x0, x1 = x[..., : n // 2], x[..., n // 2 : n]
+        out[..., :n] = np.concatenate([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)
+        return out
+    x0, x1 = x[..., 0:n:2], x[..., 1:n:2]
+    out[..., 0:n:2] = x0 * cos - x1 * sin
+    out[..., 1:n:2] = x0 * sin + x1 * cos
     return out
 
 
@@ -101,8 +110,10 @@ class ReferenceBackend(LogitsBackend):
     name = "reference"
     device = "cpu"
 
-    def __init__(self, gguf_path: str | Path, kv_bits: int = 32) -> None:
-        """kv_bits=16 stores the KV cache as the browser's wasm decoder does: each (head, position) row
+    def __init__(self, gguf_path: str | Path, kv_bits: int = 32, n_ctx: int | None = None) -> None:
+        """n_ctx: llama.cpp's context size (default the GGUF's context_length), which picks LongRoPE's
+        long or short factors; a converted package's window plays that part (convert's context).
+        kv_bits=16 stores the KV cache as the browser's wasm decoder does: each (head, position) row
         rounded to int16 levels of max|row| / levels, 8191 levels for keys and 32767 for values (then
         kept dequantized)."""
         from gguf import GGUFReader
@@ -112,7 +123,7 @@ class ReferenceBackend(LogitsBackend):
         self.kv_bits = kv_bits
         from ..convert.gguf_file import read_gguf
 
-        self.config: ModelConfig = read_gguf(gguf_path).config  # validates the file
+        self.config: ModelConfig = read_gguf(gguf_path, context=n_ctx).config  # validates the file
         r = GGUFReader(gguf_path)
         self.w = {t.name: _dequant(t) for t in r.tensors}  # name → f32 (rows, cols) or (n,)
 
@@ -133,7 +144,15 @@ class ReferenceBackend(LogitsBackend):
         self.embd_scale = np.float32(np.sqrt(np.float32(n_embd))) if arch == "gemma3" else None  # sqrtf(n_embd)
         self.kq_scale = 1 / np.sqrt(n_embd // n_head if arch == "gemma3" and n_layer == 62 else head_k)
         self.act = gelu_tanh if arch == "gemma3" else silu
-        self.rope_factors = self.w.get("rope_freqs.weight")  # Llama-3.x rope scaling, or None
+        self.n_rot = meta(f"{arch}.rope.dimension_count", head_k)
+        scaling, factor = meta(f"{arch}.rope.scaling.type", "linear"), meta(f"{arch}.rope.scaling.factor", 0.0)
+        self.freq_scale = 1.0 / factor if scaling != "none" and factor else 1.0  # rope_freq_scale_train
+        self.mscale = meta(f"{arch}.rope.scaling.attn_factor", 1.0)  # cparams.yarn_attn_factor (1) * this
+        n_ctx_train = meta(f"{arch}.context_length")
+        n_ctx_orig = meta(f"{arch}.rope.scaling.original_context_length", n_ctx_train)
+        long = (n_ctx or n_ctx_train) > n_ctx_orig  # llama_model::get_rope_factors
+        self.rope_factors = self.w.get("rope_freqs.weight",  # Llama-3.x rope scaling, or LongRoPE's, or None
+                                       self.w.get("rope_factors_long.weight" if long else "rope_factors_short.weight"))
 
     def new_state(self) -> RefState:
         return RefState()
@@ -166,9 +185,10 @@ class ReferenceBackend(LogitsBackend):
             if p + "attn_q_norm.weight" in w:  # qwen3, gemma3: RMSNorm of each head
                 q = rms_norm(q, w[p + "attn_q_norm.weight"], eps)
                 k = rms_norm(k, w[p + "attn_k_norm.weight"], eps)
-            base = self.swa_rope_base if self.swa_layers[i] else self.rope_base
-            q = rope(q, pos, base, self.neox, self.rope_factors)
-            k = rope(k, pos, base, self.neox, self.rope_factors)
+            swa = self.swa_layers[i]
+            base, scale = (self.swa_rope_base, 1.0) if swa else (self.rope_base, self.freq_scale)  # *_train_swa
+            q = rope(q, pos, base, self.neox, self.rope_factors, self.n_rot, scale, self.mscale)
+            k = rope(k, pos, base, self.neox, self.rope_factors, self.n_rot, scale, self.mscale)
             if self.kv_bits == 16:
                 k, v = int_rows(k, 8191), int_rows(v, 32767)
             if len(state.k) <= i:

@@ -91,16 +91,19 @@ def load_weights(m: GGUFModel, progress: Progress | None = None) -> Weights:
     )
 
 
-def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0, progress: Progress | None = None
-            ) -> Path:
+def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0, progress: Progress | None = None,
+            context: int | None = None) -> Path:
     """Convert a GGUF into a model package at out_dir; returns out_dir. progress(stage, done, total),
-    if given, hears each layer's weights as they are read, then each step of writing the package."""
+    if given, hears each layer's weights as they are read, then each step of writing the package.
+    context: the package's window (max_position_embeddings), at most the GGUF's context_length (the
+    default); as llama.cpp's n_ctx, it picks LongRoPE's factor set (Phi-3.5/Phi-4-mini: long iff
+    above the original 4096) and sizes the RoPE tables."""
     import onnx
     from onnx import external_data_helper
 
     steps = ("building the graph", "writing the weights", "writing the wasm variant", "writing the tokenizer")
     step = (lambda k: progress(steps[k], k + 1, len(steps))) if progress else (lambda k: None)
-    m = read_gguf(gguf_path)
+    m = read_gguf(gguf_path, context=context)
     weights = load_weights(m, progress)
     step(0)
     model = build_graph(m.config, weights, accuracy_level=accuracy_level)

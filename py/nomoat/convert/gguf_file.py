@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ModelConfig
-from ..errors import InvalidModelError, ModelNotFoundError, UnsupportedModelError
+from ..errors import InvalidModelError, InvalidOptionError, ModelNotFoundError, UnsupportedModelError
 from .gguf_check import check_gguf_structure
 
 GGUF_MAGIC = b"GGUF"
@@ -61,7 +61,10 @@ def _field(reader, key: str, default=None):
     return f.contents()
 
 
-def read_gguf(path: str | Path) -> GGUFModel:
+def read_gguf(path: str | Path, context: int | None = None) -> GGUFModel:
+    """The GGUF at `path`, checked. context: the package's window (max_position_embeddings), at most
+    the GGUF's context_length (the default); like llama.cpp's n_ctx it also picks LongRoPE's factors
+    (long iff it exceeds the original context)."""
     from gguf import GGUFReader
 
     path = Path(path)
@@ -108,14 +111,7 @@ def read_gguf(path: str | Path) -> GGUFModel:
             f"{path.name} uses a {tok_model!r} tokenizer; nomoat supports byte-level BPE ('gpt2') and "
             f"SentencePiece BPE ('llama') (tokenizer.ggml.model in {TOKENIZER_MODELS})."
         )
-    scaling = _field(reader, f"{arch}.rope.scaling.type", "none")
-    if scaling not in ("none", None):
-        raise UnsupportedModelError(f"{path.name} uses rope scaling {scaling!r}; nomoat supports none and "
-                                    "Llama-3.x's (a rope_freqs tensor).")
     names = {t.name for t in reader.tensors}
-    if names & {"rope_factors_long.weight", "rope_factors_short.weight"}:
-        raise UnsupportedModelError(f"{path.name} uses LongRoPE (rope_factors_long/short: Phi-3.5/Phi-4 128k); "
-                                    "nomoat supports none and Llama-3.x's rope scaling.")
     if "rope_freqs.weight" in names and arch != "llama":
         raise UnsupportedModelError(f"{path.name}: a {arch} model with rope_freqs is not supported "
                                     "(only llama's Llama-3.x rope scaling).")
@@ -156,11 +152,22 @@ def read_gguf(path: str | Path) -> GGUFModel:
         raise UnsupportedModelError(f"{path.name}: value heads of {v_dim} with key heads of {head_dim} "
                                     "are not supported.")
     rope_dim = count(f"{arch}.rope.dimension_count", head_dim, hi=head_dim)
-    if rope_dim != head_dim:
-        raise UnsupportedModelError(f"{path.name}: partial rotary ({rope_dim} of {head_dim}) is not supported.")
+    if rope_dim % 2:
+        raise InvalidModelError(f"{path.name}: {arch}.rope.dimension_count {rope_dim} is odd: corrupt.")
+    if rope_dim != head_dim and arch == "llama":
+        raise UnsupportedModelError(f"{path.name}: partial rotary ({rope_dim} of {head_dim}) of a llama model "
+                                    "(adjacent-pair RoPE) is not supported; NEOX architectures' (phi3 …) is.")
     rope_theta = real(f"{arch}.rope.freq_base", 10000.0, 1.0, 1e9)
-    context = count(f"{arch}.context_length", 2048, hi=1 << 24)
-    arch_fields = _arch_fields(path.name, reader, arch, n_layers, hidden, n_heads, head_dim, rope_theta, names)
+    trained = count(f"{arch}.context_length", 2048, hi=1 << 24)
+    if context is None:
+        context = trained
+    elif isinstance(context, bool) or not isinstance(context, int) or not 1 <= context <= trained:
+        raise InvalidOptionError(f"context {context!r}: the window must be an integer in 1..{trained} "
+                         f"({path.name}'s context_length).")
+    arch_fields = _arch_fields(path.name, reader, arch, n_layers, hidden, n_heads, head_dim, rope_theta, names,
+                               rope_dim, trained)
+    if rope_dim != head_dim:
+        arch_fields["partial_rotary_factor"] = rope_dim / head_dim
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     vocab = count(f"{arch}.vocab_size", len(tokens.data) if tokens is not None else None, hi=1 << 24)
     eos = _field(reader, "tokenizer.ggml.eos_token_id")
@@ -184,7 +191,8 @@ def read_gguf(path: str | Path) -> GGUFModel:
         **arch_fields,
     )
     _check_types(path.name, config, tensors)
-    read = {"token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"}
+    read = {"token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight",
+            "rope_factors_long.weight", "rope_factors_short.weight"}
     read |= {f"blk.{i}.{t}" for i in range(n_layers) for t in layer_tensors(config, tensors, i)}
     if extra := sorted(names - read):
         raise UnsupportedModelError(f"{path.name} has tensors nomoat's {arch} decoder does not use "
@@ -198,10 +206,10 @@ def read_gguf(path: str | Path) -> GGUFModel:
 
 
 def _arch_fields(name: str, reader, arch: str, n_layers: int, hidden: int, n_heads: int, head_dim: int,
-                 rope_theta: float, names: set[str]) -> dict:
+                 rope_theta: float, names: set[str], rope_dim: int, trained: int) -> dict:
     """The config fields that set the architectures apart, as llama.cpp derives them (llama-model.cpp's
     hparams and src/models/*.cpp): qwen2's biases, gemma3's activation, sliding layers and scale,
-    Llama-3.x's rope scaling (from its rope_freqs tensor)."""
+    the rope scaling (_rope_scaling)."""
     out: dict = {}
     if arch == "qwen2" or "blk.0.attn_q.bias" in names:  # qwen2's are required; llama.cpp takes them for llama too
         out["attention_bias"] = True
@@ -220,14 +228,71 @@ def _arch_fields(name: str, reader, arch: str, n_layers: int, hidden: int, n_hea
                 out["layer_types"] = ["sliding_attention" if i % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
                                       else "full_attention" for i in range(n_layers)]
                 out["rope_local_base_freq"] = GEMMA3_SWA_ROPE_BASE
-    if "rope_freqs.weight" in names:
-        t = next(t for t in reader.tensors if t.name == "rope_freqs.weight")
-        factors = np.asarray(t.data, np.float64).reshape(-1)
-        if t.tensor_type.name != "F32" or factors.size != head_dim // 2:
-            raise InvalidModelError(f"{name}: rope_freqs.weight is {t.tensor_type.name} of {factors.size} values; "
-                                    f"expected F32 of {head_dim // 2}: corrupt.")
-        out["rope_scaling"] = llama3_scaling(name, factors, rope_theta, head_dim)
+    scaling = _rope_scaling(name, reader, arch, rope_theta, names, rope_dim, trained)
+    if scaling is not None:
+        out["rope_scaling"] = scaling
     return out
+
+
+ROPE_SUPPORT = ("nomoat supports none, linear (Gemma 3 4B+), Llama-3.x's (a rope_freqs tensor) and Phi-3.5/Phi-4's "
+                "LongRoPE (rope_factors_long/short)")
+
+
+def _rope_scaling(name: str, reader, arch: str, base: float, names: set[str], rope_dim: int, trained: int
+                  ) -> dict | None:
+    """HF's rope_scaling for what llama.cpp reads from the GGUF (llama-model.cpp load_hparams,
+    get_rope_factors; ggml's rope_yarn with ext_factor 0):
+      - `<arch>.rope.scaling.type` linear with `.rope.scaling.factor` f: every frequency times
+        freq_scale = 1/f (Gemma 3: its global layers only; sliding ones keep scale 1) → "linear";
+      - a rope_freqs tensor (llama): each frequency divided by its entry → "llama3" (llama3_scaling);
+      - rope_factors_long/short (phi3, n_rot/2 divisors each) with `.rope.scaling.original_context_length`
+        (default context_length) and `.rope.scaling.attn_factor` (default 1, cos/sin's multiplier)
+        → "longrope" (which set is used: ModelConfig.longrope_long).
+    Anything else (YaRN, …) is refused naming what is supported."""
+
+    def factors(tname: str) -> np.ndarray:
+        t = next(t for t in reader.tensors if t.name == tname)
+        f = np.asarray(t.data, np.float64).reshape(-1)
+        if t.tensor_type.name != "F32" or f.size != rope_dim // 2 or not (np.isfinite(f).all() and (f > 0).all()):
+            raise InvalidModelError(f"{name}: {tname} is {t.tensor_type.name} of {f.size} values; expected F32 of "
+                                    f"{rope_dim // 2} positive numbers: corrupt.")
+        return f
+
+    def real(key: str, default: float) -> float:
+        v = _field(reader, key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and 0 < v <= 1e6):
+            raise InvalidModelError(f"{name}: {key} = {v!r}; expected a number in (0, 1e6]: corrupt.")
+        return float(v)
+
+    kind = _field(reader, f"{arch}.rope.scaling.type", "linear")  # llama.cpp's default too
+    if kind not in ("none", "linear", "longrope"):
+        raise UnsupportedModelError(f"{name} uses rope scaling {kind!r}; {ROPE_SUPPORT}.")
+    factor = real(f"{arch}.rope.scaling.factor", real(f"{arch}.rope.scale_linear", 1.0))
+    linear = kind == "linear" and factor != 1.0  # llama.cpp: rope_freq_scale_train = 1 / factor
+    attn = real(f"{arch}.rope.scaling.attn_factor", 1.0)
+    longrope = names & {"rope_factors_long.weight", "rope_factors_short.weight"}
+    if kind == "longrope" and not longrope:
+        raise InvalidModelError(f"{name}: rope scaling 'longrope' without rope_factors_long/short: incomplete model.")
+    used = [what for what, on in (("linear scaling", linear), ("rope_freqs", "rope_freqs.weight" in names),
+                                  ("LongRoPE factors", longrope)) if on]
+    if len(used) > 1:
+        raise UnsupportedModelError(f"{name} combines {' and '.join(used)}; {ROPE_SUPPORT}, one at a time.")
+    if attn != 1.0 and not longrope:
+        raise UnsupportedModelError(f"{name}: rope attention factor {attn} without LongRoPE factors; {ROPE_SUPPORT}.")
+    if linear:
+        return {"rope_type": "linear", "factor": factor}
+    if "rope_freqs.weight" in names:
+        return llama3_scaling(name, factors("rope_freqs.weight"), base, rope_dim)
+    if longrope:
+        if len(longrope) != 2:
+            raise InvalidModelError(f"{name} has {next(iter(longrope))} without its pair: incomplete model.")
+        old = _field(reader, f"{arch}.rope.scaling.original_context_length", trained)
+        if isinstance(old, bool) or not isinstance(old, int) or not 1 <= old <= 1 << 24:
+            raise InvalidModelError(f"{name}: {arch}.rope.scaling.original_context_length = {old!r}: corrupt.")
+        return {"rope_type": "longrope", "long_factor": factors("rope_factors_long.weight").tolist(),
+                "short_factor": factors("rope_factors_short.weight").tolist(),
+                "original_max_position_embeddings": old, "attention_factor": attn}
+    return None
 
 
 def llama3_scaling(name: str, factors: np.ndarray, base: float, head_dim: int) -> dict:

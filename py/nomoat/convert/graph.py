@@ -12,7 +12,9 @@ Per layer:  SkipSimplifiedLayerNorm → MatMulNBits(q|k|v fused) [+ bias: qwen2]
             [→ SimplifiedLayerNorm: gemma3's post-norm] → SkipSimplifiedLayerNorm
             → MatMulNBits(gate|up fused) → Split → act(gate) * up (silu, or FastGelu = tanh GELU: gemma3)
             → MatMulNBits(down) [→ SimplifiedLayerNorm: gemma3's post-norm].
-Gemma 3's embedding is multiplied by sqrt(hidden) (f32); each layer's RoPE table follows its base.
+Gemma 3's embedding is multiplied by sqrt(hidden) (f32); each layer's RoPE table follows its base and
+the rope scaling (llama3, linear, longrope: config.rope_inv_freqs; LongRoPE's attention factor is in
+the cos/sin tables); partial rotary turns the first rotary_dim values of each head (rotary_embedding_dim).
 All of these are in onnxruntime-web's WebGPU operator list and in the CPU (wasm) contrib ops.
 Batch 1 without padding is what nomoat runs; attention_mask only supplies lengths.
 """
@@ -139,11 +141,12 @@ def _linear_f32(b: _Builder, x: str, w: QLinear, name: str, qweight: str, scales
 
 
 def _rope_cache(cfg: ModelConfig, inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin (max_positions, head_dim/2) for inverse frequencies inv (cfg.rope_inv_freqs), HF's
-    rotate-half convention."""
+    """cos/sin (max_positions, rotary_dim/2) for inverse frequencies inv (cfg.rope_inv_freqs), HF's
+    rotate-half convention, times the rope attention factor (LongRoPE's; 1 otherwise), rounded once."""
     t = np.arange(cfg.max_position_embeddings, dtype=np.float64)
     freqs = np.outer(t, inv)
-    return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+    m = cfg.rope_attention_factor
+    return (np.cos(freqs) * m).astype(np.float32), (np.sin(freqs) * m).astype(np.float32)
 
 
 def optimum_variant(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -244,6 +247,8 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0,
         return b.op("SimplifiedLayerNormalization", [t, weight], axis=-1, epsilon=eps, stash_type=1)
 
     default_scale = 1.0 / np.sqrt(hd)
+    # partial rotary (phi3: Phi-4-mini): only each head's first rotary_dim values turn
+    partial = {"rotary_embedding_dim": cfg.rotary_dim} if cfg.rotary_dim != hd else {}
     q_dim, kv_dim = nq * hd, nkv * hd
     split_qkv = b.const("split_qkv", np.array([q_dim, kv_dim, kv_dim], np.int64))
     split_ffn = b.const("split_ffn", np.array([cfg.intermediate_size] * 2, np.int64))
@@ -268,8 +273,10 @@ def build_graph(cfg: ModelConfig, w: Weights, accuracy_level: int = 0,
             q = head_norm(q, b.init(f"{p}.attn.q_norm.weight", lw.q_norm.astype(np.float32)), nq)
             k = head_norm(k, b.init(f"{p}.attn.k_norm.weight", lw.k_norm.astype(np.float32)), nkv)
         cos_c, sin_c = rope_tables(i)
-        q = b.op("RotaryEmbedding", [q, "position_ids", cos_c, sin_c], domain=MS, num_heads=nq, interleaved=0)
-        k = b.op("RotaryEmbedding", [k, "position_ids", cos_c, sin_c], domain=MS, num_heads=nkv, interleaved=0)
+        q = b.op("RotaryEmbedding", [q, "position_ids", cos_c, sin_c], domain=MS, num_heads=nq, interleaved=0,
+                 **partial)
+        k = b.op("RotaryEmbedding", [k, "position_ids", cos_c, sin_c], domain=MS, num_heads=nkv, interleaved=0,
+                 **partial)
         attrs = {}
         if not np.isclose(cfg.attention_scale, default_scale, rtol=1e-7, atol=0):
             attrs["scale"] = float(cfg.attention_scale)

@@ -101,19 +101,24 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
                    n_layers: int = 2, hidden: int = 64, n_heads: int = 4, n_kv: int = 2,
                    inter: int = 128, context: int = 256, arch: str = "llama", tokenizer_model: str = "gpt2",
                    head_dim: int | None = None, rope_theta: float = 10000.0, sliding_window: int | None = None,
-                   rope_scaling: dict | None = None, qkv_bias: bool = False,
+                   rope_scaling: dict | None = None, qkv_bias: bool = False, rope_dim: int | None = None,
                    embed_type: str = "Q8_0", types: dict[str, str] | None = None) -> Path:
     """Write the tiny model to `path`. tokenizer_model / linear_type other than the defaults, or an
     arch outside ARCHS, make files the converter must refuse (for its error tests).
 
     arch: one of ARCHS, with that architecture's tensors as llama.cpp's converter writes them:
-    llama (Q/K rows permuted for adjacent-pair RoPE; rope_scaling, HF's llama3 dict, writes
-    rope_freqs), qwen2 (q/k/v biases), qwen3 (q/k norms), gemma3 (q/k norms, post-norms, norms
-    holding Gemma's +1 as llama.cpp's converter stores them; sliding_window, if given, is written as
-    gemma3.attention.sliding_window), phi3 (attn_qkv and ffn_up = gate|up fused). head_dim:
+    llama (Q/K rows permuted for adjacent-pair RoPE), qwen2 (q/k/v biases), qwen3 (q/k norms),
+    gemma3 (q/k norms, post-norms, norms holding Gemma's +1 as llama.cpp's converter stores them;
+    sliding_window, if given, is written as gemma3.attention.sliding_window), phi3 (attn_qkv and
+    ffn_up = gate|up fused). head_dim:
     attention.key_length/value_length (default hidden / n_heads); qkv_bias: q/k/v biases for any
     arch (llama.cpp reads them for llama too). The weights are random: a llama file's Q/K rows
-    need no permuting.
+    need no permuting. rope_dim: rope.dimension_count (partial rotary, as Phi-4-mini's).
+
+    rope_scaling, HF's dict, as llama.cpp's converters write it: llama3 → the rope_freqs tensor;
+    linear → rope.scaling.type/factor (Gemma 3's); longrope → rope_factors_long/short (given, or
+    made up: short near 1, long rising to ~40), rope.scaling.original_context_length and the
+    attn_factor Phi3MiniModel computes, sqrt(1 + ln(context / original) / ln(original)).
 
     linear_type: every linear layer's GGUF type; embed_type: token_embd's (and output's, untied).
     types: overrides by tensor name ("blk.1.ffn_down") or name stem ("attn_v", "ffn_down",
@@ -134,7 +139,7 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     w.add_head_count(n_heads)
     w.add_head_count_kv(n_kv)
     w.add_rope_freq_base(rope_theta)
-    w.add_rope_dimension_count(hd)
+    w.add_rope_dimension_count(rope_dim or hd)
     if head_dim is not None:
         w.add_key_length(hd)
         w.add_value_length(hd)
@@ -163,7 +168,20 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     # stream from being the input token's row (a model that repeats its last token)
     embed_std = 1.0 / np.sqrt(hidden) if arch == "gemma3" else 1.0
     quant("token_embd.weight", rng.normal(0, embed_std, (vocab, hidden)), embed_type)
-    if rope_scaling is not None:  # llama.cpp's converter: the llama3 divisors of each frequency
+    kind = None if rope_scaling is None else rope_scaling.get("rope_type")
+    if kind == "linear":
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(rope_scaling["factor"])
+    elif kind == "longrope":  # convert_hf_to_gguf.py Phi3MiniModel
+        half, old = (rope_dim or hd) // 2, rope_scaling["original_max_position_embeddings"]
+        long = rope_scaling.get("long_factor", 40.0 ** (np.arange(half) / max(half - 1, 1)))
+        short = rope_scaling.get("short_factor", 1 + 0.5 * np.arange(half) / half)
+        w.add_rope_scaling_orig_ctx_len(old)
+        scale = context / old
+        w.add_rope_scaling_attn_factors(float(np.sqrt(1 + np.log(scale) / np.log(old))) if scale > 1 else 1.0)
+        w.add_tensor("rope_factors_long.weight", np.asarray(long, np.float32))
+        w.add_tensor("rope_factors_short.weight", np.asarray(short, np.float32))
+    elif rope_scaling is not None:  # llama.cpp's converter: the llama3 divisors of each frequency
         from ..config import ModelConfig
 
         c = ModelConfig(vocab_size=1, hidden_size=hidden, intermediate_size=1, num_hidden_layers=1,
