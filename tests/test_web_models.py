@@ -32,6 +32,7 @@ NEAR_TIE = 1e-2
 PROMPTS = ["hello there", "The quick brown fox", "def add(a, b):", "Numbers: 7 8 9"]
 MAX_TOKENS = 12
 Q4_K_M = {"attn_v": "Q6_K", "ffn_down": "Q6_K"}
+LONGROPE = {"rope_type": "longrope", "original_max_position_embeddings": 512}  # a window of 4096: the long factors
 MODELS = {  # name → make_tiny_gguf arguments: each architecture with its own mix of GGUF types
     "llama-q4km": {"arch": "llama", "hidden": 256, "inter": 512, "head_dim": 64, "linear_type": "Q4_K",
                    "types": Q4_K_M, "embed_type": "Q6_K"},
@@ -43,6 +44,14 @@ MODELS = {  # name → make_tiny_gguf arguments: each architecture with its own 
     "gemma3-mix": {"arch": "gemma3", "head_dim": 32, "n_layers": 6, "n_kv": 1, "sliding_window": 8,
                    "rope_theta": 1e6, "linear_type": "Q5_0", "types": {"attn_output": "Q8_0", "ffn_down": "Q4_1"}},
     "phi3-q41": {"arch": "phi3", "n_kv": 4, "linear_type": "Q4_1", "embed_type": "F32"},
+    # the rope variants: Gemma 3 4B+'s linear scaling of its global layer, Phi-3.5's LongRoPE (long factors,
+    # attention factor), Phi-4-mini's LongRoPE with partial rotary (24 of 32)
+    "gemma3-linear": {"arch": "gemma3", "head_dim": 32, "n_layers": 6, "n_kv": 1, "sliding_window": 8,
+                      "rope_theta": 1e6, "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "linear_type": "Q8_0"},
+    "phi3-longrope": {"arch": "phi3", "n_kv": 4, "context": 4096, "linear_type": "Q4_0", "embed_type": "Q8_0",
+                      "rope_scaling": LONGROPE},
+    "phi4-partial": {"arch": "phi3", "hidden": 128, "n_heads": 4, "n_kv": 2, "head_dim": 32, "rope_dim": 24,
+                     "context": 4096, "linear_type": "Q5_0", "rope_scaling": LONGROPE},
 }
 
 

@@ -130,8 +130,11 @@ async function intact(bytes, info) {
 // (ModelConfig.from_dict), so both sides refuse the same files.
 
 /**
- * RoPE scaling: Hugging Face's llama3 rope_scaling (Llama 3.x).
- * @typedef {{factor: number, lowFreqFactor: number, highFreqFactor: number, originalMaxPos: number}} RopeScaling
+ * RoPE scaling, Hugging Face's rope_scaling: llama3 (Llama 3.x), linear (Gemma 3 4B+: its global layers),
+ * longrope (Phi-3.5/Phi-4-mini: per-frequency divisors, long or short, and an attention factor).
+ * @typedef {{kind: "llama3", factor: number, lowFreqFactor: number, highFreqFactor: number, originalMaxPos: number}
+ *   | {kind: "linear", factor: number}
+ *   | {kind: "longrope", long: number[], short: number[], originalMaxPos: number, attentionFactor: number}} RopeScaling
  */
 
 /**
@@ -140,12 +143,14 @@ async function intact(bytes, info) {
  * biases), qScalar (query_pre_attn_scalar, default hd: the attention scale is qScalar^-1/2), window
  * (sliding_window or null), sliding (per layer: layer_types[i] === "sliding_attention"), localTheta
  * (rope_local_base_freq of sliding layers, default theta), ropeScaling (rope_scaling or null),
+ * rd (the rotated values of each head, its first: round(hd * partial_rotary_factor), default hd),
+ * ropeAttn (what RoPE's cos and sin are multiplied by: longrope's attention_factor, else 1),
  * embedScale (the embedding's multiplier: Math.fround(sqrt(H)) for gemma3, else 1). ropeInvFreqs(shape,
  * layer) gives a layer's RoPE frequencies.
  * @typedef {{L: number, H: number, I: number, nq: number, nkv: number, hd: number, V: number, eps: number,
  *            theta: number, maxPos: number, modelType: string, act: string, attnBias: boolean, qScalar: number,
  *            window: number | null, sliding: boolean[], localTheta: number, ropeScaling: RopeScaling | null,
- *            embedScale: number}} ModelShape
+ *            rd: number, ropeAttn: number, embedScale: number}} ModelShape
  */
 
 /** config.json's model_type values (py/nomoat/config.py MODEL_TYPES). */
@@ -226,19 +231,29 @@ export function modelShape(config) {
     throw badFile(CONFIG_FILE, "layer_types has sliding_attention layers but sliding_window is null");
   }
   const localTheta = config.rope_local_base_freq == null ? theta : real("rope_local_base_freq", 1e12);
+  const partial = config.partial_rotary_factor == null ? null : real("partial_rotary_factor", 1);
+  const rd = partial == null ? hd : Math.round(hd * partial);
+  if (rd % 2 || rd < 2) {
+    throw badFile(CONFIG_FILE, `partial_rotary_factor ${partial} turns ${rd} of head_dim ${hd}, not an even number in 2..${hd}`);
+  }
+  const rs = ropeScaling(config.rope_scaling, rd);
   return {L, H, I, nq, nkv, hd, V, eps, theta, maxPos, modelType, act, attnBias, qScalar, window, sliding, localTheta,
-    ropeScaling: ropeScaling(config.rope_scaling), embedScale: modelType === "gemma3" ? Math.fround(Math.sqrt(H)) : 1};
+    ropeScaling: rs, rd, ropeAttn: rs?.kind === "longrope" ? rs.attentionFactor : 1,
+    embedScale: modelType === "gemma3" ? Math.fround(Math.sqrt(H)) : 1};
 }
 
 /**
- * config.json's rope_scaling: null, or Hugging Face's llama3 object, checked.
+ * config.json's rope_scaling: null, or Hugging Face's llama3, linear or longrope object, checked
+ * (rd: the rotated values of a head, twice longrope's number of factors).
  * @param {unknown} rs
+ * @param {number} rd
  * @returns {RopeScaling | null}
  */
-function ropeScaling(rs) {
+function ropeScaling(rs, rd) {
   if (rs == null) return null;
-  if (!isObject(rs) || (rs.rope_type ?? rs.type) !== "llama3") {
-    throw badFile(CONFIG_FILE, `rope_scaling is ${show(rs)}, not null or a llama3 rope_scaling object`);
+  const kind = isObject(rs) ? rs.rope_type ?? rs.type : undefined;
+  if (!isObject(rs) || (kind !== "llama3" && kind !== "linear" && kind !== "longrope")) {
+    throw badFile(CONFIG_FILE, `rope_scaling is ${show(rs)}, not null or a llama3, linear, longrope rope_scaling object`);
   }
   /** @param {string} key */
   const num = (key) => {
@@ -246,29 +261,52 @@ function ropeScaling(rs) {
     if (typeof v !== "number" || !(v > 0 && v <= 1e6)) throw badFile(CONFIG_FILE, `rope_scaling.${key} is ${show(v)}, not a number in (0, 1000000]`);
     return v;
   };
-  const factor = num("factor"), lowFreqFactor = num("low_freq_factor"), highFreqFactor = num("high_freq_factor");
-  const old = rs.original_max_position_embeddings, hi = LIMITS.max_position_embeddings;
-  if (typeof old !== "number" || !Number.isSafeInteger(old) || old < 1 || old > hi) {
-    throw badFile(CONFIG_FILE, `rope_scaling.original_max_position_embeddings is ${show(old)}, not an integer in 1..${hi}`);
+  const old = () => {
+    const v = rs.original_max_position_embeddings, hi = LIMITS.max_position_embeddings;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1 || v > hi) {
+      throw badFile(CONFIG_FILE, `rope_scaling.original_max_position_embeddings is ${show(v)}, not an integer in 1..${hi}`);
+    }
+    return v;
+  };
+  if (kind === "linear") return {kind, factor: num("factor")};
+  if (kind === "longrope") {
+    /** @param {string} key */
+    const list = (key) => {
+      const v = rs[key];
+      if (!Array.isArray(v) || v.length !== rd / 2 || !v.every((f) => typeof f === "number" && f > 0 && f <= 1e6)) {
+        throw badFile(CONFIG_FILE, `rope_scaling.${key} is ${show(v)}, not a list of ${rd / 2} numbers in (0, 1000000]`);
+      }
+      return v;
+    };
+    const long = list("long_factor"), short = list("short_factor");
+    return {kind, long, short, originalMaxPos: old(), attentionFactor: num("attention_factor")};
   }
+  const factor = num("factor"), lowFreqFactor = num("low_freq_factor"), highFreqFactor = num("high_freq_factor");
   if (!(highFreqFactor > lowFreqFactor)) throw badFile(CONFIG_FILE, "rope_scaling.high_freq_factor is not above its low_freq_factor");
-  return {factor, lowFreqFactor, highFreqFactor, originalMaxPos: old};
+  return {kind, factor, lowFreqFactor, highFreqFactor, originalMaxPos: old()};
 }
 
 /**
- * Layer `layer`'s RoPE inverse frequencies (hd / 2 of them, f64), rotate-half pairs (i, i + hd/2):
- * base^(-2i / hd); sliding layers use localTheta, unscaled; the others theta, then llama3 scaling
- * (Hugging Face's rule: long wavelengths divided by factor, short ones kept, the band between
- * interpolated). py/nomoat/config.py ModelConfig.rope_inv_freqs computes the same.
+ * Layer `layer`'s RoPE inverse frequencies (rd / 2 of them, f64), rotate-half pairs (i, i + rd/2):
+ * base^(-2i / rd); sliding layers use localTheta, unscaled; the others theta, then rope_scaling:
+ * llama3 (Hugging Face's rule: long wavelengths divided by factor, short ones kept, the band between
+ * interpolated), linear (all divided by factor), longrope (each divided by its long factor if the
+ * window maxPos exceeds the original context, as llama.cpp picks them by its n_ctx, else its short
+ * one). py/nomoat/config.py ModelConfig.rope_inv_freqs computes the same.
  * @param {ModelShape} shape
  * @param {number} layer
  * @returns {Float64Array}
  */
 export function ropeInvFreqs(shape, layer) {
-  const {hd, ropeScaling: rs} = shape, sliding = shape.sliding[layer];
+  const {rd, ropeScaling: rs} = shape, sliding = shape.sliding[layer];
   const base = sliding ? shape.localTheta : shape.theta;
-  const inv = Float64Array.from({length: hd / 2}, (_, i) => 1 / base ** ((2 * i) / hd));
+  const inv = Float64Array.from({length: rd / 2}, (_, i) => 1 / base ** ((2 * i) / rd));
   if (!rs || sliding) return inv;
+  if (rs.kind === "linear") return inv.map((f) => f / rs.factor);
+  if (rs.kind === "longrope") {
+    const factors = shape.maxPos > rs.originalMaxPos ? rs.long : rs.short;
+    return inv.map((f, i) => f / factors[i]);
+  }
   const {factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPos: old} = rs;
   return inv.map((f) => {
     const wave = 2 * Math.PI / f;

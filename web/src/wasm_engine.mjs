@@ -468,22 +468,22 @@ export class WasmEngine {
     this.k = {};
   }
   /**
-   * RoPE tables (positions, hd/2) for at least n positions, one per distinct set of inverse
-   * frequencies, as numpy computes them: angles in f64, cos/sin rounded to f32. Grown by doubling
-   * (up to max_position_embeddings) as positions are used, so a long-context model does not hold
-   * tables for positions it never reaches.
+   * RoPE tables (positions, rd/2) for at least n positions, one per distinct set of inverse
+   * frequencies, as numpy computes them: angles in f64, cos/sin times the rope attention factor
+   * (LongRoPE's; 1 otherwise), rounded to f32. Grown by doubling (up to max_position_embeddings) as
+   * positions are used, so a long-context model does not hold tables for positions it never reaches.
    * @param {number} n
    */
   ropeTables(n) {
     if (n <= this.tableLength) return;
-    const c = this.c, heap = this.live(), half = c.hd / 2, len = Math.min(c.maxPos, Math.max(n, 2 * this.tableLength));
+    const c = this.c, heap = this.live(), half = c.rd / 2, m = c.ropeAttn, len = Math.min(c.maxPos, Math.max(n, 2 * this.tableLength));
     const tables = this.a.ropes.map((inv) => {
       const t = {cos: heap.alloc(len * half * 4), sin: heap.alloc(len * half * 4)};
       const cos = new Float32Array(heap.memory.buffer, t.cos, len * half), sin = new Float32Array(heap.memory.buffer, t.sin, len * half);
       for (let i = 0; i < half; i++) {
         for (let p = 0; p < len; p++) {
-          cos[p * half + i] = Math.cos(p * inv[i]);
-          sin[p * half + i] = Math.sin(p * inv[i]);
+          cos[p * half + i] = Math.cos(p * inv[i]) * m;
+          sin[p * half + i] = Math.sin(p * inv[i]) * m;
         }
       }
       return t;
@@ -636,8 +636,8 @@ export class WasmEngine {
         if (w.bias) k.addRows(s.qkv, w.bias, this.qkvN, T);
         if (w.qNorm) k.headNorm(s.qkv, this.qkvN, 0, c.nq, c.hd, T, w.qNorm, c.eps);
         if (w.kNorm) k.headNorm(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, w.kNorm, c.eps);
-        k.rope(s.qkv, this.qkvN, c.nq, c.hd, T, pos, rope.cos, rope.sin);
-        k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, T, pos, rope.cos, rope.sin);
+        k.rope(s.qkv, this.qkvN, c.nq, c.hd, c.rd, T, pos, rope.cos, rope.sin);
+        k.rope(s.qkv + qd * 4, this.qkvN, c.nkv, c.hd, c.rd, T, pos, rope.cos, rope.sin);
         k.kvWrite16(s.qkv, this.qkvN, qd, c.nkv, c.hd, T, state.at(l, 0), state.scalesAt(l, 0), state.cap, pos, k.KEY_LEVELS.value);
         k.kvWrite16(s.qkv, this.qkvN, qd + kvd, c.nkv, c.hd, T, state.at(l, 1), state.scalesAt(l, 1), state.cap, pos, 32767);
         this.attention(state, l, pos, T, /** @type {number} */ (splits.get(w.window)));

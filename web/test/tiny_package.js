@@ -134,9 +134,14 @@ export function referenceLogits(m, ids) {
     return x.map((v, j) => v * r * w[j]);
   };
   const types = c.layer_types ?? Array(L).fill("full_attention");
-  const invFreq = (/** @type {number} */ base, /** @type {boolean} */ scaled) => Array.from({length: hd / 2}, (_, i) => {
-    const f = Math.pow(base, -2 * i / hd), s = c.rope_scaling;
+  // RoPE on each head's first rd values (partial_rotary_factor), cos/sin times LongRoPE's attention factor
+  const rd = Math.round(hd * (c.partial_rotary_factor ?? 1)), s = c.rope_scaling, kind = s?.rope_type;
+  const mscale = kind === "longrope" ? s.attention_factor : 1;
+  const invFreq = (/** @type {number} */ base, /** @type {boolean} */ scaled) => Array.from({length: rd / 2}, (_, i) => {
+    const f = Math.pow(base, -2 * i / rd);
     if (!scaled || !s) return f;
+    if (kind === "linear") return f / s.factor;
+    if (kind === "longrope") return f / (c.max_position_embeddings > s.original_max_position_embeddings ? s.long_factor : s.short_factor)[i];
     const wave = 2 * Math.PI / f, lo = s.original_max_position_embeddings / s.low_freq_factor;
     const hi = s.original_max_position_embeddings / s.high_freq_factor;
     if (wave < hi) return f;
@@ -146,10 +151,10 @@ export function referenceLogits(m, ids) {
   });
   const rope = (/** @type {Float64Array} */ x, /** @type {number} */ pos, /** @type {number[]} */ inv) => {
     for (let h = 0; h < x.length / hd; h++) {
-      for (let i = 0; i < hd / 2; i++) {
-        const a = x[h * hd + i], b = x[h * hd + i + hd / 2], co = Math.cos(pos * inv[i]), si = Math.sin(pos * inv[i]);
+      for (let i = 0; i < rd / 2; i++) {
+        const a = x[h * hd + i], b = x[h * hd + i + rd / 2], co = Math.cos(pos * inv[i]) * mscale, si = Math.sin(pos * inv[i]) * mscale;
         x[h * hd + i] = a * co - b * si;
-        x[h * hd + i + hd / 2] = b * co + a * si;
+        x[h * hd + i + rd / 2] = b * co + a * si;
       }
     }
   };

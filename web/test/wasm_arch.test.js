@@ -4,7 +4,8 @@
 // forward pass over the same weights (referenceLogits): llama with llama3 rope scaling, qwen2 (qkv
 // bias), qwen3 (q/k norms, head_dim != hidden / heads), gemma3 (GeGLU with tanh GELU, q/k norms,
 // post-attention and post-FFN norms, the embedding multiplier, query_pre_attn_scalar, sliding-window
-// layers with their own rope base), and the layouts 4-bit/32 (± offsets), 8-bit/32 (± offsets),
+// layers with their own rope base, linear rope scaling of the global layers), phi3 (LongRoPE factors and
+// attention factor, partial rotary), and the layouts 4-bit/32 (± offsets), 8-bit/32 (± offsets),
 // 8-bit/16 (± offsets) and f32, as linears, embeddings and LM heads. Two threads (the helper over
 // node:worker_threads) give the same bits as one. Against the numpy reference on converted GGUFs:
 // tests/test_wasm_engine.py.
@@ -56,6 +57,19 @@ const CASES = {
       layer_types: ["sliding_attention", "sliding_attention", "full_attention"]},
     layers: [{qkv: "q8", o: "q4o", gateUp: "q8", down: "q8b16", embed: "q8"}, {qkv: "q8b16o", o: "q4o", gateUp: "q8o", down: "q4o", embed: "q8"}],
     qkNorm: true, postNorms: true,
+  },
+  gemma3linear: { // Gemma-3 4B+: linear rope scaling (factor 8) on the global layer only
+    config: {...BASE, model_type: "gemma3", head_dim: 32, num_key_value_heads: 1, hidden_act: "gelu_pytorch_tanh",
+      sliding_window: 6, rope_theta: 1e6, rope_local_base_freq: 10000, rope_scaling: {rope_type: "linear", factor: 8},
+      layer_types: ["sliding_attention", "full_attention", "sliding_attention"]},
+    layers: [{qkv: "q8", o: "q4o", gateUp: "q8", down: "q8b16", embed: "q8"}],
+    qkNorm: true, postNorms: true,
+  },
+  phi4: { // Phi-4-mini: partial rotary (12 of head_dim 16), LongRoPE's long factors (256 > 64) and attention factor
+    config: {...BASE, model_type: "phi3", head_dim: 16, partial_rotary_factor: 0.75,
+      rope_scaling: {rope_type: "longrope", long_factor: [1, 1.5, 3, 6, 12, 24], short_factor: [1, 1, 1.1, 1.2, 1.4, 1.6],
+        original_max_position_embeddings: 64, attention_factor: 1.2}},
+    layers: [{qkv: "q4o", o: "q8", gateUp: "q4o", down: "q8", embed: "f32"}],
   },
 };
 
@@ -162,6 +176,12 @@ test("the architecture as the decoder runs it (archOf), from modelShape's checke
   assert.equal(la.ropes[0][0], plain[0]); // llama3: high frequencies kept, low ones divided, the band between interpolated
   assert.equal(la.ropes[0][7], plain[7] / 8);
   assert.ok(la.ropes[0].some((f, i) => f < plain[i] && f > plain[i] / 8));
+  const gl = modelShape(CASES.gemma3linear.config); // linear: the global layer's frequencies / 8, the sliding ones' kept
+  assert.deepEqual([ropeInvFreqs(gl, 1)[1], ropeInvFreqs(gl, 0)[1]], [1 / 1e6 ** (2 / 32) / 8, 1 / 1e4 ** (2 / 32)]);
+  const p4 = modelShape(CASES.phi4.config), p4a = archOf(p4); // partial rotary: 6 frequencies over rd 12, long factors
+  assert.deepEqual([p4.rd, p4.ropeAttn, p4a.ropes[0].length], [12, 1.2, 6]);
+  assert.equal(p4a.ropes[0][5], 1 / 1e4 ** (10 / 12) / 24);
+  assert.equal(ropeInvFreqs(modelShape({...CASES.phi4.config, max_position_embeddings: 64}), 0)[5], 1 / 1e4 ** (10 / 12) / 1.6);
   assert.deepEqual(archOf(modelShape({...BASE, sliding_window: 1e6, layer_types: Array(3).fill("sliding_attention")})).windows,
     [256, 256, 256]); // a window past max_position_embeddings: all of it
   for (const [change, re] of [
@@ -172,7 +192,9 @@ test("the architecture as the decoder runs it (archOf), from modelShape's checke
     [{layer_types: ["sliding_attention", "full_attention", "full_attention"]}, /sliding_window is null/],
     [{query_pre_attn_scalar: -1}, /query_pre_attn_scalar is -1/],
     [{rope_local_base_freq: "x"}, /rope_local_base_freq is "x"/],
-    [{rope_scaling: {rope_type: "linear", factor: 2}}, /rope_scaling is/],
+    [{rope_scaling: {rope_type: "yarn", factor: 2}}, /rope_scaling is/],
+    [{partial_rotary_factor: 0.3}, /partial_rotary_factor 0.3 turns 5 of head_dim 16/],
+    [{rope_scaling: {...CASES.phi4.config.rope_scaling, long_factor: [1]}}, /rope_scaling.long_factor is \[1\], not a list of 8 numbers/],
     [{model_type: 3}, /model_type is 3/],
   ]) assert.throws(() => archOf(modelShape({...BASE, ...change})), {name: "DataError", message: re});
 });

@@ -349,10 +349,11 @@ export function geluMul(gu: usize, m: i32, T: i32, out: usize): void {
   }
 }
 
-// Rotate-half RoPE in place on nh heads of hd in each of T rows (row stride `stride` floats),
-// positions pos0..pos0+T-1; cos/sin tables (positions, hd/2).
-export function rope(x: usize, stride: i32, nh: i32, hd: i32, T: i32, pos0: i32, cos: usize, sin: usize): void {
-  const half = hd >> 1;
+// Rotate-half RoPE in place on the first rd values of nh heads of hd in each of T rows (row stride
+// `stride` floats; the other hd - rd values pass unchanged: partial rotary), positions pos0..pos0+T-1;
+// cos/sin tables (positions, rd/2).
+export function rope(x: usize, stride: i32, nh: i32, hd: i32, rd: i32, T: i32, pos0: i32, cos: usize, sin: usize): void {
+  const half = rd >> 1;
   for (let t = 0; t < T; t++) {
     const cb = cos + (<usize>((pos0 + t) * half) << 2), sb = sin + (<usize>((pos0 + t) * half) << 2);
     for (let h = 0; h < nh; h++) {
