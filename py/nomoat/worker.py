@@ -157,12 +157,10 @@ async def embed(model_url: str, device: str, texts, options: dict, request_id: i
     truncate = opts.pop("truncate", False)
     if opts or not isinstance(truncate, bool):
         raise InvalidOptionError(f"embed takes the option truncate (true or false), not {sorted(opts) or truncate!r}.")
-    texts = [str(t) for t in texts]
-    vectors = await embedder.embed(texts, truncate=truncate)
+    vectors, tokens = await embedder.embed_counted([str(t) for t in texts], truncate=truncate)
     flat = array.array("f")
     for v in vectors:
         flat.extend(v)
-    tokens = sum(min(embedder.count_tokens(t), embedder.max_tokens) for t in texts)
     return {"vectors": flat, "dimensions": embedder.dimensions, "prompt_tokens": tokens}
 
 
