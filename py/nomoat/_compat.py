@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -60,11 +61,23 @@ def default_model_url() -> str:
     """Browser: $NOMOAT_MODEL (os.environ), else the default model next to the runtime files."""
     import os
 
+    return os.environ.get("NOMOAT_MODEL") or model_url("SmolLM2-135M-Instruct")
+
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a bare model name, as web/src/llm.js's MODEL_NAME
+
+
+def model_url(model: str) -> str:
+    """Browser: a bare model name ("all-MiniLM-L6-v2") is models/NAME/ next to the runtime files
+    ($NOMOAT_ASSETS, else "nomoat/" next to the page), as llm.js's modelURL; a URL is kept as given."""
+    import os
+
     import js
 
-    assets = os.environ.get("NOMOAT_ASSETS", "nomoat/")
-    default = str(js.URL.new("models/SmolLM2-135M-Instruct/", js.URL.new(assets, js.location.href)).href)
-    return os.environ.get("NOMOAT_MODEL", default)
+    if not MODEL_NAME.fullmatch(model):
+        return model
+    assets = js.URL.new(os.environ.get("NOMOAT_ASSETS", "nomoat/"), js.location.href)
+    return str(js.URL.new(f"models/{model}/", assets).href)
 
 
 def _print_progress(request_id, p) -> None:

@@ -1,4 +1,4 @@
-"""The command line: nomoat convert | prompt | chat | serve | bench."""
+"""The command line: nomoat convert | prompt | chat | embed | serve | bench."""
 
 from __future__ import annotations
 
@@ -193,6 +193,30 @@ def cmd_chat(args) -> None:
                 print("\n[stopped: that answer is forgotten]", file=sys.stderr)
 
 
+def cmd_embed(args) -> None:
+    """Sentence embeddings as OpenAI's embeddings response, one JSON object on stdout."""
+    import json
+
+    import nomoat
+
+    if args.texts in ([], ["-"]):
+        if not args.texts and sys.stdin.isatty():
+            raise SystemExit("nomoat embed: give the texts as arguments, or '-' to read them from standard input "
+                             "(one text per line).")
+        texts = [line for line in sys.stdin.read().splitlines() if line.strip()]
+        if not texts:
+            raise SystemExit("nomoat embed: standard input holds no text (one text per line).")
+    else:
+        texts = args.texts
+    model = nomoat.load(args.model, threads=args.threads)
+    if not hasattr(model, "embed"):
+        raise SystemExit(f"nomoat embed: {args.model} is a chat model; give an embedding model "
+                         "(--model all-MiniLM-L6-v2).")
+    vectors, tokens = asyncio.run(model.embed_counted(texts, truncate=args.truncate))
+    print(json.dumps({"object": "list", "model": model.name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                      "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}))
+
+
 def cmd_serve(args) -> None:
     from .catalog import convert_default
     from .serve import serve
@@ -228,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("gguf", nargs="?", help="a Llama-family .gguf file")
     p.add_argument("out", nargs="?", help="output folder")
     p.add_argument("--default", action="store_true", help="fetch and convert the default model (once)")
-    p.add_argument("--model", help="fetch and convert a named model (once): SmolLM2-135M-Instruct, gemma-3-270m")
+    p.add_argument("--model", help="fetch and convert a named model (once): SmolLM2-135M-Instruct, gemma-3-270m, "
+                                    "all-MiniLM-L6-v2")
     p.add_argument("--force", action="store_true", help="with --default or --model: convert again")
     p.add_argument("--accuracy-level", type=int, default=0, choices=[0, 1, 2, 3, 4],
                    help="MatMulNBits accuracy_level written into the graph (0 = f32 accumulation)")
@@ -256,6 +281,15 @@ def main(argv: list[str] | None = None) -> int:
                         "network, answering requests for any IP address of this machine)")
     p.add_argument("--verbose", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("embed", help="sentence embeddings of texts, as OpenAI's embeddings JSON", formatter_class=Help)
+    p.add_argument("texts", nargs="*", help="the texts; '-' or none (with stdin not a terminal): standard input, "
+                                            "one text per line")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help="an embedding model's name or package folder")
+    p.add_argument("--truncate", action="store_true", help="cut texts past the model's limit (256 tokens for "
+                                                          "all-MiniLM-L6-v2) instead of refusing them")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    p.set_defaults(func=cmd_embed)
 
     sub.add_parser("bench", help="side-by-side benchmark vs transformers.js, wllama, llama.cpp (a checkout)")
 

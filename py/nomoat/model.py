@@ -121,21 +121,29 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
 
     CPython: a folder made by 'nomoat convert', or a model's name (catalog.py: "gemma-3-270m" …;
     no path = the default model), fetched and converted on first use; returns the Model (awaiting
-    it also works). Browser (Pyodide, inside nomoat's worker): a URL; returns an awaitable —
-    `model = await nomoat.load(url, device="webgpu"|"wasm"|"auto")`.
+    it also works), or for an embedding model ("all-MiniLM-L6-v2") an embed.Embedder.
+    Browser (Pyodide, inside nomoat's worker): a URL, or a model's name (models/NAME/ next to the
+    runtime files); returns an awaitable — `model = await nomoat.load(url, device="webgpu"|"wasm"|"auto")`.
     accuracy_level (CPython): onnxruntime's MatMulNBits accuracy level — 4 (default) computes
     with 8-bit activations like llama.cpp; 0 accumulates in f32 (exact, much slower on CPU).
     """
     if device not in ("auto", "cpu", "wasm", "webgpu"):
         raise InvalidOptionError(f"device must be 'auto', 'wasm', 'webgpu' (browser) or 'cpu', got {device!r}.")
     if _compat.IS_PYODIDE:
-        return load_web(str(path) if path is not None else _compat.default_model_url(), device)
+        return load_web(_compat.model_url(str(path)) if path is not None else _compat.default_model_url(), device)
     if device not in ("auto", "cpu"):
         raise InvalidOptionError(f"device {device!r} exists in the browser; on CPython nomoat runs on the CPU.")
     if path is None or (not Path(path).exists() and catalog.find(str(path))):
         path = catalog.convert_named(catalog.DEFAULT.name if path is None else str(path))
     model_dir = Path(path)
-    check_package(model_dir)
+    manifest = check_package(model_dir)
+    if manifest.get("kind", "llm") == "embedding":  # an embedding model (convert/encoder.py): an Embedder
+        from .embed import load_embedder
+
+        return load_embedder(model_dir, manifest, threads=threads)
+    if manifest.get("kind", "llm") != "llm":
+        raise UnsupportedModelError(f"{model_dir}/nomoat.json: kind {manifest['kind']!r} is not a model kind this "
+                                    "nomoat knows ('llm', 'embedding'); update nomoat.")
     config = ModelConfig.from_dir(model_dir)
     from .backends.ort_native import OrtNativeBackend
 
@@ -145,12 +153,16 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
     return Model(model_dir, config, load_tokenizer(model_dir), backend, tokenizer_config)
 
 
-async def load_web(url: str, device: str, request_id: int | None = None) -> Model:
+async def load_web(url: str, device: str, request_id: int | None = None) -> Any:
     """The browser path: the JS runtime loads the package and its engine (once); Python builds the
-    tokenizer and the model around them."""
+    tokenizer and the model around them (an Embedder for a package of kind "embedding")."""
     from .backends.ort_web import OrtWebBackend
 
     loaded = await (await _compat.js_runtime()).loadModel(url, device, request_id)
+    if getattr(loaded, "kind", "llm") == "embedding":
+        from .embed import embedder_from_loaded
+
+        return embedder_from_loaded(url, loaded)
     config = ModelConfig.from_dict(json.loads(loaded.config))
     tokenizer = BPETokenizer(json.loads(loaded.tokenizer))
     return Model(url, config, tokenizer, OrtWebBackend(loaded.engine, config),

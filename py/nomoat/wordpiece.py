@@ -316,7 +316,12 @@ class HFWordPiece:
     def __init__(self, model_dir: str | Path) -> None:
         from tokenizers import Tokenizer
 
-        self._tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        path = Path(model_dir) / "tokenizer.json"
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception for a file it cannot read
+            raise InvalidModelError(f"{path} is not a tokenizer `tokenizers` can read ({str(e)[:200]}); "
+                                    "re-run 'nomoat convert'.") from e
         self._tok.no_padding()  # the source's tokenizer.json pads and truncates to 128: nomoat does both itself
         self._tok.no_truncation()
         self.vocab_size = self._tok.get_vocab_size()

@@ -150,3 +150,42 @@ def _check_io(session, c: ModelConfig, path: Path) -> None:
         if isinstance(got, int) and got != expected:
             raise InvalidModelError(f"config.json: {field_name} says {what} should be {expected}, but {path.name} "
                                     f"has {got}; convert the model again ('nomoat convert').")
+
+
+class OrtNativeEncoder:
+    """An embedding package's encoder graph (convert/encoder.py) on the CPU: embed.Embedder's backend."""
+
+    name = "ort_native"
+    device = "cpu"
+
+    def __init__(self, graph: str | Path, dimensions: int, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise InvalidModelError(f"Could not load the encoder graph {graph} ({type(e).__name__}: {str(e)[:300]}). "
+                                    "The file is corrupt or truncated: re-run 'nomoat convert'.") from e
+        inputs = {i.name for i in self.session.get_inputs()}
+        out = next((o for o in self.session.get_outputs() if o.name == "sentence_embedding"), None)
+        if not {"input_ids", "attention_mask"} <= inputs or out is None or out.shape[-1] != dimensions:
+            raise InvalidModelError(f"{graph} is not an encoder with input_ids, attention_mask → sentence_embedding "
+                                    f"of {dimensions} (nomoat.json's dimensions); re-run 'nomoat convert'.")
+        self._types = "token_type_ids" in inputs
+
+    def run(self, input_ids: Sequence[Sequence[int]], attention_mask: Sequence[Sequence[int]]) -> np.ndarray:
+        ids = np.asarray(input_ids, np.int64)  # (B, S)
+        feeds = {"input_ids": ids, "attention_mask": np.asarray(attention_mask, np.int64)}
+        if self._types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return self.session.run(["sentence_embedding"], feeds)[0]  # (B, dimensions)
+
+    async def encode(self, input_ids: list[list[int]], attention_mask: list[list[int]]) -> np.ndarray:
+        return await asyncio.to_thread(self.run, input_ids, attention_mask)
+
+    def close(self) -> None:
+        self.session = None

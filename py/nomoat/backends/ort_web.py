@@ -96,3 +96,32 @@ class OrtWebBackend:
         if engine is not None:
             engine.dispose()
 
+
+
+class OrtWebEncoder:
+    """An embedding model's encoder in the worker's JS engine (runtime.loadModel of a package of kind
+    "embedding"): embed.Embedder's backend. One call per batch: `engine.encode(ids, mask, batch, seq)`
+    takes two Int32Arrays (rows of `seq`) and answers a Float32Array of batch x dimensions."""
+
+    name = "ort_web"
+
+    def __init__(self, engine: Any, dimensions: int) -> None:
+        self.engine = engine  # the JS engine; owned here, released by close()
+        self.device: str = engine.device  # "webgpu" | "wasm"
+        self.dimensions = dimensions
+
+    async def encode(self, input_ids: list[list[int]], attention_mask: list[list[int]]) -> list[memoryview]:
+        from array import array
+
+        batch, seq = len(input_ids), len(input_ids[0])
+        ids = array("i", [t for row in input_ids for t in row])
+        mask = array("i", [m for row in attention_mask for m in row])
+        flat = (await self.engine.encode(_compat.to_js(memoryview(ids)), _compat.to_js(memoryview(mask)),
+                                         batch, seq)).to_py()  # a memoryview of float32
+        d = self.dimensions
+        return [flat[i * d:(i + 1) * d] for i in range(batch)]
+
+    def close(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.dispose()
