@@ -194,6 +194,28 @@ def test_other_architectures_are_refused_naming_the_supported(tmp_path):
         convert(gguf, tmp_path / "out")
 
 
+@pytest.mark.parametrize("kwargs,match", [
+    ({"arch": "qwen2", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}},
+     "uses rope scaling 'yarn'; nomoat supports none, linear .*, Llama-3.x's .* and Phi-3.5/Phi-4's LongRoPE"),
+    ({"arch": "llama", "rope_dim": 8}, r"partial rotary \(8 of 16\) of a llama model"),
+    ({"arch": "qwen2", "rope_scaling": {"rope_type": "longrope", "original_max_position_embeddings": 128}},
+     "a qwen2 model with LongRoPE factors is not supported"),  # llama.cpp loads them for phi3 only
+])
+def test_rope_variants_refused(tmp_path, kwargs, match):
+    gguf = make_tiny_gguf(tmp_path / "r.gguf", **kwargs)
+    with pytest.raises(UnsupportedModelError, match=match):
+        convert(gguf, tmp_path / "out")
+
+
+def test_context_is_the_window_and_at_most_the_gguf_s(tmp_path):
+    from nomoat.errors import InvalidOptionError
+
+    gguf = make_tiny_gguf(tmp_path / "c.gguf")  # context_length 256
+    assert ModelConfig.from_dir(convert(gguf, tmp_path / "a", context=100)).max_position_embeddings == 100
+    with pytest.raises(InvalidOptionError, match=r"context 512: the window must be an integer in 1\.\.256"):
+        convert(gguf, tmp_path / "b", context=512)
+
+
 @pytest.mark.parametrize("field,value,match", [  # the messages of web/test/model_shape.test.js (modelShape)
     ("model_type", "mistral", r'model_type is "mistral", not one of llama, qwen2, qwen3, gemma3, phi3'),
     ("hidden_act", "relu", r'hidden_act is "relu", not one of silu, gelu_pytorch_tanh'),

@@ -133,6 +133,13 @@ ARCH_CASES = {
                                  "linear_type": "Q5_0", "embed_type": "Q8_0",
                                  "types": {"attn_output": "Q4_K", "ffn_down": "Q6_K", "attn_v": "Q8_0"}}),
     "phi3-Q4_1": ("phi3", {"linear_type": "Q4_1", "types": {"ffn_down": "Q6_K"}, "hidden": 256, "inter": 256}),
+    # the rope variants: Gemma 3 4B+'s linear scaling (global layer 5), Phi-4-mini's LongRoPE (a window of
+    # 4096 over an original 512: the long factors, attention factor 1.155) with partial rotary (24 of 32)
+    "gemma3-linear-Q8_0": ("gemma3", {"n_layers": 7, "head_dim": 32, "n_kv": 1, "sliding_window": 8, "rope_theta": 1e6,
+                                      "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "linear_type": "Q8_0"}),
+    "phi4-longrope-partial-Q4_0": ("phi3", {"hidden": 128, "n_heads": 4, "n_kv": 2, "head_dim": 32, "rope_dim": 24,
+                                            "context": 4096, "linear_type": "Q4_0", "rope_scaling": {
+                                                "rope_type": "longrope", "original_max_position_embeddings": 512}}),
 }
 
 

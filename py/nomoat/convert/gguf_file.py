@@ -284,6 +284,8 @@ def _rope_scaling(name: str, reader, arch: str, base: float, names: set[str], ro
     if "rope_freqs.weight" in names:
         return llama3_scaling(name, factors("rope_freqs.weight"), base, rope_dim)
     if longrope:
+        if arch != "phi3":  # llama.cpp loads rope_factors_long/short for phi3 only (of these architectures)
+            raise UnsupportedModelError(f"{name}: a {arch} model with LongRoPE factors is not supported (only phi3's).")
         if len(longrope) != 2:
             raise InvalidModelError(f"{name} has {next(iter(longrope))} without its pair: incomplete model.")
         old = _field(reader, f"{arch}.rope.scaling.original_context_length", trained)

@@ -169,8 +169,8 @@ def make_tiny_gguf(path: str | Path, seed: int = 0, linear_type: str = "Q4_1", t
     embed_std = 1.0 / np.sqrt(hidden) if arch == "gemma3" else 1.0
     quant("token_embd.weight", rng.normal(0, embed_std, (vocab, hidden)), embed_type)
     kind = None if rope_scaling is None else rope_scaling.get("rope_type")
-    if kind == "linear":
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    if kind in ("linear", "yarn"):  # (yarn: a file the converter must refuse)
+        w.add_rope_scaling_type(gguf.RopeScalingType(kind))
         w.add_rope_scaling_factor(rope_scaling["factor"])
     elif kind == "longrope":  # convert_hf_to_gguf.py Phi3MiniModel
         half, old = (rope_dim or hd) // 2, rope_scaling["original_max_position_embeddings"]
