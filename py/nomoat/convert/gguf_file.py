@@ -103,7 +103,7 @@ def read_gguf(path: str | Path, context: int | None = None) -> GGUFModel:
         raise UnsupportedModelError(
             f"{path.name} is a {arch!r} model; nomoat converts the Llama family and its relatives "
             f"(general.architecture in {', '.join(SUPPORTED_ARCHS)}: Llama 2/3.x, SmolLM, TinyLlama, "
-            "Qwen2/2.5, Qwen3, Gemma 3, Phi-3)."
+            "Qwen2/2.5, Qwen3, Gemma 3, Phi-3/3.5/4-mini)."
         )
     tok_model = _field(reader, "tokenizer.ggml.model")
     if tok_model not in TOKENIZER_MODELS:
