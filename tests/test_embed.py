@@ -297,3 +297,44 @@ def test_a_hostile_config_is_refused():
     with pytest.raises(nomoat.UnsupportedModelError, match="gelu"):
         BertConfig.from_dict({**TINY, "hidden_act": "relu"})
     assert math.isclose(BertConfig.from_dict(TINY).layer_norm_eps, 1e-12)
+
+
+# --- the browser's side, with a stand-in JS engine ---------------------------------------------------
+
+
+def test_the_web_encoder_with_a_stand_in_engine(minilm_dir, monkeypatch):
+    """embed.embedder_from_loaded over what runtime.loadModel returns, the engine played by onnxruntime:
+    the Int32Array rows, the batch and sequence sizes and the Float32Array answer as the contract has them."""
+    from array import array
+    from types import SimpleNamespace
+
+    from nomoat.backends import ort_web
+    from nomoat.backends.ort_native import OrtNativeEncoder
+    from nomoat.embed import embedder_from_loaded
+
+    monkeypatch.setattr(ort_web._compat, "to_js", lambda x: x)  # no Pyodide here: the memoryviews pass as they are
+    native = OrtNativeEncoder(minilm_dir / "onnx/model.onnx", 384, threads=1)
+    calls = []
+
+    class Engine:
+        device, disposed = "wasm", False
+
+        async def encode(self, ids, mask, batch, seq):
+            assert ids.format == mask.format == "i" and len(ids) == len(mask) == batch * seq
+            calls.append((batch, seq))
+            rows = native.run(np.asarray(ids).reshape(batch, seq), np.asarray(mask).reshape(batch, seq))
+            return SimpleNamespace(to_py=lambda: memoryview(array("f", rows.reshape(-1).tolist())))
+
+        def dispose(self):
+            self.disposed = True
+
+    read = (minilm_dir / "tokenizer.json").read_text, (minilm_dir / "nomoat.json").read_text
+    loaded = SimpleNamespace(kind="embedding", tokenizer=read[0](), manifest=read[1](), engine=Engine())
+    emb = embedder_from_loaded("http://127.0.0.1:8000/nomoat/models/all-MiniLM-L6-v2/", loaded)
+    assert (emb.name, emb.device, emb.dimensions, emb.max_tokens) == ("all-MiniLM-L6-v2", "wasm", 384, 256)
+    assert isinstance(emb.tokenizer, WordPieceTokenizer)
+    got = asyncio.run(emb.embed(FIXTURE["sentences"]))
+    assert cosines(got, FIXTURE["vectors"]).min() >= MIN_COSINE
+    assert calls == [(len(FIXTURE["sentences"]), max(len(emb.tokenizer.encode(t)) for t in FIXTURE["sentences"]))]
+    emb.close()
+    assert loaded.engine.disposed and emb.backend.engine is None
