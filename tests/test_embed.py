@@ -338,3 +338,25 @@ def test_the_web_encoder_with_a_stand_in_engine(minilm_dir, monkeypatch):
     assert calls == [(len(FIXTURE["sentences"]), max(len(emb.tokenizer.encode(t)) for t in FIXTURE["sentences"]))]
     emb.close()
     assert loaded.engine.disposed and emb.backend.engine is None
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"embedding": {"dimensions": 100}}, InvalidModelError, "sentence_embedding of 100"),
+    ({"embedding": {"dimensions": "384"}}, InvalidModelError, "embedding.dimensions"),
+    ({"embedding": {"max_tokens": 1}}, InvalidModelError, "embedding.max_tokens"),
+    ({"embedding": {"onnx": "onnx/other.onnx"}}, InvalidModelError, "does not list onnx/other.onnx"),
+    ({"embedding": {"pooling": "cls"}}, InvalidModelError, "pooling must be mean"),
+    ({"embedding": None}, InvalidModelError, "does not list the graph named by embedding.onnx"),
+    ({"kind": "reranker"}, InvalidModelError, '"kind" is "reranker".*Update nomoat'),
+])
+def test_a_hostile_embedding_manifest_is_refused(tiny_zip, tmp_path, change, error, message):
+    from nomoat.package import write_manifest
+
+    out = convert_encoder(tiny_zip, tmp_path / "tiny")
+    manifest = json.loads((out / "nomoat.json").read_text())
+    extra = {k: v for k, v in manifest.items() if k not in ("format", "files")}
+    for key, value in change.items():
+        extra[key] = {**extra[key], **value} if isinstance(value, dict) else value
+    write_manifest(out, extra)
+    with pytest.raises(error, match=message):
+        nomoat.load(out, threads=1)

@@ -141,9 +141,6 @@ def load(path: str | Path | None = None, *, device: str = "auto", threads: int |
         from .embed import load_embedder
 
         return load_embedder(model_dir, manifest, threads=threads)
-    if manifest.get("kind", "llm") != "llm":
-        raise UnsupportedModelError(f"{model_dir}/nomoat.json: kind {manifest['kind']!r} is not a model kind this "
-                                    "nomoat knows ('llm', 'embedding'); update nomoat.")
     config = ModelConfig.from_dir(model_dir)
     from .backends.ort_native import OrtNativeBackend
 

@@ -23,8 +23,12 @@ LOADED = ("config.json", "tokenizer.json", "tokenizer_config.json", ONNX_FILE, D
 def loaded_files(manifest: dict) -> tuple[str, ...]:
     """The files every CPython load of this package reads: LOADED for a language model; for an
     embedding model (kind "embedding", convert/encoder.py) its JSON files and the graph it names."""
-    if manifest.get("kind", "llm") != "embedding":
+    kind = manifest.get("kind", "llm")
+    if kind == "llm":
         return LOADED
+    if kind != "embedding":
+        raise ValueError(f'"kind" is {json.dumps(kind)[:40]}, not "llm" or "embedding": a newer nomoat made it? '
+                         "Update nomoat")
     emb = manifest.get("embedding")
     graph = emb.get("onnx") if isinstance(emb, dict) else None
     return ("config.json", "tokenizer.json", "tokenizer_config.json",
