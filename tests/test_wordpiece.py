@@ -109,3 +109,31 @@ def test_the_hf_wrapper_and_the_loader(minilm_dir, wp):
     assert fast.encode(long) == wp.encode(long) and len(wp.encode(long)) == 1002
     assert fast.encode(long, max_length=256) == wp.encode(long, max_length=256) and len(fast.encode(long, 256)) == 256
     assert fast.encode("") == wp.encode("") == [101, 102]
+
+
+def test_pyodide_gives_hf_ids(minilm_dir, hf, tmp_path):
+    """The same checks inside Pyodide itself (Node; wordpiece.py and errors.py only), whose Python 3.14
+    has Unicode 16 (CPython 3.11 here: 14): every code point, the corpus, truncation at 256."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    pyodide = root / "web" / "node_modules" / "pyodide"
+    if not shutil.which("node") or not (pyodide / "pyodide.mjs").is_file():
+        pytest.skip("needs node and web/node_modules/pyodide (cd web && npm ci)")
+    texts = load_fixture("wordpiece_corpus.json")
+    rng = random.Random(16)
+    texts += [random_text(rng) for _ in range(300)]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    r = subprocess.run(["node", str(root / "tests" / "fixtures" / "pyodide_wordpiece.mjs"), str(pyodide),
+                        str(minilm_dir / "tokenizer.json"), str(tmp_path / "texts.json"), str(tmp_path / "out.json")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    every = "a" + "a".join(CODE_POINTS) + "a"
+    assert out["normalized"] == hf.normalizer.normalize_str(every)
+    assert out["words"] == [w for w, _ in hf.pre_tokenizer.pre_tokenize_str(every)]
+    assert out["ids"] == hf_ids(hf, texts) and out["ids_256"] == hf_ids(hf, texts, 256)
+    print(f"Pyodide's unicodedata: Unicode {out['unicode']}")
