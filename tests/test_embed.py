@@ -360,3 +360,24 @@ def test_a_hostile_embedding_manifest_is_refused(tiny_zip, tmp_path, change, err
     write_manifest(out, extra)
     with pytest.raises(error, match=message):
         nomoat.load(out, threads=1)
+
+
+def test_transformers_js_loads_the_package(minilm_dir, tmp_path):
+    """transformers.js (bench/peers' @huggingface/transformers, Node, onnxruntime-node) loads the same folder
+    through Optimum's I/O (onnx/model.onnx for dtype fp32) and its feature-extraction pipeline agrees."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    peers = root / "bench" / "peers"
+    if not shutil.which("node") or not (peers / "node_modules" / "@huggingface" / "transformers").is_dir():
+        pytest.skip("needs node and bench/peers/node_modules (make bench installs them)")
+    (tmp_path / "texts.json").write_text(json.dumps(FIXTURE["sentences"]))
+    r = subprocess.run(["node", str(root / "tests" / "fixtures" / "transformersjs_embed.mjs"), str(peers),
+                        str(minilm_dir.parent), minilm_dir.name, str(tmp_path / "texts.json"),
+                        str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["dims"] == [len(FIXTURE["sentences"]), 384]
+    assert cosines(out["vectors"], FIXTURE["vectors"]).min() >= MIN_COSINE
