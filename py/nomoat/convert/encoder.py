@@ -39,13 +39,14 @@ F32_ONNX = "onnx/model.onnx"  # transformers.js's file for dtype "fp32"
 Q8_ONNX = "onnx/model_quantized.onnx"  # ... and for dtype "q8"
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json")
 WEIGHTS = ("f32", "q8")
-# The weight format, chosen by measurement (all-MiniLM-L6-v2; .cache/notes/measure_q8_*.py, 2-core CPU,
-# onnxruntime 1.32, 2 threads). Every 8-bit form of the linear weights misses the cosine >= 0.9999 bar
-# against the f32 reference on short sentences (min over 8 sentences): symmetric blocks of 32 (MatMulNBits,
-# as "q8" here) 0.99958, blocks of 16 0.99960, with zero points (asymmetric) 0.99967 / 0.99972, per channel
-# (Optimum's int8) 0.99658. Speed at batch 64 short sentences: f32 334 sentences/s, q8 accuracy level 0
-# 284/s, level 4 347/s (+4 %); 8 x 256-token passages: 26 / 25 / 31 per s. Size: 90 MB vs ~55 MB (the f32
-# word embeddings are half the model). So f32: exact, as fast, and the 35 MB saved is not worth the accuracy.
+# The weight format, chosen by measurement (all-MiniLM-L6-v2, 2026-12-07, 2-core CPU, onnxruntime 1.32,
+# 2 threads). Accuracy: the numpy reference with each format's dequantized linear weights against f32,
+# cosine of the sentence embeddings, the worst of 8 sentences: symmetric 8-bit blocks of 32 (MatMulNBits,
+# "q8" here) 0.99958, blocks of 16 0.99960; with zero points 0.99967 / 0.99972; per channel (Optimum's
+# int8) 0.99658: every 8-bit form misses the 0.9999 bar, short sentences worst. Speed (this graph, batch of
+# 64 short sentences): f32 334 sentences/s, q8 at accuracy level 0 284/s, at level 4 347/s (+4 %); 8 passages
+# of 256 tokens: 26 / 25 / 31 per s. Size: 90.3 MB vs 59.8 MB (the f32 word embeddings are half the model).
+# So f32: exact, as fast, and the 30 MB saved is not worth the accuracy. "q8" stays a converter option.
 DEFAULT_WEIGHTS = "f32"
 Q8_BLOCK = 32  # MatMulNBits block: 32 inputs share one f32 scale
 
