@@ -94,7 +94,8 @@ class Embedder:
         tokens = sum(map(len, ids))
         if as_numpy:
             return np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dimensions), tokens
-        return [[float(x) for x in v] for v in vectors], tokens
+        # numpy rows and memoryviews (the page's Float32Array) make their Python floats in one tolist() call
+        return [v.tolist() if hasattr(v, "tolist") else [float(x) for x in v] for v in vectors], tokens
 
     def embed_sync(self, texts: str | Sequence[str], **options) -> Any:
         return _compat.run_sync(self.embed(texts, **options))
