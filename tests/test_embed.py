@@ -381,3 +381,13 @@ def test_transformers_js_loads_the_package(minilm_dir, tmp_path):
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["dims"] == [len(FIXTURE["sentences"]), 384]
     assert cosines(out["vectors"], FIXTURE["vectors"]).min() >= MIN_COSINE
+
+
+def test_nomoat_convert_takes_a_sentence_transformers_folder(tiny_zip, tmp_path, capsys):
+    folder = tmp_path / "st"
+    with zipfile.ZipFile(tiny_zip) as z:
+        z.extractall(folder)
+    assert main(["convert", str(folder / "tiny"), str(tmp_path / "pkg")]) == 0
+    assert check_package(tmp_path / "pkg")["kind"] == "embedding"
+    assert main(["embed", "the cat", "--model", str(tmp_path / "pkg")]) == 0
+    assert "model package:" in capsys.readouterr().out

@@ -114,6 +114,10 @@ def cmd_convert(args) -> None:
     elif args.model:
         out = convert_named(args.model, force=args.force, progress=_progress(f"assembling {args.model}"),
                             convert_progress=_bar())
+    elif args.gguf and args.out and (Path(args.gguf).is_dir() or args.gguf.endswith(".zip")):
+        from .convert.encoder import convert_encoder  # a sentence-transformers BERT: an embedding package
+
+        out = convert_encoder(args.gguf, args.out, progress=_bar())
     elif args.gguf and args.out:
         out = convert(args.gguf, args.out, accuracy_level=args.accuracy_level, progress=_bar(), context=args.context)
     else:
@@ -249,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="GGUF → nomoat model package", formatter_class=Help)
-    p.add_argument("gguf", nargs="?", help="a Llama-family .gguf file")
+    p.add_argument("gguf", nargs="?", help="a Llama-family .gguf file, or a sentence-transformers BERT folder (or "
+                                           "its .zip): an embedding model")
     p.add_argument("out", nargs="?", help="output folder")
     p.add_argument("--default", action="store_true", help="fetch and convert the default model (once)")
     p.add_argument("--model", help="fetch and convert a named model (once): SmolLM2-135M-Instruct, gemma-3-270m, "
