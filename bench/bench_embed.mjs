@@ -50,7 +50,35 @@ const engines = {
   },
 };
 
+// The graphs alone, on the same token ids (bench.forward): nomoat's OrtEncoder (runtime.mjs, made in
+// this page's thread, as transformers.js runs) on sentence_embedding, and transformers.js's model call
+// (last_hidden_state), without tokenizers, pooling, Pyodide or the worker.
+/** @type {any} */
+let encoder = null;
+const forward = {
+  async nomoat(ids, mask, batch, seq) {
+    if (!encoder) {
+      const {createRuntime} = await import("/runtime.mjs");
+      const rt = createRuntime({assets: {ort: new URL("/ort/", location.href).href}});
+      encoder = (await rt.loadModel(`/models/${MODEL}/`, "wasm", 0)).engine;
+    }
+    await encoder.encode(Int32Array.from(ids), Int32Array.from(mask), batch, seq);
+  },
+  async transformers(ids, mask, batch, seq) {
+    const {Tensor} = await import("/peers/node_modules/@huggingface/transformers/dist/transformers.js");
+    const t = (/** @type {number[]} */ a) => new Tensor("int64", BigInt64Array.from(a, BigInt), [batch, seq]);
+    await extractor.model({input_ids: t(ids), attention_mask: t(mask), token_type_ids: t(ids.map(() => 0))});
+  },
+};
+
 window.bench = {
+  /** The graph alone on pre-padded batches [[ids, mask, batch, seq], ...]: ms for all of them. */
+  async forward(name, batches) {
+    await forward[name](...batches[0]); // (loads nomoat's in-page encoder the first time; untimed)
+    const t0 = performance.now();
+    for (const b of batches) await forward[name](...b);
+    return {ms: performance.now() - t0};
+  },
   async load(name) {
     const t0 = performance.now();
     const info = await engines[name].load();

@@ -7,10 +7,16 @@ the same page of the same browser run, 2 threads each.
 
 Workloads: batches of 1, 8 and 64 short sentences (8-20 words), and batches of 8 passages of ~256
 tokens (the model's limit, [CLS] and [SEP] included). Per workload and engine: one untimed call,
-then `repeats` timed calls (the two engines alternate); latency is the median call, throughput
-sentences per second of it. Agreement: the cosine of the two engines' vectors for every text of the
-64-sentence and passage batches, and of each against the numpy reference encoder
-(nomoat.backends.reference_encoder) on the same texts.
+then `repeats` timed calls (the two engines alternate); latency is the fastest call (the median is
+recorded too: on this shared 2-CPU machine single calls vary up to 2x with other load, for either
+engine), throughput sentences per second of it. Then the graphs alone on the same padded token ids (the 64 sentences,
+and the 8 passages, each as one batch padded to its longest, as both engines pad them): nomoat's
+OrtEncoder made in the page's thread (where transformers.js runs its own) and transformers.js's
+model call, with no tokenizer, pooling, Pyodide or worker: what is left of a gap there is the runtime
+(onnxruntime-web 1.30 vs transformers.js's build). `foreign_cpus`: the CPUs other processes kept busy
+meanwhile (2 CPUs here: a busy machine slows both engines). Agreement: the cosine of the two
+engines' vectors for every text of the 64-sentence and passage batches, and of each against the
+numpy reference encoder (nomoat.backends.reference_encoder) on the same texts.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_peers import FLAGS, PEERS, commit, machine  # noqa: E402
+from bench_peers import FLAGS, PEERS, PeakRSS, chromium_pid, commit, machine  # noqa: E402
 
 SUBJECTS = ["The old lighthouse keeper", "A small team of engineers", "My neighbour's daughter", "The river",
             "An unexpected letter", "The city council", "A tired violinist", "The morning train"]
@@ -87,6 +93,14 @@ def serve(models: Path):
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 
 
+def padded_batch(rows: list[list[int]]) -> list:
+    """[ids, mask, batch, seq]: the rows padded to the longest (bench.forward's batch)."""
+    seq = max(map(len, rows))
+    ids = [t for r in rows for t in r + [0] * (seq - len(r))]
+    mask = [m for r in rows for m in [1] * len(r) + [0] * (seq - len(r))]
+    return [ids, mask, len(rows), seq]
+
+
 def cosines(a, b) -> list[float]:
     import numpy as np
 
@@ -112,7 +126,7 @@ def reference_vectors(source: Path, texts: list[str], tokenizer):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", type=Path, default=HERE / "results_embed.json")
     args = ap.parse_args(argv)
 
@@ -134,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
 
     srv, base = serve(models)
     results: dict = {"command": "flock /tmp/heavy.lock .venv/bin/python bench/bench_embed.py" +
-                     (f" --repeats {args.repeats}" if args.repeats != 5 else ""),
+                     (f" --repeats {args.repeats}" if args.repeats != 7 else ""),
                      "machine": machine(), "commit": commit(), "model": args.model,
                      "weights": manifest["embedding"].get("weights"), "threads": 2, "repeats": args.repeats,
                      "tokens_per_text": {k: statistics.mean(len(tokenizer.encode(t).ids) for t in v)
                                          for k, v in workloads.items()},
-                     "engines": {}, "agreement": {}}
+                     "engines": {}, "graph_alone": {}, "agreement": {}}
     vectors: dict = {}
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
@@ -149,28 +163,41 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(base + f"/bench/bench_embed.html?model={args.model}")
             page.wait_for_function("() => window.benchReady && window.llm")
             assert page.evaluate("crossOriginIsolated"), "the bench page must be cross-origin isolated (2 threads)"
-            for engine in ("nomoat", "transformers"):
-                loaded = page.evaluate("(e) => bench.load(e)", engine)
-                results["engines"][engine] = {"load_s": loaded["ms"] / 1000, "info": loaded["info"], "workloads": {}}
-            for name, texts in workloads.items():
+            with PeakRSS(chromium_pid(profile)) as mem:
                 for engine in ("nomoat", "transformers"):
-                    page.evaluate("([e, t]) => bench.embed(e, t)", [engine, texts])  # untimed
-                times = {"nomoat": [], "transformers": []}
-                for _ in range(args.repeats):
+                    loaded = page.evaluate("(e) => bench.load(e)", engine)
+                    results["engines"][engine] = {"load_s": loaded["ms"] / 1000, "info": loaded["info"],
+                                                  "workloads": {}}
+                for name, texts in workloads.items():
                     for engine in ("nomoat", "transformers"):
-                        r = page.evaluate("([e, t]) => bench.embed(e, t)", [engine, texts])
-                        times[engine].append(r["ms"])
-                        vectors[(engine, name)] = r["vectors"]
-                        if r.get("padded"):
-                            results["engines"][engine].setdefault("padded_tokens", {})[name] = r["padded"]
-                        if r.get("tokens"):
-                            results["engines"][engine].setdefault("tokens", {})[name] = r["tokens"]
-                for engine, ms in times.items():
-                    med = statistics.median(ms)
-                    results["engines"][engine]["workloads"][name] = {
-                        "latency_ms": med, "latency_ms_all": ms, "sentences_per_s": len(texts) / (med / 1000)}
-                print(f"{name}: " + ", ".join(f"{e} {statistics.median(m):.1f} ms" for e, m in times.items()),
-                      flush=True)
+                        page.evaluate("([e, t]) => bench.embed(e, t)", [engine, texts])  # untimed
+                    times = {"nomoat": [], "transformers": []}
+                    for _ in range(args.repeats):
+                        for engine in ("nomoat", "transformers"):
+                            r = page.evaluate("([e, t]) => bench.embed(e, t)", [engine, texts])
+                            times[engine].append(r["ms"])
+                            vectors[(engine, name)] = r["vectors"]
+                            if r.get("padded"):
+                                results["engines"][engine].setdefault("padded_tokens", {})[name] = r["padded"]
+                            if r.get("tokens"):
+                                results["engines"][engine].setdefault("tokens", {})[name] = r["tokens"]
+                    for engine, ms in times.items():
+                        results["engines"][engine]["workloads"][name] = {
+                            "latency_ms": min(ms), "latency_ms_median": statistics.median(ms), "latency_ms_all": ms,
+                            "sentences_per_s": len(texts) / (min(ms) / 1000)}
+                    print(f"{name}: " + ", ".join(f"{e} {min(m):.1f} ms" for e, m in times.items()), flush=True)
+                for name in ("short x64", "passage x8"):
+                    batch = padded_batch([tokenizer.encode(t).ids for t in workloads[name]])
+                    graph = {"nomoat": [], "transformers": []}
+                    for _ in range(args.repeats):
+                        for engine in graph:
+                            graph[engine].append(page.evaluate("([e, b]) => bench.forward(e, b)",
+                                                               [engine, [batch]])["ms"])
+                    results["graph_alone"][name] = {"shape": batch[2:], "all": graph,
+                                                    **{e: min(m) for e, m in graph.items()}}
+                    print(f"graph alone, {name} {batch[2:]}: " + ", ".join(f"{e} {min(m):.1f} ms"
+                                                                          for e, m in graph.items()), flush=True)
+            results["foreign_cpus"] = mem.foreign_cpus
             ctx.close()
     finally:
         srv.shutdown()
@@ -197,15 +224,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(r: dict) -> str:
     e = r["engines"]
-    lines = ["| workload | tokens/text | nomoat sent/s | nomoat ms | transformers.js sent/s | transformers.js ms "
-             "| nomoat / tjs |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| workload | tokens/text | nomoat texts/s | nomoat ms (median) | transformers.js texts/s "
+             "| transformers.js ms (median) | nomoat / tjs |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, w in e["nomoat"]["workloads"].items():
         t = e["transformers"]["workloads"][name]
         lines.append(f"| {name} | {r['tokens_per_text'][name]:.0f} | {w['sentences_per_s']:.1f} | "
-                     f"{w['latency_ms']:.1f} | {t['sentences_per_s']:.1f} | {t['latency_ms']:.1f} | "
-                     f"{r['speedup'][name]:.2f}x |")
+                     f"{w['latency_ms']:.0f} ({w['latency_ms_median']:.0f}) | {t['sentences_per_s']:.1f} | "
+                     f"{t['latency_ms']:.0f} ({t['latency_ms_median']:.0f}) | {r['speedup'][name]:.2f}x |")
     lines.append("")
-    lines.append(f"load: nomoat {e['nomoat']['load_s']:.1f} s, transformers.js {e['transformers']['load_s']:.1f} s")
+    for name, g in r["graph_alone"].items():
+        lines.append(f"graph alone, {name} as one {g['shape'][0]} x {g['shape'][1]} batch of the same token ids: "
+                     f"nomoat {g['nomoat']:.1f} ms, transformers.js {g['transformers']:.1f} ms")
+    lines.append(f"load: nomoat {e['nomoat']['load_s']:.1f} s, transformers.js {e['transformers']['load_s']:.1f} s; "
+                 f"other processes kept {r['foreign_cpus'] or 0:.2f} CPUs busy")
     for name, a in r["agreement"].items():
         lines.append(f"cosine ({name}, min over texts): "
                      f"nomoat vs transformers.js {a['nomoat_vs_transformers_min']:.7f}, "
