@@ -99,7 +99,7 @@ def test_models_index_lists_the_valid_packages(server, models, default_model_dir
     assert index["SmolLM2-135M-Instruct"] == {
         "name": "SmolLM2-135M-Instruct", "url": "/models/SmolLM2-135M-Instruct/",
         "bytes": sum(f["size"] for f in manifest["files"].values()), "model_type": "llama", "context_window": 8192,
-        "chat": True, "quantization": manifest.get("quantization", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+        "chat": True, "quantization": manifest.get("quantization", "SmolLM2-135M-Instruct.Q4_1.gguf"), "kind": "llm"}
     config = json.loads((tiny_dir / "config.json").read_text())
     tiny_manifest = json.loads((tiny_dir / MANIFEST).read_text())  # a GGUF without general.file_type: its name
     assert "quantization" not in tiny_manifest and index["tiny"]["quantization"] == tiny_manifest["source"]["gguf"]

@@ -119,7 +119,8 @@ async function listPackages() {
         return false;
       }
     };
-    return index.models.filter((p) => p && typeof p.name === "string" && typeof p.url === "string" && here(p.url))
+    return index.models.filter((p) => p && typeof p.name === "string" && typeof p.url === "string" && here(p.url) &&
+      p.kind !== "embedding") // a sentence-embedding package is not a chat model
       .map((p) => ({...p, url: new URL(p.url, location.href).href}));
   } catch {
     return []; // a server without an index (the page still runs the model it is given)

@@ -7,6 +7,8 @@
     /models/NAME/     model packages from the models folder (nomoat.home.models_home())
     /models/index.json   the packages there, for the demo's picker (model_index(); a real file of
                       that name wins)
+    /v1/              with openai=True (`nomoat serve --openai`): OpenAI's API over those packages
+                      (openai_server.py: chat completions, embeddings, models)
 
 Every response carries the COOP/COEP headers that make the page cross-origin isolated, which
 multi-threaded wasm needs. Only files under those folders are served (see inside()), and only to
@@ -87,7 +89,8 @@ def package_entry(models: Path, name: str) -> dict | None:
     """What the demo shows of the package folder `name` in `models`, or None if it is not a valid one:
     {name, url, bytes (its files, from nomoat.json), model_type, context_window (config.json's
     max_position_embeddings), chat (tokenizer_config.json has a chat template), quantization
-    (nomoat.json's "quantization", else the file name of the GGUF it was converted from, else null)}."""
+    (nomoat.json's "quantization", else the file name of the GGUF it was converted from, else null),
+    kind ("llm", or "embedding" for a sentence-embedding package)}."""
     manifest = _small_json(models, f"{name}/{MANIFEST}")
     config = _small_json(models, f"{name}/config.json")
     tok = _small_json(models, f"{name}/tokenizer_config.json")
@@ -102,7 +105,8 @@ def package_entry(models: Path, name: str) -> dict | None:
     return {"name": name, "url": f"/models/{quote(name)}/", "bytes": sum(f["size"] for f in manifest["files"].values()),
             "model_type": model_type, "context_window": window,
             "chat": isinstance(tok.get("chat_template"), str) and bool(tok["chat_template"]),
-            "quantization": quant if isinstance(quant, str) else None}
+            "quantization": quant if isinstance(quant, str) else None,
+            "kind": manifest.get("kind", "llm")}  # "embedding" packages are not chat models: the demo leaves them out
 
 
 def model_index(models: Path) -> dict:
@@ -118,6 +122,7 @@ def model_index(models: Path) -> dict:
 class Handler(SimpleHTTPRequestHandler):
     roots: list[tuple[str, Path]] = []  # (url prefix, folder), first match wins
     models: Path | None = None  # the models folder, whose index.json this generates
+    api = None  # openai_server.OpenAIApi, which answers /v1/ (openai=True)
 
     def end_headers(self) -> None:
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
@@ -147,6 +152,16 @@ class Handler(SimpleHTTPRequestHandler):
             return io.BytesIO(body)
         return super().send_head()
 
+    def do_GET(self) -> None:
+        if self.api is not None and self.api.owns(self.path):
+            return self.api.handle(self)
+        return super().do_GET()
+
+    def do_POST(self) -> None:
+        if self.api is not None and self.api.owns(self.path):
+            return self.api.handle(self)
+        self.send_error(501, "Unsupported method ('POST')")
+
     def parse_request(self) -> bool:
         """Only requests addressed to this machine by a loopback name (or to the host it was told to
         bind): a page on another site whose name is rebound to 127.0.0.1 (DNS rebinding) is refused."""
@@ -170,6 +185,12 @@ class Handler(SimpleHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    api = None  # the OpenAIApi its handlers use, closed with it
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.api is not None:
+            self.api.close()
 
     def handle_error(self, request, client_address) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
@@ -178,9 +199,11 @@ class Server(ThreadingHTTPServer):
 
 
 def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False,
-                models: Path | None = None) -> ThreadingHTTPServer:
+                models: Path | None = None, openai: bool = False) -> ThreadingHTTPServer:
+    """The server; openai: also OpenAI's API under /v1/ (then the browser runtime may be missing:
+    the API needs none of it)."""
     dist = web_dist()
-    if not (dist / "nomoat.js").is_file():
+    if not openai and not (dist / "nomoat.js").is_file():
         raise ModelNotFoundError(f"The browser runtime is not built ({dist}/nomoat.js is missing); run 'make web'.")
     root = repo_root()
     site = root / "examples" / "chat" if root else dist
@@ -188,16 +211,25 @@ def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False
     roots = [("/models/", models), ("/", site), ("/", dist)]
     if root:
         roots.insert(1, ("/rag/", root / "examples" / "rag"))
-    handler = type("NomoatHandler", (Handler,), {"roots": roots, "models": models})
+    api = None
+    if openai:
+        from .openai_server import OpenAIApi
+
+        api = OpenAIApi(models)
+    handler = type("NomoatHandler", (Handler,), {"roots": roots, "models": models, "api": api})
     server = Server((host, port), partial(handler))
     server.verbose = verbose  # type: ignore[attr-defined]
+    server.api = api
     return server
 
 
-def serve(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> None:
-    server = make_server(port, host, verbose)
+def serve(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False, openai: bool = False) -> None:
+    server = make_server(port, host, verbose, openai=openai)
     url = f"http://{host}:{server.server_address[1]}/"
     print(f"nomoat: serving the chat demo at {url}  (Ctrl-C stops)", file=sys.stderr)
+    if openai:
+        print(f"nomoat: OpenAI's API at {url}v1 (base_url; any api_key), models from {server.api.models.folder}",
+              file=sys.stderr)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
