@@ -226,7 +226,7 @@ def cmd_serve(args) -> None:
     from .serve import serve
 
     convert_default()  # the demo's default model must exist under /models/
-    serve(args.port, args.host, args.verbose)
+    serve(args.port, args.host, args.verbose, openai=args.openai)
 
 
 def cmd_bench(argv: list[str]) -> int:
@@ -285,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
                         "network, answering requests for any IP address of this machine)")
     p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--openai", action="store_true",
+                   help="also serve OpenAI's API at /v1 (chat completions, streamed or not; embeddings; models) from "
+                        "the packages in the models folder: point an OpenAI client's base_url at http://HOST:PORT/v1")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("embed", help="sentence embeddings of texts, as OpenAI's embeddings JSON", formatter_class=Help)
