@@ -33,7 +33,15 @@ def build_script():
 
 
 @pytest.fixture(scope="session")
-def site(build_script, tmp_path_factory, default_model_dir) -> Path:
+def minilm_dir() -> Path:
+    """The embedding model the notebook's last cell asks for (the build links it into the site)."""
+    from nomoat.catalog import convert_named
+
+    return convert_named("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def site(build_script, tmp_path_factory, default_model_dir, minilm_dir) -> Path:
     try:
         return build_script.build(tmp_path_factory.mktemp("jupyterlite"))
     except SystemExit as e:  # the script says what is missing (e.g. "run 'make web' first")
@@ -70,6 +78,14 @@ WATCH_STREAM = """(marker) => {
 }"""
 
 
+# The embedding cell's outputs are complete: the nearest passage ("[1] ...") and the answer after it.
+RAG_DONE = """(outputs) => {
+    const lines = (outputs || []).join('').split('\\n');
+    const k = lines.findIndex((l) => l.startsWith('[1] '));
+    return k >= 0 && lines.slice(k + 1).some((l) => l.trim());
+}"""
+
+
 def test_notebook_runs_nomoat_offline(browser, lite):
     base, isolated = lite
     page = browser.new_page()
@@ -85,7 +101,7 @@ def test_notebook_runs_nomoat_offline(browser, lite):
 
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
-    page.wait_for_function(f"({OUTPUTS})('session.last') && ({OUTPUTS})('session.last').length > 0")
+    page.wait_for_function(f"({RAG_DONE})(({OUTPUTS})('embedder.embed'))")
 
     errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     assert errors.count() == 0, errors.all_inner_texts()
@@ -104,6 +120,11 @@ def test_notebook_runs_nomoat_offline(browser, lite):
     assert len(streamed) >= 5 and streamed[-1] == final[0]
     assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(streamed, streamed[1:], strict=False))
     assert re.fullmatch(r"\d+ tokens at [\d.]+ tokens/s \(wasm\)\n?", page.evaluate(OUTPUTS, "session.last")[0])
+    # Ask a document: the nearest passage by cosine similarity of the embeddings, then an answer from it
+    rag = "".join(page.evaluate(OUTPUTS, "embedder.embed")).splitlines()  # (after the download's progress lines)
+    cited = [i for i, line in enumerate(rag) if line.startswith("[1] ")]
+    assert cited and rag[cited[0]].startswith("[1] The Bell Rock Lighthouse"), rag
+    assert any(line.strip() for line in rag[cited[0] + 1:]), rag  # the model's answer
 
     offsite = [u for u in requests if not u.startswith((base + "/", base.replace("http", "ws", 1) + "/",
                                                         "data:", "blob:"))]

@@ -12,8 +12,8 @@ The site (.cache/jupyterlite/site/ unless --out says otherwise) requests nothing
                       (web/dist/wheels/). The kernel loads what a cell imports from the lock, so
                       `import nomoat` needs no install step.
     nomoat/           nomoat's JS runtime (runtime.mjs and the modules it imports, ort/) and models/<default model>/
-                      (hard links). jupyter-lite.json hands the kernel NOMOAT_ASSETS so that
-                      nomoat's Python finds them from the kernel's worker.
+                      and models/all-MiniLM-L6-v2/ where converted (hard links). jupyter-lite.json hands the
+                      kernel NOMOAT_ASSETS so that nomoat's Python finds them from the kernel's worker.
     files/, api/contents/all.json   the notebook and its listing.
 
 The first build installs the pinned jupyterlite-core and jupyterlite-pyodide-kernel into this
@@ -72,17 +72,18 @@ def ensure_tools() -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-qq", *missing], check=True)
 
 
-def inputs() -> tuple[Path, Path]:
-    """web/dist and the default model package, or exit saying what to run."""
+def inputs() -> tuple[Path, list[Path]]:
+    """web/dist and the model packages (the default model; the embedding model all-MiniLM-L6-v2 too
+    where `make setup` converted it), or exit saying what to run."""
     sys.path.insert(0, str(ROOT / "py"))
-    from nomoat.home import default_model_dir, web_dist
+    from nomoat.home import default_model_dir, models_home, web_dist
 
-    dist, model = web_dist(), default_model_dir()
+    dist, model, embedder = web_dist(), default_model_dir(), models_home() / "all-MiniLM-L6-v2"
     if not (dist / "runtime.mjs").is_file() or not list((dist / "wheels").glob("nomoat-*.whl")):
         sys.exit(f"{dist} is not built: run 'make web' first.")
     if not (model / "nomoat.json").is_file():
         sys.exit(f"The default model is not converted ({model}/nomoat.json is missing): run 'make setup'.")
-    return dist, model
+    return dist, [model, *([embedder] if (embedder / "nomoat.json").is_file() else [])]
 
 
 def pypi_wheel(name: str, version: str) -> Path:
@@ -187,8 +188,9 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def add_nomoat_assets(dist: Path, model: Path, site: Path) -> None:
-    """site/nomoat: the JS runtime, onnxruntime-web, the default model."""
+def add_nomoat_assets(dist: Path, models: list[Path], site: Path) -> None:
+    """site/nomoat: the JS runtime, onnxruntime-web, the models (the default one, and the embedding
+    model where it has been converted)."""
     out = site / "nomoat"
     # runtime.mjs and the modules next to it that it imports (web/dist keeps web/src's names), with
     # nomoat's own wasm decoder
@@ -196,16 +198,17 @@ def add_nomoat_assets(dist: Path, model: Path, site: Path) -> None:
         link_or_copy(f, out / f.relative_to(dist))
     for f in sorted((dist / "ort").iterdir()):
         link_or_copy(f, out / "ort" / f.name)
-    for f in sorted(model.rglob("*")):
-        if f.is_file():
-            link_or_copy(f, out / "models" / model.name / f.relative_to(model))
+    for model in models:
+        for f in sorted(model.rglob("*")):
+            if f.is_file():
+                link_or_copy(f, out / "models" / model.name / f.relative_to(model))
 
 
 def build(out: Path = CACHE) -> Path:
     """Build out/site (staging in out/lite); returns the site folder."""
     start = time.monotonic()
     ensure_tools()
-    dist, model = inputs()
+    dist, models = inputs()
     lite, site = out / "lite", out / "site"
     for d in (lite, site):
         shutil.rmtree(d, ignore_errors=True)
@@ -220,7 +223,7 @@ def build(out: Path = CACHE) -> Path:
     if not (site / WORKER_DIR).is_dir():
         sys.exit(f"{site / WORKER_DIR} is missing: the Pyodide kernel extension changed its layout.")
     add_notebook(site)
-    add_nomoat_assets(dist, model, site)
+    add_nomoat_assets(dist, models, site)
     log(f"built {site} in {time.monotonic() - start:.1f} s")
     return site
 
