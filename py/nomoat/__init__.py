@@ -6,8 +6,12 @@
     print(await session.prompt("Name a primary colour."))
     async for piece in session.prompt_streaming("And another?"):
         print(piece, end="")
+
+    emb = nomoat.load("all-MiniLM-L6-v2")      # a sentence-embedding model: an Embedder
+    vectors = await emb.embed(["a text", "another"])
 """
 
+from .embed import Embedder
 from .errors import (
     ContextOverflowError,
     IncompleteOutputError,
@@ -24,7 +28,7 @@ from .session import Session
 
 __version__ = "0.1.0"
 __all__ = [
-    "ContextOverflowError", "IncompleteOutputError", "InvalidModelError", "InvalidOptionError", "Model",
+    "ContextOverflowError", "Embedder", "IncompleteOutputError", "InvalidModelError", "InvalidOptionError", "Model",
     "ModelNotFoundError", "NomoatError", "SamplingParams", "Session", "UnsupportedModelError",
     "UnsupportedSchemaError", "load",
 ]
