@@ -47,6 +47,7 @@ WEIGHTS = ("f32", "q8")
 # 64 short sentences): f32 334 sentences/s, q8 at accuracy level 0 284/s, at level 4 347/s (+4 %); 8 passages
 # of 256 tokens: 26 / 25 / 31 per s. Size: 90.3 MB vs 59.8 MB (the f32 word embeddings are half the model).
 # So f32: exact, as fast, and the 30 MB saved is not worth the accuracy. "q8" stays a converter option.
+# The commands: bench/embed_weights/ (measure_q8_accuracy.py, measure_q8_speed.py).
 DEFAULT_WEIGHTS = "f32"
 Q8_BLOCK = 32  # MatMulNBits block: 32 inputs share one f32 scale
 
