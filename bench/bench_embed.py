@@ -5,18 +5,19 @@ the same page of the same browser run, 2 threads each.
     flock /tmp/heavy.lock .venv/bin/python bench/bench_embed.py      # writes bench/results_embed.json, prints a table
     .venv/bin/python bench/bench_embed.py --repeats 3 --out /tmp/embed.json
 
-Workloads: batches of 1, 8 and 64 short sentences (8-20 words), and batches of 8 passages of ~256
-tokens (the model's limit, [CLS] and [SEP] included). Per workload and engine: one untimed call,
-then `repeats` timed calls (the two engines alternate); latency is the fastest call (the median is
-recorded too: on this shared 2-CPU machine single calls vary up to 2x with other load, for either
-engine), throughput sentences per second of it. Then the graphs alone on the same padded token ids (the 64 sentences,
-and the 8 passages, each as one batch padded to its longest, as both engines pad them): nomoat's
-OrtEncoder made in the page's thread (where transformers.js runs its own) and transformers.js's
-model call, with no tokenizer, pooling, Pyodide or worker: what is left of a gap there is the runtime
-(onnxruntime-web 1.30 vs transformers.js's build). `foreign_cpus`: the CPUs other processes kept busy
-meanwhile (2 CPUs here: a busy machine slows both engines). Agreement: the cosine of the two
-engines' vectors for every text of the 64-sentence and passage batches, and of each against the
-numpy reference encoder (nomoat.backends.reference_encoder) on the same texts.
+Workloads: batches of 1, 8 and 64 short sentences (8-20 words), and batches of 8 passages of ~256 tokens
+(the model's limit, [CLS] and [SEP] included). Per workload and engine: one untimed call, then `repeats`
+timed calls (the two engines alternate); latency is the fastest call (the median is recorded too: on
+this shared 2-CPU machine single calls vary up to 2x with other load, for either engine), throughput
+sentences per second of it. Then the graphs alone on the same padded token ids (the 64 sentences, and
+the 8 passages, each as one batch padded to its longest, as both engines pad them): nomoat's OrtEncoder
+made in the page's thread (where transformers.js runs its own) and transformers.js's model call, with no
+tokenizer, pooling, Pyodide or worker: what is left of a gap there is the runtime (onnxruntime-web 1.30
+vs transformers.js's build). And the padding lever: the 64 sentences sorted by length and run in batches
+of 64, 16 and 8 (nomoat's graph alone). `foreign_cpus`: the CPUs other processes kept busy meanwhile (2
+CPUs here: a busy machine slows both engines). Agreement: the cosine of the two engines' vectors for
+every text of the 64-sentence and passage batches, and of each against the numpy reference encoder
+(nomoat.backends.reference_encoder) on the same texts.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                      "weights": manifest["embedding"].get("weights"), "threads": 2, "repeats": args.repeats,
                      "tokens_per_text": {k: statistics.mean(len(tokenizer.encode(t).ids) for t in v)
                                          for k, v in workloads.items()},
-                     "engines": {}, "graph_alone": {}, "agreement": {}}
+                     "engines": {}, "graph_alone": {}, "padding": {}, "agreement": {}}
     vectors: dict = {}
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
@@ -197,6 +198,16 @@ def main(argv: list[str] | None = None) -> int:
                                                     **{e: min(m) for e, m in graph.items()}}
                     print(f"graph alone, {name} {batch[2:]}: " + ", ".join(f"{e} {min(m):.1f} ms"
                                                                           for e, m in graph.items()), flush=True)
+                # The padding lever: the 64 sentences sorted by length in batches of 64, 16, 8 (nomoat's encoder alone).
+                ids = sorted((tokenizer.encode(t).ids for t in short), key=len)
+                for rows in (64, 16, 8):
+                    batches = [padded_batch(ids[i:i + rows]) for i in range(0, len(ids), rows)]
+                    ms = [page.evaluate("([e, b]) => bench.forward(e, b)", ["nomoat", batches])["ms"]
+                          for _ in range(args.repeats)]
+                    results["padding"][f"{rows} per batch"] = {"padded_tokens": sum(b[2] * b[3] for b in batches),
+                                                               "ms": min(ms), "all": ms}
+                print("padding: " + ", ".join(f"{k} ({v['padded_tokens']} tokens) {v['ms']:.0f} ms"
+                                              for k, v in results["padding"].items()), flush=True)
             results["foreign_cpus"] = mem.foreign_cpus
             ctx.close()
     finally:
@@ -235,6 +246,8 @@ def markdown(r: dict) -> str:
     for name, g in r["graph_alone"].items():
         lines.append(f"graph alone, {name} as one {g['shape'][0]} x {g['shape'][1]} batch of the same token ids: "
                      f"nomoat {g['nomoat']:.1f} ms, transformers.js {g['transformers']:.1f} ms")
+    lines.append("padding, short x64 sorted by length, nomoat's graph alone: " + ", ".join(
+        f"{k} {v['padded_tokens']} tokens {v['ms']:.0f} ms" for k, v in r["padding"].items()))
     lines.append(f"load: nomoat {e['nomoat']['load_s']:.1f} s, transformers.js {e['transformers']['load_s']:.1f} s; "
                  f"other processes kept {r['foreign_cpus'] or 0:.2f} CPUs busy")
     for name, a in r["agreement"].items():
