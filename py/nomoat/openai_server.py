@@ -92,6 +92,8 @@ def api_error(e: BaseException, param: str | None = None) -> ApiError:
         return ApiError(400, str(e), param, "context_length_exceeded")
     if isinstance(e, UnsupportedSchemaError):
         return ApiError(400, str(e), "response_format")
+    if isinstance(e, UnsupportedModelError) and "tools" in str(e):
+        return ApiError(400, str(e), "tools")
     if isinstance(e, (InvalidOptionError, InvalidPromptError, UnsupportedModelError)):
         return ApiError(400, str(e), param)
     if isinstance(e, ModelNotFoundError):
@@ -196,6 +198,8 @@ def chat_tools(body: dict) -> list[dict] | None:
 
 
 def response_constraint(rf: Any) -> dict | None:
+    """response_format as the Python API's response_constraint (a JSON Schema), checked now: a
+    schema nomoat cannot enforce is a 400 before anything runs."""
     if rf is None:
         return None
     kind = rf.get("type") if isinstance(rf, dict) else None
@@ -203,6 +207,12 @@ def response_constraint(rf: Any) -> dict | None:
         schema = rf.get("json_schema", {}).get("schema") if isinstance(rf.get("json_schema"), dict) else None
         if not isinstance(schema, dict):
             raise bad("response_format.json_schema.schema must be a JSON Schema object.", "response_format")
+        from .constrain import compile_constraint
+
+        try:
+            compile_constraint(schema)
+        except NomoatError as e:
+            raise ApiError(400, str(e), "response_format") from e
         return schema
     if kind == "json_object":
         return {"type": "object"}
