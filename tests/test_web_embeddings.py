@@ -81,8 +81,8 @@ def server(minilm_dir, default_model_dir, tmp_path_factory):
     (root / MODEL).symlink_to(minilm_dir)
     (root / "SmolLM2-135M-Instruct").symlink_to(default_model_dir)
     srv = make_server(0, models=root)
-    handler = srv.RequestHandlerClass.func
-    if not any(prefix == "/rag/" for prefix, _ in handler.roots):  # (until nomoat serve serves the examples itself)
+    handler = getattr(srv.RequestHandlerClass, "func", srv.RequestHandlerClass)
+    if not any(prefix == "/rag/" for prefix, _ in handler.roots):  # (a nomoat serve that does not serve it yet)
         handler.roots = [("/rag/", RAG), *handler.roots]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
