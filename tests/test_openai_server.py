@@ -98,6 +98,22 @@ def test_chat_completion_is_the_python_api_answer(client, smol):
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
 
 
+def test_a_growing_conversation_reuses_its_tokens(client, smol):
+    """A "developer" message is the system prompt, text parts are text; the next request of the same
+    conversation computes only its new tokens (usage.prompt_tokens_details.cached_tokens)."""
+    system, q1, q2 = "You answer in one short sentence.", "What is ice?", "And what is steam?"
+    session = smol.session(system=system, temperature=0, max_tokens=20)
+    want1, want2 = session.prompt_sync(q1), session.prompt_sync(q2)
+    messages = [{"role": "developer", "content": [{"type": "text", "text": system}]},
+                {"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "ice?"}]}]
+    r1 = client.chat.completions.create(model=SMOL, messages=messages, temperature=0, max_tokens=20)
+    assert r1.choices[0].message.content == want1
+    messages += [{"role": "assistant", "content": want1}, {"role": "user", "content": q2}]
+    r2 = client.chat.completions.create(model=SMOL, messages=messages, temperature=0, max_tokens=20)
+    assert r2.choices[0].message.content == want2
+    assert r2.usage.prompt_tokens_details.cached_tokens >= r1.usage.prompt_tokens
+
+
 def test_streaming_chunks_add_up_to_the_answer(client, smol):
     q = "Why is the sky blue?"
     want, stats = oracle(smol, q, temperature=0, max_tokens=24)
@@ -269,8 +285,13 @@ def test_http_level_refusals(server):
     port = server.server_address[1]
     assert raw(server, "GET", "/v1/models", headers={"Origin": f"http://127.0.0.1:{port}"})[0] == 200
     assert raw(server, "POST", "/index.html", b"")[0] == 501  # only /v1/ takes POST
-    r = raw(server, "GET", "/v1/models")
-    assert r[0] == 200
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/v1/models")
+    r = conn.getresponse()
+    assert r.status == 200 and r.getheader("Content-Type") == "application/json"
+    assert r.getheader("Cross-Origin-Opener-Policy") == "same-origin"  # as every file nomoat serve sends
+    assert r.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+    conn.close()
 
 
 def test_models_lists_the_packages(client, models):

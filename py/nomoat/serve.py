@@ -226,7 +226,11 @@ def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False
 def serve(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False, openai: bool = False) -> None:
     server = make_server(port, host, verbose, openai=openai)
     url = f"http://{host}:{server.server_address[1]}/"
-    print(f"nomoat: serving the chat demo at {url}  (Ctrl-C stops)", file=sys.stderr)
+    if (web_dist() / "nomoat.js").is_file():
+        print(f"nomoat: serving the chat demo at {url}  (Ctrl-C stops)", file=sys.stderr)
+    else:
+        print(f"nomoat: serving at {url} without the chat demo (the browser runtime is not built: 'make web')  "
+              "(Ctrl-C stops)", file=sys.stderr)
     if openai:
         print(f"nomoat: OpenAI's API at {url}v1 (base_url; any api_key), models from {server.api.models.folder}",
               file=sys.stderr)
