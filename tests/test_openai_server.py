@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import openai
 import pytest
 
+import nomoat
 from nomoat.openai_server import Answer, ChatRequest, split_calls, streamable
 from nomoat.serve import make_server
 
@@ -163,6 +164,26 @@ def test_response_format_json_schema(client, smol):
     assert r.choices[0].message.content == want
     person = json.loads(want)
     assert set(person) == {"name", "age"} and isinstance(person["age"], int)
+
+
+def test_json_object_and_json_cut_short(client, smol):
+    """json_object answers a JSON object; when max_tokens ends a structured answer first, OpenAI's
+    answer is finish_reason "length" with the text so far (the Python API raises IncompleteOutputError
+    and keeps that text in the history)."""
+    q = "Give me a JSON object describing a dog."
+    want = smol.session(temperature=0, max_tokens=30).prompt_sync(q, {"type": "object"})
+    r = client.chat.completions.create(model=SMOL, messages=ask(q), temperature=0, max_tokens=30,
+                                       response_format={"type": "json_object"})
+    assert r.choices[0].message.content == want and isinstance(json.loads(want), dict)
+    q, schema = "Describe a horse.", {"type": "object", "required": ["name", "breed"],
+                                      "properties": {"name": {"type": "string"}, "breed": {"type": "string"}}}
+    session = smol.session(temperature=0, max_tokens=4)
+    with pytest.raises(nomoat.IncompleteOutputError):
+        session.prompt_sync(q, schema)
+    r = client.chat.completions.create(model=SMOL, messages=ask(q), temperature=0, max_tokens=4, response_format={
+        "type": "json_schema", "json_schema": {"name": "horse", "schema": schema}})
+    assert r.choices[0].finish_reason == "length" and r.choices[0].message.content == session.messages[-1]["content"]
+    assert r.choices[0].message.content.startswith("{") and r.usage.completion_tokens == 4
 
 
 def idle_after(server, n_before: int, timeout: float = 20.0):
