@@ -25,7 +25,7 @@ from nomoat.cli import main
 from nomoat.convert.encoder import build_encoder_graph, convert_encoder, read_source
 from nomoat.convert.safetensors import read_safetensors
 from nomoat.embed import BATCH_ROWS, Embedder, load_embedder
-from nomoat.errors import ContextOverflowError, InvalidModelError, InvalidOptionError
+from nomoat.errors import AbortedError, ContextOverflowError, InvalidModelError, InvalidOptionError
 from nomoat.package import check_package
 from nomoat.wordpiece import HFWordPiece, WordPieceTokenizer
 
@@ -113,8 +113,30 @@ def test_many_texts_in_several_batches_keep_their_order(minilm):
     texts = [f"sentence {i} " + "word " * (i % 37) for i in range(BATCH_ROWS * 2 + 5)]
     together = asyncio.run(minilm.embed(texts, as_numpy=True))
     assert together.shape == (len(texts), 384) and together.dtype == np.float32
-    some = [0, 36, 37, 100, len(texts) - 1]
+    some = [0, 36, BATCH_ROWS - 1, BATCH_ROWS, 2 * BATCH_ROWS, len(texts) - 1]
     assert cosines(together[some], asyncio.run(minilm.embed([texts[i] for i in some]))).min() >= 0.999999
+
+
+def test_an_abort_stops_between_batches(minilm):
+    """cancelled() is asked before each batch: once it says yes no further batch runs, and the call
+    raises AbortedError (the page's abort, a client gone from `nomoat serve --openai`)."""
+    calls = []
+
+    class Counting:
+        device = "cpu"
+
+        async def encode(self, ids, mask):
+            calls.append(len(ids))
+            return await minilm.backend.encode(ids, mask)
+
+    counted = Embedder("all-MiniLM-L6-v2", minilm.tokenizer, Counting(), dimensions=384, max_tokens=256)
+    texts = [f"sentence {i}" for i in range(BATCH_ROWS * 3)]
+    with pytest.raises(AbortedError):
+        asyncio.run(counted.embed_counted(texts, cancelled=lambda: len(calls) >= 1))
+    assert calls == [BATCH_ROWS]
+    calls.clear()
+    vectors, _ = asyncio.run(counted.embed_counted(texts, cancelled=lambda: False))
+    assert calls == [BATCH_ROWS] * 3 and len(vectors) == len(texts)
 
 
 # --- the Embedder's API and errors -----------------------------------------------------------------

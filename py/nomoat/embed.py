@@ -16,15 +16,16 @@ or the numpy oracle (backends/reference_encoder.ReferenceEncoder).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import _compat
 from .chat import usv
-from .errors import ContextOverflowError, InvalidModelError, InvalidOptionError
+from .errors import AbortedError, ContextOverflowError, InvalidModelError, InvalidOptionError
 
-BATCH_ROWS = 64  # texts per encoder call at most
+BATCH_ROWS = 16  # texts per encoder call at most: length-sorted batches of 16 pad less than one of 64 (64 short
+# sentences in the page: 436 vs 531 ms, bench/README.md's embeddings section) and an abort waits for one batch
 BATCH_TOKENS = 4096  # rows x padded length per call at most: bounds the (rows, heads, S, S) attention scores
 
 
@@ -65,9 +66,11 @@ class Embedder:
         vectors, _ = await self.embed_counted(texts, truncate=truncate, as_numpy=as_numpy)
         return vectors
 
-    async def embed_counted(self, texts: str | Sequence[str], *, truncate: bool = False, as_numpy: bool = False
-                            ) -> tuple[Any, int]:
-        """(embed()'s vectors, the tokens they took): what an OpenAI-style usage reports."""
+    async def embed_counted(self, texts: str | Sequence[str], *, truncate: bool = False, as_numpy: bool = False,
+                            cancelled: Callable[[], bool] | None = None) -> tuple[Any, int]:
+        """(embed()'s vectors, the tokens they took): what an OpenAI-style usage reports.
+        cancelled: asked between batches; true raises AbortedError (the page's abort, the server's
+        client gone)."""
         if not isinstance(truncate, bool):
             raise InvalidOptionError(f"truncate must be True or False, not {truncate!r}.")
         if as_numpy:
@@ -86,6 +89,8 @@ class Embedder:
                     requested=len(row), context_window=self.max_tokens)
         vectors: list[Any] = [None] * len(ids)
         for batch in _batches(ids):
+            if cancelled is not None and cancelled():
+                raise AbortedError("The call was aborted.")
             S = max(len(ids[i]) for i in batch)
             rows = await self.backend.encode([ids[i] + [0] * (S - len(ids[i])) for i in batch],
                                              [[1] * len(ids[i]) + [0] * (S - len(ids[i])) for i in batch])

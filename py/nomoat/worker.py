@@ -157,7 +157,8 @@ async def embed(model_url: str, device: str, texts, options: dict, request_id: i
     truncate = opts.pop("truncate", False)
     if opts or not isinstance(truncate, bool):
         raise InvalidOptionError(f"embed takes the option truncate (true or false), not {sorted(opts) or truncate!r}.")
-    vectors, tokens = await embedder.embed_counted([str(t) for t in texts], truncate=truncate)
+    vectors, tokens = await embedder.embed_counted([str(t) for t in texts], truncate=truncate,
+                                                   cancelled=_cancelled(request_id))
     flat = array.array("f")
     for v in vectors:
         flat.extend(v)
