@@ -311,21 +311,28 @@ class Models:
         self._lock = threading.Lock()
         self.idle: dict[str, list] = {}  # name → sessions no request is using (touched only on the engine loop)
 
-    def names(self) -> list[str]:
+    def kinds(self) -> dict[str, str]:
+        """{package name: "llm" | "embedding"} of the valid packages in the folder (serve.model_index)."""
         from .serve import model_index
 
-        return [e["name"] for e in model_index(self.folder)["models"]]
+        return {e["name"]: e["kind"] for e in model_index(self.folder)["models"]}
 
     def resolve(self, asked: str | None, kind: str) -> str:
         """The package a request's `model` names: a folder in the models folder, a catalog name or
-        alias, or (None, an OpenAI name) the default chat or embedding model; else a 404."""
-        names = self.names()
+        alias, or (None, an OpenAI name) the default chat or embedding model; else a 404, or a 400
+        for a package of the other kind (nothing is loaded for either)."""
+        kinds = self.kinds()
+        names = list(kinds)
         openai = OPENAI_EMBEDDING if kind == "embedding" else OPENAI_CHAT
         default = DEFAULT_EMBEDDING if kind == "embedding" else catalog.DEFAULT.name
         want = default if asked is None or openai.match(asked) else asked
         found = catalog.find(want)
         for name in (want, found.name if found else None):
-            if name in names:
+            if name in kinds and kinds[name] != kind:
+                raise bad(f"{name} is an embedding model; POST /v1/embeddings, or name a chat model." if kind == "llm"
+                          else f"{name} is a chat model; embeddings come from an embedding model (e.g. "
+                               f"{DEFAULT_EMBEDDING}).", "model")
+            if name in kinds:
                 return name
         fix = (f"convert it first: nomoat convert --model {found.name}" if found else
                f"use one of them ({', '.join(names) or 'none yet'}), or convert one: nomoat convert --model NAME")
@@ -344,7 +351,7 @@ class Models:
 
     def listing(self) -> list[dict]:
         out = []
-        for name in self.names():
+        for name in self.kinds():
             try:
                 created = int((self.folder / name / MANIFEST).stat().st_mtime)
             except OSError:
@@ -538,15 +545,9 @@ class OpenAIApi:
             raise bad("model must be a string: a package's name (GET /v1/models lists them).", "model")
         name = self.models.resolve(asked, kind)
         try:
-            model = self.models.get(name)
+            return name, self.models.get(name)
         except NomoatError as e:
             raise api_error(e, "model") from e
-        if kind == "embedding" and not hasattr(model, "embed"):
-            raise bad(f"{name} is a chat model; embeddings come from an embedding model (e.g. {DEFAULT_EMBEDDING}).",
-                      "model")
-        if kind == "llm" and not hasattr(model, "session"):
-            raise bad(f"{name} is an embedding model; POST /v1/embeddings, or name a chat model.", "model")
-        return name, model
 
     # --- routes
     def list_models(self, h) -> None:
