@@ -5,7 +5,8 @@
 //                                       timed in the page from the call to the vectors; tokens: nomoat's
 //                                       usage (real tokens), padded: the (batch * seq) transformers.js ran
 // "nomoat": llm.embeddings.create (its worker: Pyodide's WordPiece, batches sorted by length,
-// onnxruntime-web 1.30 on the graph's sentence_embedding output). "transformers": transformers.js's
+// nomoat's own wasm encoder, web/src/wasm_encoder.mjs); "nomoat_ort": the same with wasmEngine "ort"
+// (onnxruntime-web 1.30 on the graph's sentence_embedding output). "transformers": transformers.js's
 // feature-extraction pipeline on the same folder (its onnx/model.onnx: dtype fp32), mean pooling and
 // normalize, on its own onnxruntime-web (plain threaded wasm build), in the page's thread.
 import {env, pipeline} from "/peers/node_modules/@huggingface/transformers/dist/transformers.js";
@@ -29,6 +30,17 @@ const engines = {
     },
     tokens: () => null, // (its batches are sorted by length and padded each to its own longest: see usage)
   },
+  nomoat_ort: {
+    async load() {
+      const r = await window.llm.embeddings.create({model: `/models/${MODEL}/`, input: "warm up", device: "wasm", wasmEngine: "ort"});
+      return {tokens: r.usage.prompt_tokens};
+    },
+    async embed(texts) {
+      const r = await window.llm.embeddings.create({model: `/models/${MODEL}/`, input: texts, device: "wasm", wasmEngine: "ort"});
+      return {vectors: r.data.map((d) => d.embedding), tokens: r.usage.prompt_tokens};
+    },
+    tokens: () => null,
+  },
   transformers: {
     async load() {
       env.allowRemoteModels = false;
@@ -50,20 +62,24 @@ const engines = {
   },
 };
 
-// The graphs alone, on the same token ids (bench.forward): nomoat's OrtEncoder (runtime.mjs, made in
-// this page's thread, as transformers.js runs) on sentence_embedding, and transformers.js's model call
-// (last_hidden_state), without tokenizers, pooling, Pyodide or the worker.
-/** @type {any} */
-let encoder = null;
+// The graphs alone, on the same token ids (bench.forward): nomoat's encoders (runtime.mjs, made in
+// this page's thread, as transformers.js runs: its own wasm encoder, and OrtEncoder with wasmEngine
+// "ort") on sentence_embedding, and transformers.js's model call (last_hidden_state), without
+// tokenizers, pooling, Pyodide or the worker.
+/** @type {Record<string, any>} */
+const encoders = {};
+/** @param {string} wasmEngine */
+const encoderCall = (wasmEngine) => async (ids, mask, batch, seq) => {
+  if (!encoders[wasmEngine]) {
+    const {createRuntime} = await import("/runtime.mjs");
+    const rt = createRuntime({assets: {ort: new URL("/ort/", location.href).href}, wasmEngine});
+    encoders[wasmEngine] = (await rt.loadModel(`/models/${MODEL}/`, "wasm", 0)).engine;
+  }
+  await encoders[wasmEngine].encode(Int32Array.from(ids), Int32Array.from(mask), batch, seq);
+};
 const forward = {
-  async nomoat(ids, mask, batch, seq) {
-    if (!encoder) {
-      const {createRuntime} = await import("/runtime.mjs");
-      const rt = createRuntime({assets: {ort: new URL("/ort/", location.href).href}});
-      encoder = (await rt.loadModel(`/models/${MODEL}/`, "wasm", 0)).engine;
-    }
-    await encoder.encode(Int32Array.from(ids), Int32Array.from(mask), batch, seq);
-  },
+  nomoat: encoderCall("nomoat"),
+  nomoat_ort: encoderCall("ort"),
   async transformers(ids, mask, batch, seq) {
     const {Tensor} = await import("/peers/node_modules/@huggingface/transformers/dist/transformers.js");
     const t = (/** @type {number[]} */ a) => new Tensor("int64", BigInt64Array.from(a, BigInt), [batch, seq]);

@@ -142,6 +142,18 @@ def test_wasm_vectors_match_the_reference_in_openai_shape(page, reference, token
     assert cosine(one["data"][0]["embedding"], got["data"][1]["embedding"]) >= 0.999999
 
 
+def test_wasm_engines_nomoat_and_ort_both_match_the_reference(page, reference):
+    """device wasm runs nomoat's own encoder (web/src/wasm_encoder.mjs: 12-bit weights, int16 activations)
+    unless wasmEngine "ort" asks for onnxruntime-web; both within the bar, and not the same arithmetic."""
+    own = embed(page, model=MODEL, input=SENTENCES, device="wasm", wasmEngine="nomoat")
+    ort = embed(page, model=MODEL, input=SENTENCES, device="wasm", wasmEngine="ort")
+    check_vectors(own, reference, SENTENCES)
+    check_vectors(ort, reference, SENTENCES)
+    assert [d["embedding"] for d in own["data"]] != [d["embedding"] for d in ort["data"]]
+    bad = embed(page, model=MODEL, input="x", device="wasm", wasmEngine="fast")["error"]
+    assert bad["name"] == "TypeError" and "wasmEngine" in bad["message"]
+
+
 def test_base64_round_trip(page):
     floats = embed(page, model=MODEL, input=SENTENCES[:3], device="wasm")
     b64 = embed(page, True, model=MODEL, input=SENTENCES[:3], device="wasm")

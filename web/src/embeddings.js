@@ -21,6 +21,7 @@ import {abortReason, checkSendable} from "./protocol.js";
  * @property {"float" | "base64"} [encoding_format] default "float"
  * @property {boolean} [truncate] nomoat: cut an input longer than the model's limit (256 tokens) instead of refusing it
  * @property {"auto" | "webgpu" | "wasm"} [device] nomoat: default as llm.create's
+ * @property {"nomoat" | "ort"} [wasmEngine] nomoat: which wasm engine (for comparisons), as llm.create's; default "nomoat"
  * @property {(monitor: EventTarget) => void} [monitor] nomoat: downloadprogress (and nomoatprogress) while the model loads
  * @property {AbortSignal} [signal]
  * @property {string} [user] accepted, unused
@@ -108,6 +109,8 @@ export function createEmbeddings(host) {
     if (params.truncate !== undefined && typeof params.truncate !== "boolean") throw bad("truncate must be true or false.");
     const device = params.device ?? host.defaultDevice;
     if (!["auto", "webgpu", "wasm"].includes(device)) throw bad(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(device)}.`);
+    const engine = params.wasmEngine;
+    if (engine !== undefined && !["nomoat", "ort"].includes(engine)) throw bad(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
     const signal = requestOptions.signal ?? params.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw bad("signal must be an AbortSignal.");
     if (signal?.aborted) throw abortReason(signal);
@@ -115,12 +118,12 @@ export function createEmbeddings(host) {
       ? params.model : DEFAULT_EMBEDDING_MODEL;
     if (params.model !== undefined && typeof params.model !== "string") throw bad("model must be a string (a name, path or URL).");
     const model = host.resolve(asked);
-    const payload = {assets: host.assets, model, device, input: texts, options: params.truncate ? {truncate: true} : {}};
+    const payload = {assets: engine ? {...host.assets, wasmEngine: engine} : host.assets, model, device, input: texts, options: params.truncate ? {truncate: true} : {}};
     checkSendable("embeddings.create", payload);
     const monitor = new EventTarget();
     if (typeof params.monitor === "function") params.monitor(monitor);
     const progress = host.progress(monitor);
-    const transport = host.transport(device);
+    const transport = host.transport(engine ? `${device}|${engine}` : device);
     const {id, promise} = transport.call("embed", payload, {onProgress: progress.onProgress});
     /** @type {{vectors: Float32Array, dimensions: number, prompt_tokens: number}} */
     let out;

@@ -273,16 +273,18 @@ export async function loadEngine(pkg, device, {assets, wasmEngine = "nomoat", re
 }
 
 /**
- * An embedding package's files and its encoder (engine_ort.mjs OrtEncoder) on `device`: the texts,
+ * An embedding package's files and its encoder on `device`: on wasm nomoat's own (wasm_encoder.mjs
+ * WasmEncoder, for a graph with its weights inline; wasmEngine "ort" for onnxruntime-web), else
+ * engine_ort.mjs OrtEncoder. The texts,
  * then the graph nomoat.json's embedding.onnx names and its external weights (that name + "_data",
  * when listed), through the same fetch, verify, cache and progress path as a chat model's, refused
  * before the graph is fetched when onnxruntime-web's wasm32 memory could not hold it.
  * @param {ModelPackage} pkg
  * @param {Device} device
- * @param {{assets: Assets, report?: (p: Record<string, unknown>) => void}} options
+ * @param {{assets: Assets, wasmEngine?: string, report?: (p: Record<string, unknown>) => void}} options
  * @returns {Promise<{files: Record<string, Uint8Array>, engine: import("./engine.js").Encoder}>}
  */
-export async function loadEncoder(pkg, device, {assets, report = () => {}}) {
+export async function loadEncoder(pkg, device, {assets, wasmEngine = "nomoat", report = () => {}}) {
   const spec = pkg.embedding, graph = spec.onnx, data = pkg.has(graph + "_data") ? [graph + "_data"] : [];
   const check = () => {
     const bytes = [graph, ...data].reduce((s, n) => s + pkg.size(n), 0);
@@ -293,6 +295,11 @@ export async function loadEncoder(pkg, device, {assets, report = () => {}}) {
   };
   const files = await pkg.load([...TEXTS, graph, ...data], report, {check});
   report({stage: "init", loaded: 0, total: 1});
+  if (device === "wasm" && wasmEngine !== "ort" && !data.length) {
+    const {WasmEncoder} = await import("./wasm_encoder.mjs");
+    const config = JSON.parse(new TextDecoder().decode(files["config.json"]));
+    return {files, engine: await WasmEncoder.create({graph: files[graph], config, dimensions: spec.dimensions})};
+  }
   const {OrtEncoder} = await import("./engine_ort.mjs");
   const engine = await OrtEncoder.create({assets, device, graph: files[graph], dimensions: spec.dimensions,
     external: data.map((n) => ({path: n.split("/").pop(), data: files[n]}))});
@@ -322,7 +329,7 @@ export function createRuntime({assets, progress = () => {}, wasmEngine = assets.
     /** @param {Record<string, unknown>} p */
     const report = (p) => progress(requestId, p);
     const pkg = await ModelPackage.open(new URL(url, self.location.href).href);
-    const {files, engine} = pkg.kind === "embedding" ? await loadEncoder(pkg, device, {assets, report})
+    const {files, engine} = pkg.kind === "embedding" ? await loadEncoder(pkg, device, {assets, wasmEngine, report})
       : await loadEngine(pkg, device, {assets, wasmEngine, report});
     /** @param {Uint8Array} b */
     const text = (b) => new TextDecoder().decode(b);

@@ -48,7 +48,7 @@ export async function loadDecoder(threads = 1, base = new URL(".", import.meta.u
 }
 
 // First-fit allocator over the wasm memory, above the module's own data; grows the memory.
-class Heap {
+export class Heap {
   /**
    * @param {WebAssembly.Memory} memory
    * @param {number} base the first free byte
@@ -669,14 +669,14 @@ function f32Bits(x) {
   return new Int32Array(Float32Array.of(x).buffer)[0];
 }
 
-function defaultThreads() {
+export function defaultThreads() {
   const cores = (globalThis.navigator && globalThis.navigator.hardwareConcurrency) || 1;
   return globalThis.crossOriginIsolated && typeof SharedArrayBuffer === "function" && typeof Worker === "function" &&
     cores >= 2 ? 2 : 1;
 }
 
 // The helper thread (wasm_thread.mjs) and its control block in the shared memory.
-class Helper {
+export class Helper {
   /**
    * @param {WebAssembly.Module} module
    * @param {WebAssembly.Memory} memory shared

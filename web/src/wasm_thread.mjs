@@ -1,7 +1,8 @@
 // @ts-check
 // A helper thread of nomoat's wasm decoder (wasm_engine.mjs): the same kernels on the same shared
 // memory. It takes one job at a time from a control block of Int32s in that memory:
-//   [0] job number (posted by the engine)  [1] job done  [2] op (1 matmul, 2 attend16, 4 matmulF32)
+//   [0] job number (posted by the engine)  [1] job done  [2] op (1 matmul, 2 attend16, 4 matmulF32, 5 the
+//   export numbered [3] in the module's export order, with [4..] its integer arguments: wasm_encoder.mjs)
 //   [3..] the kernel's arguments (an f32 one as its bits)  [30] hot: spin, don't sleep  [31] 1 = the job threw
 // While the engine is inside a forward() ("hot") it spins between jobs; otherwise it sleeps.
 const SEQ = 0, DONE = 1, OP = 2, ARGS = 3, HOT = 30, ERR = 31;
@@ -11,7 +12,7 @@ self.onmessage = async ({data: {module, memory, ctrl}}) => {
   const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
     throw new Error("nomoat's wasm decoder aborted");
   }}})).exports);
-  const c = new Int32Array(memory.buffer, ctrl, 32);
+  const c = new Int32Array(memory.buffer, ctrl, 32), names = Object.keys(k);
   let last = Atomics.load(c, SEQ); // before "ready": the first job may be posted right after it
   self.postMessage("ready");
   for (;;) {
@@ -30,6 +31,7 @@ self.onmessage = async ({data: {module, memory, ctrl}}) => {
         k.attend16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16],
           new Float32Array(Int32Array.of(a[17]).buffer)[0]);
       } else if (c[OP] === 4) k.matmulF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+      else if (c[OP] === 5) k[names[a[0]]](...a.subarray(1));
       else if (c[OP] === 3) return; // the engine is gone
     } catch (e) {
       Atomics.store(c, ERR, 1);

@@ -626,3 +626,246 @@ export function embedF32(w: usize, ids: usize, T: i32, h: i32, out: usize): void
     memory.copy(out + <usize>t * row, w + <usize>load<i32>(ids + (<usize>t << 2)) * row, row);
   }
 }
+
+// -- The sentence encoder (BERT, post-LayerNorm; web/src/wasm_encoder.mjs) ---------------------
+// Linear weights W (n, k) are 12-bit integers per block of 32 inputs (|q| ≤ 2047, scale max|W| / 2047
+// per row and block; cosine 0.999997 of the f32 encoder's sentence vectors, 8 bits: 0.9996), laid out
+// so that one v128 holds one input pair of four rows: w (n/4, k/2, 4, 2) i16, scales (n/4, k/32, 4) f32.
+// A token's input pair, splatted (load32_splat), against that vector is one i32x4.dot_i16x8_s giving
+// four rows' sums; a block's 16 pairs stay inside i32 (32 * 2047 * 32767 < 2^31). Activations are
+// int16 per block of 32 as quantize makes them (encQuantize). Padding never reaches these kernels:
+// the sequences' tokens lie packed one after another (wasm_encoder.mjs drops masked positions). Every argument is an integer (an f32 one as its bits), so the
+// helper thread can call any of these by name with the control block's Int32s.
+
+// One block's four-row sums acc (i32x4) of a token into its y (four floats): y += acc * ws * xs.
+// @ts-ignore: decorator
+@inline function encAcc(y: usize, acc: v128, ws: v128, xs: usize): void {
+  v128.store(y, f32x4.add(v128.load(y), f32x4.mul(f32x4.convert_i32x4_s(acc), f32x4.mul(ws, v128.load32_splat(xs)))));
+}
+
+// y (T, n) columns r0 ≤ r < r1 = x Wᵀ + bias (bias: n f32, or 0), x given by encQuantize as xq (T, k)
+// i16 and xs (T, k/32); T a multiple of 4, r0 and r1 of 8, k of 32. Tiles of 4 tokens × 8 rows; the
+// tokens go 64 at a time so that their activations stay in cache while the weights stream past.
+export function encLinear(w: usize, s: usize, bias: usize, n: i32, k: i32, r0: i32, r1: i32, T: i32, xq: usize, xs: usize,
+  y: usize): void {
+  const nb = k >> 5, kp = <usize>(k >> 1);
+  const xrow = <usize>k << 1, srow = <usize>nb << 2, yrow = <usize>n << 2, cols = <usize>(r1 - r0) << 2;
+  for (let t = 0; t < T; t++) {
+    const yr = y + <usize>t * yrow + (<usize>r0 << 2);
+    if (bias) memory.copy(yr, bias + (<usize>r0 << 2), cols);
+    else memory.fill(yr, 0, cols);
+  }
+  for (let t0 = 0; t0 < T; t0 += 64) {
+    const t1 = min(T, t0 + 64);
+    for (let r = r0; r < r1; r += 8) {
+      const wa = w + (<usize>(r >> 2) * kp << 4), wb = wa + (kp << 4);
+      const sa = s + (<usize>(r >> 2) * <usize>nb << 4), sb = sa + (<usize>nb << 4);
+      for (let t = t0; t < t1; t += 4) {
+        const x0 = xq + <usize>t * xrow, s0 = xs + <usize>t * srow, y0 = y + <usize>t * yrow + (<usize>r << 2);
+        for (let b = 0; b < nb; b++) {
+          const pa = wa + (<usize>b << 8), pb = wb + (<usize>b << 8), xp = x0 + (<usize>b << 6);
+          let c0a = i32x4.splat(0), c0b = i32x4.splat(0), c1a = i32x4.splat(0), c1b = i32x4.splat(0);
+          let c2a = i32x4.splat(0), c2b = i32x4.splat(0), c3a = i32x4.splat(0), c3b = i32x4.splat(0);
+          for (let p: usize = 0; p < 64; p += 4) {
+            const va = v128.load(pa + (p << 2)), vb = v128.load(pb + (p << 2));
+            let xv = v128.load32_splat(xp + p);
+            c0a = i32x4.add(c0a, i32x4.dot_i16x8_s(va, xv));
+            c0b = i32x4.add(c0b, i32x4.dot_i16x8_s(vb, xv));
+            xv = v128.load32_splat(xp + xrow + p);
+            c1a = i32x4.add(c1a, i32x4.dot_i16x8_s(va, xv));
+            c1b = i32x4.add(c1b, i32x4.dot_i16x8_s(vb, xv));
+            xv = v128.load32_splat(xp + 2 * xrow + p);
+            c2a = i32x4.add(c2a, i32x4.dot_i16x8_s(va, xv));
+            c2b = i32x4.add(c2b, i32x4.dot_i16x8_s(vb, xv));
+            xv = v128.load32_splat(xp + 3 * xrow + p);
+            c3a = i32x4.add(c3a, i32x4.dot_i16x8_s(va, xv));
+            c3b = i32x4.add(c3b, i32x4.dot_i16x8_s(vb, xv));
+          }
+          const ga = v128.load(sa + (<usize>b << 4)), gb = v128.load(sb + (<usize>b << 4)), xsb = s0 + (<usize>b << 2);
+          encAcc(y0, c0a, ga, xsb);
+          encAcc(y0 + 16, c0b, gb, xsb);
+          encAcc(y0 + yrow, c1a, ga, xsb + srow);
+          encAcc(y0 + yrow + 16, c1b, gb, xsb + srow);
+          encAcc(y0 + 2 * yrow, c2a, ga, xsb + 2 * srow);
+          encAcc(y0 + 2 * yrow + 16, c2b, gb, xsb + 2 * srow);
+          encAcc(y0 + 3 * yrow, c3a, ga, xsb + 3 * srow);
+          encAcc(y0 + 3 * yrow + 16, c3b, gb, xsb + 3 * srow);
+        }
+      }
+    }
+  }
+}
+
+// x (T, k) f32 rows t0 ≤ t < t1 → xq (T, k) i16 and xs (T, k/32) f32, as quantize (perm 0, half 0)
+// makes them, four lanes at a time and without the block sums (encLinear has no offsets).
+export function encQuantize(x: usize, k: i32, t0: i32, t1: i32, xq: usize, xs: usize): void {
+  const lo = i32x4.splat(-32767), hi = i32x4.splat(32767);
+  for (let i = t0 * (k >> 5); i < t1 * (k >> 5); i++) {
+    const src = x + (<usize>i << 7), dst = xq + (<usize>i << 6);
+    const v0 = v128.load(src), v1 = v128.load(src, 16), v2 = v128.load(src, 32), v3 = v128.load(src, 48);
+    const v4 = v128.load(src, 64), v5 = v128.load(src, 80), v6 = v128.load(src, 96), v7 = v128.load(src, 112);
+    let m = f32x4.max(f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+      f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+    m = f32x4.max(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+    const mx = max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
+    const inv = f32x4.splat(mx > 0 ? <f32>32767.0 / mx : 0);
+    store<f32>(xs + (<usize>i << 2), mx / <f32>32767.0);
+    v128.store(dst, i16x8.narrow_i32x4_s(encRound(v0, inv, lo, hi), encRound(v1, inv, lo, hi)));
+    v128.store(dst, i16x8.narrow_i32x4_s(encRound(v2, inv, lo, hi), encRound(v3, inv, lo, hi)), 16);
+    v128.store(dst, i16x8.narrow_i32x4_s(encRound(v4, inv, lo, hi), encRound(v5, inv, lo, hi)), 32);
+    v128.store(dst, i16x8.narrow_i32x4_s(encRound(v6, inv, lo, hi), encRound(v7, inv, lo, hi)), 48);
+  }
+}
+
+// nearest(v * inv) clamped to [lo, hi], four lanes.
+// @ts-ignore: decorator
+@inline function encRound(v: v128, inv: v128, lo: v128, hi: v128): v128 {
+  return i32x4.min_s(i32x4.max_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, inv))), lo), hi);
+}
+
+// out (T, h) = word[ids[t]] + position[pos[t]] + type (the token type 0 row); ids and pos (T i32)
+// checked by the caller.
+export function encEmbed(word: usize, position: usize, type: usize, ids: usize, pos: usize, T: i32, h: i32, out: usize): void {
+  const row = <usize>h << 2;
+  for (let t = 0; t < T; t++) {
+    const o = <usize>t << 2, wr = word + <usize>load<i32>(ids + o) * row, pr = position + <usize>load<i32>(pos + o) * row;
+    const dst = out + <usize>t * row;
+    for (let j: usize = 0; j < row; j += 16) {
+      v128.store(dst + j, f32x4.add(f32x4.add(v128.load(wr + j), v128.load(pr + j)), v128.load(type + j)));
+    }
+  }
+}
+
+// y rows t0 ≤ t < t1 (of h floats, h a multiple of 4) = LayerNorm(x + r) * g + b (r: 0 for none),
+// eps given as its f32 bits; y may be x.
+export function encLayerNorm(x: usize, r: usize, g: usize, b: usize, h: i32, t0: i32, t1: i32, epsBits: i32, y: usize): void {
+  const row = <usize>h << 2, eps = reinterpret<f32>(epsBits), inv = <f32>1.0 / <f32>h;
+  for (let t = t0; t < t1; t++) {
+    const xr = x + <usize>t * row, rr = r + <usize>t * row, yr = y + <usize>t * row;
+    let sv = f32x4.splat(0);
+    for (let j: usize = 0; j < row; j += 16) {
+      let v = v128.load(xr + j);
+      if (r) {
+        v = f32x4.add(v, v128.load(rr + j));
+        v128.store(yr + j, v);
+      } else if (y != x) v128.store(yr + j, v);
+      sv = f32x4.add(sv, v);
+    }
+    const mean = f32x4.splat(hsum(sv) * inv);
+    let qv = f32x4.splat(0);
+    for (let j: usize = 0; j < row; j += 16) {
+      const d = f32x4.sub(v128.load(yr + j), mean);
+      qv = f32x4.add(qv, f32x4.mul(d, d));
+    }
+    const rs = f32x4.splat(<f32>1.0 / sqrt<f32>(hsum(qv) * inv + eps));
+    for (let j: usize = 0; j < row; j += 16) {
+      const d = f32x4.mul(f32x4.sub(v128.load(yr + j), mean), rs);
+      v128.store(yr + j, f32x4.add(f32x4.mul(d, v128.load(g + j)), v128.load(b + j)));
+    }
+  }
+}
+
+// x = gelu(x) in place for floats i0 ≤ i < i1 (multiples of 4): the exact (erf) GELU, x (1 + erf(x / √2)) / 2,
+// erf by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7).
+export function encGelu(x: usize, i0: i32, i1: i32): void {
+  const half = f32x4.splat(0.5), one = f32x4.splat(1.0), rt = f32x4.splat(0.7071067811865476);
+  for (let i = i0; i < i1; i += 4) {
+    const a = x + (<usize>i << 2), v = v128.load(a);
+    const z = f32x4.abs(f32x4.mul(v, rt));
+    const t = f32x4.div(one, f32x4.add(one, f32x4.mul(z, f32x4.splat(0.3275911))));
+    let p = f32x4.add(f32x4.mul(f32x4.splat(1.061405429), t), f32x4.splat(-1.453152027));
+    p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.421413741));
+    p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.284496736));
+    p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.254829592));
+    const e = f32x4.sub(one, f32x4.mul(f32x4.mul(p, t), exp4(f32x4.neg(f32x4.mul(z, z)))));
+    const erf = v128.bitselect(f32x4.neg(e), e, f32x4.lt(v, f32x4.splat(0)));
+    v128.store(a, f32x4.mul(f32x4.mul(v, half), f32x4.add(one, erf)));
+  }
+}
+
+// The four lane sums of f32 vectors a, b, c, d as one vector [Σa, Σb, Σc, Σd].
+// @ts-ignore: decorator
+@inline function fsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+// Bidirectional attention, f32, over sequences packed one after another: sequence b is rows
+// off[b] ≤ t < off[b + 1] (off: B + 1 i32; padding left out beforehand, so no mask). For each pair
+// p0 ≤ p < p1 of (sequence, head) = (p / nh, p % nh), each row i gets softmax_j(q_i · k_j / √hd) v_j over
+// the rows j of its sequence, in its head's hd floats of out (T, nh hd). qkv (T, 3 nh hd): q, k, v side
+// by side; sc scratch of the longest sequence + 4 floats. Four keys at a time.
+export function encAttend(qkv: usize, off: usize, nh: i32, hd: i32, p0: i32, p1: i32, out: usize, sc: usize): void {
+  const H = nh * hd, row = <usize>(3 * H) << 2, orow = <usize>H << 2, hb = <usize>hd << 2;
+  const scale = f32x4.splat(<f32>1.0 / sqrt<f32>(<f32>hd));
+  for (let p = p0; p < p1; p++) {
+    const b = p / nh, h = p % nh, first = load<i32>(off + (<usize>b << 2)), S = load<i32>(off + (<usize>b << 2), 4) - first;
+    if (S <= 0) continue;
+    const base = qkv + <usize>first * row, hq = <usize>(h * hd) << 2;
+    const kb = base + (<usize>H << 2) + hq, vb = base + (<usize>(2 * H) << 2) + hq;
+    for (let i = 0; i < S; i++) {
+      const q = base + <usize>i * row + hq, o = out + <usize>(first + i) * orow + hq;
+      let mv = f32x4.splat(-3.0e38);
+      for (let j = 0; j < S; j += 4) {
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        const k0 = kb + <usize>j * row, k1 = kb + <usize>min(j + 1, S - 1) * row;
+        const k2 = kb + <usize>min(j + 2, S - 1) * row, k3 = kb + <usize>min(j + 3, S - 1) * row;
+        for (let d: usize = 0; d < hb; d += 16) {
+          const qv = v128.load(q + d);
+          a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(k0 + d)));
+          a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(k1 + d)));
+          a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(k2 + d)));
+          a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(k3 + d)));
+        }
+        const sv = f32x4.mul(fsum4(a0, a1, a2, a3), scale); // lanes past S repeat the last key's score
+        v128.store(sc + (<usize>j << 2), sv);
+        mv = f32x4.max(mv, sv);
+      }
+      mv = f32x4.max(mv, v128.shuffle<i32>(mv, mv, 2, 3, 0, 1));
+      mv = f32x4.splat(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)));
+      let l: f32 = 0;
+      let j = 0;
+      for (; j + 4 <= S; j += 4) {
+        const a = sc + (<usize>j << 2), e = exp4(f32x4.sub(v128.load(a), mv));
+        v128.store(a, e);
+        l += hsum(e);
+      }
+      if (j < S) {
+        const a = sc + (<usize>j << 2), e = exp4(f32x4.sub(v128.load(a), mv));
+        v128.store(a, e);
+        for (let u = 0; u < S - j; u++) l += load<f32>(a + (<usize>u << 2));
+      }
+      memory.fill(o, 0, hb);
+      for (let j = 0; j < S; j++) {
+        const ev = f32x4.splat(load<f32>(sc + (<usize>j << 2))), v = vb + <usize>j * row;
+        for (let d: usize = 0; d < hb; d += 16) v128.store(o + d, f32x4.add(v128.load(o + d), f32x4.mul(ev, v128.load(v + d))));
+      }
+      const il = f32x4.splat(<f32>1.0 / l);
+      for (let d: usize = 0; d < hb; d += 16) v128.store(o + d, f32x4.mul(v128.load(o + d), il));
+    }
+  }
+}
+
+// out (B, h) = the mean of each sequence's rows of x (T, h) (sequence b: rows off[b] ≤ t < off[b + 1]),
+// L2-normalised (x / max(|x|, 1e-12)); a sequence of no rows gives zeros.
+export function encPool(x: usize, off: usize, B: i32, h: i32, out: usize): void {
+  const row = <usize>h << 2;
+  for (let b = 0; b < B; b++) {
+    const o = out + <usize>b * row, t0 = load<i32>(off + (<usize>b << 2)), t1 = load<i32>(off + (<usize>b << 2), 4);
+    memory.fill(o, 0, row);
+    for (let t = t0; t < t1; t++) {
+      const xr = x + <usize>t * row;
+      for (let j: usize = 0; j < row; j += 16) v128.store(o + j, f32x4.add(v128.load(o + j), v128.load(xr + j)));
+    }
+    const c = f32x4.splat(<f32>1.0 / <f32>max(t1 - t0, 1));
+    let ss = f32x4.splat(0);
+    for (let j: usize = 0; j < row; j += 16) {
+      const v = f32x4.mul(v128.load(o + j), c);
+      v128.store(o + j, v);
+      ss = f32x4.add(ss, f32x4.mul(v, v));
+    }
+    const f = f32x4.splat(<f32>1.0 / max(sqrt<f32>(hsum(ss)), <f32>1e-12));
+    for (let j: usize = 0; j < row; j += 16) v128.store(o + j, f32x4.mul(v128.load(o + j), f));
+  }
+}
