@@ -244,7 +244,7 @@ export class WasmEncoder {
   sizes(T, B, S) {
     const {H, I} = this.c, K = Math.max(H, I);
     return {ids: T * 4, pos: T * 4, off: (B + 1) * 4, x: T * H * 4, h: T * H * 4, qkv: T * 3 * H * 4, att: T * H * 4, up: T * I * 4,
-      xq: T * K * 2, xs: T * K / 8, sc: (S + 4) * 4, sc2: (S + 4) * 4, out: B * H * 4};
+      xq: T * K * 2, xs: T * K / 8, sc: 2 * (S + 4) * 4, sc2: 2 * (S + 4) * 4, out: B * H * 4};
   }
 
   /**

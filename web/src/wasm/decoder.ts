@@ -795,7 +795,8 @@ export function encGelu(x: usize, i0: i32, i1: i32): void {
 // off[b] ≤ t < off[b + 1] (off: B + 1 i32; padding left out beforehand, so no mask). For each pair
 // p0 ≤ p < p1 of (sequence, head) = (p / nh, p % nh), each row i gets softmax_j(q_i · k_j / √hd) v_j over
 // the rows j of its sequence, in its head's hd floats of out (T, nh hd). qkv (T, 3 nh hd): q, k, v side
-// by side; sc scratch of the longest sequence + 4 floats. Four keys at a time.
+// by side; sc scratch of 2 (longest sequence + 4) floats. Two query rows at a time (each key row loaded
+// once for both), four keys at a time.
 export function encAttend(qkv: usize, off: usize, nh: i32, hd: i32, p0: i32, p1: i32, out: usize, sc: usize): void {
   const H = nh * hd, row = <usize>(3 * H) << 2, orow = <usize>H << 2, hb = <usize>hd << 2;
   const scale = f32x4.splat(<f32>1.0 / sqrt<f32>(<f32>hd));
@@ -804,47 +805,71 @@ export function encAttend(qkv: usize, off: usize, nh: i32, hd: i32, p0: i32, p1:
     if (S <= 0) continue;
     const base = qkv + <usize>first * row, hq = <usize>(h * hd) << 2;
     const kb = base + (<usize>H << 2) + hq, vb = base + (<usize>(2 * H) << 2) + hq;
-    for (let i = 0; i < S; i++) {
-      const q = base + <usize>i * row + hq, o = out + <usize>(first + i) * orow + hq;
-      let mv = f32x4.splat(-3.0e38);
+    const sc1 = sc + (<usize>((S + 4) & ~3) << 2);
+    for (let i = 0; i < S; i += 2) {
+      const two = i + 1 < S;
+      const q0 = base + <usize>i * row + hq, q1 = two ? q0 + row : q0;
+      let m0 = f32x4.splat(-3.0e38), m1 = m0;
       for (let j = 0; j < S; j += 4) {
-        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         const k0 = kb + <usize>j * row, k1 = kb + <usize>min(j + 1, S - 1) * row;
         const k2 = kb + <usize>min(j + 2, S - 1) * row, k3 = kb + <usize>min(j + 3, S - 1) * row;
         for (let d: usize = 0; d < hb; d += 16) {
-          const qv = v128.load(q + d);
-          a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(k0 + d)));
-          a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(k1 + d)));
-          a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(k2 + d)));
-          a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(k3 + d)));
+          const x = v128.load(q0 + d), y = v128.load(q1 + d);
+          let kv = v128.load(k0 + d);
+          a0 = f32x4.add(a0, f32x4.mul(x, kv));
+          b0 = f32x4.add(b0, f32x4.mul(y, kv));
+          kv = v128.load(k1 + d);
+          a1 = f32x4.add(a1, f32x4.mul(x, kv));
+          b1 = f32x4.add(b1, f32x4.mul(y, kv));
+          kv = v128.load(k2 + d);
+          a2 = f32x4.add(a2, f32x4.mul(x, kv));
+          b2 = f32x4.add(b2, f32x4.mul(y, kv));
+          kv = v128.load(k3 + d);
+          a3 = f32x4.add(a3, f32x4.mul(x, kv));
+          b3 = f32x4.add(b3, f32x4.mul(y, kv));
         }
-        const sv = f32x4.mul(fsum4(a0, a1, a2, a3), scale); // lanes past S repeat the last key's score
-        v128.store(sc + (<usize>j << 2), sv);
-        mv = f32x4.max(mv, sv);
+        const s0 = f32x4.mul(fsum4(a0, a1, a2, a3), scale), s1 = f32x4.mul(fsum4(b0, b1, b2, b3), scale);
+        v128.store(sc + (<usize>j << 2), s0); // lanes past S repeat the last key's score
+        v128.store(sc1 + (<usize>j << 2), s1);
+        m0 = f32x4.max(m0, s0);
+        m1 = f32x4.max(m1, s1);
       }
-      mv = f32x4.max(mv, v128.shuffle<i32>(mv, mv, 2, 3, 0, 1));
-      mv = f32x4.splat(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)));
-      let l: f32 = 0;
-      let j = 0;
-      for (; j + 4 <= S; j += 4) {
-        const a = sc + (<usize>j << 2), e = exp4(f32x4.sub(v128.load(a), mv));
-        v128.store(a, e);
-        l += hsum(e);
+      const l0 = encSoftmax(sc, S, m0), l1 = encSoftmax(sc1, S, m1);
+      const o0 = out + <usize>(first + i) * orow + hq, o1 = two ? o0 + orow : o0;
+      for (let d: usize = 0; d < hb; d += 16) {
+        let c0 = f32x4.splat(0), c1 = c0;
+        for (let j = 0; j < S; j++) {
+          const v = v128.load(vb + <usize>j * row + d), e = <usize>j << 2;
+          c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(sc + e), v));
+          c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(sc1 + e), v));
+        }
+        if (two) v128.store(o1 + d, f32x4.mul(c1, f32x4.splat(<f32>1.0 / l1)));
+        v128.store(o0 + d, f32x4.mul(c0, f32x4.splat(<f32>1.0 / l0)));
       }
-      if (j < S) {
-        const a = sc + (<usize>j << 2), e = exp4(f32x4.sub(v128.load(a), mv));
-        v128.store(a, e);
-        for (let u = 0; u < S - j; u++) l += load<f32>(a + (<usize>u << 2));
-      }
-      memory.fill(o, 0, hb);
-      for (let j = 0; j < S; j++) {
-        const ev = f32x4.splat(load<f32>(sc + (<usize>j << 2))), v = vb + <usize>j * row;
-        for (let d: usize = 0; d < hb; d += 16) v128.store(o + d, f32x4.add(v128.load(o + d), f32x4.mul(ev, v128.load(v + d))));
-      }
-      const il = f32x4.splat(<f32>1.0 / l);
-      for (let d: usize = 0; d < hb; d += 16) v128.store(o + d, f32x4.mul(v128.load(o + d), il));
     }
   }
+}
+
+// The S scores at sc (lanes to a multiple of 4 beyond S readable) → e^(s - max) in place, max over the
+// lanes of m; returns their sum over the first S.
+// @ts-ignore: decorator
+@inline function encSoftmax(sc: usize, S: i32, m: v128): f32 {
+  m = f32x4.max(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+  const mv = f32x4.splat(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)));
+  let l: f32 = 0;
+  let j = 0;
+  for (; j + 4 <= S; j += 4) {
+    const a = sc + (<usize>j << 2), e = exp4(f32x4.sub(v128.load(a), mv));
+    v128.store(a, e);
+    l += hsum(e);
+  }
+  if (j < S) {
+    const a = sc + (<usize>j << 2);
+    v128.store(a, exp4(f32x4.sub(v128.load(a), mv)));
+    for (let u = 0; u < S - j; u++) l += load<f32>(a + (<usize>u << 2));
+  }
+  return l;
 }
 
 // out (B, h) = the mean of each sequence's rows of x (T, h) (sequence b: rows off[b] ≤ t < off[b + 1]),
