@@ -1,12 +1,10 @@
 // The checks every browser runs (tests/test_browsers.py), written once: the page of the chat demo
 // (served by `nomoat serve` with the test's /checks/ routes) imports this module and awaits
 // run(options); each browser's driver hands the JSON report back, and the test asserts on it.
-// Every section records what it saw (or the error that ended it), never a verdict, so a
-// section that breaks in one browser still lets the others report.
+// Every section fills its record r with what it saw (and the error that ended it, if one did),
+// never a verdict, so a section that breaks in one browser still lets the others report.
 //
-// options: {prompts: string[], parityTokens, person (a JSON Schema), tiny: "/models/tiny/"}
-
-const TIMEOUT = 240_000; // ms, for the demo to become ready or answer
+// options: {prompts: string[], parityTokens, person (a JSON Schema), tiny: "/models/tiny/", sectionMs}
 
 /** The error `e` as data: its name, constructor, whether it is a DOMException, its message. */
 const err = (e) => ({name: e?.name, ctor: e?.constructor?.name, isDOM: e instanceof DOMException,
@@ -21,12 +19,8 @@ async function attempt(f) {
   }
 }
 
-async function until(test, what) {
-  const end = performance.now() + TIMEOUT;
-  while (!test()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+async function until(test) {
+  while (!test()) await new Promise((r) => setTimeout(r, 50));
 }
 
 async function readAll(stream) {
@@ -40,7 +34,7 @@ async function readAll(stream) {
 }
 
 /** What the browser offers: isolation, threads, wasm SIMD, WebGPU (and an adapter). */
-async function environment() {
+async function environment(r) {
   const simd = WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1,
     0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]));
   let adapter = null;
@@ -50,52 +44,50 @@ async function environment() {
       return a ? (a.info?.vendor || "an adapter") : null;
     });
   }
-  return {userAgent: navigator.userAgent, crossOriginIsolated, sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+  Object.assign(r, {userAgent: navigator.userAgent, crossOriginIsolated, sharedArrayBuffer: typeof SharedArrayBuffer === "function",
     wasmSimd: simd, cacheAPI: typeof caches !== "undefined", cores: navigator.hardwareConcurrency,
-    webgpu: Boolean(navigator.gpu), adapter};
+    webgpu: Boolean(navigator.gpu), adapter});
 }
 
 /** The chat demo as a user meets it: ready, then "What is the capital of France?" sent. */
-async function demo() {
+async function demo(r) {
   const $ = (id) => document.getElementById(id);
-  await until(() => document.body.dataset.ready === "1" || document.querySelector(".error"), "the demo to load");
+  await until(() => document.body.dataset.ready === "1" || document.querySelector(".error"));
   const error = document.querySelector(".error");
-  if (error) return {error: {message: error.textContent}};
+  if (error) throw new Error(`the demo says: ${error.textContent}`);
   const t0 = performance.now();
   $("input").value = "What is the capital of France?";
   $("form").requestSubmit();
-  await until(() => document.querySelector(".assistant[data-done='1']"), "the demo's answer");
-  return {answer: document.querySelector(".assistant").textContent, status: $("status").textContent,
+  await until(() => document.querySelector(".assistant[data-done='1']"));
+  Object.assign(r, {answer: document.querySelector(".assistant").textContent, status: $("status").textContent,
     device: $("device").dataset.device, deviceLine: $("device").textContent, stats: $("stats").textContent,
-    answerMs: Math.round(performance.now() - t0)};
+    answerMs: Math.round(performance.now() - t0)});
 }
 
 /** Greedy answers of the default model on nomoat's wasm decoder: text and token ids per prompt. */
-async function parity(prompts, maxTokens) {
-  const out = [];
+async function parity(r, prompts, maxTokens) {
+  r.answers = [];
   for (const text of prompts) {
     const s = await llm.create({device: "wasm", temperature: 0, maxTokens});
     const answer = await s.prompt(text);
-    out.push({prompt: text, text: answer, tokenIds: s.lastStats.token_ids, device: s.device});
+    r.answers.push({prompt: text, text: answer, tokenIds: s.lastStats.token_ids, device: s.device});
     s.destroy();
   }
-  return out;
 }
 
 /** responseConstraint: a JSON Schema on the default model, and a RegExp. */
-async function structured(person) {
+async function structured(r, person) {
   const s = await llm.create({device: "wasm", temperature: 0, maxTokens: 64});
-  const json = await attempt(() => s.prompt("Give me a person as JSON: a name and an age.", {responseConstraint: person}));
-  const year = await attempt(() => s.prompt("When was the Eiffel Tower finished? Give the year.",
+  r.json = await attempt(() => s.prompt("Give me a person as JSON: a name and an age.", {responseConstraint: person}));
+  r.year = await attempt(() => s.prompt("When was the Eiffel Tower finished? Give the year.",
     {responseConstraint: /(1[89]|20)\d\d/}));
-  const unsupported = await attempt(() => s.prompt("x", {responseConstraint: {type: "string", format: "date"}}));
+  r.unsupported = await attempt(() => s.prompt("x", {responseConstraint: {type: "string", format: "date"}}));
   s.destroy();
-  return {json, year, unsupported};
 }
 
 /** The Prompt API's calls and errors, through the LanguageModel that llm.polyfill() installs. */
-async function promptApi(tiny) {
-  const r = {polyfill: await llm.polyfill()};
+async function promptApi(r, tiny) {
+  r.polyfill = await llm.polyfill();
   const LM = globalThis.LanguageModel;
   const opts = {model: tiny, device: "wasm", maxTokens: 12};
   r.availability = await attempt(() => LM.availability(opts));
@@ -160,13 +152,12 @@ async function promptApi(tiny) {
   a.destroy();
   r.errors.destroyed = await rejects(() => a.prompt("again"));
   b.destroy();
-  return r;
 }
 
 /** The Cache API holds the model: a second load (a fresh worker) works with the server refusing the
  * model's files, and a cached file with wrong bytes is never used. The server's /checks/refuse
  * turns the refusal on (?model=NAME) and off, and says how many requests it refused. */
-async function cache(tiny) {
+async function cache(r, tiny) {
   const {createLLM} = await import("/llm.js");
   const fresh = () => createLLM(new URL("/", location.href).href);
   const refuse = async (name) => (await fetch(`/checks/refuse${name ? `?model=${name}` : ""}`)).json();
@@ -180,13 +171,13 @@ async function cache(tiny) {
     return {text, files: [...new Set(files.map((p) => p.file))], cached: files.every((p) => p.cached),
       fetched: [...new Set(files.filter((p) => !p.cached).map((p) => p.file))]};
   };
-  const r = {};
   await llm.cache.delete(tiny);
-  r.first = await attempt(() => load(fresh()));
+  r.first = await attempt(() => load(llm)); // this page's wasm worker: booted, the tiny model not loaded yet
   r.entry = (await llm.cache.list()).find((e) => e.model.endsWith(tiny)) ?? null;
   await refuse(tiny.split("/").at(-2));
-  r.availableOffline = await fresh().availability({model: tiny});
-  r.offline = await attempt(() => load(fresh()));
+  const offline = fresh(); // a new worker, which has not loaded the model
+  r.availableOffline = await offline.availability({model: tiny});
+  r.offline = await attempt(() => load(offline));
   r.refusedOffline = (await refuse(tiny.split("/").at(-2))).refused;
 
   const c = await caches.open("nomoat-models");
@@ -195,32 +186,47 @@ async function cache(tiny) {
   const bad = good.slice();
   bad.fill(7, 1000, 5000); // same size, wrong bytes
   await c.put(url, new Response(bad));
-  r.corruptOffline = await attempt(() => load(fresh())); // the bad bytes and no network: refused
+  const again = fresh();
+  r.corruptOffline = await attempt(() => load(again)); // the bad bytes and no network: refused
   r.refusedCorrupt = (await refuse()).refused;
-  r.corruptOnline = await attempt(() => load(fresh())); // fetched again, never the cached bytes
+  r.corruptOnline = await attempt(() => load(again)); // fetched again, never the cached bytes
   const now = new Uint8Array(await (await c.match(url)).arrayBuffer());
   r.repaired = now.length === good.length && now.every((b, i) => b === good[i]);
   r.deleted = await llm.cache.delete(tiny);
-  return r;
 }
 
 /**
- * @param {{prompts: string[], parityTokens: number, person: object, tiny: string}} options
- * @returns {Promise<object>} the report: one entry per section, each with its time in ms
+ * @param {{prompts: string[], parityTokens: number, person: object, tiny: string, sectionMs: number}} options
+ * @returns {Promise<object>} the report: one entry per section, each with its time in ms; a section
+ *   still running after options.sectionMs ends the run (the sections after it are not run)
  */
 export async function run(options) {
   const report = {};
-  const section = async (name, f) => {
-    console.info(`check.js: ${name}`); // the driver passes the console on: where a hang happened
+  let stuck = false;
+  const section = async (name, f, ...args) => {
+    if (stuck) return;
+    console.info(`check.js: ${name}`); // the driver passes the console on
     const t0 = performance.now();
-    report[name] = await attempt(f);
-    report[name].ms = Math.round(performance.now() - t0);
+    const r = report[name] = {value: {}};
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(resolve, options.sectionMs, "late"); });
+    try {
+      if (await Promise.race([f(r.value, ...args), late]) === "late") {
+        stuck = true;
+        throw new Error(`${name} was still running after ${options.sectionMs} ms`);
+      }
+    } catch (e) {
+      r.error = err(e); // what the section saw up to here stays in r.value
+    } finally {
+      clearTimeout(timer);
+    }
+    r.ms = Math.round(performance.now() - t0);
   };
   await section("environment", environment);
   await section("demo", demo);
-  await section("parity", () => parity(options.prompts, options.parityTokens));
-  await section("structured", () => structured(options.person));
-  await section("promptApi", () => promptApi(options.tiny));
-  await section("cache", () => cache(options.tiny));
+  await section("parity", parity, options.prompts, options.parityTokens);
+  await section("structured", structured, options.person);
+  await section("cache", cache, options.tiny); // before any other section loads the tiny model
+  await section("promptApi", promptApi, options.tiny);
   return report;
 }
