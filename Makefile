@@ -24,15 +24,19 @@ needs:
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "nomoat needs Python >= 3.11" \
 	  "(this is $$($(PY) --version)): install one and run make PY=python3.11."; exit 1; }
 
-# The browser tests need Debian's chromium: installed here when that can be done without asking
-# (root, or passwordless sudo, as .ci/run does), else one line naming the command.
+# The browser tests need Debian's chromium, and firefox-esr, webkit2gtk-driver (WebKit's MiniBrowser)
+# and xvfb for tests/test_browsers.py: installed here when that can be done without asking (root, or
+# passwordless sudo, as .ci/run does), else one line naming the command.
+BROWSERS := /usr/bin/chromium:chromium /usr/bin/firefox-esr:firefox-esr \
+  /usr/bin/WebKitWebDriver:webkit2gtk-driver /usr/bin/Xvfb:xvfb
 browser:
-	@[ -x /usr/bin/chromium ] || { \
+	@need=""; for b in $(BROWSERS); do [ -x "$${b%%:*}" ] || need="$$need $${b#*:}"; done; \
+	[ -z "$$need" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-	    echo "make test needs Debian's chromium: run 'sudo apt-get install -y chromium' and then make test again."; \
+	    echo "make test needs the browsers:$$need: run 'sudo apt-get install -y$$need' and then make test again."; \
 	    exit 1; fi; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
-	    --no-install-recommends chromium; }
+	    --no-install-recommends $$need; }
 
 $(BIN)/nomoat: pyproject.toml | needs
 	$(PY) -m venv $(VENV)
