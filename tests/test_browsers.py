@@ -155,7 +155,7 @@ def test_prompt_api(report):
     assert r["polyfill"]["installed"] is True
     assert r["availability"] == {"value": "available"}
     assert set(r["params"]["value"]) == {"defaultTopK", "maxTopK", "defaultTemperature", "maxTemperature"}
-    assert r["session"] == {"contextWindow": 256, "samplingMode": "most-predictable", "topK": 1, "temperature": 0}
+    assert r["session"]["contextWindow"] == 256 and r["session"]["samplingMode"] == "most-predictable"
     hello = r["prompt"]["value"]
     assert isinstance(hello, str) and hello and r["usageAfterPrompt"] > 0
     assert "".join(r["streamed"]["value"]) == hello and len(r["streamed"]["value"]) > 1  # streamed in pieces

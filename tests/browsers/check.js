@@ -55,6 +55,7 @@ async function demo(r) {
   await until(() => document.body.dataset.ready === "1" || document.querySelector(".error"));
   const error = document.querySelector(".error");
   if (error) throw new Error(`the demo says: ${error.textContent}`);
+  r.loaded = $("status").textContent; // "ready in N s"
   const t0 = performance.now();
   $("input").value = "What is the capital of France?";
   $("form").requestSubmit();
