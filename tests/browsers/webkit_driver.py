@@ -27,7 +27,7 @@ RUN = ("const done = arguments[arguments.length - 1];"
        ".then(done, (e) => done({driverError: String(e && e.stack || e)}));")
 
 
-START = 30  # s: a WebKitWebDriver session that has not started by then never will (it happens): exit STALLED
+START = 15  # s: a WebKitWebDriver session that has not started by then (it takes ~1 s) never will: exit STALLED
 STALLED = 75  # drivers.py runs this again
 
 
