@@ -3,8 +3,9 @@
 #   make test   set up, then run the whole test suite (ruff, eslint, tsc, node --test, pytest with
 #               the browser tests)
 # Everything is installed inside the checkout: .venv/ (Python), web/node_modules/ and web/dist/
-# (the browser runtime), models/ (the default model and Gemma-3-270M). Needs python3 >= 3.11, node + npm, and
-# Debian's chromium for the browser tests (.ci/run installs it).
+# (the browser runtime), models/ (the default model, Gemma-3-270M and all-MiniLM-L6-v2). Needs python3 >= 3.11,
+# node + npm, and Debian's chromium, firefox-esr, webkit2gtk-driver and xvfb for the browser tests (make test
+# installs them where it can without asking, as .ci/run does).
 
 PY ?= python3
 VENV := .venv

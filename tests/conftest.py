@@ -71,7 +71,7 @@ def stays_offline():
 
 def pytest_terminal_summary(terminalreporter):
     if TRAP.browser_own:
-        terminalreporter.write_line(f"offline: {TRAP.browser_own} calls of Chromium's own services were refused")
+        terminalreporter.write_line(f"offline: {TRAP.browser_own} calls of the browsers' own services were refused")
 
 
 def pytest_collection_modifyitems(items):
