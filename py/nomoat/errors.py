@@ -62,6 +62,12 @@ class UnsupportedSchemaError(NomoatError):
     dom_name = "NotSupportedError"
 
 
+class InvalidSchemaError(UnsupportedSchemaError, InvalidOptionError):
+    """A response_constraint that is no valid JSON Schema or regular expression ({"type": "soup"}):
+    malformed, so an InvalidOptionError in Python, and in a page the NotSupportedError the Prompt API
+    gives for a constraint it cannot enforce (a TypeError is kept for one that is not an object)."""
+
+
 class IncompleteOutputError(NomoatError):
     """A constrained generation ran out of tokens (max_tokens or the context window) before its JSON
     was complete; the partial text is kept in the history, never returned as if it were valid."""

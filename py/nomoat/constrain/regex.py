@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import InvalidOptionError, UnsupportedSchemaError
+from ..errors import InvalidSchemaError, UnsupportedSchemaError
 from .automaton import Node
 
 MAX_CODE = 0x10FFFF
@@ -118,8 +118,8 @@ def _refuse(construct: str) -> UnsupportedSchemaError:
                                   "| ? * + {m,n}, ^ and $ at the ends (see nomoat/constrain/regex.py).")
 
 
-def _bad(message: str) -> InvalidOptionError:
-    return InvalidOptionError(f"response_constraint: invalid regular expression: {message}")
+def _bad(message: str) -> InvalidSchemaError:
+    return InvalidSchemaError(f"response_constraint: invalid regular expression: {message}")
 
 
 class Parser:

@@ -28,7 +28,7 @@ import json
 import math
 from fractions import Fraction
 
-from ..errors import InvalidOptionError, UnsupportedSchemaError
+from ..errors import InvalidOptionError, InvalidSchemaError, UnsupportedSchemaError
 from .automaton import AnyOf, Array, Automaton, Literal, Node, Number, Object, String
 from .regex import Regex
 
@@ -59,8 +59,8 @@ def _refuse(where: str, message: str) -> UnsupportedSchemaError:
     return UnsupportedSchemaError(f"response_constraint at {where}: {message}")
 
 
-def _bad(where: str, message: str) -> InvalidOptionError:
-    return InvalidOptionError(f"response_constraint at {where}: {message}")
+def _bad(where: str, message: str) -> InvalidSchemaError:
+    return InvalidSchemaError(f"response_constraint at {where}: {message}")
 
 
 def _compile(schema, where: str) -> Node:
