@@ -74,7 +74,8 @@ def test_defaults_are_valid_and_greedy():
     p = SamplingParams()
     assert p.greedy
     assert (p.temperature, p.top_k, p.top_p, p.min_p, p.repetition_penalty) == (0.0, 0, 1.0, 0.0, 1.0)
-    assert p.seed is None and p.max_tokens >= 1 and p.stop == ()
+    # no max_tokens by default: the Prompt API has none, an answer runs to its end of turn or the context window
+    assert p.seed is None and p.max_tokens is None and p.stop == ()
 
 
 @pytest.mark.parametrize("kwargs", [

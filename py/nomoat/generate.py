@@ -158,7 +158,8 @@ async def generate(backend: Backend, state: State, prompt_ids: Sequence[int], pa
             if stop.hit:
                 stats.finish_reason = "stop"
                 break
-            if stats.completion_tokens >= params.max_tokens or length >= context_window:
+            if (params.max_tokens is not None and stats.completion_tokens >= params.max_tokens) \
+                    or length >= context_window:
                 stats.finish_reason = "length"
                 break
             check(cancelled)

@@ -32,7 +32,7 @@ class SamplingParams:
     min_p: float = 0.0  # 0 = off
     repetition_penalty: float = 1.0  # 1 = off
     seed: int | None = None  # None = fresh entropy each call
-    max_tokens: int = 256
+    max_tokens: int | None = None  # None: the answer runs to its end of turn or to the context window
     stop: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -45,8 +45,8 @@ class SamplingParams:
                f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}.")
         _check(self.seed is None or (_is_int(self.seed) and self.seed >= 0),
                f"seed must be an int >= 0 or None, got {self.seed!r}.")
-        _check(_is_int(self.max_tokens) and self.max_tokens >= 1,
-               f"max_tokens must be an int >= 1, got {self.max_tokens!r}.")
+        _check(self.max_tokens is None or (_is_int(self.max_tokens) and self.max_tokens >= 1),
+               f"max_tokens must be an int >= 1 or None (no limit but the context window), got {self.max_tokens!r}.")
         stop = (self.stop,) if isinstance(self.stop, str) else self.stop
         _check(isinstance(stop, (list, tuple)) and all(isinstance(s, str) and s for s in stop),
                f"stop must be a non-empty string or a list of them, got {self.stop!r}.")
