@@ -546,3 +546,24 @@ def test_model_prompt_takes_a_response_constraint(default_model_dir):
               "additionalProperties": False}
     out = model.prompt_sync("Is the sky blue? Answer in JSON.", response_constraint=schema, max_tokens=16)
     assert isinstance(_json.loads(out)["ok"], bool)
+
+
+def test_an_assistant_prefix_is_the_start_of_the_constrained_text():
+    # issue 14: with a prefix, the constraint covers prefix + continuation (the grammar is advanced
+    # through the prefix, not restarted); a prefix no allowed text begins with is refused
+    # (NotSupportedError in a page) before anything runs
+    regex = {"regex": "^Greetings and salutations\\.$"}
+    s = fake_model(RandomBackend(3)).session(temperature=1.0, seed=3)
+    prefix = [{"role": "user", "content": "greet me"}, {"role": "assistant", "content": "Greetings", "prefix": True}]
+    text = s.prompt_sync(prefix, response_constraint=regex)
+    assert text == " and salutations."
+    assert s.messages[-1] == {"role": "assistant", "content": "Greetings and salutations."}
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    opened = {"role": "assistant", "content": '{"ok":', "prefix": True}
+    text = s.prompt_sync([{"role": "user", "content": "ok?"}, opened], response_constraint=schema)
+    assert json.loads('{"ok":' + text) in ({"ok": True}, {"ok": False})
+    before, tokens = [dict(m) for m in s.messages], list(s.state.tokens)
+    with pytest.raises(UnsupportedSchemaError, match="prefix") as e:
+        s.prompt_sync([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hi", "prefix": True}],
+                      response_constraint=regex)
+    assert e.value.dom_name == "NotSupportedError" and s.messages == before and s.state.tokens == tokens

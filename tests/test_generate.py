@@ -437,8 +437,9 @@ def test_prompt_longer_than_the_context_window_raises_and_leaves_history():
         s.prompt_sync(long)
     err = info.value
     assert err.context_window == 64
-    # even with the earlier exchange dropped it does not fit: requested counts the prompt alone
-    assert err.requested == len(s.model.encode_chat([{"role": "user", "content": long}])) > 64
+    # even with the earlier exchange dropped it does not fit; requested is context_usage + what the
+    # prompt's messages measure (the Prompt API's prefill: "current context usage + requested")
+    assert err.requested == s.context_usage + s.measure(long) > 64
     assert s.messages == before
     assert s.state.tokens == tokens_before
     assert len(s.model.backend.calls) == calls_before  # nothing was computed
@@ -529,11 +530,18 @@ def test_measure_counts_what_a_prompt_adds_without_running_it():
     backend = FakeBackend({"q": B("a")})
     s = make_model(backend).session(system="S")
     n = s.measure("q")
-    assert n == len(s.model.encode_chat([*s.messages, {"role": "user", "content": "q"}])) - s.context_usage
+    turn = [*s.messages, {"role": "user", "content": "q"}]
+    assert n == len(s.model.encode_chat(turn, add_generation_prompt=False)) - s.context_usage
     assert backend.calls == [] and s.messages == [{"role": "system", "content": "S"}]
     s.prompt_sync("q")
     before = s.context_usage
-    assert s.measure("q") == len(s.model.encode_chat([*s.messages, {"role": "user", "content": "q"}])) - before
+    m = s.measure("q")
+    assert m == len(s.model.encode_chat([*s.messages, {"role": "user", "content": "q"}], add_generation_prompt=False)) \
+        - before
+    asyncio.run(s.append("q"))
+    assert s.context_usage == before + m  # measure(x) is exactly what append(x) adds
+    # measured as a fresh prompt: a system message is measured even when the session has content
+    assert s.measure([{"role": "system", "content": "S2"}]) > 0
 
 
 def test_stopping_early_without_keep_partial_drops_the_exchange():
@@ -861,3 +869,14 @@ def test_a_base_model_continues_plain_text():
         model.session(system="Be brief.").prompt_sync("Hi")
     with pytest.raises(UnsupportedModelError, match="base model"):
         model.encode_chat([{"role": "user", "content": "Hi"}], tools=[{"type": "function"}])
+
+
+def test_no_max_tokens_by_default_the_answer_runs_to_its_end_or_the_context_window():
+    # issue 14: the Prompt API has no max-tokens; the 256-token default nomoat had cut answers silently
+    long = "y" * 300
+    s = session_for({"go": B(long)}, context_window=1024)
+    assert s.prompt_sync("go") == long and s.last.finish_reason == "stop"
+    short = session_for({"go": B(long)}, context_window=96)
+    text = short.prompt_sync("go")  # the window is the only limit: it ends there, as finish_reason says
+    assert short.last.finish_reason == "length" and 0 < len(text) < 96
+    assert short.last.prompt_tokens + short.last.completion_tokens == 96

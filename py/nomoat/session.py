@@ -79,7 +79,7 @@ class Session:
     @property
     def context_usage(self) -> int:
         """Tokens the conversation so far occupies (what the next prompt builds on)."""
-        return len(self.model.encode_chat(self.messages, add_generation_prompt=False)) if self.messages else 0
+        return self._usage(self.messages)
 
     def _queue(self) -> asyncio.Lock:
         """The lock that orders prompts, for the running event loop. The *_sync wrappers run
@@ -111,7 +111,9 @@ class Session:
         response_constraint: a JSON Schema (the subset in constrain/schema.py; the answer is then
         compact JSON valid against it), or a regular expression as {"regex": source, "flags": "" | "u"}
         (JavaScript RegExp syntax and meaning, the subset in constrain/regex.py; the whole answer then
-        matches it; a compiled re.Pattern without flags is read as {"regex": pattern.pattern}).
+        matches it; a compiled re.Pattern without flags is read as {"regex": pattern.pattern}). With an
+        assistant prefix, the prefix and the answer together are what the constraint covers (a prefix
+        no allowed text starts with is an UnsupportedSchemaError).
         Unsupported parts raise UnsupportedSchemaError, malformed ones InvalidOptionError; running out
         of max_tokens first raises IncompleteOutputError. The constraint is also described in the
         prompt (constraint_input), unless omit_response_constraint_input. history: replaces the
@@ -126,10 +128,12 @@ class Session:
                 self.messages, self.initial, self.tools = [dict(m) for m in history], len(history), tools
             before = self.messages
             new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
+            prefix = new[-1]["content"] if new[-1].get("prefix") else ""
+            if constraint is not None and prefix:
+                constraint.feed(prefix.encode())  # the constraint covers prefix + continuation (issue 14)
             history, ids, dropped = self._fit(new, generation=True)
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
-            prefix = new[-1]["content"] if new[-1].get("prefix") else ""
             turn = [*history, *(m for m in new if not m.get("prefix"))]
             self.last = stats = Stats()
             parts: list[str] = []
@@ -167,26 +171,38 @@ class Session:
 
     def measure(self, prompt: str | list[dict], response_constraint: dict | None = None,
                 omit_response_constraint_input: bool = False) -> int:
-        """Tokens `prompt` would add to the context (chat-template tokens and the constraint's
-        description included)."""
+        """Tokens `prompt`'s messages would add to the context: what append(prompt) adds to
+        context_usage, and what a prompt() that does not fit reports as requested - context_usage
+        (ContextOverflowError). The one accounting: a message costs its tokens as the chat template
+        renders it in the conversation (its role header and end marker included, the constraint's
+        description too); the answer's own header is the answer's, counted once it is there. The
+        prompt is checked as a fresh one (the Prompt API's measureContextUsage(): a system message
+        is measured even when the session has content)."""
         if response_constraint is not None:
             from .constrain import compile_constraint
 
             compile_constraint(response_constraint)  # a constraint prompt() would refuse is refused here too
-        new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
-        return len(self._encode([*self.messages, *new], generation=True)) - self.context_usage
+        new = self._new_messages(prompt, response_constraint, omit_response_constraint_input, fresh=True)
+        return self._usage([*self.messages, *new]) - self.context_usage
+
+    def _usage(self, messages: list[dict]) -> int:
+        """Tokens `messages` occupy as a conversation (context_usage's definition); an assistant
+        prefix counts as the assistant message it starts."""
+        plain = [{k: v for k, v in m.items() if k != "prefix"} for m in messages]
+        return len(self.model.encode_chat(plain, add_generation_prompt=False, tools=self.tools)) if plain else 0
 
     def _new_messages(self, prompt: str | list[dict], response_constraint=None, omit_constraint_input: bool = False,
-                      ) -> list[dict]:
+                      fresh: bool = False) -> list[dict]:
         """A prompt as the messages it adds (the Prompt API's rules: a system message only first in a
-        new conversation; `prefix` only on a final assistant message; [] is an empty user turn), with
-        the response constraint described in them (constraint_input) unless omit_constraint_input."""
-        new = self._prompt_messages(prompt)
+        new conversation, or first in a `fresh` prompt (measure); `prefix` only on a final assistant
+        message; [] is an empty user turn), with the response constraint described in them
+        (constraint_input) unless omit_constraint_input."""
+        new = self._prompt_messages(prompt, fresh)
         if response_constraint is not None and not omit_constraint_input:
             new = constraint_input(new, response_constraint)
         return new
 
-    def _prompt_messages(self, prompt: str | list[dict]) -> list[dict]:
+    def _prompt_messages(self, prompt: str | list[dict], fresh: bool = False) -> list[dict]:
         if isinstance(prompt, str):
             return [{"role": "user", "content": usv(prompt)}]
         if not isinstance(prompt, (list, tuple)):
@@ -203,7 +219,7 @@ class Session:
                 if m["role"] != "assistant" or i != len(prompt) - 1:
                     raise InvalidPromptError(f"prompt[{i}] has prefix: true; only the last message may, and only an "
                                              "assistant one.")
-            if m["role"] == "system" and (i > 0 or self.messages):
+            if m["role"] == "system" and (i > 0 or (self.messages and not fresh)):
                 raise InvalidOptionError(f"prompt[{i}] is a system message; it must be the first message of the "
                                          "conversation (give it to create() as the system prompt).")
             prefix = {"prefix": True} if m.get("prefix") else {}
@@ -228,10 +244,13 @@ class Session:
             if len(ids) <= limit:
                 return history, ids, dropped
             if len(history) <= self.initial:
+                # requested = context_usage + measure(prompt) (index.bs, prefill step 8), nothing dropped
+                requested = self._usage([*self.messages, *new])
                 raise ContextOverflowError(
-                    f"The conversation needs {len(ids)} tokens even without earlier turns; the context window is "
+                    f"The conversation needs {len(ids)} tokens even without earlier turns (the prompt's messages "
+                    f"{requested - self.context_usage}, and room for the answer); the context window is "
                     f"{self.context_window}. Shorten the prompt (or the initial prompts) or start a new session.",
-                    requested=len(ids), context_window=self.context_window)
+                    requested=requested, context_window=self.context_window)
             end = self.initial
             while end < len(history) - 1 and history[end]["role"] != "assistant":
                 end += 1

@@ -22,7 +22,7 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
-from ..errors import IncompleteOutputError
+from ..errors import IncompleteOutputError, UnsupportedSchemaError
 from .automaton import AState, Automaton, String
 from .regex import Regex
 
@@ -249,6 +249,18 @@ class GrammarConstraint:
                 bits = bitset(walk(self.index.trie, self.grammar, state))
             self._by_stack[stack] = bits
         return bits
+
+    def feed(self, text: bytes) -> None:
+        """Start after text already written (the Prompt API's assistant prefix): the constraint covers the
+        prefix and its continuation together. A prefix no allowed text begins with is an
+        UnsupportedSchemaError (NotSupportedError in a page), raised before anything runs."""
+        state = self.grammar.advance(self.state, text)
+        if not state:
+            raise UnsupportedSchemaError(
+                f"The assistant prefix {text.decode(errors='replace')[:80]!r} cannot begin an answer that matches the "
+                "response_constraint; change the prefix (or the constraint) so that a constrained answer can start "
+                "with it.")
+        self.state = state
 
     def advance(self, token: int) -> None:
         """Record the chosen token (one that allowed() allowed)."""
