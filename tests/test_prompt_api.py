@@ -7,6 +7,9 @@ its context window is 256 tokens, small enough to overflow on purpose.
 
 Where nomoat departs from the spec text, the test says so: context overflow drops the oldest
 exchanges and fires contextoverflow (the README's rule; index.bs's prefill only rejects).
+
+Not covered yet (issue 14): create() needing user activation when the model must be downloaded
+(NotAllowedError); every test here would need to grant one first.
 """
 
 from __future__ import annotations
@@ -110,12 +113,14 @@ def test_sampling_mode_and_raw_parameters(page):
         const c = await LanguageModel.create({...TINY, samplingMode: "creative"});
         const raw = await LanguageModel.create({...TINY, temperature: 99, topK: 3.7});
         const inf = await LanguageModel.create({...TINY, temperature: 0.5, topK: Infinity});
-        const p = await LanguageModel.params();
-        const out = {d: d.samplingMode, c: c.samplingMode, rawT: raw.temperature === p.maxTemperature, rawK: raw.topK,
-                     infK: inf.topK === p.maxTopK, baseMode: base.samplingMode};
+        // index.bs: the topK and temperature attributes are "Only available in extension and experimental
+        // contexts": undefined on this web page (web/test/language_model.test.js: an extension's values)
+        const out = {d: d.samplingMode, c: c.samplingMode, rawT: raw.temperature === undefined, rawK: raw.topK === undefined,
+                     infK: inf.topK === undefined, baseMode: base.samplingMode, has: "topK" in base && "temperature" in base};
         for (const s of [d, c, raw, inf]) s.destroy();
         return out;""")
-    assert r == {"d": "balanced", "c": "creative", "rawT": True, "rawK": 3, "infK": True, "baseMode": "most-predictable"}
+    assert r == {"d": "balanced", "c": "creative", "rawT": True, "rawK": True, "infK": True, "baseMode": "most-predictable",
+                 "has": True}
 
 
 @pytest.mark.parametrize("options, ctor", [
@@ -226,7 +231,8 @@ def test_message_list_prompts_and_assistant_prefix(page):
 ])
 def test_invalid_prompts_reject(page, input_, name):
     js(page, "if (base.contextUsage === 0) await base.append('some context');")
-    for method in ("prompt", "append", "measureContextUsage"):
+    late_system = "'system'" in input_  # measureContextUsage validates its input as a fresh prompt (below)
+    for method in ("prompt", "append") + (() if late_system else ("measureContextUsage",)):
         e = error_of(page, f"return await base.{method}({input_});")
         assert e["name"] == name, (method, e)
     e = error_of(page, f"""const r = base.promptStreaming({input_}).getReader(); await r.read(); return 'read';""")
@@ -270,7 +276,7 @@ def test_measure_does_not_change_the_session_and_append_adds_context(page):
         s.destroy();
         return {u0, m, u1, ret: ret === undefined, u2, withSchema, omitted};""")
     assert r["m"] > 0 and r["u1"] == r["u0"] and r["ret"]
-    assert r["u0"] < r["u2"] <= r["u0"] + r["m"]  # m also counts the answer's opening tokens
+    assert r["u2"] == r["u0"] + r["m"]  # what append() adds is what was measured
     assert r["withSchema"] > r["omitted"] > 0  # the schema is described in the prompt unless omitted
 
 
@@ -406,3 +412,146 @@ def test_a_prompt_too_big_for_the_window_is_quota_exceeded_and_drops_nothing(pag
     e = r["error"]
     assert e["name"] == "QuotaExceededError" and e["isDOM"] and e["requested"] > 256
     assert r["after"] == r["before"] and r["events"] == 0
+
+
+# --- issue 14: the spec's steps, one test each ------------------------------------------------
+
+def test_downloadprogress_fires_0_then_1_when_the_model_is_already_loaded(page):
+    # writing-assistance-apis, "initialize and return an AI model object" steps 2-3: the "available"
+    # path performs fireProgressEvent(0) and fireProgressEvent(1); fireProgressEvent does nothing once
+    # abortedDuringDownload is true, and the create() promise rejects with the abort reason
+    r = js(page, """
+        const seen = [];
+        const s = await LanguageModel.create({...TINY, monitor(m) {
+            m.addEventListener("downloadprogress", (e) => seen.push([e.loaded, e.total, e.lengthComputable])); }});
+        s.destroy();
+        window.reason = new DOMException("stop monitoring", "AbortError");
+        const c = new AbortController(), cut = [];
+        let rejected = null;
+        try {
+            await LanguageModel.create({...TINY, signal: c.signal, monitor(m) {
+                m.addEventListener("downloadprogress", (e) => { cut.push(e.loaded); c.abort(window.reason); }); }});
+        } catch (e) { rejected = e === window.reason; }
+        await new Promise((r) => setTimeout(r, 50));
+        return {seen, cut, rejected};""")
+    assert r == {"seen": [[0, 1, True], [1, 1, True]], "cut": [0], "rejected": True}
+
+
+@pytest.mark.parametrize("options, ctor", [
+    ("{samplingMode: 'balanced', topK: 3}", "TypeError"),  # README "Legacy ... raw parameters": both → TypeError
+    ("{samplingMode: 'balanced', temperature: 0.5}", "TypeError"),
+    ("{topK: 0}", "RangeError"),  # README: topK below 1 → RangeError
+    ("{topK: -3}", "RangeError"),
+    ("{temperature: -1}", "RangeError"),  # README: temperature below 0 → RangeError
+    ("{device: 'tpu'}", "TypeError"),
+])
+def test_availability_rejects_where_create_does(page, options, ctor):
+    # writing-assistance-apis: "create an AI model object" step 5 and "compute AI model availability"
+    # step 5 perform the same "validate and canonicalize language model options"; so availability()
+    # rejects with what create() rejects with on argument validation
+    for method in ("create", "availability"):
+        e = error_of(page, f"const r = await LanguageModel.{method}({{...TINY, ...{options}}}); r?.destroy?.(); return r;")
+        assert e["ctor"] == ctor, (method, e)
+
+
+def test_availability_is_unavailable_where_create_is_not_supported(page):
+    # "create an AI model object": an "unavailable" availability rejects create() with NotSupportedError
+    r = js(page, """
+        const out = {};
+        for (const [k, o] of Object.entries({tools: {tools: [{name: "f", description: "d", inputSchema: {}, execute() {}}]},
+                                              image: {expectedInputs: [{type: "image"}]}})) {
+            out[k] = [await LanguageModel.availability({...TINY, ...o}),
+                      await LanguageModel.create({...TINY, ...o}).then(() => "created", (e) => e.name)];
+        }
+        return out;""")
+    assert r == {"tools": ["unavailable", "NotSupportedError"], "image": ["unavailable", "NotSupportedError"]}
+
+
+def test_measure_append_and_quota_requested_agree_to_the_token(page):
+    # index.bs prefill: requested = "measuring language model context usage given messages"; on
+    # overflow QuotaExceededError.requested = current context usage + requested; on success the usage
+    # grows by requested. measureContextUsage() measures the same messages, so measure(x) is what
+    # append(x) adds and requested - contextUsage for a prompt too big.
+    r = js(page, """
+        const s = await LanguageModel.create({...TINY, initialPrompts: [{role: "system", content: "S"}]});
+        const out = {};
+        for (const x of ["short", [{role: "user", content: "a question"}, {role: "assistant", content: "an answer"}]]) {
+            const m = await s.measureContextUsage(x), before = s.contextUsage;
+            await s.append(x);
+            (out.appended ??= []).push(s.contextUsage - before === m);
+        }
+        const big = "word ".repeat(400);
+        const m = await s.measureContextUsage(big);
+        try { await s.prompt(big); } catch (e) { out.quota = {name: e.name, agree: e.requested - s.contextUsage === m, m}; }
+        // measured as a fresh prompt (measureContextUsage step 3: hasAppendedInput false): a system message
+        out.system = await s.measureContextUsage([{role: "system", content: "Be brief."}, {role: "user", content: "hi"}]);
+        s.destroy();
+        return out;""")
+    assert r["appended"] == [True, True]
+    assert r["quota"]["name"] == "QuotaExceededError" and r["quota"]["agree"] is True and r["quota"]["m"] > 256
+    assert r["system"] > 0
+
+
+def test_response_constraint_covers_the_assistant_prefix_and_its_continuation(page):
+    # README "Constraining responses by providing a prefix" + "Structured output": the answer continues
+    # the prefix, and the constraint holds for the assistant message (prefix + continuation); a
+    # prefix that no allowed answer begins with cannot be honoured: NotSupportedError
+    r = js(page, r"""
+        const s = await base.clone();
+        const rc = /^Greetings and salutations\.$/;
+        const text = await s.prompt([{role: "user", content: "Greet me."}, {role: "assistant", content: "Greetings", prefix: true}],
+                                    {responseConstraint: rc, maxTokens: 40});
+        let bad;
+        try { await s.prompt([{role: "user", content: "Greet me."}, {role: "assistant", content: "Hello", prefix: true}],
+                             {responseConstraint: rc, maxTokens: 40}); } catch (e) { bad = ERR(e); }
+        s.destroy();
+        return {text, bad};""")
+    assert r["text"] == " and salutations."
+    assert r["bad"]["isDOM"] and r["bad"]["name"] == "NotSupportedError" and "prefix" in r["bad"]["message"]
+
+
+@pytest.mark.parametrize("schema", ["{type: 'soup'}", "{type: 'integer', minimum: '0'}", "{type: 'string', format: 'date'}"])
+def test_invalid_or_unsupported_schemas_are_not_supported_errors(page, schema):
+    # README "Structured output": unsupported schema features → "NotSupportedError" DOMException (issue 14:
+    # invalid ones too); only a constraint that is no object is a TypeError (test_argument_and_option_errors)
+    for method in ("prompt", "measureContextUsage"):
+        e = error_of(page, f"return await base.{method}('x', {{responseConstraint: {schema}}});")
+        assert e["isDOM"] and e["name"] == "NotSupportedError", (method, e)
+
+
+def test_answers_have_no_token_limit_but_the_context_window(page):
+    # The Prompt API has no max-tokens: an answer runs to its end of turn or to the context window
+    r = js(page, """
+        const s = await LanguageModel.create({model: TINY.model, device: TINY.device, samplingMode: "most-predictable"});
+        const text = await s.prompt("Tell me everything.");
+        const st = s.lastStats;
+        s.destroy();
+        return {text: typeof text, reason: st.finish_reason, used: st.prompt_tokens + st.completion_tokens, n: st.completion_tokens,
+                window: s.contextWindow};""")
+    assert r["text"] == "string"
+    assert r["reason"] == "stop" or (r["reason"] == "length" and r["used"] == r["window"]), r
+
+
+def test_a_detached_iframes_language_model_rejects_with_invalid_state(page):
+    # writing-assistance-apis: "If document is not fully active, then return a promise rejected with an
+    # InvalidStateError" (create an AI model object step 4, compute AI model availability step 4, get an
+    # aggregated/streaming AI model result step 3 — promptStreaming throws —, measure AI model input
+    # usage step 3), and index.bs "clone a language model" step 3
+    r = js(page, """
+        const f = document.createElement("iframe");
+        f.src = location.href;
+        document.body.append(f);
+        await new Promise((r) => f.addEventListener("load", r, {once: true}));
+        const LM = f.contentWindow.llm.LanguageModel;
+        const s = await LM.create({...TINY, samplingMode: "most-predictable"});
+        f.remove();
+        const out = {};
+        const names = (p) => p.then(() => "resolved", (e) => e.name);
+        out.create = await names(LM.create(TINY));
+        out.availability = await names(LM.availability(TINY));
+        for (const m of ["prompt", "append", "measureContextUsage"]) out[m] = await names(s[m]("hi"));
+        out.clone = await names(s.clone());
+        try { s.promptStreaming("hi"); out.stream = "returned"; } catch (e) { out.stream = e.name; }
+        return out;""")
+    assert r == {k: "InvalidStateError" for k in ("create", "availability", "prompt", "append", "measureContextUsage",
+                                                   "clone", "stream")}, r

@@ -11,7 +11,7 @@ import {WHEELS} from "./generated/wheels.js";
 import {createEmbeddings} from "./embeddings.js";
 import {createChat} from "./openai.js";
 import {PendingCalls, abortReason, checkSendable, samplingToWire} from "./protocol.js";
-import {LanguageModelSession, canonicalPrompt} from "./session.js";
+import {LanguageModelSession, canonicalPrompt, fullyActive} from "./session.js";
 
 /**
  * @typedef {import("./protocol.js").Transport} Transport
@@ -220,16 +220,24 @@ export function modelURL(model, base, page, fallback) {
 /**
  * A model load's progress replies as `monitor`'s events, as the Prompt API has them: every report
  * as nomoatprogress, a storage warning as nomoatwarning (and on the console), the download as
- * downloadprogress (loaded a fraction of total 1, rising; 1 at the end if the download was seen);
- * nothing once done() (the call settled).
+ * downloadprogress (loaded a fraction of total 1, rising). writing-assistance-apis, "create an AI
+ * model object": a download fires 0 first and 1 last; a model already available ("initialize and
+ * return an AI model object", steps 2-3) still fires 0 and then 1; once the create() signal is
+ * aborted (`aborted()`) or the call settled (done()), nothing more fires.
  * @param {EventTarget} monitor
+ * @param {() => boolean} [aborted] whether the create() signal was aborted ("abortedDuringDownload")
  * @returns {{onProgress: (p: any) => void, done: (ok: boolean) => void}}
  */
-export function downloadProgress(monitor) {
-  let lastFraction = 0, settled = false;
+export function downloadProgress(monitor, aborted = () => false) {
+  let lastFraction = -1, settled = false;
+  /** @param {number} loaded */
+  const fire = (loaded) => {
+    lastFraction = loaded;
+    monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded, total: 1, lengthComputable: true}));
+  };
   return {
     onProgress(p) {
-      if (settled) return;
+      if (settled || aborted()) return;
       if (p.warning) {
         console.warn("nomoat:", p.warning);
         monitor.dispatchEvent(new CustomEvent("nomoatwarning", {detail: p}));
@@ -238,17 +246,17 @@ export function downloadProgress(monitor) {
       monitor.dispatchEvent(new CustomEvent("nomoatprogress", {detail: p}));
       if (p.stage === "download" && p.total > 0) {
         const f = Math.floor((p.loaded / p.total) * 65536) / 65536;
-        if (f > lastFraction || (f === 0 && lastFraction === 0)) {
-          lastFraction = f;
-          monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: f, total: 1, lengthComputable: true}));
-        }
+        if (lastFraction < 0) fire(0); // "Perform fireProgressEvent given 0" before the loop
+        if (f > lastFraction) fire(f);
       }
     },
-    /** @param {boolean} ok whether the call succeeded (then the download did too) */
+    /** @param {boolean} ok whether the call succeeded (then the download, if any, did too) */
     done(ok) {
       if (settled) return;
       settled = true;
-      if (ok && lastFraction < 1 && lastFraction > 0) monitor.dispatchEvent(new ProgressEvent("downloadprogress", {loaded: 1, total: 1, lengthComputable: true}));
+      if (!ok || aborted()) return;
+      if (lastFraction < 0) fire(0);
+      if (lastFraction < 1 && !aborted()) fire(1); // a listener of 0 may have aborted
     },
   };
 }
@@ -265,6 +273,10 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   const DEFAULT_MODEL = defaults.model ? new URL(defaults.model, document.baseURI).href
     : new URL("models/SmolLM2-135M-Instruct/", base).href;
   const DEFAULT_DEVICE = defaults.device || "auto";
+  // An extension context (chrome.runtime.id is set in an extension's pages and content scripts, such as
+  // examples/extension's popup and panel; never on a web page): the Prompt API exposes the session's
+  // topK and temperature only there (index.bs: "Only available in extension and experimental contexts").
+  const EXTENSION = Boolean(/** @type {any} */ (globalThis).chrome?.runtime?.id);
   const CACHE = "nomoat-models"; // the Cache API storage the worker keeps model files in
   const assets = assetsAt(base);
 
@@ -321,7 +333,8 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   }
 
   // The sampling settings a session gets: a samplingMode preset, or the raw topK/temperature
-  // (clamped as the spec says), never both.
+  // (clamped as the spec says), never both. temperature is an IDL float (Math.fround), topK an
+  // unsigned long (IntegerPart).
   function resolveSampling(options) {
     const raw = options.topK !== undefined || options.temperature !== undefined;
     if (options.samplingMode !== undefined && raw) {
@@ -335,31 +348,38 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     let topK = options.topK === undefined ? PARAMS.defaultTopK : Number(options.topK);
     if (Number.isNaN(temperature) || temperature < 0) throw new RangeError(`temperature must be >= 0, got ${options.temperature}.`);
     if (Number.isNaN(topK) || topK < 1) throw new RangeError(`topK must be >= 1, got ${options.topK}.`);
-    temperature = Math.min(temperature, PARAMS.maxTemperature);
+    temperature = Math.fround(Math.min(temperature, PARAMS.maxTemperature));
     topK = Math.min(Math.floor(topK), PARAMS.maxTopK);
     return {samplingMode: temperature === 0 ? "most-predictable" : "balanced", temperature, topK};
   }
 
-  async function create(options = {}) {
-    options = options ?? {};
+  // create() and availability() share "validate and canonicalize language model options" (what
+  // throws: TypeError, RangeError) and the options' availability (why they are "unavailable", or
+  // null): writing-assistance-apis' "create an AI model object" step 5 and "compute AI model
+  // availability" step 5 perform the same validation, so availability() rejects where create() would.
+  function validateOptions(options) {
     const unavailable = checkOptions(options);
-    const signal = options.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal.");
-    if (signal && signal.aborted) throw abortReason(signal);
     const device = options.device || DEFAULT_DEVICE;
     if (!["auto", "webgpu", "wasm"].includes(device)) {
       throw new TypeError(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(device)}.`);
     }
     const sampling = resolveSampling(options);
+    const tools = options.tools !== undefined && Array.from(options.tools).length > 0;
+    return {device, sampling, unavailable: unavailable ?? (tools ? "tools: this model's chat template has no tool calling" : null)};
+  }
+
+  async function create(options = {}) {
+    fullyActive();
+    options = options ?? {};
+    const {device, sampling, unavailable} = validateOptions(options);
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal.");
     const initial = options.initialPrompts === undefined ? [] : canonicalPrompt(options.initialPrompts, false);
+    if (signal && signal.aborted) throw abortReason(signal);
     if (initial.some((m) => m.prefix)) {
       throw new DOMException("initialPrompts cannot end with an assistant prefix; send it with prompt().", "NotSupportedError");
     }
-    if (options.tools !== undefined && Array.from(options.tools).length) {
-      throw new DOMException("tools are not supported by this model's chat template (nomoat's default model has no " +
-        "tool calling); create the session without tools.", "NotSupportedError");
-    }
-    if (unavailable) throw new DOMException(`Unavailable: ${unavailable}.`, "NotSupportedError");
+    if (unavailable) throw new DOMException(`Unavailable: ${unavailable}; create the session without it.`, "NotSupportedError");
     const monitor = new EventTarget();
     if (typeof options.monitor === "function") options.monitor(monitor);
     const model = modelURL(options.model, base, document.baseURI || base, DEFAULT_MODEL);
@@ -372,7 +392,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     }
     checkSendable("create", pyOptions);
     const worker = workerFor(engine ? `${device}|${engine}` : device);
-    const progress = downloadProgress(monitor);
+    const progress = downloadProgress(monitor, () => Boolean(signal && signal.aborted));
     const {promise} = worker.call("create", {assets: engine ? {...assets, wasmEngine: engine} : assets, model, device,
                                              options: pyOptions}, {
       onProgress: progress.onProgress,
@@ -391,9 +411,13 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
       throw e;
     }
     progress.done(true);
+    if (signal && signal.aborted) { // by a downloadprogress listener: "If options["signal"] ... is aborted, abort these steps"
+      worker.call("destroy", {session: info.session});
+      throw abortReason(signal);
+    }
     const session = new LanguageModel(SECRET, worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
       contextWindow: info.context_window, contextUsage: info.context_usage},
-    {...sampling, expectedInputs: options.expectedInputs ? Array.from(options.expectedInputs) : [],
+    {...sampling, raw: EXTENSION, expectedInputs: options.expectedInputs ? Array.from(options.expectedInputs) : [],
       expectedOutputs: options.expectedOutputs ? Array.from(options.expectedOutputs) : []});
     if (signal) signal.addEventListener("abort", () => session.destroy(abortReason(signal)), {once: true});
     return session;
@@ -403,10 +427,11 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   // needed); "downloading": a create() is fetching it; "downloadable": it must be fetched first;
   // "unavailable": no wasm/Worker, WebGPU asked for without an adapter, or options the model can't serve.
   async function availability(options = {}) {
+    fullyActive();
     options = options ?? {};
-    if (checkOptions(options)) return "unavailable";
+    const {device, unavailable} = validateOptions(options);
+    if (unavailable) return "unavailable";
     const hasWasm = typeof WebAssembly === "object";
-    const device = options.device || DEFAULT_DEVICE;
     if (device === "webgpu") {
       const gpu = /** @type {any} */ (navigator).gpu;
       const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;

@@ -35,6 +35,7 @@ import {abortReason, checkSendable, toWire, wireOptions} from "./protocol.js";
  * @typedef {object} SessionSettings the resolved create() options
  * @property {number} [topK]
  * @property {number} [temperature]
+ * @property {boolean} [raw] whether topK and temperature are exposed (an extension context)
  * @property {string} [samplingMode]
  * @property {{type: string, languages?: string[]}[]} [expectedInputs]
  * @property {{type: string, languages?: string[]}[]} [expectedOutputs]
@@ -55,6 +56,26 @@ function domString(v, what) {
   if (typeof v === "symbol") throw new TypeError(`${what} must be a string, got a Symbol.`);
   return String(v);
 }
+
+/**
+ * Throws InvalidStateError where this realm's Document is not fully active (an iframe's
+ * LanguageModel called after the iframe was removed: its document has no window any more).
+ * writing-assistance-apis: "create an AI model object" step 4, "compute AI model availability"
+ * step 4, "get an aggregated/streaming AI model result" and "measure AI model input usage" step 3,
+ * and index.bs "clone a language model" step 3.
+ */
+export function fullyActive() {
+  if (typeof document === "undefined" || document.defaultView !== null) return;
+  let error = NOT_ACTIVE;
+  try {
+    error = new DOMException(NOT_ACTIVE_MESSAGE, "InvalidStateError");
+  } catch { // Chromium: a detached frame's DOMException constructs no more (a TypeError): the one made at load
+  }
+  throw error;
+}
+const NOT_ACTIVE_MESSAGE = "This document is no longer active (its frame was removed); use the LanguageModel of a " +
+  "page that is still open.";
+const NOT_ACTIVE = typeof DOMException === "function" ? new DOMException(NOT_ACTIVE_MESSAGE, "InvalidStateError") : null;
 
 /** @param {any} v @returns {v is Iterable<any>} */
 const iterable = (v) => v !== null && typeof v === "object" && typeof v[Symbol.iterator] === "function";
@@ -183,8 +204,13 @@ export class LanguageModelSession extends EventTarget {
   get contextUsage() { return this._usage; }
   get inputQuota() { return this._info.contextWindow; } // deprecated names (extension contexts in Chrome)
   get inputUsage() { return this._usage; }
-  get topK() { return this._settings.topK; }
-  get temperature() { return this._settings.temperature; }
+  // index.bs: topK and temperature are "Only available in extension and experimental contexts"
+  // (README, "Sampling Parameters"): undefined on a web page; temperature an IDL float.
+  get topK() { return this._settings.raw ? this._settings.topK : undefined; }
+  get temperature() {
+    const t = this._settings.temperature;
+    return this._settings.raw && t !== undefined ? Math.fround(t) : undefined;
+  }
   get samplingMode() { return this._settings.samplingMode; }
   get expectedInputs() { return this._settings.expectedInputs; }
   get expectedOutputs() { return this._settings.expectedOutputs; }
@@ -298,6 +324,7 @@ export class LanguageModelSession extends EventTarget {
     if (arguments.length === 0) return Promise.reject(new TypeError("prompt() needs an input."));
     let signal;
     try {
+      fullyActive();
       options = optionsDict(options, "prompt");
       signal = this._signal(options);
     } catch (e) {
@@ -315,6 +342,7 @@ export class LanguageModelSession extends EventTarget {
    */
   promptStreaming(input, options = {}) {
     if (arguments.length === 0) throw new TypeError("promptStreaming() needs an input.");
+    fullyActive();
     options = optionsDict(options, "promptStreaming");
     const outer = this._signal(options);
     if (outer.aborted) throw abortReason(outer);
@@ -343,6 +371,7 @@ export class LanguageModelSession extends EventTarget {
   append(input, options = {}) {
     if (arguments.length === 0) return Promise.reject(new TypeError("append() needs an input."));
     return (async () => {
+      fullyActive();
       options = optionsDict(options, "append");
       const signal = this._signal(options);
       if (signal.aborted) throw abortReason(signal);
@@ -359,11 +388,14 @@ export class LanguageModelSession extends EventTarget {
   measureContextUsage(input, options = {}) {
     if (arguments.length === 0) return Promise.reject(new TypeError("measureContextUsage() needs an input."));
     return (async () => {
+      fullyActive();
       options = optionsDict(options, "measureContextUsage");
       checkConstraint(options, "measureContextUsage");
       const signal = this._signal(options);
       if (signal.aborted) throw abortReason(signal);
-      const msgs = canonicalPrompt(input, this._usage > 0);
+      // index.bs measureContextUsage() step 3: "validating and canonicalizing a prompt given input,
+      // expectedInputTypes, and false": measured as a fresh prompt (a system message is fine).
+      const msgs = canonicalPrompt(input, false);
       const {responseConstraint, omitResponseConstraintInput} = options;
       return this._op("measure", {input: toWire(msgs), options: wireOptions({responseConstraint, omitResponseConstraintInput})},
         signal, {queued: false});
@@ -384,6 +416,7 @@ export class LanguageModelSession extends EventTarget {
    */
   clone(options = {}) {
     return (async () => {
+      fullyActive();
       options = optionsDict(options, "clone");
       const signal = this._signal(options);
       if (signal.aborted) throw abortReason(signal);

@@ -79,6 +79,15 @@ class FakeWorker {
   }
 }
 
+// Node has no ProgressEvent (create() fires downloadprogress 0 and 1 even with nothing to download).
+globalThis.ProgressEvent ??= /** @type {any} */ (class extends Event {
+  /** @param {string} type @param {{loaded?: number, total?: number, lengthComputable?: boolean}} [init] */
+  constructor(type, init = {}) {
+    super(type);
+    Object.assign(this, {loaded: 0, total: 0, lengthComputable: false, ...init});
+  }
+});
+
 const BASE = "http://localhost/";
 const transport = (options = {}) => {
   const locks = new FakeLocks();

@@ -7,8 +7,19 @@ import {FakeTransport, settle} from "./fake_transport.js";
 const INFO = {session: 7, device: "wasm", deviceReason: "asked", contextWindow: 512, contextUsage: 0};
 const make = () => {
   const t = new FakeTransport();
-  return {t, s: new LanguageModelSession(t, {...INFO}, {temperature: 0, topK: 1, samplingMode: "most-predictable"})};
+  return {t, s: new LanguageModelSession(t, {...INFO}, {temperature: 0, topK: 1, samplingMode: "most-predictable", raw: true})};
 };
+
+test("topK and temperature: undefined on a web page, IDL values in an extension context", () => {
+  // index.bs: both attributes are "Only available in extension and experimental contexts";
+  // temperature is a float (Math.fround), topK an unsigned long
+  const t = new FakeTransport();
+  const page = new LanguageModelSession(t, {...INFO}, {temperature: 0.7, topK: 40, samplingMode: "balanced"});
+  assert.deepEqual([page.topK, page.temperature, page.samplingMode], [undefined, undefined, "balanced"]);
+  const ext = new LanguageModelSession(t, {...INFO}, {temperature: 0.7, topK: 40, samplingMode: "balanced", raw: true});
+  assert.deepEqual([ext.topK, ext.temperature], [40, Math.fround(0.7)]);
+  assert.notEqual(ext.temperature, 0.7);
+});
 
 test("prompts run in call order, one at a time, and stream their pieces", async () => {
   const {t, s} = make();
