@@ -162,7 +162,8 @@ export const OPTION_NAMES = Object.freeze({temperature: "temperature", topK: "to
  * @property {number} [minP]
  * @property {number} [repetitionPenalty]
  * @property {number} [seed] same seed, same output
- * @property {number} [maxTokens]
+ * @property {number} [maxTokens] a nomoat extension (the Prompt API has no token limit): at most this many answer
+ *   tokens; left out, an answer runs to its end of turn or to the context window (lastStats.finish_reason "length")
  * @property {string | string[]} [stop] never part of the output
  *
  * @typedef {object} ConstraintOptions
