@@ -138,7 +138,8 @@ def test_wasm_vectors_match_the_reference_in_openai_shape(page, reference, token
     assert page.evaluate("crossOriginIsolated") is True
     # one string; the same text gives the same vector alone as in a padded batch
     one = embed(page, model=MODEL, input=SENTENCES[1], device="wasm")
-    assert len(one["data"]) == 1 and one["progress"] == [0, 1]  # loaded already: 0 then 1, as the spec's already-available path fires
+    # loaded already: 0 then 1, as the spec's already-available path fires
+    assert len(one["data"]) == 1 and one["progress"] == [0, 1]
     assert cosine(one["data"][0]["embedding"], got["data"][1]["embedding"]) >= 0.999999
 
 
