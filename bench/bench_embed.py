@@ -120,9 +120,9 @@ def reference_vectors(source: Path, texts: list[str], tokenizer):
     original model (the zip `nomoat convert --model` downloaded)."""
     import numpy as np
 
-    from nomoat.backends.reference_encoder import ReferenceEncoder
+    from nomoat.convert.encoder import reference_encoder
 
-    enc = ReferenceEncoder.from_source(source)
+    enc = reference_encoder(source)
     out = []
     for t in texts:
         ids = np.array([tokenizer.encode(t).ids], dtype=np.int64)

@@ -22,7 +22,7 @@ import nomoat
 from nomoat import catalog
 from nomoat.backends.reference_encoder import BertConfig, ReferenceEncoder
 from nomoat.cli import main
-from nomoat.convert.encoder import build_encoder_graph, convert_encoder, read_source
+from nomoat.convert.encoder import build_encoder_graph, convert_encoder, read_source, reference_encoder
 from nomoat.convert.safetensors import read_safetensors
 from nomoat.embed import BATCH_ROWS, Embedder, load_embedder
 from nomoat.errors import AbortedError, ContextOverflowError, InvalidModelError, InvalidOptionError
@@ -75,7 +75,7 @@ def test_the_package_is_an_embedding_package(minilm_dir):
 def test_the_reference_encoder_makes_the_fixture():
     """The oracle itself, from the original weights (guards the fixture against a changed reference)."""
     source = catalog.fetch(catalog.find("all-MiniLM-L6-v2"))
-    ref = ReferenceEncoder.from_source(source)
+    ref = reference_encoder(source)
     tok = WordPieceTokenizer(json.loads(read_source(source)[2]["tokenizer.json"]))
     emb = Embedder("ref", tok, ref, dimensions=384, max_tokens=256)
     got = asyncio.run(emb.embed(FIXTURE["sentences"][:6]))  # one padded batch
@@ -269,7 +269,7 @@ def test_a_tiny_bert_converts_and_matches_the_reference(tiny_zip, tmp_path):
     manifest = check_package(out)
     assert manifest["embedding"]["max_tokens"] == 16 and manifest["source"]["path"] == "tiny.zip"
     emb = nomoat.load(out, threads=1)
-    ref = Embedder("ref", emb.tokenizer, ReferenceEncoder.from_source(tiny_zip), dimensions=64, max_tokens=16)
+    ref = Embedder("ref", emb.tokenizer, reference_encoder(tiny_zip), dimensions=64, max_tokens=16)
     texts = ["the cat sat on the mat.", "dogs", "", "zzz qq the"]
     assert cosines(asyncio.run(emb.embed(texts)), asyncio.run(ref.embed(texts))).min() >= 0.99999
 

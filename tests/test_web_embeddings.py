@@ -57,10 +57,10 @@ def tokenizer(minilm_dir):
 @pytest.fixture(scope="module")
 def reference(tokenizer):
     """text → the numpy reference encoder's vector (from the original safetensors), one text at a time."""
-    from nomoat.backends.reference_encoder import ReferenceEncoder
     from nomoat.catalog import fetch, find
+    from nomoat.convert.encoder import reference_encoder
 
-    enc = ReferenceEncoder.from_source(fetch(find(MODEL)))
+    enc = reference_encoder(fetch(find(MODEL)))
 
     def vector(text: str, limit: int | None = None) -> np.ndarray:
         ids = tokenizer.encode(text).ids

@@ -304,8 +304,9 @@ def embedding_texts(texts: Any) -> list[str]:
 class Models:
     """The models folder's packages: resolved by name, each loaded once, at its first request."""
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
+    def __init__(self, folder: Path, index: Callable[[Path], dict], threads: int | None = None) -> None:
         self.folder, self.threads = folder, threads
+        self.index = index  # serve.model_index: the folder's valid packages, as /models/index.json lists them
         self._loaded: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -313,9 +314,7 @@ class Models:
 
     def kinds(self) -> dict[str, str]:
         """{package name: "llm" | "embedding"} of the valid packages in the folder (serve.model_index)."""
-        from .serve import model_index
-
-        return {e["name"]: e["kind"] for e in model_index(self.folder)["models"]}
+        return {e["name"]: e["kind"] for e in self.index(self.folder)["models"]}
 
     def resolve(self, asked: str | None, kind: str) -> str:
         """The package a request's `model` names: a folder in the models folder, a catalog name or
@@ -481,8 +480,8 @@ def gone(sock: socket.socket) -> bool:
 class OpenAIApi:
     """The /v1/ routes of serve.Handler: handle(handler) answers one request."""
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
-        self.models = Models(folder, threads)
+    def __init__(self, folder: Path, index: Callable[[Path], dict], threads: int | None = None) -> None:
+        self.models = Models(folder, index, threads)
         self.engine = Engine()
 
     def close(self) -> None:

@@ -215,7 +215,7 @@ def make_server(port: int = 8000, host: str = "127.0.0.1", verbose: bool = False
     if openai:
         from .openai_server import OpenAIApi
 
-        api = OpenAIApi(models)
+        api = OpenAIApi(models, model_index)  # the index passed in: openai_server never imports serve
     handler = type("NomoatHandler", (Handler,), {"roots": roots, "models": models, "api": api})
     server = Server((host, port), partial(handler))
     server.verbose = verbose  # type: ignore[attr-defined]

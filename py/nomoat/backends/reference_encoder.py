@@ -211,14 +211,6 @@ class ReferenceEncoder:
     def __init__(self, cfg: BertConfig, weights: BertWeights) -> None:
         self.cfg, self.weights = cfg, weights
 
-    @classmethod
-    def from_source(cls, source) -> ReferenceEncoder:
-        """From the original model: a folder or zip holding config.json and model.safetensors."""
-        from ..convert.encoder import read_source
-
-        cfg, tensors, _ = read_source(source)
-        return cls(cfg, BertWeights.from_tensors(cfg, tensors))
-
     def embeddings(self, input_ids, attention_mask) -> np.ndarray:
         ids, mask = np.asarray(input_ids, np.int64), np.asarray(attention_mask, np.int64)
         return mean_pool_normalize(forward(self.cfg, self.weights, ids, mask), mask)

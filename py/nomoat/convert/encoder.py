@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.reference_encoder import BertConfig, BertWeights
+from ..backends.reference_encoder import BertConfig, BertWeights, ReferenceEncoder
 from ..errors import InvalidModelError, ModelNotFoundError, UnsupportedModelError
 from ..package import write_manifest
 from .safetensors import read_safetensors
@@ -86,6 +86,13 @@ def read_source(source: str | Path) -> tuple[BertConfig, dict[str, np.ndarray], 
         raise InvalidModelError(f"{source}: config.json is not JSON ({str(e)[:100]}).") from e
     cfg = BertConfig.from_dict(raw, f"{source}: config.json")
     return cfg, read_safetensors(files["model.safetensors"], f"{source}: model.safetensors"), files
+
+
+def reference_encoder(source: str | Path) -> ReferenceEncoder:
+    """The numpy oracle (backends/reference_encoder.py) on the original model: a sentence-transformers
+    folder or zip holding config.json and model.safetensors."""
+    cfg, tensors, _ = read_source(source)
+    return ReferenceEncoder(cfg, BertWeights.from_tensors(cfg, tensors))
 
 
 def _json(files: dict[str, bytes], name: str, default: object) -> object:
