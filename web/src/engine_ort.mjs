@@ -91,6 +91,23 @@ export const GPU_CHUNK = 24;
 let sessionCreation = Promise.resolve();
 
 /**
+ * An onnxruntime-web session for `graph`, created after any other creation has finished; a graph it
+ * cannot load is a DataError naming the fix.
+ * @param {Uint8Array | string} graph @param {any} opts @param {string} what "model graph" | "encoder graph"
+ * @returns {Promise<any>}
+ */
+async function createSession(graph, opts, what) {
+  const creating = sessionCreation.then(() => ort.InferenceSession.create(graph, opts));
+  sessionCreation = creating.catch(() => {});
+  try {
+    return await creating;
+  } catch (err) {
+    throw named("DataError", `onnxruntime-web could not load the ${what} (${String(err.message || err).slice(0, 300)}). ` +
+      "The file is corrupt or truncated: convert the model again ('nomoat convert').");
+  }
+}
+
+/**
  * onnxruntime-web's wasm path: past is name -> ort.Tensor (1, n_kv, T, head_dim) in JS memory,
  * replaced (never written in place) by each step's present.*, so a fork shares them.
  * @implements {State}
@@ -209,15 +226,7 @@ export class OrtEngine {
       // stay there too: the GPU sampler (gpu_sampler.mjs) reads them in place.
       opts.preferredOutputLocation = {logits: "gpu-buffer"};
     }
-    const creating = sessionCreation.then(() => ort.InferenceSession.create(graph, opts));
-    sessionCreation = creating.catch(() => {});
-    let session;
-    try {
-      session = await creating;
-    } catch (err) {
-      throw named("DataError", `onnxruntime-web could not load the model graph (${String(err.message || err).slice(0, 300)}). ` +
-        "The file is corrupt or truncated: convert the model again ('nomoat convert').");
-    }
+    const session = await createSession(graph, opts, "model graph");
     const e = new OrtEngine(device, config, session);
     if (device === "webgpu") await e.startGpuSampling();
     return e;
@@ -450,15 +459,7 @@ export class OrtEncoder {
   static async create({assets, device, graph, external, dimensions}) {
     await loadOrt(assets, device);
     const opts = {executionProviders: [{name: device}], graphOptimizationLevel: "all", logSeverityLevel: 3, externalData: external};
-    const creating = sessionCreation.then(() => ort.InferenceSession.create(graph, opts));
-    sessionCreation = creating.catch(() => {});
-    let session;
-    try {
-      session = await creating;
-    } catch (err) {
-      throw named("DataError", `onnxruntime-web could not load the encoder graph (${String(err.message || err).slice(0, 300)}). ` +
-        "The file is corrupt or truncated: convert the model again ('nomoat convert').");
-    }
+    const session = await createSession(graph, opts, "encoder graph");
     const missing = ["input_ids", "attention_mask"].filter((n) => !session.inputNames.includes(n));
     if (!session.outputNames.includes("sentence_embedding")) missing.push("sentence_embedding (an output)");
     if (missing.length) {

@@ -14,11 +14,13 @@ globalThis.ProgressEvent ??= /** @type {any} */ (class extends Event {
 });
 globalThis.document ??= /** @type {any} */ ({baseURI: "http://localhost/"});
 
-/** A window.llm whose back end answers every create() with a session. */
+/** A window.llm whose back end answers every create() and clone() with a session. */
 const make = () => {
   const t = new FakeTransport();
   t.onCall = (call) => {
-    if (call.kind === "create") t.reply(call.id, "return", {session: call.id, device: "wasm", context_window: 512, context_usage: 0});
+    if (call.kind === "create" || call.kind === "clone") {
+      t.reply(call.id, "return", {session: call.id, device: "wasm", context_window: 512, context_usage: 0});
+    }
   };
   return createLLM("http://localhost/", {}, {connect: () => t});
 };
