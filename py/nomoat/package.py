@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InvalidModelError, ModelNotFoundError
@@ -41,6 +45,26 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def written_package(out_dir: str | Path) -> Iterator[Path]:
+    """A package folder written whole or not at all: the converter fills the temporary folder this
+    yields (beside out_dir, with an onnx/ inside); when the block ends without an error it replaces
+    out_dir in one rename, else it is removed and out_dir is left as it was."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        (tmp / "onnx").mkdir()
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def write_manifest(model_dir: Path, extra: dict) -> dict:

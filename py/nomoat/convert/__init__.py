@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from ..package import (
     check_package,
     sha256,
     write_manifest,
+    written_package,
 )
 from .gguf_file import GGUFModel, read_gguf
 from .graph import F32_FILE, LayerWeights, Weights, build_graph, optimum_variant
@@ -108,12 +107,7 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0,
     step(0)
     model = build_graph(m.config, weights, accuracy_level=accuracy_level)
 
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
-        (tmp / "onnx").mkdir()
+    with written_package(out_dir) as tmp:
         data = Path(DATA_FILE).name
         step(1)
         external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, location=data,
@@ -147,14 +141,7 @@ def convert(gguf_path: str | Path, out_dir: str | Path, accuracy_level: int = 0,
             "accuracy_level": accuracy_level,
             **({"quantization": q} if (q := file_type(m)) else {}),
         })
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
+    return Path(out_dir)
 
 
 def file_type(m: GGUFModel) -> str | None:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +30,7 @@ import numpy as np
 
 from ..backends.reference_encoder import BertConfig, BertWeights, ReferenceEncoder
 from ..errors import InvalidModelError, ModelNotFoundError, UnsupportedModelError
-from ..package import write_manifest
+from ..package import write_manifest, written_package
 from .safetensors import read_safetensors
 
 F32_ONNX = "onnx/model.onnx"  # transformers.js's file for dtype "fp32"
@@ -267,12 +265,7 @@ def convert_encoder(source: str | Path, out_dir: str | Path, *, weights: str = D
     step(1)
     onnx_name = Q8_ONNX if weights == "q8" else F32_ONNX
 
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
-        (tmp / "onnx").mkdir()
+    with written_package(out_dir) as tmp:
         onnx.save_model(model, tmp / onnx_name)
         for name in COPIED:
             if name in files:
@@ -283,10 +276,4 @@ def convert_encoder(source: str | Path, out_dir: str | Path, *, weights: str = D
             "embedding": {**info, "weights": weights, "onnx": onnx_name},
         })
         step(2)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
+    return Path(out_dir)
