@@ -2,30 +2,13 @@
 activations quantized to int16 per 32-block (symmetric), weights int16 per 32-block; numpy, vs the f32 reference."""
 
 import numpy as np
-import tokenizers
+from common import SENTENCES, load, padded  # bench/embed_weights/common.py (run as a script from the repo root)
 
 import nomoat.backends.reference_encoder as R
-from nomoat.convert.encoder import read_source
 
-cfg, tensors, files = read_source("models/downloads/all-MiniLM-L6-v2.zip")
-w = R.BertWeights.from_tensors(cfg, tensors)
-tok = tokenizers.Tokenizer.from_str(files["tokenizer.json"].decode())
-tok.no_padding()
-tok.no_truncation()
-sents = [
-    "Hello world.",
-    "The quick brown fox jumps over the lazy dog, twice!",
-    "Café crème brûlée 東京",
-    "How do I reset my password?",
-    "Embeddings map text to vectors.",
-    "ok",
-    "The mitochondria is the powerhouse of the cell, as every biology student learns early on.",
-    "Paris is the capital of France.",
-]
-encs = [tok.encode(s).ids for s in sents]
-S = max(map(len, encs))
-ids = np.array([e + [0] * (S - len(e)) for e in encs])
-mask = np.array([[1] * len(e) + [0] * (S - len(e)) for e in encs])
+cfg, w, files, tok = load()
+feeds = padded(tok, SENTENCES)
+ids, mask = feeds["input_ids"], feeds["attention_mask"]
 ref = R.mean_pool_normalize(R.forward(cfg, w, ids, mask), mask)
 
 

@@ -4,30 +4,13 @@ weights vs the f32 reference, cosine of sentence embeddings (helper B, issue 15)
 import copy
 
 import numpy as np
-import tokenizers
+from common import SENTENCES, load, padded  # bench/embed_weights/common.py (run as a script from the repo root)
 
-from nomoat.backends.reference_encoder import BertWeights, forward, mean_pool_normalize
-from nomoat.convert.encoder import read_source
+from nomoat.backends.reference_encoder import forward, mean_pool_normalize
 
-cfg, tensors, files = read_source("models/downloads/all-MiniLM-L6-v2.zip")
-w = BertWeights.from_tensors(cfg, tensors)
-tok = tokenizers.Tokenizer.from_str(files["tokenizer.json"].decode())
-tok.no_padding()
-tok.no_truncation()
-sents = [
-    "Hello world.",
-    "The quick brown fox jumps over the lazy dog, twice!",
-    "Café crème brûlée 東京",
-    "How do I reset my password?",
-    "Embeddings map text to vectors.",
-    "ok",
-    "The mitochondria is the powerhouse of the cell, as every biology student learns early on.",
-    "Paris is the capital of France.",
-]
-encs = [tok.encode(s).ids for s in sents]
-S = max(map(len, encs))
-ids = np.array([e + [0] * (S - len(e)) for e in encs])
-mask = np.array([[1] * len(e) + [0] * (S - len(e)) for e in encs])
+cfg, w, files, tok = load()
+feeds = padded(tok, SENTENCES)
+ids, mask = feeds["input_ids"], feeds["attention_mask"]
 ref = mean_pool_normalize(forward(cfg, w, ids, mask), mask)
 
 

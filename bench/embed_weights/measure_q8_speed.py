@@ -3,32 +3,17 @@
 
 import time
 
-import numpy as np
 import onnxruntime as ort
-import tokenizers
+from common import LONG, SHORT, load, padded  # bench/embed_weights/common.py (run as a script from the repo root)
 
-from nomoat.backends.reference_encoder import BertWeights
-from nomoat.convert.encoder import build_encoder_graph, read_source
+from nomoat.convert.encoder import build_encoder_graph
 
-cfg, tensors, files = read_source("models/downloads/all-MiniLM-L6-v2.zip")
-w = BertWeights.from_tensors(cfg, tensors)
-tok = tokenizers.Tokenizer.from_str(files["tokenizer.json"].decode())
-tok.no_padding()
-tok.no_truncation()
-rng = np.random.default_rng(0)
-words = (
-    "the a local model reads documents without sending them anywhere embeddings retrieval page question answer".split()
-)
-short = [" ".join(rng.choice(words, rng.integers(6, 14))) + "." for _ in range(64)]
-long = [" ".join(rng.choice(words, 254)) for _ in range(8)]
+cfg, w, files, tok = load()
+short, long = SHORT, LONG
 
 
 def batch(texts):
-    encs = [tok.encode(s).ids[:256] for s in texts]
-    S = max(map(len, encs))
-    ids = np.array([e + [0] * (S - len(e)) for e in encs])
-    m = np.array([[1] * len(e) + [0] * (S - len(e)) for e in encs])
-    return {"input_ids": ids, "attention_mask": m, "token_type_ids": np.zeros_like(ids)}
+    return padded(tok, texts)
 
 
 so = ort.SessionOptions()
