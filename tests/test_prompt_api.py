@@ -8,8 +8,8 @@ its context window is 256 tokens, small enough to overflow on purpose.
 Where nomoat departs from the spec text, the test says so: context overflow drops the oldest
 exchanges and fires contextoverflow (the README's rule; index.bs's prefill only rejects).
 
-Not covered yet (issue 14): create() needing user activation when the model must be downloaded
-(NotAllowedError); every test here would need to grant one first.
+User activation: Playwright's evaluate() runs as a user gesture, so the page's tests have sticky
+activation; the NotAllowedError rule is tested from a page's own load-time script, in a fresh context.
 """
 
 from __future__ import annotations
@@ -555,3 +555,55 @@ def test_a_detached_iframes_language_model_rejects_with_invalid_state(page):
         return out;""")
     assert r == {k: "InvalidStateError" for k in ("create", "availability", "prompt", "append", "measureContextUsage",
                                                    "clone", "stream")}, r
+
+
+ACTIVATION_PAGE = """<!doctype html><script src="/nomoat.js"></script>
+<script type="module">
+  // Runs at load, before any script of the test's: the page has no user activation yet.
+  const TINY = {model: "/models/tiny/", device: "wasm", maxTokens: 4};
+  await llm.polyfill();
+  const out = {sticky: navigator.userActivation.hasBeenActive, availability: await LanguageModel.availability(TINY)};
+  out.create = await LanguageModel.create(TINY).then((s) => { s.destroy(); return "created"; },
+                                                      (e) => ({name: e.name, message: e.message}));
+  console.log("activation:" + JSON.stringify(out));
+</script>"""
+
+
+def test_create_needs_sticky_activation_only_when_the_model_must_be_downloaded(browser, server):  # noqa: F811
+    # Chrome's rule, as web-platform-tests ai/language-model/language-model-create-user-activation states
+    # it: availability "downloadable" and no sticky activation -> NotAllowedError (nothing fetched);
+    # with activation create() succeeds and does not consume it; once "available", no activation needed.
+    # Playwright's evaluate() counts as a user gesture (as WebDriver's clicks do), so the page's own
+    # load-time script is what runs without one; a fresh context starts with an empty model cache.
+    import json
+
+    ctx = browser.new_context()
+    try:
+        ctx.route(server + "/activation.html", lambda route: route.fulfill(body=ACTIVATION_PAGE, content_type="text/html"))
+
+        def load() -> tuple:
+            page = ctx.new_page()
+            page.set_default_timeout(TIMEOUT)
+            with page.expect_console_message(lambda m: m.text.startswith("activation:"), timeout=TIMEOUT) as msg:
+                page.goto(server + "/activation.html")
+            return page, json.loads(msg.value.text.split(":", 1)[1])
+
+        page, first = load()
+        assert first["sticky"] is False and first["availability"] == "downloadable", first
+        assert first["create"]["name"] == "NotAllowedError" and "user gesture" in first["create"]["message"], first
+        fetched = page.evaluate("""async () => (await llm.cache.list()).length""")
+        assert fetched == 0, "a refused create() must not start the download"
+        r = page.evaluate("""async () => {
+            const s = await LanguageModel.create({model: "/models/tiny/", device: "wasm"});
+            const out = {active: navigator.userActivation.isActive, availability: await LanguageModel.availability({model: "/models/tiny/", device: "wasm"})};
+            s.destroy();
+            return out;
+        }""")
+        assert r == {"active": True, "availability": "available"}, r  # activation is not consumed
+        page.close()
+        page, second = load()  # a new document: no activation, but the model is now in the cache
+        assert second["sticky"] is False and second["availability"] == "available", second
+        assert second["create"] == "created", second
+        page.close()
+    finally:
+        ctx.close()
