@@ -368,7 +368,24 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     return {device, sampling, unavailable: unavailable ?? (tools ? "tools: this model's chat template has no tool calling" : null)};
   }
 
-  async function create(options = {}) {
+  // The Prompt API's user-activation rule (Chrome's; web-platform-tests ai/language-model/
+  // language-model-create-user-activation): when the model is "downloadable" (neither loaded in this
+  // page nor complete in nomoat's cache), LanguageModel.create() needs the page's sticky activation
+  // (the user has clicked or typed in it once); without it, NotAllowedError and nothing is fetched.
+  // Activation is not consumed, and an "available" model needs none. Only the spec's surface
+  // (LanguageModel.create and the task APIs) asks: llm.create() is nomoat's own call, which the page
+  // that loaded nomoat makes on purpose (the chat demo loads the model on page load). Extension pages
+  // (no activation in an offscreen document) and browsers without navigator.userActivation are exempt.
+  async function checkActivation(options) {
+    const ua = /** @type {any} */ (globalThis.navigator)?.userActivation;
+    if (EXTENSION || !ua || ua.hasBeenActive) return;
+    if ((await availability(options)) !== "downloadable") return;
+    throw new DOMException("The model must be downloaded first, and that needs a user gesture: call create() from a " +
+      "click or key handler (once the page has been clicked, any later create() may download), or load it with " +
+      "llm.create() on page load.", "NotAllowedError");
+  }
+
+  async function create(options = {}, {activation = false} = {}) {
     fullyActive();
     options = options ?? {};
     const {device, sampling, unavailable} = validateOptions(options);
@@ -380,6 +397,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
       throw new DOMException("initialPrompts cannot end with an assistant prefix; send it with prompt().", "NotSupportedError");
     }
     if (unavailable) throw new DOMException(`Unavailable: ${unavailable}; create the session without it.`, "NotSupportedError");
+    if (activation) await checkActivation(options);
     const monitor = new EventTarget();
     if (typeof options.monitor === "function") options.monitor(monitor);
     const model = modelURL(options.model, base, document.baseURI || base, DEFAULT_MODEL);
@@ -466,7 +484,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     /** @protected @param {Transport} transport @param {SessionInfo} info @param {SessionSettings} settings @returns {this} */
     _copy(transport, info, settings) { return /** @type {this} */ (new LanguageModel(SECRET, transport, info, settings)); }
     /** @param {CreateOptions} [options] */
-    static create(options) { return create(options); }
+    static create(options) { return create(options, {activation: true}); }
     /** @param {AvailabilityOptions} [options] */
     static availability(options) { return availability(options); }
     static params() { return params(); }
