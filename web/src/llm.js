@@ -10,6 +10,7 @@
 import {WHEELS} from "./generated/wheels.js";
 import {createEmbeddings} from "./embeddings.js";
 import {createChat} from "./openai.js";
+import {createTaskAPIs, installTaskAPIs} from "./task_apis.js";
 import {PendingCalls, abortReason, checkSendable, samplingToWire} from "./protocol.js";
 import {LanguageModelSession, canonicalPrompt, fullyActive} from "./session.js";
 
@@ -22,6 +23,7 @@ import {LanguageModelSession, canonicalPrompt, fullyActive} from "./session.js";
  * @typedef {import("./session.js").SessionSettings} SessionSettings
  * @typedef {import("./session.js").LanguageModelMessage} LanguageModelMessage
  * @typedef {import("./openai.js").Chat} Chat
+ * @typedef {import("./task_apis.js").TaskAPIs} TaskAPIs
  * @typedef {"available" | "downloadable" | "downloading" | "unavailable"} Availability
  * @typedef {{type: "text" | "image" | "audio" | "tool-call" | "tool-response", languages?: string[]}} ExpectedIO
  *
@@ -186,6 +188,12 @@ export class WorkerTransport {
  *   of this page): for watching that destroyed sessions free their memory
  * @property {string} defaultModel
  * @property {string} version
+ * @property {TaskAPIs["Summarizer"]} Summarizer the task APIs over this llm (task_apis.js), also installed by polyfill()
+ * @property {TaskAPIs["Writer"]} Writer
+ * @property {TaskAPIs["Rewriter"]} Rewriter
+ * @property {TaskAPIs["Proofreader"]} Proofreader
+ * @property {TaskAPIs["Translator"]} Translator
+ * @property {TaskAPIs["LanguageDetector"]} LanguageDetector
  * @property {Chat} chat OpenAI's chat completions
  * @property {import("./embeddings.js").Embeddings} embeddings OpenAI's embeddings (a sentence-embedding model)
  */
@@ -493,7 +501,14 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   // Install nomoat as globalThis.LanguageModel where the browser has none or its own reports
   // "unavailable" (Chromium ships one that is unavailable without Google's model); a working native
   // one is left alone unless force. Resolves to {installed, reason}.
-  async function polyfill({force = false} = {}) {
+  // llm.polyfill() also installs the task APIs (task_apis.js) the browser lacks or has as unavailable;
+  // per API, {installed, reason} is in the result's (non-enumerable) `tasks`.
+  const taskAPIs = createTaskAPIs({create, availability, defaultModel: DEFAULT_MODEL});
+  async function polyfill(options = {}) {
+    const tasks = await installTaskAPIs(taskAPIs, options ?? {});
+    return Object.defineProperty(await polyfillLanguageModel(options ?? {}), "tasks", {value: tasks});
+  }
+  async function polyfillLanguageModel({force = false} = {}) {
     const native = globalThis.LanguageModel;
     if (native === LanguageModel) return {installed: true, reason: "already installed"};
     if (native && !force) {
@@ -566,7 +581,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     return sum;
   }
 
-  const core = {LanguageModel, create, availability, params, polyfill, cache, resources, defaultModel: DEFAULT_MODEL,
+  const core = {...taskAPIs, LanguageModel, create, availability, params, polyfill, cache, resources, defaultModel: DEFAULT_MODEL,
     version: "0.1.0"};
   const embeddings = createEmbeddings({transport: workerFor, assets, defaultDevice: DEFAULT_DEVICE, progress: downloadProgress,
     resolve: (m) => modelURL(m, base, document.baseURI || base, DEFAULT_MODEL)});
