@@ -8,12 +8,15 @@
 //                                          (worker.mjs, runtime.mjs, llm.js, session.js, generated/ ...)
 //   dist/nomoat.js                        esbuild's IIFE bundle of src/script.js: a classic script,
 //                                          window.llm exists as soon as its <script> tag has run
+//   dist/nomoat-sw.js                     esbuild's bundle of src/nomoat-sw.js (and sw.js): llm.serve()'s
+//                                          Service Worker, a classic script
 //   dist/nomoat.mjs                       src/nomoat.mjs as it is, not bundled: it imports ./llm.js
 //                                          and the modules next to it, which are in dist anyway (the
 //                                          worker needs them), so a bundle would be a second copy of
 //                                          the same code; a page or a bundler loads the source modules
 //   dist/types/                           .d.ts of the public modules (tsconfig.types.json), package.json "types"
-//   dist/nomoat-decoder[-mt].wasm         src/wasm/decoder.ts (AssemblyScript), 1 | 2 threads
+//   dist/nomoat-decoder[-mt][-relaxed].wasm  src/wasm/decoder.ts (AssemblyScript), 1 | 2 threads, without |
+//                                          with relaxed SIMD (8-bit activations; wasm_engine.mjs picks by feature test)
 //   dist/pyodide/, dist/ort/              from node_modules
 //   dist/vendor/                          the chat demo's libraries, from node_modules: marked (Markdown),
 //                                          DOMPurify (sanitizer); like pyodide/ and ort/, devDependencies
@@ -52,10 +55,10 @@ fs.writeFileSync(path.join(generated, "kernels.js"), GENERATED +
   "/** The WGSL sampling kernels of kernels/*.wgsl, by name. @type {Record<string, string>} */\n" +
   `export const KERNELS = ${JSON.stringify(kernels, null, 2)};\n`);
 
-// Every module, verbatim. Not copied: src/script.js (it is nomoat.js's entry) and src/wasm/
-// (AssemblyScript sources, compiled below).
+// Every module, verbatim. Not copied: src/script.js and src/nomoat-sw.js (the entries of the bundles
+// nomoat.js and nomoat-sw.js) and src/wasm/ (AssemblyScript sources, compiled below).
 const modules = fs.readdirSync(src, {recursive: true, encoding: "utf8"}).map((f) => f.split(path.sep).join("/"))
-  .filter((f) => /\.m?js$/.test(f) && f !== "script.js" && !f.startsWith("wasm/")).sort();
+  .filter((f) => /\.m?js$/.test(f) && f !== "script.js" && f !== "nomoat-sw.js" && !f.startsWith("wasm/")).sort();
 for (const f of modules) {
   fs.mkdirSync(path.dirname(path.join(dist, f)), {recursive: true});
   fs.copyFileSync(path.join(src, f), path.join(dist, f));
@@ -67,11 +70,21 @@ await esbuild.build({
   banner: {js: `// nomoat ${version} — https://pypi.org/project/nomoat`},
 });
 
+// llm.serve()'s Service Worker: one classic script (src/nomoat-sw.js + sw.js), which a page registers
+// from the runtime's folder (its scope: that folder, or what Service-Worker-Allowed permits).
+await esbuild.build({
+  entryPoints: [path.join(src, "nomoat-sw.js")], outfile: path.join(dist, "nomoat-sw.js"), bundle: true, format: "iife",
+  target: "es2022", charset: "utf8", legalComments: "none", logLevel: "warning",
+  banner: {js: `// nomoat ${version} Service Worker (llm.serve) — https://pypi.org/project/nomoat`},
+});
+
 execFileSync(process.execPath, [path.join(nm, "typescript", "bin", "tsc"), "-p", path.join(here, "tsconfig.types.json")],
   {stdio: "inherit"});
 
 const {default: asc} = await import("assemblyscript/asc");
-for (const [out, extra] of [["nomoat-decoder.wasm", []], ["nomoat-decoder-mt.wasm", ["--sharedMemory", "--enable", "threads"]]]) {
+const MT = ["--sharedMemory", "--enable", "threads"], RELAXED = ["--enable", "relaxed-simd"];
+for (const [out, extra] of [["nomoat-decoder.wasm", []], ["nomoat-decoder-mt.wasm", MT],
+  ["nomoat-decoder-relaxed.wasm", RELAXED], ["nomoat-decoder-mt-relaxed.wasm", [...MT, ...RELAXED]]]) {
   const built = await asc.main([path.join(src, "wasm", "decoder.ts"), "-o", path.join(dist, out), "--enable", "simd",
     "--runtime", "stub", "--importMemory", "--maximumMemory", "65536", "-O3", "--noAssert", ...extra]);
   if (built.error) throw new Error(`AssemblyScript could not build src/wasm/decoder.ts: ${built.error.message}\n${built.stderr}`);
@@ -90,5 +103,5 @@ copy(path.join(nm, "onnxruntime-web", "dist"), path.join(dist, "ort"), [
 ]);
 copy(path.join(nm, "marked", "lib"), path.join(dist, "vendor"), ["marked.esm.js"]);
 copy(path.join(nm, "dompurify", "dist"), path.join(dist, "vendor"), ["purify.es.mjs"]);
-console.log(`web/dist: nomoat.js (bundle), ${modules.join(", ")}, types/, nomoat-decoder[-mt].wasm, pyodide/, ort/, vendor/, ` +
+console.log(`web/dist: nomoat.js (bundle), ${modules.join(", ")}, types/, nomoat-decoder[-mt][-relaxed].wasm, pyodide/, ort/, vendor/, ` +
   `wheels/ (${wheels.join(", ")})`);

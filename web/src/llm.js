@@ -10,6 +10,7 @@
 import {WHEELS} from "./generated/wheels.js";
 import {createEmbeddings} from "./embeddings.js";
 import {createChat} from "./openai.js";
+import {createServe} from "./serve.js";
 import {createTaskAPIs, installTaskAPIs} from "./task_apis.js";
 import {PendingCalls, abortReason, checkSendable, samplingToWire} from "./protocol.js";
 import {LanguageModelSession, canonicalPrompt, fullyActive} from "./session.js";
@@ -196,6 +197,8 @@ export class WorkerTransport {
  * @property {TaskAPIs["LanguageDetector"]} LanguageDetector
  * @property {Chat} chat OpenAI's chat completions
  * @property {import("./embeddings.js").Embeddings} embeddings OpenAI's embeddings (a sentence-embedding model)
+ * @property {(options?: import("./serve.js").ServeOptions) => Promise<import("./serve.js").Server>} serve OpenAI's HTTP API
+ *   on this page's origin (a Service Worker, nomoat-sw.js): `openai` and other clients need only its baseURL
  */
 
 /**
@@ -585,5 +588,6 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     version: "0.1.0"};
   const embeddings = createEmbeddings({transport: workerFor, assets, defaultDevice: DEFAULT_DEVICE, progress: downloadProgress,
     resolve: (m) => modelURL(m, base, document.baseURI || base, DEFAULT_MODEL)});
-  return {...core, chat: createChat(core, DEFAULT_DEVICE), embeddings};
+  const chat = createChat(core, DEFAULT_DEVICE);
+  return {...core, chat, embeddings, serve: createServe({chat, embeddings, defaultModel: DEFAULT_MODEL}, base)};
 }
