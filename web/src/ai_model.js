@@ -60,7 +60,7 @@ export function modelLanguages(model, table = MODEL_LANGUAGES) {
 export class CreateMonitor extends EventTarget {
   constructor() {
     super();
-    /** @private @type {EventListener | null} */ this._handler = null;
+    /** @type {EventListener | null} */ this._handler = null;
   }
   get ondownloadprogress() { return this._handler; }
   set ondownloadprogress(f) {
@@ -201,7 +201,8 @@ export function quotaExceeded(message, requested, quota) {
 /**
  * "create an AI model object", given the task's validated options. Steps 4-6 (fully active,
  * validation, an already-aborted signal) run before any await; the monitor is invoked next (a throw
- * rejects create()); then availability (unavailable → NotSupportedError); then `init` makes the task's
+ * rejects create()); then availability (unavailable → NotSupportedError; downloadable without the page's
+ * sticky user activation → NotAllowedError, as requireTransientActivation is false); then `init` makes the task's
  * session through llm.create(), whose downloadprogress (0 first, 1 last, also when already loaded:
  * "initialize and return an AI model object" steps 2-3) is re-fired at this monitor. Aborting the
  * signal rejects create() with its reason, stops further progress events, and later destroys the object.
@@ -225,6 +226,14 @@ export async function createModelObject(options, getAvailability, init) {
   if (availability === "unavailable") {
     throw new DOMException("These options are unavailable with this model (a language it does not support?); " +
       "check availability() first, or create it with other options.", "NotSupportedError");
+  }
+  // "downloadable" with requireTransientActivation false (every task API's create()): sticky activation needed
+  const ua = /** @type {any} */ (globalThis.navigator)?.userActivation;
+  const extension = Boolean(/** @type {any} */ (globalThis).chrome?.runtime?.id);
+  if (availability === "downloadable" && ua && !ua.hasBeenActive && !extension) {
+    throw new DOMException("The model must be downloaded first, and that needs a user gesture: call create() from a click " +
+      "or key handler (once the page has been clicked, any later create() may download), or load the model first with llm.create().",
+    "NotAllowedError");
   }
   /** @param {EventTarget} m */
   const forward = (m) => {
@@ -287,8 +296,8 @@ export class AIModel {
    *   the task needs no model, e.g. an identity Translator; then inputQuota is +Infinity and usage 0)
    */
   constructor(session) {
-    /** @protected */ this._session = session;
-    /** @private */ this._destroyer = new AbortController(); // the spec's destruction abort controller
+    this._session = session;
+    this._destroyer = new AbortController(); // the spec's destruction abort controller
   }
   /** The tokens a call's input may use: the context window less the task's instructions. */
   get inputQuota() { return this._session ? this._session.contextWindow - this._session.contextUsage : Infinity; }
@@ -303,7 +312,7 @@ export class AIModel {
   }
   /**
    * The composite of destroy() and the call's own signal ("get an aggregated AI model result" steps 4-6).
-   * @protected @param {Record<string, any>} options
+   * (internal) @param {Record<string, any>} options
    */
   _signal(options) {
     const own = options.signal;
@@ -313,7 +322,7 @@ export class AIModel {
   /**
    * Measure, check the quota, and run `prompt` on a fresh clone of the task's session, sending the
    * answer's pieces to onChunk ("summarize" / "write" / "rewrite" / "translate" steps 2-6 and the loop).
-   * @protected
+   * (internal)
    * @param {TaskPrompt} prompt @param {AbortSignal} signal @param {(piece: string) => void} onChunk
    */
   async _run(prompt, signal, onChunk) {
@@ -340,7 +349,7 @@ export class AIModel {
   }
   /**
    * "get an aggregated AI model result": the whole answer, as a string.
-   * @protected
+   * (internal)
    * @param {unknown} options the call's options @param {string} what the method's name
    * @param {() => TaskPrompt | string} make the prompt, or the answer itself where no model is needed (empty input)
    * @returns {Promise<string>}
@@ -363,7 +372,7 @@ export class AIModel {
   /**
    * "get a streaming AI model result": a ReadableStream of the answer's pieces. Aborting errors it with
    * the reason; stream.cancel() stops the model without an error.
-   * @protected
+   * (internal)
    * @param {unknown} options @param {string} what @param {() => TaskPrompt | string} make
    * @returns {ReadableStream<string>}
    */
@@ -403,7 +412,7 @@ export class AIModel {
   }
   /**
    * "measure AI model input usage": the tokens the call's user message adds (0 where no model runs).
-   * @protected
+   * (internal)
    * @param {unknown} options @param {string} what @param {() => TaskPrompt | string} make
    * @returns {Promise<number>}
    */

@@ -126,7 +126,7 @@ export function createLanguageDetector() {
     constructor(secret, v) {
       if (secret !== SECRET) throw new TypeError("Illegal constructor: use LanguageDetector.create().");
       super(null);
-      /** @private */ this._in = frozenLanguages(v.expectedInputLanguages);
+      this._in = frozenLanguages(v.expectedInputLanguages);
     }
     get expectedInputLanguages() { return this._in; }
     /**

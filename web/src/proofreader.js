@@ -136,14 +136,14 @@ export function createProofreader(host) {
     constructor(secret, session, v) {
       if (secret !== SECRET) throw new TypeError("Illegal constructor: use Proofreader.create().");
       super(session);
-      /** @private */ this._v = v;
-      /** @private */ this._in = frozenLanguages(v.expectedInputLanguages);
+      this._v = v;
+      this._in = frozenLanguages(v.expectedInputLanguages);
     }
     get includeCorrectionTypes() { return this._v.includeCorrectionTypes; }
     get includeCorrectionExplanations() { return this._v.includeCorrectionExplanations; }
     get expectedInputLanguages() { return this._in; }
     get correctionExplanationLanguage() { return this._v.correctionExplanationLanguage ?? null; }
-    /** @private @param {string} text */
+    /** @param {string} text */
     _prompt(text) {
       if (!/[^\s\p{Cc}]/u.test(text)) return ""; // no proofreadable content: the proofread text is ""
       return {input: `Proofread the following text:\n\n${text}`, maxTokens: (/** @type {number} */ n) => n * 1.5 + 16};

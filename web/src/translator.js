@@ -75,11 +75,11 @@ export function createTranslator(host) {
     constructor(secret, session, v) {
       if (secret !== SECRET) throw new TypeError("Illegal constructor: use Translator.create().");
       super(session);
-      /** @private */ this._v = v;
+      this._v = v;
     }
     get sourceLanguage() { return this._v.source; }
     get targetLanguage() { return this._v.target; }
-    /** @private @param {unknown} input */
+    /** @param {unknown} input */
     _prompt(input) {
       const text = domString(input, "The input");
       if (!this._session || !/[^\s\p{Cc}]/u.test(text)) return text; // identity, or nothing to translate

@@ -158,10 +158,10 @@ export class WritingAssistant extends AIModel {
    */
   constructor(session, task, v) {
     super(session);
-    /** @private */ this._task = task;
-    /** @protected */ this._v = v;
-    /** @private */ this._in = frozenLanguages(v.expectedInputLanguages);
-    /** @private */ this._context = frozenLanguages(v.expectedContextLanguages);
+    this._task = task;
+    this._v = v;
+    this._in = frozenLanguages(v.expectedInputLanguages);
+    this._context = frozenLanguages(v.expectedContextLanguages);
   }
   get sharedContext() { return this._v.sharedContext; }
   get format() { return this._v.settings.format; }
@@ -171,7 +171,7 @@ export class WritingAssistant extends AIModel {
   get outputLanguage() { return this._v.outputLanguage ?? null; }
   /**
    * The call's prompt, or "" where the input has nothing to work on.
-   * @protected @param {unknown} input @param {unknown} options
+   * (internal) @param {unknown} input @param {unknown} options
    * @returns {TaskPrompt | string}
    */
   _prompt(input, options) {
@@ -182,12 +182,12 @@ export class WritingAssistant extends AIModel {
     return {input: this._task.user(text, context), options: {repetitionPenalty: REPETITION},
       maxTokens: this._task.limit(this._v.settings)};
   }
-  /** @protected @param {unknown[]} args @param {string} what */
+  /** @param {unknown[]} args @param {string} what */
   _call(args, what) {
     if (args.length === 0) return Promise.reject(new TypeError(`${what}() needs an input.`));
     return this._aggregate(args[1], what, () => this._prompt(args[0], args[1]));
   }
-  /** @protected @param {unknown[]} args @param {string} what */
+  /** @param {unknown[]} args @param {string} what */
   _callStreaming(args, what) {
     if (args.length === 0) throw new TypeError(`${what}() needs an input.`);
     return this._stream(args[1], what, () => this._prompt(args[0], args[1]));

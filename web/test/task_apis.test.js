@@ -469,3 +469,23 @@ test("llm.polyfill() installs the task APIs the browser lacks or has as unavaila
     for (const n of [...names, "LanguageModel"]) delete g[n];
   }
 });
+
+test("create() of a model still to be downloaded needs sticky user activation (NotAllowedError without)", async () => {
+  // "create an AI model object", "downloadable": requireTransientActivation is false → sticky activation
+  const {llm, state} = fake();
+  const g = /** @type {any} */ (globalThis);
+  const had = Object.getOwnPropertyDescriptor(g, "navigator");
+  Object.defineProperty(g, "navigator", {value: {userActivation: {hasBeenActive: false}}, configurable: true, writable: true});
+  try {
+    assert.equal(await llm.Summarizer.availability(), "downloadable");
+    await assert.rejects(llm.Summarizer.create(), {name: "NotAllowedError"});
+    assert.equal(state.created.length, 0, "nothing fetched");
+    const d = await llm.LanguageDetector.create(); // nothing to download: no activation needed
+    assert.ok(d);
+    g.navigator.userActivation.hasBeenActive = true;
+    assert.ok(await llm.Summarizer.create());
+  } finally {
+    if (had) Object.defineProperty(g, "navigator", had);
+    else delete g.navigator;
+  }
+});
