@@ -84,7 +84,7 @@ def test_create_fires_downloadprogress_and_loads_the_model(page):
         return {seen, type: sum.type, format: sum.format, length: sum.length, shared: sum.sharedContext, quota: sum.inputQuota,
                 langs: sum.expectedInputLanguages, after: await Summarizer.availability()};""")
     assert r["seen"][0] == [0, 1] and r["seen"][-1] == [1, 1], r["seen"]
-    assert all(a[0] <= b[0] for a, b in zip(r["seen"], r["seen"][1:]))
+    assert all(a[0] <= b[0] for a, b in zip(r["seen"], r["seen"][1:], strict=False))
     assert (r["type"], r["format"], r["length"], r["shared"], r["langs"]) == ("tldr", "plain-text", "short", "A local news site.", None)
     assert 0 < r["quota"] < 100_000 and r["after"] == "available"
 
