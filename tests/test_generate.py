@@ -817,17 +817,19 @@ def test_tools_are_rendered_by_a_template_that_supports_them():
     model = make_model(backend)
     model.chat_template = TOOLS_TEMPLATE
     s = model.session()
-    s.tools = [{"type": "function", "function": {"name": "w", "parameters": {}}}]
+    s.tools = [{"type": "function", "function": {"name": "w", "parameters": {
+        "type": "object", "properties": {"c": {"type": "string"}}, "required": ["c"]}}}]
     text = s.prompt_sync("weather?")
     assert "Tools: w" in TOK.decode(backend.prefills[0].fed)
     assert parse_tool_calls(text) == ("", [{"name": "w", "arguments": '{"c": "Oslo"}'}])
 
 
-def test_tools_with_a_template_without_them_are_refused():
-    s = session_for({"q": B("a")})
-    s.tools = [{"type": "function", "function": {"name": "w"}}]
-    with pytest.raises(UnsupportedModelError, match="does not support tools"):
-        s.prompt_sync("q")
+def test_tools_with_a_template_without_them_get_the_generic_tool_prompt():
+    backend = FakeBackend({"q": B("a")}, context_window=1024)
+    s = make_model(backend).session(tools=[{"type": "function", "function": {"name": "w"}}])
+    assert s.prompt_sync("q") == "a"
+    fed = TOK.decode(backend.calls[-1].state.tokens)
+    assert fed.startswith("system\nYou can call tools.") and '"name": "w"' in fed
 
 
 @pytest.mark.parametrize("text, content, calls", [
@@ -859,7 +861,8 @@ class CompletionBackend(FakeBackend):
 
 def test_a_base_model_continues_plain_text():
     """No chat template (Gemma-3-270M): the prompt's text itself is continued, turn after turn; a
-    system prompt or tools are refused naming the fix."""
+    system prompt is refused naming the fix; with tools, it continues a transcript after nomoat's
+    generic tool prompt (chat.transcript_text)."""
     model = make_model(CompletionBackend({"Once upon": B(" a time"), "Once upon a time, there": B(" was")}))
     model.chat_template = None
     s = model.session(temperature=0)
@@ -867,8 +870,8 @@ def test_a_base_model_continues_plain_text():
     assert s.prompt_sync(", there") == " was"  # the conversation is one growing text
     with pytest.raises(UnsupportedModelError, match="base model"):
         model.session(system="Be brief.").prompt_sync("Hi")
-    with pytest.raises(UnsupportedModelError, match="base model"):
-        model.encode_chat([{"role": "user", "content": "Hi"}], tools=[{"type": "function"}])
+    ids = model.encode_chat([{"role": "user", "content": "Hi"}], tools=[{"type": "function", "function": {"name": "w"}}])
+    assert TOK.decode(ids).startswith("You can call tools.") and TOK.decode(ids).endswith("\nUser: Hi\nAssistant:")
 
 
 def test_no_max_tokens_by_default_the_answer_runs_to_its_end_or_the_context_window():

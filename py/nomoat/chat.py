@@ -115,3 +115,89 @@ def render(template: str, messages: list[dict], add_generation_prompt: bool = Tr
         raise InvalidModelError(f"tokenizer_config.json: chat_template failed ({type(e).__name__}: {str(e)[:200]}); "
                                 "the template is broken or hostile (the sandbox refused it). Convert the model "
                                 "again ('nomoat convert') or use another model.") from e
+
+
+# --- tools on a model whose chat template has none (or that has no template) -----------------------
+
+TOOL_PROMPT = """You can call tools. The tools, with the JSON Schema of each one's arguments:
+{tools}
+To call a tool, answer with only this line (the name and the arguments, as JSON):
+<tool_call>{{"name": "<tool name>", "arguments": {{<the arguments>}}}}</tool_call>
+The tool's result then comes back to you; answer the user with it."""
+
+
+def tool_prompt(tools: list[dict]) -> str:
+    """nomoat's generic tool prompt: the tools and the <tool_call> format (the one tool_calls.py parses
+    and constrain/toolcall.py enforces), for a model whose chat template cannot describe tools."""
+    lines = []
+    for t in tools:
+        f = t.get("function", t)
+        lines.append(json.dumps({"name": f["name"], "description": f.get("description") or "",
+                                 "parameters": f.get("parameters") or {}}, ensure_ascii=False))
+    return TOOL_PROMPT.format(tools="\n".join(lines))
+
+
+def _calls_text(m: dict) -> str:
+    """An assistant message's tool calls, in the history, as a plain sentence: "Calling
+    get_weather({"city": "Paris"})." (small models shown their own <tool_call> blocks there tend to
+    repeat them instead of answering with the result)."""
+    calls = []
+    for c in m.get("tool_calls") or ():
+        f = c.get("function", c)
+        args = f.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                pass
+        calls.append(f"Calling {f.get('name')}({json.dumps(args, ensure_ascii=False)}).")
+    text = m.get("content") or ""
+    return (text + "\n" if text and calls else text) + " ".join(calls)
+
+
+def _response_text(m: dict) -> str:
+    """A tool's result, in the history: "get_weather returned: 23.7 °C"."""
+    return f"{m.get('name') or 'The tool'} returned: {m['content']}"
+
+
+def with_tool_prompt(messages: list[dict], tools: list[dict] | None) -> list[dict]:
+    """The messages for a chat template without tool support: the tool prompt joins the system
+    message (or becomes one), assistant tool calls become their <tool_call> text and tool results
+    a user message (consecutive results in one message, a line each)."""
+    out: list[dict] = []
+    for m in messages:
+        if m["role"] == "tool":
+            if out and out[-1].get("_tools"):
+                out[-1]["content"] += "\n" + _response_text(m)
+            else:
+                out.append({"role": "user", "content": _response_text(m), "_tools": True})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            out.append({"role": "assistant", "content": _calls_text(m)})
+        else:
+            out.append({k: v for k, v in m.items() if k in ("role", "content")})
+    out = [{"role": m["role"], "content": m["content"]} for m in out]
+    if tools:
+        note = tool_prompt(tools)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{note}" if out[0]["content"] else note}
+        else:
+            out.insert(0, {"role": "system", "content": note})
+    return out
+
+
+TRANSCRIPT_ROLES = {"system": "", "user": "Question: ", "assistant": "Answer: "}
+TRANSCRIPT_STOP = "\n"  # a base model's answer is one line: it ends where it would begin the next one
+
+
+def transcript_text(messages: list[dict], tools: list[dict] | None, add_generation_prompt: bool = True) -> str:
+    """What a base model (no chat template) is given when the conversation has tools: a transcript
+    it continues, "Question: …" and "Answer: …" lines after the tool prompt (with_tool_prompt's
+    messages), ending with "Answer:" for the answer (Gemma-3-270M answers with a tool's result in
+    this form, not in a User/Assistant one). Its answer stops at TRANSCRIPT_STOP, the end of the line
+    (a tool call's grammar allows no newline there)."""
+    check_messages(messages)
+    lines = [TRANSCRIPT_ROLES[m["role"]] + m["content"] for m in with_tool_prompt(messages, tools)]
+    text = "\n".join(lines)
+    if add_generation_prompt:
+        text += ("\n" if text else "") + "Answer:"
+    return text

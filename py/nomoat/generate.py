@@ -55,15 +55,16 @@ class Stats:
 
 
 class Constraint(Protocol):
-    """Limits the next token (constrain.GrammarConstraint): allowed() is a bitmask of the token ids
-    that may come next (bit i & 31 of 32-bit little-endian word i >> 5), which the backend's sampler
-    applies where the logits are."""
+    """Limits the next token (constrain.GrammarConstraint, constrain.toolcall.ToolCallConstraint):
+    allowed() is a bitmask of the token ids that may come next (bit i & 31 of 32-bit little-endian
+    word i >> 5), which the backend's sampler applies where the logits are, or None for no limit
+    (a tool-call constraint outside a call)."""
 
     complete: bool  # whether the text so far may end here
     mask_s: float  # time spent in allowed(), and how many calls
     masks: int
 
-    def allowed(self) -> bytes: ...
+    def allowed(self) -> bytes | None: ...
 
     def advance(self, token: int) -> None: ...
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from . import _compat, catalog
 from .bpe import BPETokenizer
-from .chat import completion_text, render, supports_tools
+from .chat import completion_text, render, supports_tools, transcript_text, with_tool_prompt
 from .config import ModelConfig
-from .errors import InvalidOptionError, UnsupportedModelError
+from .errors import InvalidOptionError
 from .package import check_package, check_tokenizer_config, read_json
 from .session import Session
 from .tokenizer import HFTokenizer
@@ -48,15 +48,12 @@ class Model:
         templates that support them), then `suffix` (the start of the answer, for an assistant prefix).
         A base model (no chat template) gets plain text to continue (chat.completion_text), with BOS
         first where its tokenizer adds one."""
-        if not self.chat_template:
-            if tools:
-                raise UnsupportedModelError(f"{self.source} is a base model (no chat template): it cannot call "
-                                            "tools. Use an instruct model whose template renders them.")
-            text = completion_text(messages, str(self.source)) + suffix
-            return self.tokenizer.encode(text, add_special_tokens=True)
-        if tools and not supports_tools(self.chat_template):
-            raise UnsupportedModelError(f"{self.source}'s chat template does not support tools; call it without tools "
-                                        "or use a model whose template renders them.")
+        if not self.chat_template:  # with tools: a transcript after nomoat's generic tool prompt (chat.py)
+            text = transcript_text(messages, tools, add_generation_prompt) if tools else \
+                completion_text(messages, str(self.source))
+            return self.tokenizer.encode(text + suffix, add_special_tokens=True)
+        if tools and not supports_tools(self.chat_template):  # nomoat's generic tool prompt instead
+            messages, tools = with_tool_prompt(messages, tools), None
         text = render(self.chat_template, messages, add_generation_prompt, self.bos_token, self.eos_token, tools)
         return self.tokenizer.encode(text + suffix)
 

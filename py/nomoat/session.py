@@ -9,11 +9,13 @@ from typing import Protocol
 
 from . import _compat
 from .backends.base import Backend
-from .chat import check_messages, usv
+from .chat import TRANSCRIPT_STOP, check_messages, usv
+from .constrain.toolcall import check_tools
 from .errors import ContextOverflowError, InvalidOptionError, InvalidPromptError
 from .generate import Stats, generate, prefill
 from .sampling import SamplingParams
 from .tokenizer import ByteLevelDecoder
+from .tool_calls import new_call_id, parse_tool_calls
 
 
 class ChatModel(Protocol):
@@ -53,7 +55,7 @@ def constraint_input(messages: list[dict], response_constraint) -> list[dict]:
 
 class Session:
     def __init__(self, model: ChatModel, system: str | None = None, messages: list[dict] | None = None,
-                 **sampling) -> None:
+                 tools: list[dict] | None = None, **sampling) -> None:
         self.model = model
         self.params = SamplingParams.build(**sampling)
         self.messages: list[dict] = []
@@ -65,7 +67,10 @@ class Session:
             check_messages(messages)
             self.messages.extend({**m, "content": usv(m["content"])} for m in messages)
         self.initial = len(self.messages)  # system + initial messages: never dropped when the context overflows
-        self.tools: list[dict] | None = None  # tool definitions the chat template describes (OpenAI's shape)
+        # tool definitions (OpenAI's shape, {"type": "function", "function": {name, description, parameters}}):
+        # described to the model (its chat template, or nomoat's generic tool prompt) and its calls constrained
+        self.tools: list[dict] | None = check_tools(tools) if tools else None
+        self.last_tool_calls: list[dict] = []  # the latest answer's calls: [{"id", "name", "arguments": JSON text}]
         self.state = model.backend.new_state()
         self.last: Stats | None = None  # stats of the latest prompt
         self._before: list[dict] | None = None  # the history before the latest prompt or append (undo_last)
@@ -97,7 +102,8 @@ class Session:
     async def prompt_streaming(self, prompt: str | list[dict], response_constraint: dict | None = None, *,
                                omit_response_constraint_input: bool = False, keep_partial: bool = True,
                                on_overflow: Callable[[int], None] | None = None, history: list[dict] | None = None,
-                               tools: list[dict] | None = None, cancelled: Callable[[], bool] | None = None,
+                               tools: list[dict] | None = None, tool_choice: str = "auto",
+                               continues: bool = False, cancelled: Callable[[], bool] | None = None,
                                **sampling) -> AsyncIterator[str]:
         """Stream the answer to `prompt`: a string (one user turn) or messages [{role, content}] whose
         last may be {"role": "assistant", "content": text, "prefix": True}, which the answer continues.
@@ -120,22 +126,40 @@ class Session:
         conversation (all of it then counts as initial messages) once the calls before this one are
         done, and `tools` the tool definitions — an OpenAI-style request that carries the whole
         conversation. cancelled() is asked between prefill chunks and tokens: true raises
-        AbortedError and drops the exchange."""
+        AbortedError and drops the exchange.
+        Tools (the session's, or `tools` with `history`): the answer may call them, as
+        <tool_call>{"name", "arguments"}</tool_call> blocks whose JSON is grammar-constrained by the
+        tool list (constrain/toolcall.py); tool_choice "auto" (free text until a call starts), "required"
+        (one call, from the first token), a tool's name (a call of that tool), or "none" (no calls).
+        The streamed text includes the blocks (tool_calls.CallStream splits them); the history keeps
+        the answer's text and its calls (OpenAI's shape, arguments as objects), and last_tool_calls
+        lists them with their ids. The tools' results come back as {"role": "tool", "content",
+        "tool_call_id", "name"} messages in the next prompt; continues=True makes that prompt part of
+        the same exchange (undo_last() and an abort then drop the whole exchange)."""
         params = self.params.replace(**sampling)
+        if history is not None and tools:
+            check_tools(tools)
         constraint = self._constraint(response_constraint, params)
         async with self._queue():
             if history is not None:
-                self.messages, self.initial, self.tools = [dict(m) for m in history], len(history), tools
-            before = self.messages
+                self.messages, self.initial, self.tools = [dict(m) for m in history], len(history), tools or None
+            base = self.tools and not getattr(self.model, "chat_template", True)  # a transcript (chat.py)
+            tool_constraint = self._tool_constraint(tool_choice, bool(base)) if constraint is None else None
+            if tool_constraint is not None:
+                constraint = tool_constraint
+            if base:
+                params = params.replace(stop=(*params.stop, TRANSCRIPT_STOP))
+            before = self._before if continues and self._before is not None else self.messages
             new = self._new_messages(prompt, response_constraint, omit_response_constraint_input)
             prefix = new[-1]["content"] if new[-1].get("prefix") else ""
-            if constraint is not None and prefix:
+            if constraint is not None and prefix and tool_constraint is None:
                 constraint.feed(prefix.encode())  # the constraint covers prefix + continuation (issue 14)
             history, ids, dropped = self._fit(new, generation=True)
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
             turn = [*history, *(m for m in new if not m.get("prefix"))]
             self.last = stats = Stats()
+            self.last_tool_calls = []
             parts: list[str] = []
             done = False
             try:
@@ -149,9 +173,36 @@ class Session:
             finally:
                 if done or keep_partial:
                     self._before = before
-                    self.messages = [*turn, {"role": "assistant", "content": prefix + "".join(parts)}]
+                    self.messages = [*turn, self._answer(prefix + "".join(parts), tool_constraint is not None)]
                 else:
                     self.messages = before  # as if never asked: turns dropped for room come back too
+
+    def _tool_constraint(self, choice: str, one_line: bool = False):
+        """The tool-call constraint of an answer (None without tools or with tool_choice "none")."""
+        if not isinstance(choice, str):
+            raise InvalidOptionError(f"tool_choice must be 'auto', 'required', 'none' or a tool's name, "
+                                     f"got {choice!r}.")
+        if not self.tools or choice == "none":
+            if choice not in ("auto", "none"):
+                raise InvalidOptionError(f"tool_choice {choice!r} needs tools; this session has none.")
+            return None
+        from .constrain.toolcall import ToolCallConstraint
+
+        return ToolCallConstraint(self.tools, self.model.tokenizer, self.model.stop_ids, choice, one_line)
+
+    def _answer(self, text: str, tools: bool) -> dict:
+        """The assistant message of an answer: with tools, its text and its calls (given ids)."""
+        if not tools:
+            return {"role": "assistant", "content": text}
+        import json
+
+        content, calls = parse_tool_calls(text)
+        self.last_tool_calls = [{"id": new_call_id(), **c} for c in calls]
+        if not calls:
+            return {"role": "assistant", "content": text}
+        return {"role": "assistant", "content": content, "tool_calls": [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": json.loads(c["arguments"])}} for c in self.last_tool_calls]}
 
     async def prompt(self, prompt: str | list[dict], response_constraint: dict | None = None, **options) -> str:
         return "".join([piece async for piece in self.prompt_streaming(prompt, response_constraint, **options)])
@@ -161,7 +212,7 @@ class Session:
         """Add messages to the conversation without answering; their tokens are computed now (the
         next prompt reuses them). Overflow and cancelled as in prompt_streaming."""
         async with self._queue():
-            new = [{"role": m["role"], "content": m["content"]} for m in self._new_messages(prompt)]
+            new = [{k: v for k, v in m.items() if k != "prefix"} for m in self._new_messages(prompt)]
             history, ids, dropped = self._fit(new, generation=False)
             if dropped and on_overflow is not None:
                 on_overflow(dropped)
@@ -222,8 +273,10 @@ class Session:
             if m["role"] == "system" and (i > 0 or (self.messages and not fresh)):
                 raise InvalidOptionError(f"prompt[{i}] is a system message; it must be the first message of the "
                                          "conversation (give it to create() as the system prompt).")
-            prefix = {"prefix": True} if m.get("prefix") else {}
-            out.append({"role": m["role"], "content": usv(m["content"]), **prefix})
+            extra = {k: m[k] for k in ("tool_calls", "tool_call_id", "name") if m.get(k) is not None}
+            if m.get("prefix"):
+                extra["prefix"] = True
+            out.append({"role": m["role"], "content": usv(m["content"]), **extra})
         return out
 
     def _encode(self, messages: list[dict], generation: bool) -> list[int]:
@@ -284,7 +337,7 @@ class Session:
         other.model, other.params, other.messages = self.model, self.params, [dict(m) for m in self.messages]
         other.initial, other.tools = self.initial, self.tools
         other.state, other.last, other._lock, other._lock_loop = self.state.fork(), None, None, None
-        other._before = None
+        other._before, other.last_tool_calls = None, []
         return other
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from . import _compat
 from .errors import ContextOverflowError, InvalidOptionError, NomoatError, UnsupportedModelError
 from .model import load_web
 from .session import Session
-from .tool_calls import parse_tool_calls
+from .tool_calls import CallStream
 
 _models: dict[tuple[str, str], asyncio.Task] = {}  # (url, device) → the load, shared by concurrent create()s
 _embedders: dict[tuple[str, str], asyncio.Task] = {}  # (url, device) → an embedding model's load, as _models
@@ -113,14 +113,17 @@ def _session(sid: int) -> Session:
 @_calls
 async def create(model_url: str, device: str, options: dict, request_id: int) -> dict:
     """Load (once per URL and device) and open a session. options: system, initial_prompts
-    ([{role, content}]), and the sampling options in snake_case."""
+    ([{role, content}], tool messages too), tools ([{type: "function", function: {name, description,
+    parameters}}]: checked and compiled now), and the sampling options in snake_case."""
     model = await _shared_load(_models, (model_url, device), lambda: load_web(model_url, device, request_id))
     if not hasattr(model, "session"):
         raise UnsupportedModelError(f"{model_url} is an embedding model: it makes vectors, not answers. "
                                     "Use llm.embeddings.create({model, input}), or a chat model in llm.create().")
     opts = dict(options)
     messages = opts.pop("initial_prompts", None)
-    session = model.session(system=opts.pop("system", None), messages=messages, **opts)
+    tools = opts.pop("tools", None)
+    session = model.session(system=opts.pop("system", None), messages=messages,
+                            tools=[dict(t) for t in tools] if tools else None, **opts)
     if session.context_usage > model.context_window:
         raise ContextOverflowError(
             f"The initial prompts take {session.context_usage} tokens; the context window is {model.context_window}. "
@@ -195,10 +198,26 @@ async def _stream(sid: int, request_id: int, start: Callable[[Session], AsyncIte
 
 def prompt_streaming(sid: int, prompt, options: dict, on_event, request_id: int) -> AsyncIterator[str]:
     """Stream an answer. An exchange the page aborts is dropped from the history (the Prompt API's
-    abort); on_event(JS object) hears contextoverflow."""
-    return _stream(sid, request_id, lambda s: s.prompt_streaming(
+    abort); on_event(JS object) hears contextoverflow. With tools, only the answer's text streams:
+    its calls are in stats() (tool_calls), for session.js's tool loop."""
+    return _stream(sid, request_id, lambda s: _text_only(s, s.prompt_streaming(
         _messages(prompt), keep_partial=False, on_overflow=_overflow_hook(on_event), cancelled=_cancelled(request_id),
-        **dict(options)))
+        **dict(options))))
+
+
+async def _text_only(session: Session, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The text of an answer, without its tool-call blocks (when the session has tools)."""
+    if not session.tools:
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                yield piece
+        return
+    split = CallStream()
+    async with contextlib.aclosing(pieces):
+        async for piece in pieces:
+            for event in split.push(piece):
+                if event[0] == "text" and event[1]:
+                    yield event[1]
 
 
 @_calls
@@ -228,9 +247,9 @@ def complete_streaming(sid: int, messages, options: dict, tools, request_id: int
     replaced by it. The session's KV cache still holds the last request's tokens, so a conversation
     that grows request by request only computes its new tokens."""
     msgs = [dict(m) for m in messages]
-    return _stream(sid, request_id, lambda s: s.prompt_streaming(
+    return _stream(sid, request_id, lambda s: _text_only(s, s.prompt_streaming(
         msgs[-1:], keep_partial=False, history=msgs[:-1], tools=[dict(t) for t in tools] if tools else None,
-        cancelled=_cancelled(request_id), **dict(options)))
+        cancelled=_cancelled(request_id), **dict(options))))
 
 
 def completion(sid: int) -> dict:
@@ -238,7 +257,7 @@ def completion(sid: int) -> dict:
     s = _session(sid)
     out = stats(sid)
     text = s.messages[-1]["content"] if s.messages and s.messages[-1]["role"] == "assistant" else ""
-    out["content"], out["tool_calls"] = parse_tool_calls(text) if s.tools else (text, [])
+    out["content"] = text
     return out
 
 
@@ -246,6 +265,7 @@ def stats(sid: int) -> dict:
     s = _session(sid)
     out = s.last.to_dict() if s.last else {}
     out["context_usage"] = s.context_usage  # the one definition: the conversation as the template renders it
+    out["tool_calls"] = [dict(c) for c in s.last_tool_calls]  # [{id, name, arguments: JSON text}]
     return out
 
 

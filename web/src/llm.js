@@ -13,7 +13,7 @@ import {createChat} from "./openai.js";
 import {createServe} from "./serve.js";
 import {createTaskAPIs, installTaskAPIs} from "./task_apis.js";
 import {PendingCalls, abortReason, checkSendable, samplingToWire} from "./protocol.js";
-import {LanguageModelSession, canonicalPrompt, fullyActive} from "./session.js";
+import {LanguageModelSession, canonicalPrompt, checkTools, fullyActive} from "./session.js";
 
 /**
  * @typedef {import("./protocol.js").Transport} Transport
@@ -39,7 +39,8 @@ import {LanguageModelSession, canonicalPrompt, fullyActive} from "./session.js";
  * @property {string} [systemPrompt]
  * @property {ExpectedIO[]} [expectedInputs]
  * @property {ExpectedIO[]} [expectedOutputs]
- * @property {unknown[]} [tools] refused (NotSupportedError): the default model has no tool calling
+ * @property {import("./session.js").LanguageModelTool[]} [tools] tools the model may call (session.js's tool-use loop;
+ *   calls are grammar-constrained by each inputSchema; a schema nomoat cannot enforce is a NotSupportedError)
  * @property {(monitor: EventTarget) => void} [monitor] gets downloadprogress, nomoatprogress, nomoatwarning, nomoatdevice
  * @property {AbortSignal} [signal] aborts create(), and later destroys the session
  * @typedef {ModelOptions & SamplingOptions} CreateOptions llm.create() / LanguageModel.create(): the model,
@@ -334,7 +335,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
           const unknown = tags.filter((t) => !LANGUAGES.includes(t.split("-")[0]));
           if (unknown.length) unavailable ??= `${key} languages ${unknown.join(", ")}: the model supports ${LANGUAGES.join(", ")}`;
         }
-        if (type !== "text") unavailable ??= `${key} type "${type}": nomoat's models take and give text only`;
+        if (type === "image" || type === "audio") unavailable ??= `${key} type "${type}": nomoat's models take and give text only`;
       }
     }
     if (options.samplingMode !== undefined && !(String(options.samplingMode) in MODES)) {
@@ -375,8 +376,8 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
       throw new TypeError(`device must be "auto", "webgpu" or "wasm", got ${JSON.stringify(device)}.`);
     }
     const sampling = resolveSampling(options);
-    const tools = options.tools !== undefined && Array.from(options.tools).length > 0;
-    return {device, sampling, unavailable: unavailable ?? (tools ? "tools: this model's chat template has no tool calling" : null)};
+    const tools = checkTools(options.tools); // TypeError for a tool that is not {name, description, inputSchema, execute}
+    return {device, sampling, unavailable, tools};
   }
 
   // The Prompt API's user-activation rule (Chrome's; web-platform-tests ai/language-model/
@@ -399,7 +400,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   async function create(options = {}, {activation = false} = {}) {
     fullyActive();
     options = options ?? {};
-    const {device, sampling, unavailable} = validateOptions(options);
+    const {device, sampling, unavailable, tools} = validateOptions(options);
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal.");
     const initial = options.initialPrompts === undefined ? [] : canonicalPrompt(options.initialPrompts, false);
@@ -413,7 +414,8 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     if (typeof options.monitor === "function") options.monitor(monitor);
     const model = modelURL(options.model, base, document.baseURI || base, DEFAULT_MODEL);
     /** @type {Record<string, unknown>} */
-    const pyOptions = {...samplingToWire({...options, ...sampling}), initial_prompts: initial.map(({role, content}) => ({role, content}))};
+    const pyOptions = {...samplingToWire({...options, ...sampling}), initial_prompts: initial.map((m) => ({...m, prefix: undefined}))};
+    if (tools.wire.length) pyOptions.tools = tools.wire;
     if (options.systemPrompt) pyOptions.system = options.systemPrompt;
     const engine = options.wasmEngine; // "nomoat" (default) | "ort": which wasm engine (for comparisons)
     if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
@@ -447,7 +449,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     const session = new LanguageModel(SECRET, worker, {session: info.session, device: info.device, deviceReason: info.deviceReason,
       contextWindow: info.context_window, contextUsage: info.context_usage},
     {...sampling, raw: EXTENSION, expectedInputs: options.expectedInputs ? Array.from(options.expectedInputs) : [],
-      expectedOutputs: options.expectedOutputs ? Array.from(options.expectedOutputs) : []});
+      expectedOutputs: options.expectedOutputs ? Array.from(options.expectedOutputs) : [], tools: tools.execute});
     if (signal) signal.addEventListener("abort", () => session.destroy(abortReason(signal)), {once: true});
     return session;
   }

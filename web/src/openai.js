@@ -34,7 +34,8 @@ import {RUN} from "./session.js";
  * @property {string | string[] | null} [stop]
  * @property {{type: "text"} | {type: "json_object"} | {type: "json_schema", json_schema: {name?: string, schema: object}} | null} [response_format]
  * @property {ChatTool[] | null} [tools]
- * @property {"auto" | "none"} [tool_choice]
+ * @property {"auto" | "none" | "required" | {type: "function", function: {name: string}}} [tool_choice] "required" and a
+ *   named function make the answer one call, grammar-constrained from its first token (so does "auto" once a call starts)
  * @property {boolean} [stream]
  * @property {{include_usage?: boolean}} [stream_options]
  * @property {string} [device] nomoat: "auto" | "webgpu" | "wasm"
@@ -80,7 +81,6 @@ import {RUN} from "./session.js";
 
 const OPENAI_NAME = /^(gpt-|o\d|chatgpt-|text-|davinci|babbage)/i; // OpenAI's own model names
 const CHAT_ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
-const TOOL_OPEN = "<tool_call>";
 
 /**
  * llm.chat for `llm`: completions.create(request, {signal}).
@@ -180,13 +180,26 @@ export function createChat(llm, defaultDevice) {
     return o;
   }
 
+  // tool_choice → the back end's: "auto" | "none" | "required" | a tool's name.
+  function toolChoiceOf(params, tools) {
+    const c = params.tool_choice;
+    if (c === undefined || c === null) return "auto";
+    if (c === "auto" || c === "none" || c === "required") {
+      if (c === "required" && !tools) throw bad('tool_choice "required" needs tools.');
+      return c;
+    }
+    const name = c && typeof c === "object" && c.type === "function" && c.function ? c.function.name : undefined;
+    if (typeof name !== "string") {
+      throw bad('tool_choice must be "auto", "none", "required" or {type: "function", function: {name}}.');
+    }
+    if (!tools || !tools.some((t) => t.function.name === name)) throw bad(`tool_choice names "${name}", which is not in tools.`);
+    return name;
+  }
+
   function toolsOf(params) {
     if (params.tools === undefined || params.tools === null) return null;
     if (!Array.isArray(params.tools)) throw bad("tools must be a list.");
-    if (params.tool_choice !== undefined && params.tool_choice !== "auto" && params.tool_choice !== "none") {
-      throw new DOMException('tool_choice must be "auto" or "none": nomoat does not force a call.', "NotSupportedError");
-    }
-    if (params.tool_choice === "none" || !params.tools.length) return null;
+    if (!params.tools.length) return null;
     return params.tools.map((t, i) => {
       if (!t || t.type !== "function" || !t.function || typeof t.function.name !== "string") {
         throw bad(`tools[${i}] must be {type: "function", function: {name, description, parameters}}.`);
@@ -206,25 +219,13 @@ export function createChat(llm, defaultDevice) {
     return completers.get(key);
   }
 
-  // The text that may be streamed now: held back from the first "<tool_call>" on (and a partial
-  // match at the end), when tools were given.
-  function streamable(all, tools) {
-    if (!tools) return all.length;
-    const at = all.indexOf(TOOL_OPEN);
-    if (at >= 0) return at;
-    for (let k = Math.min(TOOL_OPEN.length - 1, all.length); k > 0; k--) {
-      if (all.endsWith(TOOL_OPEN.slice(0, k))) return all.length - k;
-    }
-    return all.length;
-  }
-
   function finishReason(r) {
     if (r.tool_calls && r.tool_calls.length) return "tool_calls";
     return r.finish_reason === "length" ? "length" : "stop";
   }
 
-  function shapeToolCalls(calls, id) {
-    return calls.map((c, i) => ({id: `call_${id}_${i}`, type: "function", function: {name: c.name, arguments: c.arguments}}));
+  function shapeToolCalls(calls) { // the back end's [{id, name, arguments: JSON text}]
+    return calls.map((c) => ({id: c.id, type: "function", function: {name: c.name, arguments: c.arguments}}));
   }
 
   function usageOf(r) {
@@ -247,6 +248,8 @@ export function createChat(llm, defaultDevice) {
     const options = optionsOf(params);
     const tools = toolsOf(params);
     if (tools && options.response_constraint) throw bad("give tools or a json_schema response_format, not both.");
+    const choice = toolChoiceOf(params, tools);
+    if (tools && choice !== "auto") options.tool_choice = choice;
     // An OpenAI model name ("gpt-4o-mini", "o3") means "the default model"; a model's name ("gemma-3-270m") or a
     // package path or URL names that package (llm.create resolves it).
     const model = typeof params.model === "string" && params.model && !OPENAI_NAME.test(params.model)
@@ -261,7 +264,7 @@ export function createChat(llm, defaultDevice) {
 
     if (!params.stream) {
       const r = await call(null, signal);
-      const calls = shapeToolCalls(r.tool_calls || [], id);
+      const calls = shapeToolCalls(r.tool_calls || []);
       return {id, object: "chat.completion", created, model: name,
         choices: [{index: 0, message: {role: "assistant", content: calls.length && !r.content ? null : r.content,
           ...(calls.length ? {tool_calls: calls} : {}), refusal: null}, logprobs: null, finish_reason: finishReason(r)}],
@@ -271,7 +274,7 @@ export function createChat(llm, defaultDevice) {
     // Streaming: an async iterable of chunks (also a ReadableStream-like toReadableStream()).
     const includeUsage = Boolean(params.stream_options && params.stream_options.include_usage);
     const queue = [];
-    let wake = null, finished = false, failure = null, all = "", sent = 0;
+    let wake = null, finished = false, failure = null;
     const chunk = (delta, finish = null) => ({id, object: "chat.completion.chunk", created, model: name,
       system_fingerprint: `nomoat-${llm.version}`, choices: [{index: 0, delta, logprobs: null, finish_reason: finish}]});
     const push = (c) => {
@@ -281,20 +284,14 @@ export function createChat(llm, defaultDevice) {
     const stop = new AbortController();
     const sig = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     push(chunk({role: "assistant", content: ""}));
-    call((piece) => {
-      all += piece;
-      const n = streamable(all, tools);
-      if (n > sent) {
-        push(chunk({content: all.slice(sent, n)}));
-        sent = n;
-      }
-    }, sig).then((r) => {
-      const calls = shapeToolCalls(r.tool_calls || [], id);
-      const content = r.content || "";
-      if (content.length > sent && content.startsWith(all.slice(0, sent))) push(chunk({content: content.slice(sent)}));
-      if (calls.length) {
-        push(chunk({tool_calls: calls.map((c, index) => ({index, ...c}))}));
-      }
+    // The back end streams the answer's text only (its tool-call blocks held back); the calls come with
+    // the result, as OpenAI streams them: per call a delta with index, id, type and name (arguments ""),
+    // then its arguments.
+    call((piece) => push(chunk({content: piece})), sig).then((r) => {
+      shapeToolCalls(r.tool_calls || []).forEach((c, index) => {
+        push(chunk({tool_calls: [{index, id: c.id, type: "function", function: {name: c.function.name, arguments: ""}}]}));
+        push(chunk({tool_calls: [{index, function: {arguments: c.function.arguments}}]}));
+      });
       const last = chunk({}, finishReason(r));
       last.timings = timingsOf(r);
       push(last);

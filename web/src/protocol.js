@@ -19,7 +19,14 @@
  *   "fatal" (id 0, a WireError): the back end can serve no more calls (Python failed fatally) and stops.
  * @typedef {{kind: ReplyKind, id: number, payload: any}} Reply
  * @typedef {{name: string, message: string} & Record<string, unknown>} WireError
- * @typedef {{role: "system" | "user" | "assistant", content: string, prefix?: boolean}} WireMessage
+ * @typedef {object} WireMessage a canonical prompt message as it crosses (Python's Session messages)
+ * @property {"system" | "user" | "assistant" | "tool"} role
+ * @property {string} content
+ * @property {boolean} [prefix] the final assistant message, which the answer continues
+ * @property {{id: string, type: "function", function: {name: string, arguments: object}}[]} [tool_calls] an
+ *   assistant message's tool calls (a "tool-call" content part)
+ * @property {string} [tool_call_id] a "tool" message's call (a "tool-response" content part)
+ * @property {string} [name] a "tool" message's tool
  * @typedef {{regex: string, flags: string}} WireRegExp
  *
  * @typedef {object} CallHooks what a call's non-final replies go to
@@ -169,6 +176,11 @@ export const OPTION_NAMES = Object.freeze({temperature: "temperature", topK: "to
  * @typedef {object} ConstraintOptions
  * @property {object | RegExp} [responseConstraint] a JSON Schema, or a RegExp the whole answer matches
  * @property {boolean} [omitResponseConstraintInput] do not describe the constraint in the prompt
+ *
+ * A prompt's wire options may also carry tool_choice ("auto" | "required" | "none" | a tool's name) and
+ * continues (true: this prompt sends tool results and belongs to the exchange before it; session.js's
+ * tool loop), which Python's Session.prompt_streaming takes as they are. The "prompt" call's return (its
+ * stats) then has tool_calls: [{id, name, arguments: JSON text}], the calls the answer made.
  */
 
 /**
@@ -230,6 +242,8 @@ export function wireOptions(o) {
   const out = samplingToWire(o);
   if (o.responseConstraint !== undefined) out.response_constraint = constraintToWire(o.responseConstraint);
   if (o.omitResponseConstraintInput !== undefined) out.omit_response_constraint_input = Boolean(o.omitResponseConstraintInput);
+  const choice = /** @type {{toolChoice?: unknown}} */ (o).toolChoice;
+  if (choice !== undefined) out.tool_choice = String(choice);
   return out;
 }
 

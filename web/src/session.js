@@ -23,7 +23,17 @@ import {abortReason, checkSendable, toWire, wireOptions} from "./protocol.js";
  * @typedef {string | LanguageModelMessage[]} LanguageModelPrompt
  *
  * @typedef {{signal?: AbortSignal}} CallOptions
- * @typedef {CallOptions & SamplingOptions & ConstraintOptions} PromptOptions
+ * @typedef {CallOptions & SamplingOptions & ConstraintOptions & {toolChoice?: string}} PromptOptions
+ *   toolChoice (a nomoat extension; the Prompt API has none): "auto" (the default: the model decides),
+ *   "required" (the first answer is a tool call), "none", or a tool's name (a call of that tool)
+ *
+ * @typedef {object} LanguageModelTool index.bs's LanguageModelTool
+ * @property {string} name
+ * @property {string} description
+ * @property {object} inputSchema a JSON Schema of the arguments (execute's one argument)
+ * @property {(args: any) => Promise<string> | string} execute
+ * @typedef {{type: "function", function: {name: string, description: string, parameters: object}}} WireTool
+ * @typedef {{id: string, name: string, arguments: string}} WireToolCall a call the model made (arguments: JSON text)
  *
  * @typedef {object} SessionInfo what the back end's create() or clone() said
  * @property {number} session the back end's session handle
@@ -39,6 +49,7 @@ import {abortReason, checkSendable, toWire, wireOptions} from "./protocol.js";
  * @property {string} [samplingMode]
  * @property {{type: string, languages?: string[]}[]} [expectedInputs]
  * @property {{type: string, languages?: string[]}[]} [expectedOutputs]
+ * @property {Map<string, LanguageModelTool["execute"]>} [tools] create()'s tools: name → execute
  *
  * @typedef {Record<string, any>} PromptStats the back end's stats of a prompt: token ids and counts, ttft_ms,
  *   prefill_tps, decode_tps, context_usage (a nomoat extension)
@@ -81,8 +92,85 @@ const NOT_ACTIVE = typeof DOMException === "function" ? new DOMException(NOT_ACT
 const iterable = (v) => v !== null && typeof v === "object" && typeof v[Symbol.iterator] === "function";
 
 /**
+ * create()'s `tools` (index.bs: sequence<LanguageModelTool>, each member required): TypeError for a
+ * tool that is not a {name, description, inputSchema, execute} dictionary (or two with one name).
+ * Returns the definitions the back end describes to the model (and constrains its calls by; a schema
+ * it cannot enforce rejects create() with NotSupportedError there), and each tool's execute by name.
+ * @param {unknown} tools
+ * @returns {{wire: WireTool[], execute: Map<string, LanguageModelTool["execute"]>}}
+ */
+export function checkTools(tools) {
+  /** @type {WireTool[]} */
+  const wire = [];
+  const execute = new Map();
+  if (tools === undefined) return {wire, execute};
+  if (!iterable(tools) || typeof tools === "string") throw new TypeError("tools must be a list of {name, description, inputSchema, execute}.");
+  for (const [i, t] of Array.from(tools).entries()) {
+    const at = `tools[${i}]`;
+    if (t === null || typeof t !== "object") throw new TypeError(`${at} must be an object {name, description, inputSchema, execute}.`);
+    for (const k of ["name", "description", "inputSchema", "execute"]) {
+      if (t[k] === undefined) throw new TypeError(`${at} has no ${k} (a tool needs name, description, inputSchema and execute).`);
+    }
+    const name = domString(t.name, `${at}.name`);
+    const description = domString(t.description, `${at}.description`);
+    if (t.inputSchema === null || (typeof t.inputSchema !== "object" && typeof t.inputSchema !== "function")) {
+      throw new TypeError(`${at}.inputSchema must be a JSON Schema object.`);
+    }
+    if (typeof t.execute !== "function") throw new TypeError(`${at}.execute must be a function (the tool's implementation).`);
+    if (!name) throw new TypeError(`${at}.name must not be empty.`);
+    if (execute.has(name)) throw new TypeError(`${at}: two tools are named "${name}"; give each its own name.`);
+    execute.set(name, t.execute);
+    wire.push({type: "function", function: {name, description, parameters: t.inputSchema}});
+  }
+  return {wire, execute};
+}
+
+/**
+ * A tool-call content value ({callID, name, arguments}) as the chat template's tool call.
+ * @param {any} v @param {string} at
+ */
+function toolCallOf(v, at) {
+  if (v === null || typeof v !== "object") throw new TypeError(`${at}: a tool-call value is {callID, name, arguments}.`);
+  if (v.callID === undefined || v.name === undefined) throw new TypeError(`${at}: a tool-call value needs callID and name.`);
+  const args = v.arguments === undefined ? {} : v.arguments;
+  if (args === null || typeof args !== "object") throw new TypeError(`${at}: a tool call's arguments must be an object.`);
+  return {id: domString(v.callID, `${at}'s callID`), type: "function",
+    function: {name: domString(v.name, `${at}'s name`), arguments: args}};
+}
+
+/**
+ * A tool-response content value ({callID, name, result: [{type, value}]} or {callID, name,
+ * errorMessage}; a string is a result by itself) as a "tool" message.
+ * @param {any} v @param {string} at
+ * @returns {WireMessage}
+ */
+function toolResponseOf(v, at) {
+  if (typeof v === "string") return {role: "tool", content: v, prefix: false};
+  if (v === null || typeof v !== "object") throw new TypeError(`${at}: a tool-response value is {callID, name, result}.`);
+  if (v.callID === undefined || v.name === undefined) throw new TypeError(`${at}: a tool-response value needs callID and name.`);
+  let content;
+  if (v.errorMessage !== undefined) content = `Error: ${domString(v.errorMessage, `${at}'s errorMessage`)}`;
+  else if (typeof v.result === "string") content = v.result;
+  else if (iterable(v.result)) {
+    content = Array.from(v.result, (r) => {
+      if (r === null || typeof r !== "object" || r.value === undefined) throw new TypeError(`${at}: each result is {type, value}.`);
+      const type = domString(r.type, `${at}'s result type`);
+      if (type === "text") return domString(r.value, `${at}'s text result`);
+      if (type === "object") return JSON.stringify(r.value);
+      throw new DOMException(`${at} has a ${type} result; nomoat's models take text only.`, "NotSupportedError");
+    }).join("\n");
+  } else throw new TypeError(`${at}: a tool-response value needs result (a list of {type, value}) or errorMessage.`);
+  return {role: "tool", content, prefix: false, tool_call_id: domString(v.callID, `${at}'s callID`),
+    name: domString(v.name, `${at}'s name`)};
+}
+
+/**
  * The spec's "validate and canonicalize a prompt" for nomoat's text-only models: returns
  * [{role, content: string, prefix}] (contiguous text parts joined, as the spec collapses them).
+ * Tool content: "tool-call" parts ({callID, name, arguments}) in an assistant message become its
+ * tool_calls (index.bs refuses every non-text assistant part; nomoat takes tool calls there, the
+ * history of a call), "tool-response" parts ({callID, name, result} or {callID, name, errorMessage})
+ * become "tool" messages, in their place among the message's text.
  * @param {unknown} input
  * @param {boolean} hasAppendedInput
  * @returns {WireMessage[]}
@@ -91,7 +179,7 @@ export function canonicalPrompt(input, hasAppendedInput) {
   if (!iterable(input)) return [{role: "user", content: domString(input, "The prompt"), prefix: false}];
   const list = Array.from(input);
   if (list.length === 0) return [{role: "user", content: "", prefix: false}];
-  return list.map((m, i) => {
+  return list.flatMap((m, i) => {
     const at = `Message ${i}`;
     if (m === null || typeof m !== "object") throw new TypeError(`${at} must be an object {role, content}.`);
     if (m.role === undefined) throw new TypeError(`${at} has no role ("system", "user" or "assistant").`);
@@ -112,20 +200,41 @@ export function canonicalPrompt(input, hasAppendedInput) {
     const parts = typeof m.content !== "string" && iterable(m.content) ? Array.from(m.content)
       : [{type: "text", value: domString(m.content, `${at}'s content`)}];
     let text = "";
+    /** @type {WireMessage[]} */
+    const out = [];
+    /** @type {any[]} */
+    const calls = [];
+    const flush = () => {
+      if (text || (!out.length && !calls.length)) out.push({role: /** @type {WireMessage["role"]} */ (role), content: text, prefix});
+      text = "";
+    };
     for (const c of parts) {
       if (c === null || typeof c !== "object" || c.type === undefined || c.value === undefined) {
         throw new TypeError(`${at}'s content items must be objects {type, value}.`);
       }
       const type = domString(c.type, "A content type");
       if (!CONTENT_TYPES.has(type)) throw new TypeError(`"${type}" is not a LanguageModelMessageType.`);
+      if (type === "tool-call" && role === "assistant" && !prefix) {
+        calls.push(toolCallOf(c.value, at));
+        continue;
+      }
+      if (type === "tool-response" && role !== "assistant") {
+        flush();
+        out.push(toolResponseOf(c.value, at));
+        continue;
+      }
       if (type !== "text") {
-        throw new DOMException(`${at} has ${type} content; nomoat's models take text only ` +
+        const where = type === "tool-call" ? " (a tool call belongs in an assistant message that is not a prefix)"
+          : type === "tool-response" ? " (a tool response belongs in a user message)" : "";
+        throw new DOMException(`${at} has ${type} content${where}; nomoat's models take text only ` +
           "(create the session without expecting other inputs, and send text).", "NotSupportedError");
       }
       if (typeof c.value !== "string") throw new TypeError(`${at}'s text content value must be a string.`);
       text += c.value;
     }
-    return {role: /** @type {WireMessage["role"]} */ (role), content: text, prefix};
+    if (calls.length) return [{role: "assistant", content: text, prefix: false, tool_calls: calls}];
+    flush();
+    return out.filter((x) => x.role === "tool" || x.content || out.length === 1);
   });
 }
 
@@ -175,6 +284,34 @@ export const RUN = Symbol("nomoat.run");
 const dropped = new FinalizationRegistry(({transport, session}) => {
   transport.call("destroy", {session}).promise.catch(() => {});
 });
+
+/** Answers with tool calls in one prompt, at most; then the model must answer in text (tool_choice "none"). */
+export const MAX_TOOL_ROUNDS = 8;
+
+/**
+ * Runs one call the model made: the tool's execute(arguments), its result as a DOMString (index.bs:
+ * LanguageModelToolFunction returns Promise<DOMString>). A tool that throws rejects the prompt with its error.
+ * @param {Map<string, LanguageModelTool["execute"]>} tools @param {WireToolCall} call
+ * @returns {Promise<string>}
+ */
+async function runTool(tools, call) {
+  const execute = tools.get(call.name);
+  if (!execute) throw new DOMException(`The model called "${call.name}", which is not one of the session's tools.`, "OperationError");
+  return String(await execute(JSON.parse(call.arguments)));
+}
+
+/**
+ * `promise`, or the signal's reason once it aborts first.
+ * @template T @param {Promise<T>} promise @param {AbortSignal} signal @returns {Promise<T>}
+ */
+function untilAborted(promise, signal) {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, {once: true});
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
 
 /** A LanguageModel session over a Transport. */
 export class LanguageModelSession extends EventTarget {
@@ -245,10 +382,11 @@ export class LanguageModelSession extends EventTarget {
    * @param {RequestKind} kind
    * @param {Record<string, unknown>} fields the payload, less the session handle
    * @param {AbortSignal} signal
-   * @param {{queued?: boolean, onChunk?: ((piece: string) => void) | null}} [how]
+   * @param {{queued?: boolean, onChunk?: ((piece: string) => void) | null, onId?: (id: number) => void}} [how]
+   *   onId: hears the call's request id once it is sent
    * @returns {Promise<any>}
    */
-  _op(kind, fields, signal, {queued = true, onChunk = null} = {}) {
+  _op(kind, fields, signal, {queued = true, onChunk = null, onId} = {}) {
     if (signal.aborted) return Promise.reject(abortReason(signal));
     const payload = {session: this._info.session, ...fields};
     try {
@@ -278,6 +416,7 @@ export class LanguageModelSession extends EventTarget {
           onEvent: (e) => this._onEvent(e),
         });
         id = call.id;
+        onId?.(call.id);
         return call.promise.then((v) => finish(resolve, v), (e) => {
           if (e.stats) this._keep(e.stats);
           finish(reject, e);
@@ -310,9 +449,43 @@ export class LanguageModelSession extends EventTarget {
   async _prompt(input, options, signal, onChunk) {
     checkConstraint(options, "prompt");
     const msgs = canonicalPrompt(input, this._usage > 0);
-    const stats = await this._op("prompt", {input: toWire(msgs), options: wireOptions(options)}, signal, {onChunk});
-    this._keep(stats);
-    return stats;
+    const tools = this._settings.tools;
+    if (!tools || !tools.size) {
+      const stats = await this._op("prompt", {input: toWire(msgs), options: wireOptions(options)}, signal, {onChunk});
+      this._keep(stats);
+      return stats;
+    }
+    // The tool-use loop, one queued operation: answer; while the answer calls tools, run their execute()
+    // (at once, as Promise.all), send the results as tool messages and answer again (one exchange in the
+    // history: an abort or a failing tool takes all of it back). index.bs: "the model may use the provided
+    // tools by calling their execute functions"; the README's "Tool use".
+    const run = async () => {
+      if (signal.aborted) throw abortReason(signal);
+      /** @type {string | WireMessage[]} */
+      let wire = toWire(msgs);
+      const opts = wireOptions(options);
+      /** @type {number | null} */
+      let last = null;
+      for (let round = 0; ; round++) {
+        const choice = round === 0 ? opts.tool_choice : round >= MAX_TOOL_ROUNDS ? "none" : "auto";
+        const stats = await this._op("prompt", {input: wire, options: {...opts, tool_choice: choice ?? "auto", continues: round > 0}},
+          signal, {queued: false, onChunk, onId: (id) => { last = id; }});
+        this._keep(stats);
+        /** @type {WireToolCall[]} */
+        const calls = stats.tool_calls || [];
+        if (!calls.length) return stats;
+        try {
+          const results = await untilAborted(Promise.all(calls.map((c) => runTool(tools, c))), signal);
+          wire = calls.map((c, i) => ({role: "tool", content: results[i], prefix: false, tool_call_id: c.id, name: c.name}));
+        } catch (e) {
+          if (last !== null) this._transport.abort(last); // the finished answer leaves the history, the exchange with it
+          throw e;
+        }
+      }
+    };
+    const p = this._queue.then(run, run);
+    this._queue = p.catch(() => {});
+    return p;
   }
   /**
    * The answer to `input`, whole.

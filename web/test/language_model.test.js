@@ -37,10 +37,13 @@ test("availability() validates like create(): it rejects where create() throws, 
     await assert.rejects(llm.create(options), (e) => e.constructor.name === name, JSON.stringify(options));
     await assert.rejects(llm.availability(options), (e) => e.constructor.name === name, JSON.stringify(options));
   }
-  for (const options of [{tools: [{name: "f"}]}, {expectedInputs: [{type: "image"}]}]) {
+  for (const options of [{expectedInputs: [{type: "image"}]}]) {
     await assert.rejects(llm.create(options), {name: "NotSupportedError"});
     assert.equal(await llm.availability(options), "unavailable");
   }
+  // a tool that is not a {name, description, inputSchema, execute} dictionary: TypeError (IDL required members)
+  await assert.rejects(llm.create({tools: [{name: "f"}]}), TypeError);
+  await assert.rejects(llm.availability({tools: [{name: "f"}]}), TypeError);
 });
 
 test("topK and temperature are undefined on a web page and IDL values (clamped, Math.fround) in an extension", async () => {

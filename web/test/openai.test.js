@@ -71,22 +71,28 @@ test("streaming: a role chunk, content deltas, the finish chunk with timings, th
   assert.equal(chunks[5].usage.total_tokens, 23);
 });
 
-test("with tools, text from <tool_call> on is held back and the calls come as tool_calls", async () => {
+test("with tools, the text streams and the calls come as OpenAI's tool_calls deltas (index, id, name, then arguments)", async () => {
   const {t, chat} = make();
-  const calls = [{name: "weather", arguments: "{\"city\":\"Paris\"}"}];
-  answer(t, ["Sure", " <tool", "_call>{\"name\"", "...}</tool_call>"], {...RESULT, content: "Sure", tool_calls: calls});
+  const calls = [{id: "call_1", name: "weather", arguments: "{\"city\":\"Paris\"}"}];
+  answer(t, ["Sure", " "], {...RESULT, content: "Sure ", tool_calls: calls}); // the worker holds the blocks back
   const tools = [{type: "function", function: {name: "weather", parameters: {type: "object"}}}];
-  const stream = await chat.completions.create({messages: [{role: "user", content: "weather?"}], tools, stream: true});
-  const deltas = [];
-  for await (const c of stream) deltas.push(c.choices[0].delta);
+  const stream = await chat.completions.create({messages: [{role: "user", content: "weather?"}], tools, stream: true,
+    tool_choice: {type: "function", function: {name: "weather"}}});
+  const chunks = [];
+  for await (const c of stream) chunks.push(c.choices[0]);
+  const deltas = chunks.map((c) => c.delta);
   assert.equal(deltas.map((d) => d.content ?? "").join(""), "Sure ");
-  const tc = deltas.find((d) => d.tool_calls).tool_calls;
-  assert.equal(tc[0].index, 0);
-  assert.deepEqual(tc[0].function, calls[0]);
+  const tc = deltas.filter((d) => d.tool_calls).map((d) => d.tool_calls[0]);
+  assert.deepEqual(tc[0], {index: 0, id: "call_1", type: "function", function: {name: "weather", arguments: ""}});
+  assert.deepEqual(tc[1], {index: 0, function: {arguments: calls[0].arguments}});
+  assert.equal(chunks.at(-1).finish_reason, "tool_calls");
   assert.equal(t.sent[0].payload.tools[0].function.description, "");
-  const r = await chat.completions.create({messages: [{role: "user", content: "weather?"}], tools});
+  assert.equal(t.sent[0].payload.options.tool_choice, "weather");
+  const r = await chat.completions.create({messages: [{role: "user", content: "weather?"}], tools, tool_choice: "required"});
+  assert.equal(t.sent[1].payload.options.tool_choice, "required");
   assert.equal(r.choices[0].finish_reason, "tool_calls");
-  assert.equal(r.choices[0].message.tool_calls[0].type, "function");
+  assert.deepEqual(r.choices[0].message.tool_calls, [{id: "call_1", type: "function", function: {name: "weather",
+    arguments: calls[0].arguments}}]);
 });
 
 test("malformed requests are TypeErrors naming the field; unsupported ones NotSupportedError; nothing is sent", async () => {
@@ -101,6 +107,10 @@ test("malformed requests are TypeErrors naming the field; unsupported ones NotSu
     [{messages: [{role: "user", content: "x"}], response_format: {type: "xml"}}, /response_format.type/],
     [{messages: [{role: "user", content: "x"}], tools: [{type: "function", function: {name: "f"}}],
       response_format: {type: "json_object"}}, /not both/],
+    [{messages: [{role: "user", content: "x"}], tools: [], tool_choice: "required"}, /needs tools/],
+    [{messages: [{role: "user", content: "x"}], tools: [{type: "function", function: {name: "f"}}],
+      tool_choice: {type: "function", function: {name: "g"}}}, /not in tools/],
+    [{messages: [{role: "user", content: "x"}], tool_choice: "sometimes"}, /tool_choice must be/],
   ];
   for (const [req, re] of bad) {
     await assert.rejects(chat.completions.create(req), (e) => e instanceof TypeError && re.test(e.message));
@@ -108,7 +118,6 @@ test("malformed requests are TypeErrors naming the field; unsupported ones NotSu
   const unsupported = [
     {messages: [{role: "user", content: [{type: "image_url", image_url: {url: "x"}}]}]},
     {messages: [{role: "user", content: "x"}], n: 2},
-    {messages: [{role: "user", content: "x"}], tools: [], tool_choice: "required"},
   ];
   for (const req of unsupported) {
     await assert.rejects(chat.completions.create(req), (e) => e.name === "NotSupportedError");
