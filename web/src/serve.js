@@ -42,6 +42,39 @@ import {DEFAULT_PATH, TAG, checkPath, errorOf, httpError} from "./sw.js";
  * @property {string} defaultModel
  */
 
+/**
+ * @typedef {import("./openai.js").ChatCompletion} ChatCompletion
+ * @typedef {import("./openai.js").ChatCompletionChunk} ChatCompletionChunk
+ */
+
+/**
+ * A streamed answer's chunks (with include_usage) as the one ChatCompletion openai.js answers the
+ * same request without stream (test/sw.test.js holds the two equal).
+ * @param {ChatCompletionChunk[]} chunks
+ * @returns {ChatCompletion}
+ */
+export function completionOf(chunks) {
+  const {id, created, model, system_fingerprint} = chunks[0];
+  let content = "", finish = /** @type {import("./openai.js").FinishReason} */ ("stop"), usage, timings;
+  /** @type {import("./openai.js").ChatToolCall[]} */
+  const calls = [];
+  for (const c of chunks) {
+    if (c.usage) usage = c.usage;
+    const choice = c.choices[0];
+    if (!choice) continue;
+    content += choice.delta.content ?? "";
+    for (const {index, ...call} of choice.delta.tool_calls ?? []) calls[index] = call;
+    if (choice.finish_reason) {
+      finish = choice.finish_reason;
+      timings = c.timings;
+    }
+  }
+  return {id, object: "chat.completion", created, model,
+    choices: [{index: 0, message: {role: "assistant", content: calls.length && !content ? null : content,
+      ...(calls.length ? {tool_calls: calls} : {}), refusal: null}, logprobs: null, finish_reason: finish}],
+    usage, timings, system_fingerprint};
+}
+
 /** @param {string} url the last segment of a model URL: its package name */
 const nameOf = (url) => new URL(url).pathname.split("/").filter(Boolean).pop() || url;
 
@@ -92,20 +125,33 @@ export function createServe(llm, base) {
         port.postMessage({kind: "json", status: 200, body: r});
       } else if (d.route === "chat") {
         const body = srv.device && d.body.device === undefined ? {...d.body, device: srv.device} : d.body;
-        const r = await llm.chat.completions.create(body, {signal});
-        if (!body.stream) {
-          port.postMessage({kind: "json", status: 200, body: r});
-          return;
-        }
-        port.postMessage({kind: "head"});
+        // Both kinds are generated as a stream, so that the 200 goes out with the first token and a client
+        // that gives up is noticed (sw.js, PageReply); a JSON answer is its chunks put together.
+        const whole = !body.stream;
+        const stream = /** @type {AsyncIterable<ChatCompletionChunk>} */ (/** @type {unknown} */ (await llm.chat.completions.create(
+          whole ? {...body, stream: true, stream_options: {include_usage: true}} : body, {signal})));
+        /** @type {ChatCompletionChunk[]} */
+        const chunks = [];
+        let opened = !whole;
+        if (opened) port.postMessage({kind: "head"});
         try {
-          for await (const chunk of /** @type {AsyncIterable<unknown>} */ (/** @type {unknown} */ (r))) {
+          for await (const chunk of stream) {
             if (signal.aborted) break;
-            port.postMessage({kind: "chunk", data: chunk});
+            if (!whole) port.postMessage({kind: "chunk", data: chunk});
+            else {
+              chunks.push(chunk);
+              if (!opened && chunk.choices[0]?.delta?.content) {
+                opened = true;
+                port.postMessage({kind: "head", json: true});
+              }
+            }
           }
-          if (!signal.aborted) port.postMessage({kind: "end"});
+          if (signal.aborted) return;
+          if (!whole) port.postMessage({kind: "end"});
+          else port.postMessage(opened ? {kind: "body", body: completionOf(chunks)} : {kind: "json", status: 200, body: completionOf(chunks)});
         } catch (e) {
-          if (!signal.aborted) port.postMessage({kind: "error", body: errorOf(e).body});
+          if (signal.aborted) return;
+          port.postMessage(opened ? {kind: "error", body: errorOf(e).body} : {kind: "json", ...errorOf(e)});
         }
       }
     } catch (e) {

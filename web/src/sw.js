@@ -142,13 +142,21 @@ export function readBody(text) {
 /**
  * What the page sends back over the request's port:
  *   {kind: "json", status, body}   the whole answer (or an error before anything was streamed)
- *   {kind: "head"}                 a stream begins (200, text/event-stream)
+ *   {kind: "head", json?}          a 200 begins: server-sent events, or (json) one JSON body still being generated
  *   {kind: "chunk", data}          one chunk, an SSE event
  *   {kind: "end"}                  the stream is complete: data: [DONE]
- *   {kind: "error", body}          the stream failed midway: its error as a last event
+ *   {kind: "body", body}           the JSON body of a json head, complete
+ *   {kind: "error", body}          it failed midway: its error as a last event (or as the JSON body)
  * and this worker sends {kind: "abort"} when the client has gone.
- * @typedef {{kind: "json", status: number, body: unknown} | {kind: "head"} | {kind: "chunk", data: unknown}
- *   | {kind: "end"} | {kind: "error", body: unknown}} PageReply
+ *
+ * Why a JSON answer can have its head before its body: a client that aborts a fetch is noticed
+ * here only when it cancels a response body; Chromium does not abort FetchEvent.request.signal
+ * (w3c/ServiceWorker#1544). So a non-streaming chat completion is sent as a 200 once its first
+ * token is out (every refusal, context overflow included, comes before that, with its status), and
+ * its JSON follows when it is complete; a client that gave up cancels that body and the
+ * generation stops.
+ * @typedef {{kind: "json", status: number, body: unknown} | {kind: "head", json?: boolean} | {kind: "chunk", data: unknown}
+ *   | {kind: "end"} | {kind: "body", body: unknown} | {kind: "error", body: unknown}} PageReply
  */
 
 /**
@@ -264,7 +272,7 @@ export function installServiceWorker(sw) {
     return new Promise((resolve) => {
       /** @type {ReadableStreamDefaultController<Uint8Array> | null} */
       let stream = null;
-      let finished = false;
+      let finished = false, json = false;
       const finish = () => {
         if (finished) return;
         finished = true;
@@ -293,7 +301,7 @@ export function installServiceWorker(sw) {
         const gone = httpError(503, "The page serving nomoat's OpenAI endpoint was closed while answering; open one and retry.",
           {code: "no_serving_page"});
         if (stream) {
-          send(sse(gone.body));
+          send(json ? JSON.stringify(gone.body) : sse(gone.body));
           try {
             stream.close();
           } catch (e) { /* cancelled meanwhile */ }
@@ -307,14 +315,15 @@ export function installServiceWorker(sw) {
           resolve(jsonResponse(d));
           finish();
         } else if (d.kind === "head") {
+          json = Boolean(d.json);
           resolve(new Response(new ReadableStream({
             start(c) { stream = c; },
             cancel() { abort(); },
-          }), {status: 200, headers: {"Content-Type": "text/event-stream", "Cache-Control": "no-store"}}));
+          }), {status: 200, headers: {"Content-Type": json ? "application/json" : "text/event-stream", "Cache-Control": "no-store"}}));
         } else if (d.kind === "chunk") {
           send(sse(d.data));
-        } else if (d.kind === "end" || d.kind === "error") {
-          send(d.kind === "end" ? SSE_DONE : sse(d.body));
+        } else if (d.kind === "end" || d.kind === "body" || d.kind === "error") {
+          send(d.kind === "end" ? SSE_DONE : json ? JSON.stringify(d.body) : sse(d.body));
           if (!finished) stream?.close();
           finish();
         }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import {test} from "node:test";
 import {createChat} from "../src/openai.js";
-import {createServe} from "../src/serve.js";
+import {completionOf, createServe} from "../src/serve.js";
 import {LanguageModelSession} from "../src/session.js";
 import {PROBE_MS, checkPath, errorOf, installServiceWorker, readBody, route, sse} from "../src/sw.js";
 import {FakeTransport} from "./fake_transport.js";
@@ -173,6 +173,7 @@ test("cancelling the response body, or aborting the request, stops the generatio
   assert.equal(w.t.aborted.length, 1, "the page aborted its complete call");
   const done = await w.fetch("/v1/chat/completions", post({...Q, stream: false})); // the next request works
   assert.equal(done.status, 200);
+  assert.equal((await done.json()).choices[0].finish_reason, "stop");
   const c2 = new AbortController();
   const pending = w.fetch("/v1/chat/completions", {...post(Q), signal: c2.signal});
   await new Promise((res) => setTimeout(res, 30));
@@ -202,7 +203,7 @@ test("refusals: navigations, other origins, bad bodies, unknown URLs, bad reques
 });
 
 test("no serving page: 503 naming the fix; a page that closes mid-request: 503 too", async () => {
-  const w = await world({pieces: Array.from({length: 100}, (_, i) => `w${i} `), delay: 20});
+  const w = await world({pieces: ["a ", "b ", "c "], delay: 1500}); // slower than the watch (WATCH_MS)
   const t0 = Date.now();
   const none = await w.fetch("/v1/models");
   assert.equal(none.status, 503);
@@ -215,5 +216,35 @@ test("no serving page: 503 naming the fix; a page that closes mid-request: 503 t
   const r = await pending;
   assert.equal(r.status, 503);
   assert.equal((await r.json()).error.code, "no_serving_page");
+  w.windows.set(w.page.id, w.page); // open again; it closes after its first token: the 200 went out, its body is the error
+  const late = await w.fetch("/v1/chat/completions", post(Q));
+  assert.equal(late.status, 200);
+  w.windows.delete(w.page.id);
+  assert.equal(JSON.parse(await late.text()).error.code, "no_serving_page");
   await server.close();
+});
+
+test("a JSON answer put together from the stream is openai.js's own non-streaming answer", async () => {
+  for (const [result, extra] of [
+    [{...RESULT, content: "The capital is Paris."}, {}],
+    [{...RESULT, content: "", finish_reason: "stop", tool_calls: [{name: "weather", arguments: '{"city":"Paris"}'}]},
+      {tools: [{type: "function", function: {name: "weather", parameters: {type: "object"}}}]}],
+    [{...RESULT, content: "Par", finish_reason: "length"}, {max_tokens: 1}],
+  ]) {
+    const t = new FakeTransport();
+    t.onCall = (c) => {
+      if (c.kind !== "complete") return;
+      if (result.content) t.reply(c.id, "chunk", result.content);
+      t.reply(c.id, "return", result);
+    };
+    const chat = createChat({defaultModel: `${ORIGIN}/models/SmolLM2-135M-Instruct/`, version: "9",
+      async create() { return new LanguageModelSession(t, {session: 1, contextWindow: 512, contextUsage: 0}); }}, "auto");
+    const params = {...Q, ...extra};
+    const whole = await chat.completions.create(params);
+    const chunks = [];
+    for await (const c of await chat.completions.create({...params, stream: true, stream_options: {include_usage: true}})) chunks.push(c);
+    const merged = completionOf(chunks);
+    const same = (x) => ({...JSON.parse(JSON.stringify(x).replaceAll(x.id.slice(9), "ID")), created: 0});
+    assert.deepEqual(same(merged), same(whole));
+  }
 });
