@@ -23,7 +23,6 @@ import openai
 import pytest
 
 import nomoat
-from nomoat.openai_server import Answer, ChatRequest, split_calls, streamable
 from nomoat.serve import make_server
 
 SMOL = "SmolLM2-135M-Instruct"
@@ -257,8 +256,13 @@ def error(e: openai.APIStatusError) -> dict:
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "up to 4"),
     ({"n": 2}, "n", "n requests"),
     ({"logprobs": True}, "logprobs", "leave it out"),
-    ({"tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f"}}]}, "tool_choice", "auto"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "does not support tools"),
+    ({"tool_choice": "required"}, "tool_choice", "needs tools"),
+    ({"tool_choice": {"type": "function", "function": {"name": "g"}}, "tools": [{"type": "function", "function": {
+        "name": "f"}}]}, "tool_choice", "not one of tools"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "x": {"type": "string", "format": "date"}}}}}]}, "tools", "'format' is not supported"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}]},
+     "tools", "two tools are named"),
     ({"response_format": {"type": "xml"}}, "response_format", "json_schema"),
     ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "soup"}}}}, "response_format",
      "soup"),
@@ -354,17 +358,55 @@ def test_embedding_errors(client):
     assert r.usage.prompt_tokens == 256
 
 
-def test_tool_calls_become_openai_tool_calls():
-    req = ChatRequest(None, ask("weather?"), {}, None, [{"type": "function", "function": {"name": "weather"}}],
-                      True, False)
-    text = 'Let me look.<tool_call>{"name": "weather", "arguments": {"city": "Paris"}}</tool_call>'
-    content, calls, finish = split_calls(Answer(text, SimpleNamespace(finish_reason="stop"), False), req,
-                                         "chatcmpl-abc")
-    assert content == "Let me look." and finish == "tool_calls"
-    assert calls == [{"id": "call_abc_0", "type": "function",
-                      "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]
-    assert [streamable(text[:n], req.tools) for n in (5, 13, 14, 20)] == [5, 12, 12, 12]  # held back from "<"
-    assert streamable(text, None) == len(text)
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current temperature in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}},
+                   "required": ["city"]}}}
+CALC = {"type": "function", "function": {
+    "name": "add", "description": "Add two integers.",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                   "required": ["a", "b"]}}}
+
+
+def test_tool_calls_with_the_openai_client_json_and_streaming(client):
+    """tool_choice "required" on SmolLM2-135M (its template has no tools: nomoat's generic tool prompt):
+    one call whose arguments validate, the same through streaming deltas; then the tool's result goes
+    back as a tool message and the final answer uses it."""
+    q = ask("What is the weather in Paris right now?")
+    r = client.chat.completions.create(model=SMOL, messages=q, tools=[WEATHER, CALC], tool_choice="required",
+                                       temperature=0)
+    (choice,) = r.choices
+    assert choice.finish_reason == "tool_calls" and choice.message.content in (None, "")
+    (call,) = choice.message.tool_calls
+    assert call.type == "function" and call.id.startswith("call_") and call.function.name in ("get_weather", "add")
+    args = json.loads(call.function.arguments)
+    if call.function.name == "get_weather":
+        assert set(args) == {"city"} and isinstance(args["city"], str) and len(args["city"]) <= 40
+    else:
+        assert set(args) == {"a", "b"} and all(isinstance(v, int) for v in args.values())
+
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    chunks = list(client.chat.completions.create(model=SMOL, messages=q, tools=[WEATHER, CALC], tool_choice=named,
+                                                 temperature=0, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    parts = [tc for d in deltas for tc in (d.tool_calls or [])]
+    assert parts[0].index == 0 and parts[0].id.startswith("call_") and parts[0].type == "function"
+    assert parts[0].function.name == "get_weather" and all(p.index == 0 and p.id is None for p in parts[1:])
+    streamed = "".join(p.function.arguments or "" for p in parts)
+    assert json.loads(streamed)["city"] == args.get("city", json.loads(streamed)["city"])
+    assert len(parts) >= 3  # the arguments come in pieces, as they are written
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+    # the result goes back: the answer uses it
+    followup = [*q, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": streamed}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "23.7 °C"}]
+    r = client.chat.completions.create(model=SMOL, messages=followup, tools=[WEATHER, CALC], temperature=0,
+                                       max_tokens=60)
+    assert r.choices[0].finish_reason == "stop" and "23.7" in r.choices[0].message.content
+    r = client.chat.completions.create(model=SMOL, messages=q, tools=[WEATHER], tool_choice="none", temperature=0,
+                                       max_tokens=30)
+    assert r.choices[0].message.tool_calls is None and r.choices[0].finish_reason in ("stop", "length")
 
 
 def test_cli_flag(models):

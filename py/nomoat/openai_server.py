@@ -55,7 +55,7 @@ from .errors import (
     UnsupportedSchemaError,
 )
 from .package import MANIFEST
-from .tool_calls import parse_tool_calls
+from .tool_calls import CallStream, new_call_id, parse_tool_calls
 
 FINGERPRINT = f"nomoat-{__version__}"
 MAX_BODY = 32 << 20  # the largest request body read (a long conversation, many texts to embed)
@@ -173,17 +173,33 @@ def chat_messages(messages: Any) -> list[dict]:
     return out
 
 
+def chat_tool_choice(body: dict, tools: list[dict] | None) -> str:
+    """tool_choice as the Python API's: "auto", "none", "required" or a tool's name."""
+    choice = body.get("tool_choice")
+    if choice is None:
+        return "auto"
+    if choice in ("auto", "none", "required"):
+        if choice == "required" and not tools:
+            raise bad("tool_choice 'required' needs tools.", "tool_choice")
+        return choice
+    f = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
+    name = f.get("name") if isinstance(f, dict) else None
+    if not isinstance(name, str):
+        raise bad("tool_choice must be 'auto', 'none', 'required' or {type: 'function', function: {name}}.",
+                  "tool_choice")
+    if not tools or name not in [t["function"]["name"] for t in tools]:
+        raise bad(f"tool_choice names {name!r}, which is not one of tools.", "tool_choice")
+    return name
+
+
 def chat_tools(body: dict) -> list[dict] | None:
-    """The tool definitions the chat template describes, or None (no tools, or tool_choice "none")."""
-    tools, choice = body.get("tools"), body.get("tool_choice")
+    """The tool definitions (described to the model, its calls grammar-constrained by them), or None."""
+    tools = body.get("tools")
     if tools is None:
         return None
     if not isinstance(tools, list):
         raise bad("tools must be a list of {type: 'function', function: {name, description, parameters}}.", "tools")
-    if choice not in (None, "auto", "none"):
-        raise bad("tool_choice must be 'auto' or 'none': nomoat does not force a call (leave tool_choice out).",
-                  "tool_choice")
-    if choice == "none" or not tools:
+    if not tools:
         return None
     out = []
     for i, t in enumerate(tools):
@@ -194,6 +210,12 @@ def chat_tools(body: dict) -> list[dict] | None:
         out.append({"type": "function", "function": {"name": f["name"], "description": f.get("description") or "",
                                                      "parameters": f.get("parameters") or {"type": "object",
                                                                                            "properties": {}}}})
+    from .constrain.toolcall import check_tools
+
+    try:
+        check_tools(out)  # a schema nomoat cannot enforce: a 400 before anything runs
+    except NomoatError as e:
+        raise ApiError(400, str(e), "tools") from e
     return out
 
 
@@ -242,6 +264,7 @@ class ChatRequest:
     tools: list[dict] | None
     stream: bool
     include_usage: bool
+    tool_choice: str = "auto"
 
 
 def chat_request(body: dict) -> ChatRequest:
@@ -284,7 +307,7 @@ def chat_request(body: dict) -> ChatRequest:
     if tools and constraint is not None:
         raise bad("give tools or a response_format, not both.", "response_format")
     return ChatRequest(model, chat_messages(body.get("messages")), options, constraint, tools, stream,
-                       bool(so and so.get("include_usage")))
+                       bool(so and so.get("include_usage")), chat_tool_choice(body, tools))
 
 
 def embedding_texts(texts: Any) -> list[str]:
@@ -394,7 +417,8 @@ class Engine:
 class Answer:
     text: str
     stats: Any  # generate.Stats
-    incomplete: bool  # a response_format answer that ran out of tokens first
+    incomplete: bool  # a response_format answer (or a tool call) that ran out of tokens first
+    calls: list[dict]  # the answer's tool calls: [{"id", "name", "arguments": JSON text}]
 
 
 async def answer(models: Models, name: str, model, req: ChatRequest, put: Callable[[str], None],
@@ -405,7 +429,8 @@ async def answer(models: Models, name: str, model, req: ChatRequest, put: Callab
     try:
         options = {"max_tokens": model.context_window, **req.options}  # OpenAI's default: to the end of the context
         pieces = session.prompt_streaming(req.messages[-1:], req.constraint, history=req.messages[:-1],
-                                          tools=req.tools, keep_partial=False, cancelled=cancelled, **options)
+                                          tools=req.tools, tool_choice=req.tool_choice, keep_partial=False,
+                                          cancelled=cancelled, **options)
         try:
             async with contextlib.aclosing(pieces):
                 async for piece in pieces:
@@ -414,7 +439,7 @@ async def answer(models: Models, name: str, model, req: ChatRequest, put: Callab
         except IncompleteOutputError:
             incomplete = True  # OpenAI's answer to this: finish_reason "length", the JSON cut short
         reusable = True
-        return Answer("".join(parts), session.last, incomplete)
+        return Answer("".join(parts), session.last, incomplete, list(session.last_tool_calls))
     except NomoatError:
         reusable = True  # refused or aborted between steps: the session is whole
         raise
@@ -437,28 +462,13 @@ def timings(stats) -> dict:
             "decode_tokens_per_s": stats.decode_tps, "reused_tokens": stats.reused_tokens}
 
 
-def split_calls(a: Answer, req: ChatRequest, cid: str) -> tuple[str, list[dict], str]:
+def split_calls(a: Answer, req: ChatRequest) -> tuple[str, list[dict], str]:
     """(content, tool_calls, finish_reason) of an answer."""
-    content, calls = parse_tool_calls(a.text) if req.tools else (a.text, [])
-    shaped = [{"id": f"call_{cid[9:]}_{i}", "type": "function",
-               "function": {"name": c["name"], "arguments": c["arguments"]}} for i, c in enumerate(calls)]
+    content = parse_tool_calls(a.text)[0] if req.tools else a.text
+    shaped = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+              for c in a.calls]
     finish = "tool_calls" if shaped else "length" if a.incomplete or a.stats.finish_reason == "length" else "stop"
     return content, shaped, finish
-
-
-TOOL_OPEN = "<tool_call>"
-
-
-def streamable(text: str, tools: list[dict] | None) -> int:
-    """How much of the answer so far may be streamed: with tools, not from the first "<tool_call>"
-    on (nor a partial one at the end), which becomes tool_calls when the answer is done."""
-    if not tools:
-        return len(text)
-    at = text.find(TOOL_OPEN)
-    if at >= 0:
-        return at
-    hold = next((k for k in range(min(len(TOOL_OPEN) - 1, len(text)), 0, -1) if text.endswith(TOOL_OPEN[:k])), 0)
-    return len(text) - hold
 
 
 # --- HTTP -------------------------------------------------------------------------------------------
@@ -602,7 +612,7 @@ class OpenAIApi:
                 return  # the client left
             except Exception as e:
                 raise api_error(e, "messages") from e
-            content, calls, finish = split_calls(a, req, cid)
+            content, calls, finish = split_calls(a, req)
             message = {"role": "assistant", "content": None if calls and not content else content, "refusal": None}
             if calls:
                 message["tool_calls"] = calls
@@ -622,8 +632,9 @@ class OpenAIApi:
 
     def stream(self, h, req: ChatRequest, name: str, cid: str, created: int, item, pieces: queue.Queue,
                job: concurrent.futures.Future, stopped: threading.Event) -> None:
-        """Server-sent events: a role chunk, content deltas as they come (with tools, held back from
-        "<tool_call>" on), tool_calls, the finish_reason, usage (stream_options.include_usage), [DONE]."""
+        """Server-sent events: a role chunk, content deltas as they come, tool_calls deltas as each call
+        is written (OpenAI's shape: index, id, type and the name first, then arguments chunks; tool_calls.
+        CallStream splits the answer), the finish_reason, usage (stream_options.include_usage), [DONE]."""
 
         def event(delta: dict | None, finish: str | None = None, **extra) -> None:
             chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
@@ -639,24 +650,24 @@ class OpenAIApi:
             h.send_header("Content-Type", "text/event-stream")
             h.end_headers()
             event({"role": "assistant", "content": ""})
-            text, sent = "", 0
+            split, ids = CallStream(), []
             while item is not DONE:
-                text += item
-                n = streamable(text, req.tools)
-                if n > sent:
-                    event({"content": text[sent:n]})
-                    sent = n
+                for kind, *rest in (split.push(item) if req.tools else [("text", item)]):
+                    if kind == "text":
+                        event({"content": rest[0]})
+                    elif rest[0] >= len(ids):  # a call's first delta: index, id, type, name
+                        ids.append(new_call_id())
+                        event({"tool_calls": [{"index": rest[0], "id": ids[-1], "type": "function",
+                                               "function": {"name": rest[1], "arguments": rest[2]}}]})
+                    else:
+                        event({"tool_calls": [{"index": rest[0], "function": {"arguments": rest[2]}}]})
                 item = pieces.get()
             if job.exception() is not None:
                 e = api_error(job.exception(), "messages")
                 h.wfile.write(b"data: " + json.dumps(e.body()).encode() + b"\n\n")
                 return
             a = job.result()
-            content, calls, finish = split_calls(a, req, cid)
-            if len(content) > sent and content.startswith(text[:sent]):
-                event({"content": content[sent:]})
-            if calls:
-                event({"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]})
+            _, calls, finish = split_calls(a, req)
             event({}, finish, timings=timings(a.stats))
             if req.include_usage:
                 event(None, usage=usage(a.stats.prompt_tokens, a.stats.completion_tokens, a.stats.reused_tokens))
