@@ -240,7 +240,9 @@ class Session:
         """Tokens `messages` occupy as a conversation (context_usage's definition); an assistant
         prefix counts as the assistant message it starts."""
         plain = [{k: v for k, v in m.items() if k != "prefix"} for m in messages]
-        return len(self.model.encode_chat(plain, add_generation_prompt=False, tools=self.tools)) if plain else 0
+        if not plain and not self.tools:  # the tools' description takes room from the start (index.bs, create)
+            return 0
+        return len(self.model.encode_chat(plain, add_generation_prompt=False, tools=self.tools))
 
     def _new_messages(self, prompt: str | list[dict], response_constraint=None, omit_constraint_input: bool = False,
                       fresh: bool = False) -> list[dict]:
