@@ -461,26 +461,31 @@ export class LanguageModelSession extends EventTarget {
     // tools by calling their execute functions"; the README's "Tool use".
     const run = async () => {
       if (signal.aborted) throw abortReason(signal);
-      /** @type {string | WireMessage[]} */
-      let wire = toWire(msgs);
-      const opts = wireOptions(options);
+      const usage = this._usage; // what contextUsage goes back to when the exchange is taken back
       /** @type {number | null} */
-      let last = null;
-      for (let round = 0; ; round++) {
-        const choice = round === 0 ? opts.tool_choice : round >= MAX_TOOL_ROUNDS ? "none" : "auto";
-        const stats = await this._op("prompt", {input: wire, options: {...opts, tool_choice: choice ?? "auto", continues: round > 0}},
-          signal, {queued: false, onChunk, onId: (id) => { last = id; }});
-        this._keep(stats);
-        /** @type {WireToolCall[]} */
-        const calls = stats.tool_calls || [];
-        if (!calls.length) return stats;
-        try {
+      let last = null; // the request id of the latest answer
+      try {
+        /** @type {string | WireMessage[]} */
+        let wire = toWire(msgs);
+        const opts = wireOptions(options);
+        for (let round = 0; ; round++) {
+          last = null;
+          const choice = round === 0 ? opts.tool_choice ?? "auto" : round >= MAX_TOOL_ROUNDS ? "none" : "auto";
+          const stats = await this._op("prompt", {input: wire, options: {...opts, tool_choice: choice, continues: round > 0}},
+            signal, {queued: false, onChunk, onId: (id) => { last = id; }});
+          this._keep(stats);
+          /** @type {WireToolCall[]} */
+          const calls = stats.tool_calls || [];
+          if (!calls.length) return stats;
           const results = await untilAborted(Promise.all(calls.map((c) => runTool(tools, c))), signal);
           wire = calls.map((c, i) => ({role: "tool", content: results[i], prefix: false, tool_call_id: c.id, name: c.name}));
-        } catch (e) {
-          if (last !== null) this._transport.abort(last); // the finished answer leaves the history, the exchange with it
-          throw e;
         }
+      } catch (e) {
+        this._usage = usage;
+        // An answer that finished before the failure (a tool threw, or the abort came while tools ran) leaves the
+        // history, and the exchange with it; an answer that failed or was aborted itself is dropped by Python.
+        if (last !== null) this._transport.abort(last);
+        throw e;
       }
     };
     const p = this._queue.then(run, run);
