@@ -104,15 +104,18 @@ def test_summarizer_gives_a_short_summary_that_names_the_subject(page):
 def test_writer_and_rewriter_answer(page):
     r = js(page, """const w = await Writer.create({tone: "casual", length: "short", format: "plain-text"});
         const note = await w.write("A thank-you note to a colleague named Sam for helping with a report.");
-        const rw = await Rewriter.create({tone: "more-formal"});
-        const input = "hey, can u send me the report by friday? thx";
-        const formal = await rw.rewrite(input);
+        const rw = await Rewriter.create({length: "shorter"});
+        const input = "The library, which was opened on Monday by the mayor of the city, has three floors and more than two hundred thousand books for everyone to read.";
+        const shorter = await rw.rewrite(input);
+        let streamed = "";
+        for await (const piece of rw.rewriteStreaming(input)) streamed += piece;
         w.destroy(); rw.destroy();
-        return {note, formal, input, tones: [w.tone, rw.tone, rw.length, rw.format]};""")
+        return {note, shorter, streamed, input, tones: [w.tone, w.length, w.format, rw.tone, rw.length, rw.format]};""")
     print("writer/rewriter:", r)
-    assert r["tones"] == ["casual", "more-formal", "as-is", "as-is"]
-    assert r["note"].strip() and "sam" in r["note"].lower()
-    assert r["formal"].strip() and r["formal"] != r["input"] and "report" in r["formal"].lower()
+    assert r["tones"] == ["casual", "short", "plain-text", "as-is", "shorter", "as-is"]
+    assert "sam" in r["note"].lower() and len(r["note"].split()) <= 120  # "short": at most 100 words (+ slack)
+    assert r["shorter"] == r["streamed"]
+    assert 0 < len(r["shorter"]) < len(r["input"]) and "library" in r["shorter"].lower()
 
 
 def test_proofreader_fixes_a_seeded_typo(page):

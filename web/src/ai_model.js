@@ -5,12 +5,12 @@
 // Summarizer, Writer, Rewriter (writing_assistance.js), Proofreader (proofreader.js), Translator
 // (translator.js) and LanguageDetector (language_detector.js) are built on it.
 //
-// Each task object holds one nomoat LanguageModel session (llm.create()) whose system prompt is the
-// task's instructions (its options and sharedContext, computed once). Each call clones that session,
-// prompts the clone with the call's input (and context) and destroys it, so calls are independent.
-// inputQuota is the context window left after the instructions; measureInputUsage() is what the
-// call's user message adds (the session's measureContextUsage); a call whose usage exceeds the quota
-// rejects with QuotaExceededError {requested, quota} before the model runs.
+// Each task object holds one nomoat LanguageModel session (llm.create()). Each call clones that session,
+// prompts the clone with one user message (the task's instructions, built from its options, then the
+// call's input and context: see each module for its prompts) and destroys it, so calls are independent.
+// inputQuota is the context window left in the task's session; measureInputUsage() is what the call's
+// user message adds (the session's measureContextUsage); a call whose usage exceeds the quota rejects
+// with QuotaExceededError {requested, quota} before the model runs.
 //
 // Spec texts: webmachinelearning/writing-assistance-apis, proofreader-api and translation-api index.bs.
 
@@ -292,14 +292,14 @@ export function modelChoice(o) {
 /** What every task object is: a DestroyableModel over one nomoat session. */
 export class AIModel {
   /**
-   * @param {Session | null} session the task's session: its system prompt holds the task's instructions (null:
+   * @param {Session | null} session the task's session, cloned for each call (null:
    *   the task needs no model, e.g. an identity Translator; then inputQuota is +Infinity and usage 0)
    */
   constructor(session) {
     this._session = session;
     this._destroyer = new AbortController(); // the spec's destruction abort controller
   }
-  /** The tokens a call's input may use: the context window less the task's instructions. */
+  /** The tokens a call's user message may use: the context window left in the task's session. */
   get inputQuota() { return this._session ? this._session.contextWindow - this._session.contextUsage : Infinity; }
   /**
    * "destroy": pending and later calls reject with `reason` (an AbortError by default); the session goes.
