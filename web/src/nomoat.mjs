@@ -8,4 +8,6 @@ import {createLLM} from "./llm.js";
 /** @type {LLM} */
 export const llm = createLLM(new URL(".", import.meta.url).href);
 /** @type {any} */ (globalThis).llm ??= llm;
+// The task APIs over this llm (also installed as globals by llm.polyfill()): `import {Summarizer} from "nomoat"`.
+export const {Summarizer, Writer, Rewriter, Proofreader, Translator, LanguageDetector} = llm;
 export default llm;
