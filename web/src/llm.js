@@ -188,6 +188,9 @@ export class WorkerTransport {
  *   clear(): Promise<boolean>}} cache the model files kept in the Cache API
  * @property {() => Promise<Resources>} resources what the back ends hold now (summed over the workers
  *   of this page): for watching that destroyed sessions free their memory
+ * @property {() => Promise<TimelineSpan[]>} timeline when each start-up stage of this page's workers began and
+ *   ended (fetch and verify, wasm compile, weights into place, Pyodide boot, wheel import, model create,
+ *   first prompt's first token), on the page's performance.now() clock
  * @property {string} defaultModel
  * @property {string} version
  * @property {TaskAPIs["Summarizer"]} Summarizer the task APIs over this llm (task_apis.js), also installed by polyfill()
@@ -210,6 +213,17 @@ export class WorkerTransport {
  * @property {number} states KV caches holding memory (a wasm block or GPU buffers)
  * @property {number} samplers GPU samplers (each holds its GPU buffers)
  * @property {number} handles JS objects Python holds (a KV cache or a sampler each)
+ * @property {number} wasmMemoryBytes bytes of nomoat's wasm decoders' memories (weights, KV caches, scratch)
+ * @property {number} pyodideHeapBytes bytes of Pyodide's wasm memory (Python's heap; it never shrinks)
+ */
+
+/**
+ * @typedef {object} TimelineSpan one stage of llm.timeline()
+ * @property {string} stage e.g. "pyodide.boot", "data.pour", "prompt.first-token"
+ * @property {number} start page-clock ms (performance.now())
+ * @property {number | null} end null while it runs
+ * @property {number} worker which worker (1, 2, ...: in the order they started)
+ * @property {Record<string, unknown>} [detail] e.g. {cached: true} of data.pour
  */
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -576,12 +590,13 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   /** @returns {Promise<Resources>} */
   async function resources() {
     /** @type {Resources} */
-    const sum = {workers: 0, sessions: 0, running: 0, states: 0, samplers: 0, handles: 0};
+    const sum = {workers: 0, sessions: 0, running: 0, states: 0, samplers: 0, handles: 0, wasmMemoryBytes: 0, pyodideHeapBytes: 0};
     for (const w of workers.values()) {
       const r = await w.call("resources", {}).promise.catch(() => null); // a stopped worker holds nothing
       if (!r) continue;
       sum.workers += 1;
-      for (const k of /** @type {(keyof Resources)[]} */ (["sessions", "running", "states", "samplers", "handles"])) sum[k] += r[k] || 0;
+      for (const k of /** @type {(keyof Resources)[]} */ (["sessions", "running", "states", "samplers", "handles", "wasmMemoryBytes",
+        "pyodideHeapBytes"])) sum[k] += r[k] || 0;
     }
     return sum;
   }

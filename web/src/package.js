@@ -2,13 +2,22 @@
 // A model package (py/nomoat/package.py writes it): its manifest nomoat.json lists every file with
 // its size and sha256. Files come from the Cache API storage "nomoat-models" (one entry per file
 // URL) or the network, with progress, and every file is checked against the manifest before it is
-// used, whether it came from the cache or the network. fetch and caches are passed in (the
+// used, whether it came from the cache or the network: its sha256 is computed, except for a cache
+// entry nomoat itself wrote after checking it (the VERIFIED header), whose size alone is checked again. fetch and caches are passed in (the
 // worker's own by default), so that this runs in Node with stand-ins.
 
 import {named} from "./errors.js";
 import {Sha256} from "./sha256.js";
+import {begin} from "./timeline.js";
 
 export const CACHE_NAME = "nomoat-models";
+/**
+ * The header of a cache entry nomoat wrote itself, once the bytes had matched the manifest: their
+ * sha256. An entry whose header equals the manifest's sha256 is read without hashing it again (its
+ * size is still checked byte for byte, and the storage's own checksums catch a body damaged on disk);
+ * an entry without it (written by anything else, or before nomoat kept it) is hashed as before.
+ */
+export const VERIFIED = "x-nomoat-sha256";
 const MANIFEST = "nomoat.json";
 const PUT_CHUNK = 1 << 20; // bytes a streamed file is cached per chunk
 const POUR_CHUNK = 1 << 20; // bytes a streamed file is read per chunk (byte streams)
@@ -75,12 +84,15 @@ async function fetchBytes(fetch, url, onBytes) {
  * too many; a stream that fails midway is false. onBytes(n) after each chunk. A byte stream (what
  * fetch and the Cache API answer in Chromium) is read into one reused 1 MiB buffer (a BYOB reader),
  * so the download leaves no garbage chunks behind to be collected; other streams chunk by chunk.
+ * Not hashed when `verified` (a cache entry nomoat wrote after checking it: VERIFIED): then only its
+ * size is checked.
  * @param {ReadableStream<Uint8Array>} body
  * @param {Uint8Array} view
  * @param {FileInfo} info
  * @param {(n: number) => void} onBytes
+ * @param {boolean} [verified]
  */
-async function pour(body, view, info, onBytes) {
+async function pour(body, view, info, onBytes, verified = false) {
   /** @type {Uint8Array<ArrayBuffer> | null} */
   let buf = null;
   /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>} */
@@ -102,7 +114,7 @@ async function pour(body, view, info, onBytes) {
         reader.cancel().catch(() => {});
         return false;
       }
-      hash.update(value);
+      if (!verified) hash.update(value);
       view.set(value, n);
       n += value.byteLength;
       if (buf) buf = new Uint8Array(/** @type {ArrayBuffer} */ (value.buffer)); // (the same memory, given back)
@@ -111,7 +123,7 @@ async function pour(body, view, info, onBytes) {
   } catch (e) {
     return false; // the network went, or a cached body could not be read (evicted meanwhile)
   }
-  return n === info.size && hash.hex() === info.sha256;
+  return n === info.size && (verified || hash.hex() === info.sha256);
 }
 
 /** @param {Uint8Array<ArrayBuffer>} bytes */
@@ -414,14 +426,23 @@ function embeddingProblem(e, files) {
   return "";
 }
 
-/** A cached file's bytes, or null when it is gone or cannot be read (evicted meanwhile). @param {Cache} cache @param {string} url */
-async function cachedBytes(cache, url) {
+/**
+ * A cached file's bytes and the sha256 nomoat verified them with when it wrote them (VERIFIED; "" if
+ * none), or null when it is gone or cannot be read (evicted meanwhile).
+ * @param {Cache} cache @param {string} url
+ */
+async function cachedEntry(cache, url) {
   try {
     const hit = await cache.match(url);
-    return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+    return hit ? {bytes: new Uint8Array(await hit.arrayBuffer()), verified: hit.headers?.get(VERIFIED) ?? ""} : null;
   } catch (e) {
     return null;
   }
+}
+
+/** A cached file's bytes, or null (cachedEntry). @param {Cache} cache @param {string} url */
+async function cachedBytes(cache, url) {
+  return (await cachedEntry(cache, url))?.bytes ?? null;
 }
 
 export class ModelPackage {
@@ -522,7 +543,10 @@ export class ModelPackage {
    * stored (QuotaExceededError) removes the files this load put, so no half model stays behind
    * looking complete, and the model still loads from the network bytes. Every cached file is
    * checked before use: one evicted, unreadable, truncated or corrupt is fetched again, never
-   * returned. Two workers (tabs) loading the same model take turns under one Web Lock per model
+   * returned. Hashing is what a warm start spends most on, so an entry nomoat put itself, only ever
+   * after its bytes matched the manifest, carries that sha256 (VERIFIED) and is not hashed again
+   * when it equals the manifest's: its length is still checked, the storage's checksums catch damage
+   * on disk, and any other entry (no header, another model's) is hashed. Two workers (tabs) loading the same model take turns under one Web Lock per model
    * URL, so the second finds the first's files in the cache instead of downloading them again.
    * @param {string[]} names
    * @param {(p: Progress) => void} [progress]
@@ -563,7 +587,9 @@ export class ModelPackage {
     progress({stage: "download", loaded: 0, total, fraction: 0});
     const store = new Store(this.cache, this.base, progress);
     const texts = names.filter((n) => n.endsWith(".json"));
+    let end = begin("files.json");
     const files = await this.files(texts, report, store);
+    end();
     /** @type {Record<string, unknown>} */
     const json = {};
     for (const n of texts) {
@@ -571,13 +597,16 @@ export class ModelPackage {
       if (n === "config.json") (this.kind === "embedding" ? encoderShape : modelShape)(json[n]);
     }
     check(json);
+    end = begin("files.other");
     Object.assign(files, await this.files(names.filter((n) => !n.endsWith(".json")), report, store));
+    end();
     if (stream) {
       let wrote = false;
       await stream.consume(files, async (view) => {
         if (wrote) throw named("InvalidStateError", `${stream.name} was already written.`);
         wrote = true;
-        await this.pourInto(stream.name, view, report, store);
+        const poured = begin("data.pour", {file: stream.name, bytes: view.byteLength});
+        poured({cached: await this.pourInto(stream.name, view, report, store)});
       });
       if (!wrote) throw named("InvalidStateError", `${stream.name} was never written.`);
     }
@@ -599,19 +628,21 @@ export class ModelPackage {
     /** @type {Promise<boolean>[]} */
     const checks = [];
     for (const name of names) {
-      const bytes = cache && await cachedBytes(cache, this.base + name);
-      if (bytes) {
-        files[name] = bytes;
-        report(name, true)(bytes.byteLength);
+      const hit = cache && await cachedEntry(cache, this.base + name);
+      if (hit) {
+        files[name] = hit.bytes;
+        report(name, true)(hit.bytes.byteLength);
       }
-      checks.push(bytes ? intact(bytes, info[name]) : Promise.resolve(false));
+      const trusted = hit && hit.verified === info[name].sha256; // nomoat wrote it after checking it (VERIFIED)
+      checks.push(!hit ? Promise.resolve(false) : trusted ? Promise.resolve(hit.bytes.byteLength === info[name].size)
+        : intact(hit.bytes, info[name]));
     }
     const verdicts = await Promise.all(checks);
     for (const name of names.filter((_, i) => !verdicts[i])) {
       await store.incomplete();
       if (files[name]) await store.drop(name); // a truncated, corrupt or stale entry
       files[name] = await this.download(name, report(name, false));
-      await store.put(name, files[name]);
+      await store.put(name, files[name], info[name].sha256);
     }
     return files;
   }
@@ -619,6 +650,7 @@ export class ModelPackage {
   /**
    * The streamed file into `view`: from the cache if its entry is intact, else from the network
    * (one retry), then cached from the view; a DataError if the server's bytes do not match.
+   * Resolves true when the bytes came from the cache.
    * @param {string} name
    * @param {Uint8Array} view
    * @param {(file: string, cached: boolean) => (n: number) => void} report
@@ -636,15 +668,16 @@ export class ModelPackage {
       } catch (e) {
         hit = null;
       }
-      if (hit?.body && await pour(hit.body, view, info, report(name, true))) return;
+      const verified = hit?.headers?.get(VERIFIED) === info.sha256; // nomoat wrote it after checking it
+      if (hit?.body && await pour(hit.body, view, info, report(name, true), verified)) return true;
       if (hit) await store.drop(name); // a truncated, corrupt or unreadable entry
     }
     await store.incomplete();
     for (let attempt = 0; attempt < 2; attempt++) {
       const onBytes = report(name, false);
       if (await pour(await fetchBody(this.fetch, url), view, info, onBytes)) {
-        await store.putView(name, view);
-        return;
+        await store.putView(name, view, info.sha256);
+        return false;
       }
       onBytes(0);
     }
@@ -697,16 +730,16 @@ class Store {
   async drop(name) {
     if (this.cache) await this.cache.delete(this.base + name).catch(() => {});
   }
-  /** @param {string} name @param {Uint8Array<ArrayBuffer>} bytes */
-  async put(name, bytes) {
-    await this.putBody(name, bytes, bytes.byteLength);
+  /** @param {string} name @param {Uint8Array<ArrayBuffer>} bytes @param {string} sha256 what they were verified with */
+  async put(name, bytes, sha256) {
+    await this.putBody(name, bytes, bytes.byteLength, sha256);
   }
   /**
    * A file that lies in `view` (wasm memory, maybe shared), put as a stream of copied chunks so
    * that no whole second copy is made.
-   * @param {string} name @param {Uint8Array} view
+   * @param {string} name @param {Uint8Array} view @param {string} sha256 what it was verified with
    */
-  async putView(name, view) {
+  async putView(name, view, sha256) {
     let o = 0;
     const body = new ReadableStream({
       pull(c) {
@@ -714,15 +747,18 @@ class Store {
         c.enqueue(view.slice(o, o += PUT_CHUNK)); // (a copy: the Cache API takes no shared memory)
       },
     });
-    await this.putBody(name, body, view.byteLength);
+    await this.putBody(name, body, view.byteLength, sha256);
   }
-  /** @param {string} name @param {BodyInit} body @param {number} size */
-  async putBody(name, body, size) {
+  /**
+   * Only bytes that matched the manifest are put, with their sha256 as the VERIFIED header.
+   * @param {string} name @param {BodyInit} body @param {number} size @param {string} sha256
+   */
+  async putBody(name, body, size, sha256) {
     if (!this.ok) return;
     const url = this.base + name;
     try {
       await /** @type {Cache} */ (this.cache).put(url, new Response(body, {headers: {"content-type": "application/octet-stream",
-        "content-length": String(size)}}));
+        "content-length": String(size), [VERIFIED]: sha256}}));
       this.written.push(url);
     } catch (e) {
       this.ok = false;

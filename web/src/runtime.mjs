@@ -10,6 +10,7 @@
 
 import {named} from "./errors.js";
 import {ModelPackage} from "./package.js";
+import {begin, span} from "./timeline.js";
 
 /** @typedef {import("./engine.js").Engine} Engine */
 /** @typedef {"wasm" | "webgpu"} Device */
@@ -260,9 +261,10 @@ export async function loadEngine(pkg, device, {assets, wasmEngine = "nomoat", re
   }
   /** @type {Engine | null} */
   let engine = null;
+  const module = import("./wasm_engine.mjs"); // fetched and parsed while the texts come
   const files = await pkg.load([...TEXTS, ...own.filter((n) => n !== DATA)], report, {check, stream: {name: DATA,
     async consume(_, write) {
-      const {WasmEngine} = await import("./wasm_engine.mjs");
+      const {WasmEngine} = await module;
       engine = await WasmEngine.create({...wasm, tensors: json[TENSORS], config: json["config.json"], data: {byteLength: pkg.size(DATA),
         async fill(view) {
           await write(view);
@@ -328,9 +330,11 @@ export function createRuntime({assets, progress = () => {}, wasmEngine = assets.
   const load = async (url, device, requestId) => {
     /** @param {Record<string, unknown>} p */
     const report = (p) => progress(requestId, p);
-    const pkg = await ModelPackage.open(new URL(url, self.location.href).href);
+    const end = begin("model.load", {device});
+    const pkg = await span("manifest", () => ModelPackage.open(new URL(url, self.location.href).href));
     const {files, engine} = pkg.kind === "embedding" ? await loadEncoder(pkg, device, {assets, wasmEngine, report})
       : await loadEngine(pkg, device, {assets, wasmEngine, report});
+    end();
     /** @param {Uint8Array} b */
     const text = (b) => new TextDecoder().decode(b);
     return {kind: pkg.kind, config: text(files["config.json"]), tokenizer: text(files["tokenizer.json"]),

@@ -22,6 +22,7 @@ import {BlockKVState} from "./engine.js";
 import {named} from "./errors.js";
 import {badFile as bad, isObject, modelShape, ropeInvFreqs, show} from "./package.js";
 import {Sampler} from "./sampler.js";
+import {begin, heldMemory, span} from "./timeline.js";
 
 /** @typedef {import("./engine.js").SamplingParams} SamplingParams */
 /** @typedef {import("./engine.js").Engine} Engine */
@@ -368,11 +369,14 @@ export class WasmEngine {
       throw named("QuotaExceededError", `${CONFIG_FILE}: this model needs ${(need / 2 ** 30).toFixed(1)} GiB of wasm memory ` +
         `(${DATA_FILE} and rotary tables for max_position_embeddings ${c.maxPos}); wasm has 4 GiB. Use WebGPU or a smaller model.`);
     }
+    const compiled = begin("wasm.compile", {threads});
     const module = await loadDecoder(threads, decoder);
     const memory = new WebAssembly.Memory({initial: 1, maximum: 65536, shared: threads > 1});
+    heldMemory(memory);
     const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
       throw new Error("nomoat's wasm decoder aborted");
     }}})).exports);
+    compiled();
     const e = new WasmEngine(c, a, threads, k, new Heap(memory, k.heapBase()));
     const heap = e.live();
     const W = heap.alloc(data.byteLength);
@@ -388,7 +392,7 @@ export class WasmEngine {
       qkv: heap.alloc(T * qkvN * 4), att: heap.alloc(T * c.nq * c.hd * 4), o: heap.alloc(T * c.H * 4),
       gu: heap.alloc(T * 2 * c.I * 4), act: heap.alloc(T * c.I * 4),
       partA: heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: heap.alloc(T * c.nq * (c.hd + 4) * 4)};
-    if (threads > 1) e.pool = await Helper.start(module, memory, heap);
+    if (threads > 1) e.pool = await span("wasm.thread", () => Helper.start(module, memory, heap));
     return e;
   }
   /**

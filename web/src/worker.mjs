@@ -11,7 +11,9 @@
 import {named} from "./errors.js";
 import {wireError} from "./protocol.js";
 import {live} from "./engine.js";
+import {bootPython} from "./pyodide_boot.mjs";
 import {chooseDevice, createRuntime} from "./runtime.mjs";
+import {begin, span, timeline, wasmMemoryBytes} from "./timeline.js";
 
 /** @type {any} Pyodide */
 let py = null;
@@ -23,6 +25,10 @@ let bootPromise = null;
 let runtime = null;
 /** @type {Set<string>} "url|device" already loaded by Python (no download needed) */
 const loadedModels = new Set();
+/** @type {boolean} whether this worker had a prompt (the timeline spans the first one's first token) */
+let prompted = false;
+/** @type {(() => void) | null} ends the timeline's "prompt.first-token" span */
+let firstToken = null;
 /** @type {Map<number, {aborted: boolean}>} request id -> its stream */
 const streams = new Map();
 
@@ -42,10 +48,7 @@ function post(kind, id, payload) {
  */
 async function boot(assets, requestId, rt) {
   post("progress", requestId, {stage: "runtime", loaded: 0, total: 1});
-  const {loadPyodide} = await import(assets.pyodide + "pyodide.mjs");
-  py = await loadPyodide({indexURL: assets.pyodide});
-  py.registerJsModule("nomoat_js", rt);
-  await py.loadPackage(assets.wheels, {messageCallback: () => {}});
+  ({py} = await bootPython(assets, rt)); // from the saved snapshot when there is one (pyodide_boot.mjs)
   api = py.pyimport("nomoat.worker");
   post("progress", requestId, {stage: "runtime", loaded: 1, total: 1});
 }
@@ -118,7 +121,11 @@ async function stream(id, iter, result, abortMessage) {
   const state = {aborted: false};
   streams.set(id, state);
   try {
-    for await (const piece of iter) if (!state.aborted) post("chunk", id, piece);
+    for await (const piece of iter) {
+      firstToken?.();
+      firstToken = null;
+      if (!state.aborted) post("chunk", id, piece);
+    }
   } finally {
     iter.destroy();
     streams.delete(id);
@@ -135,7 +142,7 @@ async function stream(id, iter, result, abortMessage) {
  * @param {number} id
  */
 async function ready(p, id) {
-  const choice = await chooseDevice(p.device || "auto");
+  const choice = await span("device.choose", () => chooseDevice(p.device || "auto"));
   if (!runtime) runtime = createRuntime({assets: p.assets, progress: (rid, q) => post("progress", rid, q)});
   const rt = runtime;
   const key = `${p.model}|${choice.device}`;
@@ -150,7 +157,7 @@ const handlers = {
   async create(p, id) {
     const {choice, key} = await ready(p, id);
     post("progress", id, {stage: "init", loaded: 0, total: 1});
-    const info = await call("create", [p.model, choice.device, p.options || {}, id]);
+    const info = await span("model.create", () => call("create", [p.model, choice.device, p.options || {}, id]));
     loadedModels.add(key);
     post("event", id, {type: "device", ...choice, threads: info.threads, crossOriginIsolated: self.crossOriginIsolated});
     post("progress", id, {stage: "init", loaded: 1, total: 1});
@@ -158,6 +165,8 @@ const handlers = {
     return {...info, device: choice.device, deviceReason: choice.reason};
   },
   async prompt(p, id) {
+    if (!prompted) firstToken = begin("prompt.first-token"); // this worker's first prompt: prefill, first token
+    prompted = true;
     return call("prompt_streaming", [p.session, p.input, p.options || {}, eventsTo(id), id],
       (iter) => stream(id, iter, () => api.stats(p.session), "The prompt was aborted."));
   },
@@ -197,10 +206,15 @@ const handlers = {
     loadedModels.add(key);
     return {...out, device: choice.device};
   },
+  // llm.timeline(): this worker's start-up stages (timeline.js), epoch-clock ms.
+  timeline() {
+    return timeline;
+  },
   // llm.resources(): Python's sessions and handles, the engines' KV caches and GPU samplers.
   resources() {
     const held = api ? plain(api.resources()) : {sessions: 0, running: 0, handles: 0};
-    return {...held, ...live};
+    const pyodideHeapBytes = py?._module?.HEAPU8?.byteLength ?? 0; // Python's wasm memory (it never shrinks)
+    return {...held, ...live, wasmMemoryBytes: wasmMemoryBytes(), pyodideHeapBytes};
   },
 };
 

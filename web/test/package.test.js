@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import {test} from "node:test";
 
-import {CACHE_NAME, ModelPackage} from "../src/package.js";
+import {CACHE_NAME, ModelPackage, VERIFIED} from "../src/package.js";
+import {Sha256} from "../src/sha256.js";
 import {fakeServer, manifestOf} from "./fake_server.js";
 
 const BASE = "http://models.test/tiny/";
@@ -31,10 +32,12 @@ function server(files, serve = {}) {
  * leaves a torn entry); entries in `unreadable` answer match() with a body that cannot be read.
  */
 class FakeCaches {
-  /** @param {Error} [putError] @param {{putsBefore?: number, halfWrite?: boolean}} [how] */
-  constructor(putError, {putsBefore = 0, halfWrite = false} = {}) {
+  /** @param {Error} [putError] @param {{putsBefore?: number, halfWrite?: boolean, headers?: boolean}} [how] */
+  constructor(putError, {putsBefore = 0, halfWrite = false, headers = false} = {}) {
     /** @type {Map<string, Uint8Array>} */
     this.entries = new Map();
+    /** @type {Map<string, Headers> | null} each entry's response headers, kept when `headers` (as the Cache API does) */
+    this.headers = headers ? new Map() : null;
     this.putError = putError;
     this.putsBefore = putsBefore;
     this.halfWrite = halfWrite;
@@ -61,7 +64,7 @@ class FakeCaches {
             sent = true;
           }}));
         }
-        return b ? new Response(/** @type {Uint8Array<ArrayBuffer>} */ (b)) : undefined;
+        return b ? new Response(/** @type {Uint8Array<ArrayBuffer>} */ (b), {headers: self.headers?.get(url)}) : undefined;
       },
       async put(/** @type {string} */ url, /** @type {Response} */ r) {
         const body = new Uint8Array(await r.arrayBuffer());
@@ -70,6 +73,7 @@ class FakeCaches {
           throw self.putError;
         }
         self.entries.set(url, body);
+        self.headers?.set(url, r.headers);
       },
       async delete(/** @type {string} */ url) {
         return self.entries.delete(url);
@@ -428,4 +432,73 @@ test("stream: byte streams (what fetch and the Cache API answer) are read into o
   sent[DATA] = Uint8Array.of(...FILES[DATA], 9); // one byte too many: refused, not written past the view
   caches.entries.clear();
   await assert.rejects(streamLoad(await ModelPackage.open(BASE, {fetch, caches: undefined})), {name: "DataError"});
+});
+
+// Integrity without hashing twice: an entry nomoat put carries the sha256 its bytes were verified
+// with (VERIFIED); a later load that finds it equal to the manifest's pours it unhashed, checking its
+// length; an entry without it, or with another sha256, is hashed as before.
+
+/** How many bytes sha256.js hashes while `work` runs. @param {() => Promise<unknown>} work */
+async function hashed(work) {
+  const update = Sha256.prototype.update;
+  let n = 0;
+  Sha256.prototype.update = function (/** @type {Uint8Array} */ data) {
+    n += data.byteLength;
+    return update.call(this, data);
+  };
+  try {
+    await work();
+  } finally {
+    Sha256.prototype.update = update;
+  }
+  return n;
+}
+
+test("verified: nomoat's own cache entries carry their sha256 and are poured without hashing again", async () => {
+  const {fetch, hits} = server(FILES), caches = new FakeCaches(undefined, {headers: true});
+  const io = {fetch, caches: /** @type {any} */ (caches)};
+  const manifest = JSON.parse(new TextDecoder().decode(manifestOf(FILES)));
+  assert.ok(await hashed(async () => streamLoad(await ModelPackage.open(BASE, io))) >= 100); // downloaded: hashed
+  for (const name of [...TEXT_NAMES, DATA]) {
+    assert.equal(caches.headers?.get(BASE + name)?.get(VERIFIED), manifest.files[name].sha256, name);
+  }
+  /** @type {any} */
+  let got;
+  assert.equal(await hashed(async () => { got = await streamLoad(await ModelPackage.open(BASE, io)); }), 0); // from the cache
+  assert.deepEqual(new Uint8Array(got.view), FILES[DATA]);
+  assert.deepEqual(got.files["config.json"], FILES["config.json"]);
+  assert.equal(hits[DATA], 1);
+});
+
+test("verified: an entry without nomoat's header, or with another sha256, is hashed, and a corrupt one fetched again", async () => {
+  for (const header of [null, "0".repeat(64)]) {
+    const {fetch, hits} = server(FILES), caches = new FakeCaches(undefined, {headers: true});
+    const io = {fetch, caches: /** @type {any} */ (caches)};
+    await streamLoad(await ModelPackage.open(BASE, io));
+    const url = BASE + DATA, bad = Uint8Array.from(FILES[DATA], (b, i) => i === 50 ? b ^ 1 : b);
+    caches.entries.set(url, bad); // as a page's own cache.put(url, new Response(bad)) would leave it
+    caches.headers?.set(url, new Headers(header ? {[VERIFIED]: header} : {}));
+    const {view} = await streamLoad(await ModelPackage.open(BASE, io));
+    assert.deepEqual(new Uint8Array(view), FILES[DATA], String(header));
+    assert.equal(hits[DATA], 2, String(header)); // refused, fetched again
+    assert.deepEqual(caches.entries.get(url), FILES[DATA]); // and repaired, with the header
+    assert.equal(caches.headers?.get(url)?.get(VERIFIED), JSON.parse(new TextDecoder().decode(manifestOf(FILES))).files[DATA].sha256);
+  }
+});
+
+test("verified: a verified entry of the wrong length (truncated, too long) is still refused and fetched again", async () => {
+  for (const harm of ["truncated", "long"]) {
+    const {fetch, hits} = server(FILES), caches = new FakeCaches(undefined, {headers: true});
+    const io = {fetch, caches: /** @type {any} */ (caches)};
+    await streamLoad(await ModelPackage.open(BASE, io));
+    for (const name of [DATA, "config.json"]) { // the header stays: only the body is damaged
+      const good = FILES[/** @type {keyof typeof FILES} */ (name)];
+      caches.entries.set(BASE + name, harm === "truncated" ? good.slice(0, good.length - 1) : Uint8Array.of(...good, 0));
+    }
+    const {view, files} = await streamLoad(await ModelPackage.open(BASE, io));
+    assert.deepEqual(new Uint8Array(view), FILES[DATA], harm);
+    assert.deepEqual(files["config.json"], FILES["config.json"], harm);
+    assert.equal(hits[DATA], 2, harm);
+    assert.equal(hits["config.json"], 2, harm);
+  }
 });
