@@ -601,7 +601,27 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     return sum;
   }
 
-  const core = {...taskAPIs, LanguageModel, create, availability, params, polyfill, cache, resources, defaultModel: DEFAULT_MODEL,
+  /**
+   * The start-up stages of this page's workers (web/src/timeline.js), on the page's clock
+   * (performance.now() ms), sorted by start: [{stage, start, end, worker, detail?}].
+   * @returns {Promise<TimelineSpan[]>}
+   */
+  async function timeline() {
+    /** @type {TimelineSpan[]} */
+    const all = [];
+    let n = 0;
+    for (const w of workers.values()) {
+      // ("timeline" is a request kind protocol.js's RequestKind does not list yet)
+      const spans = await w.call(/** @type {RequestKind} */ (/** @type {unknown} */ ("timeline")), {}).promise.catch(() => null);
+      n += 1;
+      for (const s of spans || []) {
+        all.push({...s, worker: n, start: s.start - performance.timeOrigin, end: s.end === null ? null : s.end - performance.timeOrigin});
+      }
+    }
+    return all.sort((a, b) => a.start - b.start);
+  }
+
+  const core = {...taskAPIs, LanguageModel, create, availability, params, polyfill, cache, resources, timeline, defaultModel: DEFAULT_MODEL,
     version: "0.1.0"};
   const embeddings = createEmbeddings({transport: workerFor, assets, defaultDevice: DEFAULT_DEVICE, progress: downloadProgress,
     resolve: (m) => modelURL(m, base, document.baseURI || base, DEFAULT_MODEL)});
