@@ -5,7 +5,7 @@
 //
 //   node bench.mjs --pkg MODEL_DIR --ort ORT_DIST_DIR --webgpu WEBGPU_INDEX_JS [--out R.json]
 //        [--greedy IDS_JSON --new N]   greedy tokens first (parity with bench/webgpu_node/oracle.py)
-//        [--timings 1 --prompt 512 --context 128 --decode 64 --repeats 3 --max-seconds 300]
+//        [--timings 1 --prompt 512 --context 128 --decode 64 --repeats 3 --long 0 --max-seconds 300]
 //
 // Timings (greedy, token ids fed directly, no tokenizer): TTFT = a fresh state's prefill of a
 // `prompt`-token prompt plus its first sampled token; prefill tok/s = prompt / that prefill;
@@ -18,7 +18,7 @@ import {pathToFileURL} from "node:url";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const args = {pkg: "", ort: "", webgpu: "", src: path.resolve(HERE, "../../web/src"), out: "", greedy: "", new: "16",
-  timings: "1", prompt: "512", context: "128", decode: "64", repeats: "3", "max-seconds": "300"};
+  timings: "1", prompt: "512", context: "128", decode: "64", repeats: "3", long: "0", "max-seconds": "300"};
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, "");
   if (!(k in args)) throw new Error(`unknown option --${k} (known: ${Object.keys(args).join(", ")})`);
@@ -36,7 +36,8 @@ const done = () => {
 // ---- navigator.gpu from Dawn, counted -----------------------------------------------------------
 const {create, globals} = await import(pathToFileURL(path.resolve(args.webgpu)).href);
 Object.assign(globalThis, globals);
-const counts = {submit: 0, mapAsync: 0, writeBuffer: 0, computePass: 0, dispatch: 0, copyB2B: 0};
+const counts = {submit: 0, mapAsync: 0, writeBuffer: 0, computePass: 0, dispatch: 0, copyB2B: 0, errorScope: 0,
+  createBindGroup: 0};
 /** @param {any} proto @param {string} name @param {string} key */
 const count = (proto, name, key) => {
   const f = proto[name];
@@ -51,6 +52,8 @@ count(globals.GPUBuffer.prototype, "mapAsync", "mapAsync");
 count(globals.GPUCommandEncoder.prototype, "beginComputePass", "computePass");
 count(globals.GPUCommandEncoder.prototype, "copyBufferToBuffer", "copyB2B");
 count(globals.GPUComputePassEncoder.prototype, "dispatchWorkgroups", "dispatch");
+count(globals.GPUDevice.prototype, "pushErrorScope", "errorScope");
+count(globals.GPUDevice.prototype, "createBindGroup", "createBindGroup");
 // Dawn's node bindings refuse views of a SharedArrayBuffer ("Invalid argument"), which Chromium
 // accepts; onnxruntime-web's wasm memory is shared, and it uploads straight from it: copy those.
 {
@@ -89,6 +92,13 @@ const assets = {ort: pathToFileURL(ortDir).href};
 const ort = await loadOrt(assets, "webgpu");
 ort.env.wasm.wasmPaths = ortDir; // Node's emscripten reads the .wasm with fs: a path, not a URL
 ort.env.wasm.numThreads = 1;
+// NOMOAT_ORT_OPTIONS (JSON): merged into the session options engine_ort.mjs gives onnxruntime-web,
+// for A/B runs of its settings (e.g. {"extra": {"ep": {"webgpuexecutionprovider": {"maxNumPendingDispatches": "64"}}}})
+if (process.env.NOMOAT_ORT_OPTIONS) {
+  const more = JSON.parse(process.env.NOMOAT_ORT_OPTIONS), make = ort.InferenceSession.create;
+  result.ort_options = more;
+  ort.InferenceSession.create = (graph, opts) => make.call(ort.InferenceSession, graph, {...opts, ...more});
+}
 const pkg = path.resolve(args.pkg);
 const read = (f) => new Uint8Array(fs.readFileSync(path.join(pkg, f)));
 const config = JSON.parse(fs.readFileSync(path.join(pkg, "config.json"), "utf8"));
@@ -101,6 +111,20 @@ result.load_s = +((performance.now() - t) / 1000).toFixed(3);
 result.sampling = engine.sampling;
 result.gpu_chunk = GPU_CHUNK;
 result.ort_version = ort.env.versions?.web || null;
+// the share of onnxruntime-web's session.run in the counts (the rest is the GPU sampler's)
+const inOrt = Object.fromEntries(Object.keys(counts).map((k) => [k, 0]));
+{
+  const run = engine.run.bind(engine);
+  engine.run = async (...a) => {
+    const c0 = snap();
+    try {
+      return await run(...a);
+    } finally {
+      const c1 = snap();
+      for (const k of Object.keys(counts)) inOrt[k] += c1[k] - c0[k];
+    }
+  };
+}
 const greedy = {temperature: 0, top_k: 0, top_p: 1, min_p: 0, repetition_penalty: 1, seed: 0};
 
 /** prefill ids into a fresh state, then `n` greedy tokens; returns tokens and timings */
@@ -110,16 +134,16 @@ async function generate(ids, n, {counted = false} = {}) {
   let tok = await engine.step(st, 0, ids, sampler);
   const first = performance.now();
   const out = [tok];
-  const c0 = snap(), d0 = performance.now();
+  const c0 = snap(), o0 = {...inOrt}, d0 = performance.now();
   for (let i = 1; i < n; i++) {
     tok = await engine.step(st, st.length, [tok], sampler);
     out.push(tok);
   }
-  const d1 = performance.now(), c1 = snap();
+  const d1 = performance.now(), c1 = snap(), o1 = {...inOrt};
   st.dispose();
   await sampler.dispose();
   const r = {tokens: out, ttft_s: (first - a) / 1000, decode_s: (d1 - d0) / 1000, steps: n - 1};
-  if (counted && n > 1) r.per_token = per(c0, c1, n - 1);
+  if (counted && n > 1) r.per_token = {...per(c0, c1, n - 1), onnxruntime: per(o0, o1, n - 1)};
   return r;
 }
 
@@ -151,6 +175,12 @@ try {
     result.ttft_s = med(runs.ttft);
     result.decode_tok_s = med(runs.decode);
     result.runs = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((x) => +x.toFixed(4))]));
+    // --long N: decode at N tokens of context too (one run: the prefill is N / GPU_CHUNK passes)
+    if (+args.long > 0 && performance.now() < deadline) {
+      const d = await generate(ids(+args.long, 7), D + 1);
+      result.decode_tok_s_long = {context: +args.long, tok_s: +(d.steps / d.decode_s).toFixed(3),
+        prefill_tok_s: +(+args.long / d.ttft_s).toFixed(3)};
+    }
   }
 } catch (err) {
   result.errors.push(String(err?.stack || err).slice(0, 2000));

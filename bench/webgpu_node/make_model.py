@@ -32,7 +32,8 @@ VOCAB = 49152
 
 
 def make(out: Path, tiny: bool = False, seed: int = 0) -> dict:
-    from nomoat.convert import convert, tiny as tiny_mod
+    from nomoat.convert import convert
+    from nomoat.convert import tiny as tiny_mod
 
     out = Path(out)
     gguf_path = out.parent / (out.name + ".gguf")
