@@ -42,7 +42,18 @@ def extension_dir(tmp_path_factory, default_model_dir, tiny_dir) -> Path:
     except SystemExit as e:  # build.BuildError: web/dist or the model is missing, with what to run
         pytest.fail(f"could not build the extension: {e}", pytrace=False)
     shutil.copytree(tiny_dir, out / "nomoat" / "models" / "tiny")  # for the WebGPU check (SwiftShader is slow)
+    shutil.copytree(minilm_dir(), out / "nomoat" / "models" / EMBEDDER)  # llm.embeddings' default model
     return out
+
+
+EMBEDDER = "all-MiniLM-L6-v2"
+
+
+@functools.cache
+def minilm_dir() -> Path:
+    from nomoat.catalog import convert_named
+
+    return convert_named(EMBEDDER)
 
 
 @pytest.fixture(scope="module")
@@ -418,3 +429,30 @@ def test_openai_chat_completions_cross_the_port(popup):
     assert r["text"] == ANSWER
     assert r["last"]["choices"] == [] and r["last"]["usage"]["completion_tokens"] > 0
     assert list(json.loads(r["json"])) == ["city"]
+
+
+def test_embeddings_cross_the_port(popup):
+    """llm.embeddings in the popup: one "embed" request the offscreen document relays to its worker
+    (with the extension's own assets); the vectors cross the JSON port as a list and come back as
+    the Float32Array values CPython's embedder gives (cosine >= 0.9999), float and base64 alike."""
+    import base64
+
+    import numpy as np
+
+    import nomoat
+
+    texts = ["The cat sat on the mat.", "Paris is the capital of France.", "Embeddings cross the port."]
+    r = popup.evaluate("""async (texts) => {
+        const f = await llm.embeddings.create({input: texts});
+        const b = await llm.embeddings.create({input: texts[0], encoding_format: "base64"});
+        let bad;
+        try { await llm.embeddings.create({input: [1, 2]}); } catch (e) { bad = e.name; }
+        return {vectors: f.data.map((d) => d.embedding), model: f.model, usage: f.usage, b64: b.data[0].embedding, bad};
+    }""", texts)
+    want = np.asarray(nomoat.load(minilm_dir()).embed_sync(texts))
+    got = np.asarray(r["vectors"], dtype=np.float32)
+    assert got.shape == want.shape == (3, 384) and r["model"] == EMBEDDER and r["usage"]["prompt_tokens"] > 10
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= 0.9999, cos
+    assert np.array_equal(np.frombuffer(base64.b64decode(r["b64"]), "<f4"), got[0])  # the same float32 values
+    assert r["bad"] == "TypeError"

@@ -81,6 +81,8 @@ class Connection {
   call(kind, payload, hooks = {}) {
     const {id, promise} = this.pending.add(hooks);
     this.open().then(() => this.port.postMessage({kind, id, payload}), (e) => this.pending.fail(id, e));
+    // an embed's vectors crossed as a plain list (JSON): the Float32Array embeddings.js reads
+    if (kind === "embed") return {id, promise: promise.then((out) => ({...out, vectors: Float32Array.from(out.vectors)}))};
     return {id, promise};
   }
   abort(target) {

@@ -20,7 +20,7 @@ const IDLE_MS = 5 * 60 * 1000; // no client for this long: ask the service worke
 const MAX_SESSIONS = 16; // per port
 const MAX_MESSAGE = 200_000; // characters of JSON per request (the context window refuses far less anyway)
 const BASE = new URL("nomoat/", location.href).href;
-const RELAYED = new Set(["create", "prompt", "complete", "append", "measure", "clone", "destroy", "tokenize"]);
+const RELAYED = new Set(["create", "prompt", "complete", "append", "measure", "clone", "destroy", "tokenize", "embed"]);
 const DEVICES = ["auto", "webgpu", "wasm"];
 
 // One worker per device (and wasm engine), shared by every client: the model loads once. A worker
@@ -55,6 +55,14 @@ function createRequest(p, assets) {
     payload: {...p, assets: engine ? {...assets, wasmEngine: engine} : assets}};
 }
 
+// llm.embeddings' "embed" (no session): the worker of its device, with this extension's assets. The
+// vectors (a Float32Array) go back as a plain list: the port carries JSON (client.js rebuilds them).
+function embedRequest(p, assets) {
+  const {worker, payload} = createRequest({...p, options: isObject(p.options) ? p.options : {}}, assets);
+  if (!Array.isArray(p.input) || p.input.some((t) => typeof t !== "string")) throw new TypeError("embed's input must be a list of strings.");
+  return {worker, payload};
+}
+
 function sessionOf(client, p) {
   const s = client.sessions.get(p.session);
   if (!s) throw fail("InvalidStateError", "No such session on this connection (destroyed, or created by another client).");
@@ -78,6 +86,9 @@ async function relay(client, kind, id, p) {
     ({worker, payload} = createRequest(p, ASSETS));
     roomFor(client);
     after = (info) => ownSession(client, worker, info);
+  } else if (kind === "embed") {
+    ({worker, payload} = embedRequest(p, ASSETS));
+    after = (out) => ({...out, vectors: Array.from(out.vectors)});
   } else {
     const s = sessionOf(client, p);
     worker = s.worker;
