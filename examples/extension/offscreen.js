@@ -58,9 +58,9 @@ function createRequest(p, assets) {
 // llm.embeddings' "embed" (no session): the worker of its device, with this extension's assets. The
 // vectors (a Float32Array) go back as a plain list: the port carries JSON (client.js rebuilds them).
 function embedRequest(p, assets) {
-  const {worker, payload} = createRequest({...p, options: isObject(p.options) ? p.options : {}}, assets);
+  if (typeof p.model !== "string") throw new TypeError("embed's model must be a model package URL.");
   if (!Array.isArray(p.input) || p.input.some((t) => typeof t !== "string")) throw new TypeError("embed's input must be a list of strings.");
-  return {worker, payload};
+  return createRequest({...p, options: isObject(p.options) ? p.options : {}}, assets);
 }
 
 function sessionOf(client, p) {

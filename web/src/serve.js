@@ -63,7 +63,12 @@ export function completionOf(chunks) {
     const choice = c.choices[0];
     if (!choice) continue;
     content += choice.delta.content ?? "";
-    for (const {index, ...call} of choice.delta.tool_calls ?? []) calls[index] = call;
+    for (const d of choice.delta.tool_calls ?? []) { // OpenAI's deltas: id, type and name first, then arguments in pieces
+      const call = calls[d.index] ??= {id: d.id, type: "function", function: {name: "", arguments: ""}};
+      if (d.id) call.id = d.id;
+      call.function.name += d.function?.name ?? "";
+      call.function.arguments += d.function?.arguments ?? "";
+    }
     if (choice.finish_reason) {
       finish = choice.finish_reason;
       timings = c.timings;

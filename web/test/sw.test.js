@@ -227,7 +227,8 @@ test("no serving page: 503 naming the fix; a page that closes mid-request: 503 t
 test("a JSON answer put together from the stream is openai.js's own non-streaming answer", async () => {
   for (const [result, extra] of [
     [{...RESULT, content: "The capital is Paris."}, {}],
-    [{...RESULT, content: "", finish_reason: "stop", tool_calls: [{name: "weather", arguments: '{"city":"Paris"}'}]},
+    [{...RESULT, content: "", finish_reason: "stop", tool_calls: [{id: "call_1", name: "weather", arguments: '{"city":"Paris"}'},
+      {id: "call_2", name: "time", arguments: '{"zone":"CET"}'}]},
       {tools: [{type: "function", function: {name: "weather", parameters: {type: "object"}}}]}],
     [{...RESULT, content: "Par", finish_reason: "length"}, {max_tokens: 1}],
   ]) {
@@ -247,4 +248,19 @@ test("a JSON answer put together from the stream is openai.js's own non-streamin
     const same = (x) => ({...JSON.parse(JSON.stringify(x).replaceAll(x.id.slice(9), "ID")), created: 0});
     assert.deepEqual(same(merged), same(whole));
   }
+});
+
+test("serve() refuses what cannot work, naming the fix", async () => {
+  const w = await world();
+  await assert.rejects(w.serve({path: "/"}), TypeError);
+  await assert.rejects(w.serve({device: "gpu"}), TypeError);
+  await assert.rejects(w.serve({scope: "/other/"}), (e) => e.name === "SecurityError" && /outside the Service Worker's scope/.test(e.message)
+    && /Service-Worker-Allowed/.test(e.message));
+  await assert.rejects(w.serve({script: "http://cdn.example/nomoat-sw.js"}), (e) => e.name === "SecurityError" && /copy dist\/nomoat-sw\.js/.test(e.message));
+  const server = await w.serve({path: "/v1"});
+  await assert.rejects(w.serve({path: "/v2"}), (e) => e.name === "InvalidStateError");
+  await server.close();
+  Object.defineProperty(globalThis, "navigator", {value: {}, configurable: true});
+  globalThis.isSecureContext = false;
+  await assert.rejects(w.serve(), (e) => e.name === "NotSupportedError" && /https:\/\/ or from localhost/.test(e.message));
 });
