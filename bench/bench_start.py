@@ -48,21 +48,37 @@ window.result = (async () => {
   marks.first_token = performance.now();
   await reader.cancel();
   const timeline = await llm.timeline(), resources = await llm.resources();
-  return {marks, timeline, resources, piece: first.value};
+  // JS and wasm memory per realm (the page, the nomoat worker, the decoder's helper thread), when the
+  // browser offers it (cross-origin isolated Chromium; eager with --enable-blink-features=ForceEagerMeasureMemory)
+  let realms = null;
+  if (performance.measureUserAgentSpecificMemory) {
+    const m = await Promise.race([performance.measureUserAgentSpecificMemory(),
+                                  new Promise((r) => setTimeout(r, 20000))]);
+    realms = m && m.breakdown.filter((b) => b.bytes).map((b) => ({mb: b.bytes / 2 ** 20, types: b.types,
+      scope: b.attribution.map((a) => a.scope + (a.url ? " " + a.url.split("/").pop() : "")).join(", ")}));
+  }
+  return {marks, timeline, resources, piece: first.value, realms};
 })().catch((e) => ({error: String(e && e.stack || e)}));
 </script>"""
-ORDER = ["pyodide.import", "snapshot.key", "snapshot.read", "device.choose", "manifest", "files.json", "files.other", "wasm.compile", "data.pour", "wasm.thread",
-         "model.load", "pyodide.boot", "wheels.install", "python.import", "model.create", "prompt.first-token"]
+ORDER = ["pyodide.import", "snapshot.key", "snapshot.read", "device.choose", "manifest", "files.json", "files.other",
+         "wasm.compile", "data.pour", "wasm.thread", "model.load", "pyodide.boot", "wheels.install", "python.import",
+         "model.create", "prompt.first-token"]
 LABELS = {
-    "pyodide.import": "pyodide.mjs import", "snapshot.key": "wheels fetch + sha256 (the snapshot's key)",
-    "snapshot.read":
-    "Python snapshot read + sha256 (warm)",
-    "device.choose": "device choice (WebGPU probe)", "manifest": "manifest fetch", "files.json":
-    "texts (config, tokenizer) fetch + verify", "files.other": "other files fetch + verify", "wasm.compile":
-    "wasm decoder compile + instantiate", "data.pour": "weights into wasm memory (fetch/cache + sha256)",
-    "wasm.thread": "decoder's helper thread start", "model.load": "model load, all (JS)", "pyodide.boot":
-    "Pyodide boot (from the snapshot: warm)", "wheels.install": "wheels install (nomoat, jinja2, markupsafe)",
-    "python.import": "import nomoat.worker (+ _snapshot.prepare when making one)", "model.create": "Python create (tokenizer, session; waits for the load)",
+    "pyodide.import": "pyodide.mjs import",
+    "snapshot.key": "wheels fetch + sha256 (the snapshot's key)",
+    "snapshot.read": "Python snapshot read + sha256 (warm)",
+    "device.choose": "device choice (WebGPU probe)",
+    "manifest": "manifest fetch",
+    "files.json": "texts (config, tokenizer) fetch + verify",
+    "files.other": "other files fetch + verify",
+    "wasm.compile": "wasm decoder compile + instantiate",
+    "data.pour": "weights into wasm memory (fetch/cache, sha256 unless nomoat's verified entry)",
+    "wasm.thread": "decoder's helper thread start",
+    "model.load": "model load, all (JS)",
+    "pyodide.boot": "Pyodide boot (from the snapshot: warm)",
+    "wheels.install": "wheels install / unpack (nomoat, jinja2, markupsafe)",
+    "python.import": "import nomoat.worker (+ _snapshot.prepare when making one)",
+    "model.create": "Python create (tokenizer, session; waits for the load)",
     "prompt.first-token": "first prompt: tokenize, prefill, first token",
 }
 
@@ -111,7 +127,8 @@ class TreeRSS:
 def run_page(ctx, url: str, timeout_ms: int) -> dict:
     page = ctx.new_page()
     page.set_default_timeout(timeout_ms)
-    page.on("console", lambda m: m.type in ("warning", "error") and print(f"  page {m.type}: {m.text[:300]}", flush=True))
+    page.on("console", lambda m: m.type in ("warning", "error") and print(f"  page {m.type}: {m.text[:300]}",
+                                                                        flush=True))
     page.on("pageerror", lambda e: print(f"  page error: {e}", flush=True))
     page.goto(url + PAGE)
     r = page.evaluate("() => window.result")
@@ -123,7 +140,8 @@ def run_page(ctx, url: str, timeout_ms: int) -> dict:
 
 def one_repeat(p, url: str, timeout_ms: int, prompt: str) -> dict:
     with tempfile.TemporaryDirectory() as profile:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=FLAGS)
+        ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=[
+            *FLAGS, "--enable-blink-features=ForceEagerMeasureMemory"])
         ctx.route("**" + PAGE, lambda route: route.fulfill(status=200, body=HTML.replace("PROMPT", json.dumps(prompt)),
                                                           headers=HEADERS))
         ctx.route("**" + BLANK, lambda route: route.fulfill(status=200, body="<!doctype html><title>blank</title>",
@@ -135,6 +153,7 @@ def one_repeat(p, url: str, timeout_ms: int, prompt: str) -> dict:
             time.sleep(2)
         out = {"blank": {"peak_rss_mb": blank.peak / 2**20, "by_type_mb": mb(blank.by_type)}}
         for phase in ("cold", "warm"):
+            print(f"  {phase} page", flush=True)
             with TreeRSS(pid) as mem:
                 r = run_page(ctx, url, timeout_ms)
             out[phase] = {**summarize(r), "peak_rss_mb": mem.peak / 2**20, "by_type_mb": mb(mem.by_type)}
@@ -163,7 +182,8 @@ def summarize(r: dict) -> dict:
         if s.get("detail"):
             st["detail"] = s["detail"]
     res = r["resources"]
-    return {"marks_ms": r["marks"], "stages": stages, "wasm_memory_mb": res.get("wasmMemoryBytes", 0) / 2**20,
+    return {"marks_ms": r["marks"], "stages": stages, "realms": r.get("realms"),
+            "wasm_memory_mb": res.get("wasmMemoryBytes", 0) / 2**20,
             "pyodide_heap_mb": res.get("pyodideHeapBytes", 0) / 2**20, "first_piece": r["piece"]}
 
 
@@ -181,7 +201,8 @@ self.onmessage = async ({data: {base, wheels, snapshot}}) => {
     const py = await loadPyodide({indexURL: base + "pyodide/", _makeSnapshot: snapshot});
     out.boot_ms = t() - t0; t0 = t();
     if (snapshot) { // the wheels unpacked (loadPackage records them in a JS object a snapshot cannot hold)
-      const got = await Promise.all(wheels.map(async (w) => new Uint8Array(await (await fetch(base + "wheels/" + w)).arrayBuffer())));
+      const got = await Promise.all(wheels.map(async (w) =>
+        new Uint8Array(await (await fetch(base + "wheels/" + w)).arrayBuffer())));
       got.forEach((b, i) => py.unpackArchive(b, "wheel", {}));
     } else {
       await py.loadPackage(wheels.map((w) => base + "wheels/" + w), {messageCallback: () => {}});
@@ -201,7 +222,8 @@ self.onmessage = async ({data: {base, wheels, snapshot}}) => {
       out.make_snapshot_ms = t() - t0;
       out.snapshot_mb = snap.byteLength / 2 ** 20;
       t0 = t();
-      const py2 = await loadPyodide({indexURL: base + "pyodide/", _loadSnapshot: snap, _snapshotDeserializer: () => null});
+      const py2 = await loadPyodide({indexURL: base + "pyodide/", _loadSnapshot: snap,
+                                     _snapshotDeserializer: () => null});
       out.boot_from_snapshot_ms = t() - t0; t0 = t();
       py2.runPython("import nomoat.worker");
       out.import_nomoat_after_snapshot_ms = t() - t0;
@@ -252,6 +274,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=300, help="seconds one page may take")
     ap.add_argument("--pyodide-only", action="store_true", help="only Pyodide's boot alone (and a snapshot's)")
     args = ap.parse_args()
+    import faulthandler
+
+    faulthandler.dump_traceback_later(args.timeout * 3 * args.repeats + 120, exit=True)  # a hung browser: say where
     if args.pyodide_only:
         from playwright.sync_api import sync_playwright
 
@@ -351,6 +376,9 @@ def table(result: dict) -> str:
                        ("wasm_memory_mb", "nomoat decoder's wasm memory"), ("pyodide_heap_mb", "Pyodide's heap")):
         out.append(f"| {label} | {m['cold'][key]:.0f} MB | {m['warm'][key]:.0f} MB |")
     last = result["runs"][-1]
+    for phase in ("cold", "warm"):
+        for realm in last[phase].get("realms") or []:
+            out.append(f"| JS + wasm memory ({phase}, last run): {realm['scope'][:60]} | {realm['mb']:.0f} MB | |")
     for phase in ("blank", "cold", "warm"):
         out.append(f"| at the peak, by process ({phase}, last run) | " + ", ".join(
             f"{k} {v:.0f}" for k, v in last[phase]["by_type_mb"].items()) + " | |")
