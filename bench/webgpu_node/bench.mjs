@@ -104,6 +104,17 @@ const read = (f) => new Uint8Array(fs.readFileSync(path.join(pkg, f)));
 const config = JSON.parse(fs.readFileSync(path.join(pkg, "config.json"), "utf8"));
 result.model = {dir: pkg, layers: config.num_hidden_layers, hidden: config.hidden_size, vocab: config.vocab_size,
   heads: config.num_attention_heads, kv_heads: config.num_key_value_heads, ffn: config.intermediate_size};
+{
+  const make = ort.InferenceSession.create;
+  ort.InferenceSession.create = async (...a) => {
+    const s0 = performance.now();
+    try {
+      return await make.apply(ort.InferenceSession, a);
+    } finally {
+      result.load_session_s = +((performance.now() - s0) / 1000).toFixed(3); // the rest of load_s: the sampler's pipelines
+    }
+  };
+}
 let t = performance.now();
 const engine = await OrtEngine.create({assets, device: "webgpu", config, graph: read("onnx/nomoat_q4.onnx"),
   data: read("onnx/model_q4.onnx_data"), recipe: null});
