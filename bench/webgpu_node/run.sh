@@ -31,7 +31,8 @@ if [ -z "${VK_ICD_FILENAMES:-}" ]; then
 fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 step "Vulkan driver: ${VK_ICD_FILENAMES:-none named, the loader searches}"
-xz -dc .gpu/node.xz >"$W/node" && chmod +x "$W/node" && tar -C "$W" -xJf .gpu/js.tar.xz || exit 1
+unxz() { if command -v xz >/dev/null; then xz -dc "$1"; else "$PY" -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; fi; }
+unxz .gpu/node.xz >"$W/node" && chmod +x "$W/node" && unxz .gpu/js.tar.xz | tar -C "$W" -xf - || exit 1
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$W/site" .gpu/whl/*.whl || exit 1
 export PYTHONPATH="$W/site${PYTHONPATH:+:$PYTHONPATH}"
 step "node $("$W/node" --version); making the model"
