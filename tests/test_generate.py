@@ -870,8 +870,9 @@ def test_a_base_model_continues_plain_text():
     assert s.prompt_sync(", there") == " was"  # the conversation is one growing text
     with pytest.raises(UnsupportedModelError, match="base model"):
         model.session(system="Be brief.").prompt_sync("Hi")
-    ids = model.encode_chat([{"role": "user", "content": "Hi"}], tools=[{"type": "function", "function": {"name": "w"}}])
-    assert TOK.decode(ids).startswith("You can call tools.") and TOK.decode(ids).endswith("\nUser: Hi\nAssistant:")
+    tools = [{"type": "function", "function": {"name": "w"}}]
+    text = TOK.decode(model.encode_chat([{"role": "user", "content": "Hi"}], tools=tools))
+    assert text.startswith("You can call tools.") and text.endswith("\nQuestion: Hi\nAnswer:")
 
 
 def test_no_max_tokens_by_default_the_answer_runs_to_its_end_or_the_context_window():

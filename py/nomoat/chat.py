@@ -191,12 +191,24 @@ TRANSCRIPT_STOP = "\n"  # a base model's answer is one line: it ends where it wo
 
 def transcript_text(messages: list[dict], tools: list[dict] | None, add_generation_prompt: bool = True) -> str:
     """What a base model (no chat template) is given when the conversation has tools: a transcript
-    it continues, "Question: …" and "Answer: …" lines after the tool prompt (with_tool_prompt's
-    messages), ending with "Answer:" for the answer (Gemma-3-270M answers with a tool's result in
-    this form, not in a User/Assistant one). Its answer stops at TRANSCRIPT_STOP, the end of the line
-    (a tool call's grammar allows no newline there)."""
+    it continues, "Question: …" and "Answer: …" lines after the tool prompt, ending with "Answer:"
+    for the answer (Gemma-3-270M answers with a tool's result in this form, not in a User/Assistant
+    one). A tool's result joins the question line it answers, "(get_weather returned: 23.7 °C)", and
+    the answer that called the tool is left out. The answer stops at TRANSCRIPT_STOP, the end of the
+    line (a tool call's grammar allows no newline there)."""
     check_messages(messages)
-    lines = [TRANSCRIPT_ROLES[m["role"]] + m["content"] for m in with_tool_prompt(messages, tools)]
+    lines = [tool_prompt(tools)] if tools else []
+    for m in messages:
+        if m["role"] == "tool" and lines:  # a result joins the question it answers (the call's own line is
+            lines[-1] += f" ({_response_text(m)})"  # left out: Gemma-3-270M shown it repeats it instead of answering)
+        elif m["role"] == "tool":
+            lines.append(TRANSCRIPT_ROLES["user"] + _response_text(m))
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            continue
+        elif m["role"] == "system":
+            lines.insert(0, m["content"])
+        else:
+            lines.append(TRANSCRIPT_ROLES[m["role"]] + m["content"])
     text = "\n".join(lines)
     if add_generation_prompt:
         text += ("\n" if text else "") + "Answer:"

@@ -89,11 +89,13 @@ class Calls(Node):
     min_calls are made), "open"/"close" (inside a marker, at byte `position`), "pre"/"post" (the
     whitespace before and after the JSON; "post" waits under the JSON's frames until it ends)."""
 
-    def __init__(self, call: Node, min_calls: int, max_calls: int, space: frozenset = SPACE) -> None:
+    def __init__(self, call: Node, min_calls: int, max_calls: int, space: frozenset = SPACE,
+                 lead: bool = True) -> None:
         self.call, self.min_calls, self.max_calls, self.space = call, min_calls, max_calls, space
+        self.lead = lead  # whether whitespace may come before the first call
 
     def initial(self) -> tuple:
-        return (self, "gap", 0, 0)
+        return (self, "gap", 0 if self.lead else MAX_SPACE, 0)
 
     def step(self, frame: tuple, b: int) -> list[tuple]:
         _, phase, pos, n = frame
@@ -117,8 +119,8 @@ class Calls(Node):
 
 
 def calls_grammar(tools: list[dict], min_calls: int = 1, max_calls: int = MAX_CALLS,
-                  space: frozenset = SPACE) -> Automaton:
-    return Automaton(Calls(compile_schema(call_schema(tools)), min_calls, max_calls, space))
+                  space: frozenset = SPACE, lead: bool = True) -> Automaton:
+    return Automaton(Calls(compile_schema(call_schema(tools)), min_calls, max_calls, space, lead))
 
 
 class ToolCallConstraint:
@@ -134,7 +136,8 @@ class ToolCallConstraint:
                                          f"({', '.join(tool_function(t)['name'] for t in tools)}).")
             tools = named
         self.forced = choice != "auto"
-        grammar = calls_grammar(tools, 1, 1 if self.forced else MAX_CALLS, LINE_SPACE if one_line else SPACE)
+        grammar = calls_grammar(tools, 1, 1 if self.forced else MAX_CALLS, LINE_SPACE if one_line else SPACE,
+                                lead=not self.forced)  # a forced answer starts with "<tool_call>"
         self.inner = GrammarConstraint(grammar, tokenizer, stop_ids)
         self.index: TokenIndex = self.inner.index
         self.active = self.forced  # inside the tool-call part of the answer
