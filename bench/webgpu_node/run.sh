@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on a GPU machine with no browser (see bench/README.md, "WebGPU on a lent GPU"):
-#   run(command="bash bench/webgpu_node/run.sh", carry=[".gpu", "web/src/generated"], timeout_s=480)
+#   run(command="bash bench/webgpu_node/run.sh", carry=[".gpu", "web/src/generated"], timeout_s=560)
 # after `bash bench/webgpu_node/prepare.sh` here. Unpacks Node, the npm `webgpu` package (Dawn) and
 # onnxruntime-web's WebGPU build from .gpu/, makes a random-weight model of the default's exact
 # shape (bench/webgpu_node/make_model.py), then runs nomoat's WebGPU engine on it in Node
@@ -43,9 +43,19 @@ rm -rf "$W/model"
 # 30 ids (< the tiny vocabulary's 320): one 24-token chunk and a 6-token one, then 32 greedy tokens
 ids='[1,45,67,89,101,123,145,167,189,211,233,255,277,299,31,53,75,97,119,141,163,185,207,229,251,273,295,17,39,61]'
 step "WebGPU engine in Node"
-timeout 420 "$W/node" bench/webgpu_node/bench.mjs --pkg "$W/model" --ort "$W/ort" --webgpu "$W/webgpu/index.js" \
-  --greedy "$ids" --new 32 --out "$W/bench.json" --max-seconds 300 ${NOMOAT_BENCH_ARGS:---long 4096}
-step "bench.mjs exit $?; CPython oracle"
+timeout 240 "$W/node" bench/webgpu_node/bench.mjs --pkg "$W/model" --ort "$W/ort" --webgpu "$W/webgpu/index.js" \
+  --greedy "$ids" --new 32 --out "$W/bench.json" --max-seconds 150 ${NOMOAT_BENCH_ARGS:---long 4096}
+step "bench.mjs exit $?"
+# A/B: onnxruntime-web submitting every N dispatches instead of 16 (patch_ort.py; same engine, same model)
+"$PY" bench/webgpu_node/patch_ort.py "$W/ort" "$W/ortp" >/dev/null || NOMOAT_PENDING=none
+for n in ${NOMOAT_PENDING:-64 4096}; do
+  [ "$n" = none ] && break
+  step "variant: maxNumPendingDispatches $n"
+  NOMOAT_ORT_OPTIONS="{\"executionProviders\": [{\"name\": \"webgpu\", \"maxNumPendingDispatches\": $n}]}" \
+    timeout 120 "$W/node" bench/webgpu_node/bench.mjs --pkg "$W/model" --ort "$W/ortp" --webgpu "$W/webgpu/index.js" \
+    --greedy "$ids" --new 32 --out "$W/bench_pending_$n.json" --max-seconds 60 ${NOMOAT_BENCH_ARGS:---long 4096}
+done
+step "CPython oracle"
 "$PY" bench/webgpu_node/oracle.py "$W/model" "$ids" 32 >"$W/oracle.json"
 step "oracle exit $?"
 "$PY" - "$W" "$OUT/webgpu_node.json" <<'PYEOF'
@@ -64,8 +74,19 @@ try:
                               capture_output=True, text=True, timeout=20).stdout.strip() or None
 except (OSError, subprocess.SubprocessError):
     r["gpu"] = None
+r["variants"] = {}
+for f in sorted(w.glob("bench_pending_*.json")):
+    v = json.loads(f.read_text())
+    g = v.get("greedy") or {}
+    r["variants"][f.stem.removeprefix("bench_")] = {
+        **{k: v.get(k) for k in ("ort_options", "errors", "load_s", "prefill_tok_s", "ttft_s", "decode_tok_s",
+                                 "decode_tok_s_long", "per_decode_token")},
+        "greedy_equal": bool(o) and g.get("tokens") == o["tokens"]}
 pathlib.Path(out).write_text(json.dumps(r, indent=1))
 keys = ("adapter", "load_s", "prefill_tok_s", "ttft_s", "decode_tok_s", "decode_tok_s_long", "per_decode_token", "errors")
 print(json.dumps({k: r.get(k) if k != "adapter" else (r.get(k) or {}).get("description") for k in keys}))
 print("greedy equal to CPython:", (r.get("greedy") or {}).get("equal"))
+for k, v in r["variants"].items():
+    print(k, json.dumps({x: v.get(x) for x in ("decode_tok_s", "prefill_tok_s", "greedy_equal", "errors")}),
+          "submits/token:", (v.get("per_decode_token") or {}).get("submit"))
 PYEOF
