@@ -105,3 +105,15 @@ def test_run_sh_is_one_short_command():
     assert 'command="bash bench/webgpu_node/run.sh"' in readme
     for s in ("run.sh", "prepare.sh"):
         subprocess.run(["bash", "-n", str(BENCH / s)], check=True)
+
+
+def test_patch_ort_finds_its_anchor(tmp_path):
+    """run.sh's A/B (patch_ort.py) fits the installed onnxruntime-web: its one-line change applies."""
+    from patch_ort import ADDED, patch
+
+    if not (ORT / "ort.webgpu.min.mjs").exists():
+        pytest.skip("web/node_modules/onnxruntime-web is missing (cd web && npm ci)")
+    out = patch(ORT, tmp_path / "ortp")
+    assert (out / "ort.webgpu.min.mjs").read_text().count(ADDED) == 1
+    wasm = "ort-wasm-simd-threaded.asyncify.wasm"
+    assert (out / wasm).resolve() == (ORT / wasm).resolve()
