@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from nomoat.convert import convert
 from nomoat.convert.tiny import make_tiny_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "web" / "dist"
+DIST = Path(os.environ.get("NOMOAT_TEST_DIST", ROOT / "web" / "dist"))  # a private build may stand in
 DRIVER = Path(__file__).parent / "wasm_engine_driver.mjs"
 
 
@@ -333,3 +334,144 @@ def test_browser_two_threads_give_the_same_logits(browser, server, tiny_dir):  #
     assert r["isolated"] is True and r["1"]["threads"] == 1 and r["2"]["threads"] == 2
     assert len(r["1"]["prefill"]) == 70 * vocab and len(r["1"]["decode"]) == 8 * vocab
     assert r["1"]["prefill"] == r["2"]["prefill"] and r["1"]["decode"] == r["2"]["decode"]
+
+
+# -- 8-bit activations (decoder.ts quantize8 + matmul8, the relaxed-SIMD build) ----------------------
+
+# Per layout: (bits, block, the weights' unsigned range): Q4_* nibbles, Q5_* (5-bit values widened to
+# 8 bits: u - 128 in -16..15), Q6_K (-32..31, blocks of 16), and a full-range 8-bit weight (Q8_0),
+# which byteRange rules out of matmul8 (only its int16 path is run).
+LAYOUTS = {"q4": (4, 32, (0, 15)), "q5": (8, 32, (112, 143)), "q6b16": (8, 16, (96, 159)), "q8": (8, 32, (1, 255))}
+JS_KERNELS = (Path(__file__).parent / "matmul8_page.js").read_text()
+
+
+@pytest.fixture(scope="module")
+def kernel_page(browser, server):  # noqa: F811
+    page = blank_page(browser, server)
+    yield page
+    page.close()
+
+
+def run_matmul8(page, a: dict, relaxed: bool = True) -> dict:
+    """tests/matmul8_page.js in Chromium (relaxed SIMD on by default there; Node 20 has it only behind a
+    flag, and its version drops the accumulator: wasm_engine.mjs's probe refuses it)."""
+    a = {**{k: v.ravel().tolist() if isinstance(v, np.ndarray) else v for k, v in a.items()}, "relaxed": relaxed}
+    return page.evaluate(JS_KERNELS, [a, "/nomoat-decoder.wasm", "/nomoat-decoder-relaxed.wasm"])
+
+
+def dequant_layout(a: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The weight's signed integers q (n, k) and W (n, k) = q * d + c, as the converter lays them out."""
+    n, k, bits, block = a["n"], a["k"], a["bits"], a["block"]
+    u = a["w"].reshape(n, k // block, -1).astype(np.int32)
+    if bits == 4:
+        q = np.stack([u & 15, u >> 4], -1).reshape(n, k // block, block) - 8
+    else:
+        q = u - 128
+    d = a["s"].reshape(n, k // block, 1).astype(np.float64)
+    W = q * d
+    if a["c"] is not None:
+        W = W + a["c"].reshape(k // block, n).T[:, :, None]
+    return q.reshape(n, k), W.reshape(n, k)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("offsets", [False, True])
+@pytest.mark.parametrize("T,k", [(1, 256), (3, 576), (6, 224)])
+def test_matmul8_matches_numpy(kernel_page, layout, offsets, T, k):
+    """quantize8: int8 activations are nearest(x * 127 / max|x|) per block of 32 (bit-exact against numpy),
+    the bias sums exact; matmul8 (relaxed_dot_i8x16_i7x16_add_s) gives the exact integer dot products
+    of those activations with the weight's integers, scaled (to f32 rounding), plus the offsets; and
+    its error against x @ W.T in f64 stays within the int8 rounding bound. Every layout it takes, 1..6
+    tokens (the four-token tiles and the rest), blocks four at a time and the rest (k/32 = 8, 18, 7), rows
+    split in two calls as between threads."""
+    bits, block, (lo, hi) = LAYOUTS[layout]
+    rng = np.random.default_rng([len(layout), bits, block, offsets, T, k])
+    n = 40
+    per = block * bits // 8
+    if bits == 4:
+        w = rng.integers(0, 256, (n, k // block, per), dtype=np.uint8)
+    else:
+        w = rng.integers(lo, hi + 1, (n, k // block, per)).astype(np.uint8)
+        w.reshape(-1)[:2] = (lo, hi)  # the range's ends are there
+    x = (rng.standard_normal((T, k)) * rng.uniform(0.1, 10, (T, k // 32)).repeat(32, 1)).astype(np.float32)
+    x[0, 32:64] = 0  # an all-zero block
+    x[-1, 64] = 500  # an outlier
+    a = {"n": n, "k": k, "T": T, "bits": bits, "block": block, "w": w,
+         "s": rng.uniform(0.001, 0.02, n * (k // block)).astype(np.float32),
+         "c": rng.uniform(-0.05, 0.05, (k // block) * n).astype(np.float32) if offsets else None, "x": x}
+    takes = bits == 4 or hi - lo <= 127
+    o = run_matmul8(kernel_page, a, relaxed=takes)
+    assert o["relaxedPlain"] == 0
+    assert (o["range"] & 255, o["range"] >> 8) == (int(w.min()), int(w.max()))
+    q, W = dequant_layout(a)
+    want = x.astype(np.float64) @ W.T
+    y16 = np.array(o["y16"], np.float32).reshape(T, n)
+    assert np.abs(y16 - want).max() <= 1e-3 * np.abs(want).max()  # the int16 path, for scale
+    if not takes:
+        return
+    assert o["relaxed"] == 1
+    # quantize8, bit for bit
+    xb = x.reshape(T, k // 32, 32)
+    m = np.abs(xb).max(-1)
+    inv = np.where(m > 0, np.float32(127) / np.where(m > 0, m, 1), 0).astype(np.float32)
+    xq = np.rint(xb * inv[..., None]).astype(np.int32)
+    assert np.abs(xq).max() <= 127
+    perm = np.r_[0:32:2, 1:32:2] if bits == 4 else np.arange(32)
+    np.testing.assert_array_equal(np.array(o["xq"]).reshape(T, k // 32, 32), xq[..., perm])
+    xs32 = (m / np.float32(127)).astype(np.float32)
+    np.testing.assert_array_equal(np.array(o["xs"], np.float32).reshape(T, -1), xs32)
+    bias = -8 if bits == 4 else lo - 128
+    sums = xq.reshape(T, k // block, block).sum(-1)
+    np.testing.assert_array_equal(np.array(o["xi"]).reshape(T, k // block), bias * sums)
+    # matmul8: exact integer block sums, scaled
+    nb = k // block
+    ints = (xq.reshape(T, 1, nb, block) * q.reshape(1, n, nb, block)).sum(-1)  # (T, n, nb), exact
+    xs = np.repeat((m / np.float32(127)).astype(np.float32), 32 // block, 1)  # per weight block
+    scale = (a["s"].reshape(1, n, nb) * xs.reshape(T, 1, nb)).astype(np.float32).astype(np.float64)
+    exact = (ints * scale).sum(-1)
+    if offsets:
+        xf = x.reshape(T, nb, block).astype(np.float64).sum(-1)
+        exact += xf @ a["c"].reshape(nb, n).astype(np.float64)
+    y8 = np.array(o["y8"], np.float32).reshape(T, n)
+    mag = (np.abs(ints) * scale).sum(-1) + (np.abs(x).reshape(T, nb, block).sum(-1) @ np.abs(a["c"].reshape(nb, n))
+                                             if offsets else 0)
+    assert np.all(np.abs(y8 - exact) <= 1e-5 * mag + 1e-6)
+    # against f64: within the rounding of the activations (half a level each)
+    err_bound = ((m / 127 / 2)[:, :, None].repeat(32, -1).reshape(T, k) @ np.abs(W).T) * 1.01 + 1e-5 * mag
+    assert np.all(np.abs(y8 - want) <= err_bound)
+
+
+JS_INT8 = """async ([dir, ids]) => {
+    const {WasmEngine, hasRelaxedSimd} = await import("/wasm_engine.mjs");
+    const get = async (f) => new Uint8Array(await (await fetch(dir + f)).arrayBuffer());
+    const json = async (f) => JSON.parse(new TextDecoder().decode(await get(f)));
+    const config = await json("config.json"), tensors = await json("onnx/nomoat_tensors.json"), data = await get("onnx/model_q4.onnx_data");
+    const out = {relaxed: hasRelaxedSimd(), isolated: crossOriginIsolated};
+    for (const [name, kernels, threads] of [["int16", "int16", 1], ["int8", "int8", 1], ["int8x2", "int8", 2], ["auto", "auto", 1]]) {
+        const e = await WasmEngine.create({data, tensors, config, threads, kernels});
+        const st = e.newState();
+        out[name] = {kernels: e.kernels, threads: e.threads, int8: e.int8.size, prefill: Array.from(await e.logits(st, 0, ids))};
+        e.dispose();
+    }
+    return out;
+}"""
+
+
+def test_browser_int8_kernels_follow_int16(browser, server, tiny_dir):  # noqa: F811
+    """In Chromium (relaxed SIMD there, the probe's known answer right) kernels "int8" runs the 4-bit
+    linears through matmul8 (the tiny model's 8-bit Q8_0 head stays int16): every position's logits
+    within the int8 rounding of int16's, the same argmax; two threads give the same bits as one; "auto"
+    keeps a model this small on int16."""
+    page = blank_page(browser, server)
+    vocab = json.loads((tiny_dir / "config.json").read_text())["vocab_size"]
+    ids = [int(i) for i in np.random.default_rng(4).integers(3, vocab, 70)]
+    r = page.evaluate(JS_INT8, ["/models/tiny/", ids])
+    page.close()
+    assert r["relaxed"] is True and r["isolated"] is True
+    assert r["int16"]["kernels"] == "int16" and r["int16"]["int8"] == 0
+    assert r["int8"]["kernels"] == "int8" and r["int8"]["int8"] > 0 and r["int8x2"]["threads"] == 2
+    assert r["auto"]["kernels"] == "int16" and r["auto"]["prefill"] == r["int16"]["prefill"]
+    a, b = (np.array(r[k]["prefill"], np.float32).reshape(len(ids), vocab) for k in ("int16", "int8"))
+    assert np.abs(a - b).max() <= 0.05 * max(1.0, float(np.abs(a).max()))
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.95
+    assert r["int8x2"]["prefill"] == r["int8"]["prefill"]

@@ -35,10 +35,11 @@ const PAGE = 65536;
  * from the folder `base` (default: next to this module, as web/dist deploys them).
  * @param {number} threads
  * @param {URL | string} [base]
+ * @param {boolean} [relaxed] the relaxed-SIMD build, nomoat-decoder[-mt]-relaxed.wasm (8-bit activations)
  * @returns {Promise<WebAssembly.Module>}
  */
-export async function loadDecoder(threads = 1, base = new URL(".", import.meta.url)) {
-  const url = new URL(threads > 1 ? "nomoat-decoder-mt.wasm" : "nomoat-decoder.wasm", base);
+export async function loadDecoder(threads = 1, base = new URL(".", import.meta.url), relaxed = false) {
+  const url = new URL(`nomoat-decoder${threads > 1 ? "-mt" : ""}${relaxed ? "-relaxed" : ""}.wasm`, base);
   if (url.protocol === "file:") { // Node (tests)
     const fs = await import("node:fs");
     return WebAssembly.compile(fs.readFileSync(url));
@@ -47,6 +48,51 @@ export async function loadDecoder(threads = 1, base = new URL(".", import.meta.u
   if (!r.ok) throw named("NotFoundError", `Could not fetch nomoat's wasm decoder ${url} (HTTP ${r.status}); rebuild web/dist ('make web').`);
   return WebAssembly.compileStreaming ? WebAssembly.compileStreaming(r) : WebAssembly.compile(await r.arrayBuffer());
 }
+
+// A module exporting f() = lane 0 of i32x4.relaxed_dot_i8x16_i7x16_add_s([-128, 2, 3, 4, 0...], [127, 1, 1, 1,
+// 0...], [100, 0, 0, 0]) (0xfd 0x113, then i32x4.extract_lane 0): -128 * 127 + 2 + 3 + 4 + 100 = -16147.
+const RELAXED_PROBE = Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0,
+  10, 64, 1, 62, 0, ...[[128, 2, 3, 4], [127, 1, 1, 1], [100]].flatMap((l) => [253, 12, ...l, ...new Array(16 - l.length).fill(0)]),
+  253, 147, 2, 253, 27, 0, 11]);
+/** @type {boolean | undefined} */
+let relaxedSimd;
+
+/**
+ * Whether this engine's WebAssembly has relaxed SIMD (the 8-bit-activation kernels need it) and
+ * computes the dot product the kernels rely on: the probe module validates and gives its known
+ * answer (Firefox and WebKit may lack the feature; Node 20's, behind a flag, drops the accumulator).
+ */
+export function hasRelaxedSimd() {
+  if (relaxedSimd === undefined) {
+    try {
+      relaxedSimd = WebAssembly.validate(RELAXED_PROBE) &&
+        /** @type {() => number} */ (new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE)).exports.f)() === -16147;
+    } catch {
+      relaxedSimd = false;
+    }
+  }
+  return relaxedSimd;
+}
+
+/**
+ * Whether a model gets the 8-bit-activation kernels (decoder.ts matmul8): kernels "int8" (a
+ * NotSupportedError where relaxed SIMD is missing), "int16" (never), or "auto": where relaxed SIMD is
+ * there and the weights take at least INT8_AUTO_BYTES (the 1B-class models, where decode is bound by
+ * arithmetic; the small default models keep the int16 path, whose logits match the f32 reference closer).
+ * @param {unknown} kernels
+ * @param {number} bytes the data file's size
+ */
+export function useInt8(kernels, bytes) {
+  if (kernels !== "auto" && kernels !== "int8" && kernels !== "int16") {
+    throw named("TypeError", `kernels must be "auto", "int8" or "int16", not ${show(kernels)}.`);
+  }
+  if (kernels === "int8" && !hasRelaxedSimd()) {
+    throw named("NotSupportedError", "kernels: \"int8\" needs WebAssembly relaxed SIMD, which this browser lacks; " +
+      "use kernels: \"auto\" (the int16 kernels here).");
+  }
+  return kernels === "int8" || (kernels === "auto" && bytes >= INT8_AUTO_BYTES && hasRelaxedSimd());
+}
+export const INT8_AUTO_BYTES = 512 * 2 ** 20;
 
 // First-fit allocator over the wasm memory, above the module's own data; grows the memory.
 export class Heap {
@@ -351,9 +397,10 @@ export class WasmEngine {
    * tensors and config are checked first (modelShape, weightsOf): a DataError naming the file and
    * field, before any memory is asked for.
    * @param {{data: Uint8Array | {byteLength: number, fill: (view: Uint8Array) => Promise<void>}, tensors: TensorDirectory | unknown, config: Record<string, any> | unknown, threads?: number,
-   *          decoder?: URL | string}} options
+   *          decoder?: URL | string, kernels?: "auto" | "int8" | "int16"}} options
+   * kernels: the matmuls' activations (useInt8): "auto" (default), "int8" or "int16".
    */
-  static async create({data, tensors, config, threads = defaultThreads(), decoder}) {
+  static async create({data, tensors, config, threads = defaultThreads(), decoder, kernels = "auto"}) {
     if (!(data instanceof Uint8Array) && !(isObject(data) && typeof data.fill === "function" && Number.isSafeInteger(data.byteLength))) {
       throw named("TypeError", `WasmEngine.create needs the data file as a Uint8Array or {byteLength, fill}, not ${show(data)}.`);
     }
@@ -370,7 +417,8 @@ export class WasmEngine {
         `(${DATA_FILE} and rotary tables for max_position_embeddings ${c.maxPos}); wasm has 4 GiB. Use WebGPU or a smaller model.`);
     }
     const compiled = begin("wasm.compile", {threads});
-    const module = await loadDecoder(threads, decoder);
+    const int8 = useInt8(kernels, data.byteLength);
+    const module = await loadDecoder(threads, decoder, int8);
     const memory = new WebAssembly.Memory({initial: 1, maximum: 65536, shared: threads > 1});
     heldMemory(memory);
     const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
@@ -392,6 +440,7 @@ export class WasmEngine {
       qkv: heap.alloc(T * qkvN * 4), att: heap.alloc(T * c.nq * c.hd * 4), o: heap.alloc(T * c.H * 4),
       gu: heap.alloc(T * 2 * c.I * 4), act: heap.alloc(T * c.I * 4),
       partA: heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: heap.alloc(T * c.nq * (c.hd + 4) * 4)};
+    if (int8) e.int8Kernels(T * K);
     if (threads > 1) e.pool = await span("wasm.thread", () => Helper.start(module, memory, heap));
     return e;
   }
@@ -425,6 +474,33 @@ export class WasmEngine {
     this.logitsRegion = {ptr: 0, n: 0};
     /** @type {Helper | null} */
     this.pool = null;
+    /** @type {"int8" | "int16"} the matmuls' activations (int8Kernels) */
+    this.kernels = "int16";
+    /** @type {Map<Linear, number>} the weights matmul8 takes, each with its lowest integer (4 bits: 0) */
+    this.int8 = new Map();
+    this.matmul8 = -1; // its index in the decoder's exports (the helper thread's op 5)
+  }
+  /**
+   * The 8-bit-activation kernels (decoder.ts matmul8, the relaxed-SIMD build) for every quantized
+   * linear whose integers fit in 7 unsigned bits: all 4-bit ones, 8-bit ones whose bytes span at most
+   * 128 values (Q6_K, Q5_*: byteRange); the others (Q8_0) keep the int16 path. n: the scratch's
+   * largest T * k.
+   * @param {number} n
+   */
+  int8Kernels(n) {
+    const k = this.k;
+    if (!k.RELAXED || !k.RELAXED.value) throw new Error("int8Kernels needs the relaxed-SIMD build of nomoat's wasm decoder");
+    for (const w of [...this.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down]), this.head]) {
+      if (!w.block || this.int8.has(w)) continue;
+      if (w.bits === 4) this.int8.set(w, 0);
+      else {
+        const r = k.byteRange(w.w, w.n * w.k), lo = r & 255;
+        if ((r >> 8) - lo <= 127) this.int8.set(w, lo);
+      }
+    }
+    this.s.xi = this.live().alloc(n);
+    this.matmul8 = Object.keys(k).indexOf("matmul8");
+    this.kernels = "int8";
   }
   /** The heap (and memory) of a live engine. */
   live() {
@@ -523,6 +599,14 @@ export class WasmEngine {
     if (!w.block) { // f32
       if (pool && split) pool.post(4, [w.w, w.k, 0, split, T, x, y, w.n]);
       this.k.matmulF32(w.w, w.k, split, w.n, T, x, y, w.n);
+    } else if (this.int8.has(w)) { // decoder.ts matmul8: 8-bit activations (relaxed SIMD)
+      const lo = /** @type {number} */ (this.int8.get(w)), half = w.block === 16 && w.c ? 1 : 0;
+      this.k.quantize8(x, w.k, T, w.bits === 4 ? 1 : 0, half, w.bits === 4 ? -8 : lo - 128, w.block, s.xq, s.xs, s.xf, s.xi);
+      const args = [w.w, w.s, w.c, w.n, w.k, w.bits, w.block, lo, 0, split, T, s.xq, s.xs, s.xf, s.xi, y, w.n];
+      if (pool && split) pool.post(5, [this.matmul8, ...args]);
+      args[8] = split;
+      args[9] = w.n;
+      this.k.matmul8(...args);
     } else {
       this.k.quantize(x, w.k, T, w.bits === 4 ? 1 : 0, w.block === 16 && w.c ? 1 : 0, s.xq, s.xs, s.xf);
       if (pool && split) pool.post(1, [w.w, w.s, w.c, w.n, w.k, w.bits, w.block, 0, split, T, s.xq, s.xs, s.xf, y, w.n]);

@@ -2,7 +2,8 @@
 // A helper thread of nomoat's wasm decoder (wasm_engine.mjs): the same kernels on the same shared
 // memory. It takes one job at a time from a control block of Int32s in that memory:
 //   [0] job number (posted by the engine)  [1] job done  [2] op (1 matmul, 2 attend16, 4 matmulF32, 5 the
-//   export numbered [3] in the module's export order, with [4..] its integer arguments: wasm_encoder.mjs)
+//   export numbered [3] in the module's export order, with [4..] its integer arguments: wasm_encoder.mjs, and
+//   matmul8 for wasm_engine.mjs)
 //   [3..] the kernel's arguments (an f32 one as its bits)  [30] hot: spin, don't sleep  [31] 1 = the job threw
 // While the engine is inside a forward() ("hot") it spins between jobs; otherwise it sleeps.
 const SEQ = 0, DONE = 1, OP = 2, ARGS = 3, HOT = 30, ERR = 31;

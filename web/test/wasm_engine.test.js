@@ -8,7 +8,7 @@ import fs from "node:fs";
 import {test} from "node:test";
 
 import {Sampler} from "../src/sampler.js";
-import {WasmEngine} from "../src/wasm_engine.mjs";
+import {hasRelaxedSimd, INT8_AUTO_BYTES, useInt8, WasmEngine} from "../src/wasm_engine.mjs";
 import {TinyPackage} from "./tiny_package.js";
 
 const DIST = new URL("../dist/", import.meta.url);
@@ -146,4 +146,22 @@ test("bad input: clear errors", {skip}, async () => {
   await assert.rejects(e.step(s, 0, [], greedy()), {name: "TypeError"});
   await assert.rejects(e.step(s, 0, ids(257, 1), null), {name: "QuotaExceededError", message: /256 positions/});
   e.dispose();
+});
+
+test("kernels: int16 unless relaxed SIMD answers right; bad values are clear errors", {skip}, async () => {
+  // Node 20 has relaxed SIMD only behind --experimental-wasm-relaxed-simd, and that version drops the
+  // dot product's accumulator: the probe's known answer refuses it either way (Chromium: tests/test_wasm_engine.py).
+  const relaxed = hasRelaxedSimd();
+  assert.equal(typeof relaxed, "boolean");
+  assert.equal(useInt8("int16", 2 ** 31), false);
+  assert.equal(useInt8("auto", INT8_AUTO_BYTES - 1), false);
+  assert.equal(useInt8("auto", INT8_AUTO_BYTES), relaxed);
+  assert.throws(() => useInt8("fast", 0), {name: "TypeError", message: /kernels must be "auto", "int8" or "int16"/});
+  const e = await WasmEngine.create({...tinyModel(1), threads: 1, decoder: DIST, kernels: "int16"});
+  assert.equal(e.kernels, "int16");
+  e.dispose();
+  if (!relaxed) {
+    await assert.rejects(WasmEngine.create({...tinyModel(1), threads: 1, decoder: DIST, kernels: "int8"}),
+      {name: "NotSupportedError", message: /relaxed SIMD/});
+  }
 });

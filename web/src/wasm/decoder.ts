@@ -148,20 +148,35 @@ function matmul32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32,
   }
 }
 
-// Q4_1-style offsets: y[t, r] += Σ_b xf[t, b] c[b, r] over the nb offset blocks (rows contiguous in c).
+// Q4_1-style offsets: y[t, r] += Σ_b xf[t, b] c[b, r] over the nb offset blocks (rows contiguous in c):
+// sixteen rows at a time held in four vectors over every b (one cache line of c per b), y read and
+// written once.
 function addOffsets(c: usize, n: i32, nb: i32, r0: i32, r1: i32, T: i32, xf: usize, y: usize, ys: i32): void {
-  const srow = <usize>nb << 2;
+  const srow = <usize>nb << 2, crow = <usize>n << 2;
   for (let t = 0; t < T; t++) {
-    const yt = y + (<usize>(t * ys) << 2);
-    for (let b = 0; b < nb; b++) {
-      const f = load<f32>(xf + <usize>t * srow + (<usize>b << 2)), fv = f32x4.splat(f);
-      const cb = c + (<usize>(b * n) << 2);
-      let r = r0;
-      for (; r + 4 <= r1; r += 4) {
-        const o = <usize>r << 2;
-        v128.store(yt + o, f32x4.add(v128.load(yt + o), f32x4.mul(fv, v128.load(cb + o))));
+    const yt = y + (<usize>(t * ys) << 2), ft = xf + <usize>t * srow;
+    let r = r0;
+    for (; r + 16 <= r1; r += 16) {
+      const o = <usize>r << 2;
+      let a0 = v128.load(yt + o), a1 = v128.load(yt + o, 16), a2 = v128.load(yt + o, 32), a3 = v128.load(yt + o, 48);
+      let cb = c + o;
+      for (let b = 0; b < nb; b++) {
+        const fv = v128.load32_splat(ft + (<usize>b << 2));
+        a0 = f32x4.add(a0, f32x4.mul(fv, v128.load(cb)));
+        a1 = f32x4.add(a1, f32x4.mul(fv, v128.load(cb, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(fv, v128.load(cb, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(fv, v128.load(cb, 48)));
+        cb += crow;
       }
-      for (; r < r1; r++) store<f32>(yt + (<usize>r << 2), load<f32>(yt + (<usize>r << 2)) + f * load<f32>(cb + (<usize>r << 2)));
+      v128.store(yt + o, a0);
+      v128.store(yt + o, a1, 16);
+      v128.store(yt + o, a2, 32);
+      v128.store(yt + o, a3, 48);
+    }
+    for (; r < r1; r++) {
+      let a = load<f32>(yt + (<usize>r << 2));
+      for (let b = 0; b < nb; b++) a += load<f32>(ft + (<usize>b << 2)) * load<f32>(c + <usize>b * crow + (<usize>r << 2));
+      store<f32>(yt + (<usize>r << 2), a);
     }
   }
 }
@@ -206,6 +221,305 @@ function matmul16(w: usize, s: usize, k: i32, r0: i32, r1: i32, T: i32, xq: usiz
         if (m > 3) {
           f = load<f32>(sb + 3 * srow);
           a3 = dot16x2(a3, w0, w1, w2, w3, xb + 3 * xrow, f32x4.splat(d0 * f), f32x4.splat(d1 * f));
+        }
+      }
+      const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
+      store<f32>(yr, hsum(a0));
+      if (m > 1) store<f32>(yr + yrow, hsum(a1));
+      if (m > 2) store<f32>(yr + 2 * yrow, hsum(a2));
+      if (m > 3) store<f32>(yr + 3 * yrow, hsum(a3));
+    }
+  }
+}
+
+// -- 8-bit activations (relaxed SIMD) -------------------------------------------------------------
+// This file is built twice (web/build.mjs): nomoat-decoder[-mt].wasm without relaxed SIMD (RELAXED 0:
+// matmul8 traps, the engine never calls it) and nomoat-decoder[-mt]-relaxed.wasm with it (RELAXED 1),
+// which wasm_engine.mjs loads where WebAssembly.validate accepts relaxed SIMD. There, weights whose
+// integers fit in 7 unsigned bits may take 8-bit activations: x quantized per block of 32 to int8 (scale
+// max|x| / 127: relative error <= 1/254 of the block's largest value, 128x the int16 path's), and a
+// block's dot product is two i32x4.relaxed_dot_i8x16_i7x16_add_s (16 multiply-adds each, against four
+// i32x4.dot_i16x8_s and four widenings). That instruction's result is implementation-defined only where
+// its second operand's top bit is set; that operand is the weight's unsigned integer u - lo in 0..127
+// (4 bits: the nibble, lo 0, bias -8; 8 bits: the byte u when every byte of the tensor lies in
+// lo..lo+127 (byteRange): Q6_K's 6-bit and Q5_K/Q5_0/Q5_1's 5-bit values), so every engine computes the
+// same integers, and its pairwise i16 sums (two products of |xq| <= 127 and <= 127) never saturate.
+// The weight's signed integer is (u - lo) + bias, so Σ xq q = Σ xq (u - lo) + bias Σ xq: quantize8
+// stores bias × each half block's Σ xq (xi), the dot's starting accumulator. Offsets (c) as matmul's.
+export const RELAXED: i32 = ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+
+// The least and greatest of n bytes at p (n a multiple of 16), as min | max << 8.
+export function byteRange(p: usize, n: i32): i32 {
+  let lo = i8x16.splat(-1), hi = i8x16.splat(0);
+  for (let i = 0; i + 16 <= n; i += 16) {
+    const v = v128.load(p + <usize>i);
+    lo = i8x16.min_u(lo, v);
+    hi = i8x16.max_u(hi, v);
+  }
+  lo = i8x16.min_u(lo, v128.shuffle<u8>(lo, lo, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  hi = i8x16.max_u(hi, v128.shuffle<u8>(hi, hi, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  lo = i8x16.min_u(lo, v128.shuffle<u8>(lo, lo, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3));
+  hi = i8x16.max_u(hi, v128.shuffle<u8>(hi, hi, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3));
+  lo = i8x16.min_u(lo, v128.shuffle<u8>(lo, lo, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1));
+  hi = i8x16.max_u(hi, v128.shuffle<u8>(hi, hi, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1));
+  const a = min(i8x16.extract_lane_u(lo, 0), i8x16.extract_lane_u(lo, 1));
+  const b = max(i8x16.extract_lane_u(hi, 0), i8x16.extract_lane_u(hi, 1));
+  return <i32>a | (<i32>b << 8);
+}
+
+// x (T, k) f32 → xq (T, k) i8, xs (T, k/32) f32 scales (max|x| / 127), xf f32 block sums as quantize
+// makes them (half: of each half block), xi (T, k/wblock) i32: bias × the sum of each weight block's int8
+// values (wblock 32, or 16: elements 0..15 and 16..31 of x's block). perm = 1 orders each block as the
+// 4-bit unpacking yields it: even elements first, then odd ones.
+export function quantize8(x: usize, k: i32, T: i32, perm: i32, half: i32, bias: i32, wblock: i32, xq: usize, xs: usize,
+  xf: usize, xi: usize): void {
+  for (let i = 0; i < T * (k >> 5); i++) {
+    const src = x + (<usize>i << 7), dst = xq + (<usize>i << 5);
+    const v0 = v128.load(src), v1 = v128.load(src, 16), v2 = v128.load(src, 32), v3 = v128.load(src, 48);
+    const v4 = v128.load(src, 64), v5 = v128.load(src, 80), v6 = v128.load(src, 96), v7 = v128.load(src, 112);
+    let m = f32x4.max(f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+      f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+    m = f32x4.max(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+    const mx = max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
+    const inv = f32x4.splat(mx > 0 ? <f32>127.0 / mx : 0);
+    store<f32>(xs + (<usize>i << 2), mx / <f32>127.0);
+    const s0 = hsum(f32x4.add(f32x4.add(v0, v1), f32x4.add(v2, v3))), s1 = hsum(f32x4.add(f32x4.add(v4, v5), f32x4.add(v6, v7)));
+    if (half) {
+      store<f32>(xf + (<usize>i << 3), s0);
+      store<f32>(xf + (<usize>i << 3), s1, 4);
+    } else store<f32>(xf + (<usize>i << 2), s0 + s1);
+    const q0 = q8round(v0, inv), q1 = q8round(v1, inv), q2 = q8round(v2, inv), q3 = q8round(v3, inv);
+    const q4 = q8round(v4, inv), q5 = q8round(v5, inv), q6 = q8round(v6, inv), q7 = q8round(v7, inv);
+    const a = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
+    const b = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7));
+    if (perm) {
+      v128.store(dst, v128.shuffle<u8>(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
+      v128.store(dst, v128.shuffle<u8>(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), 16);
+    } else {
+      v128.store(dst, a);
+      v128.store(dst, b, 16);
+    }
+    const t0 = i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)), t1 = i32x4.add(i32x4.add(q4, q5), i32x4.add(q6, q7));
+    const n0 = i32x4.extract_lane(t0, 0) + i32x4.extract_lane(t0, 1) + i32x4.extract_lane(t0, 2) + i32x4.extract_lane(t0, 3);
+    const n1 = i32x4.extract_lane(t1, 0) + i32x4.extract_lane(t1, 1) + i32x4.extract_lane(t1, 2) + i32x4.extract_lane(t1, 3);
+    if (wblock == 16) {
+      store<i32>(xi + (<usize>i << 3), bias * n0);
+      store<i32>(xi + (<usize>i << 3), bias * n1, 4);
+    } else store<i32>(xi + (<usize>i << 2), bias * (n0 + n1));
+  }
+}
+
+// nearest(v * inv) as i32 lanes (|v * inv| <= 127 by construction).
+// @ts-ignore: decorator
+@inline function q8round(v: v128, inv: v128): v128 {
+  return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, inv)));
+}
+
+// y[t * ys + r] = Σ_k x[t, k] W[r, k] as matmul, x given by quantize8 (perm = bits == 4, half = offsets in
+// blocks of 16, bias as below, wblock = block), for weights whose unsigned integers u lie in lo..lo+127:
+// 4 bits (lo 0, bias -8) or 8 bits (bias lo - 128). Four tokens at a time, and four blocks of 32 at a
+// time: their four integer sums are gathered into one vector (i32sum4) before the one conversion to f32
+// and the scaling by four weight scales times four activation scales (loaded as vectors: both lie in a
+// row). Only in the relaxed build (RELAXED 1).
+export function matmul8(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, block: i32, lo: i32, r0: i32, r1: i32,
+  T: i32, xq: usize, xs: usize, xf: usize, xi: usize, y: usize, ys: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (block == 16) matmul8x16(w, s, k, lo, r0, r1, T, xq, xs, xi, y, ys);
+    else matmul8x32(w, s, k, bits, lo, r0, r1, T, xq, xs, xi, y, ys);
+    if (c) addOffsets(c, n, k / block, r0, r1, T, xf, y, ys);
+  } else unreachable();
+}
+
+// The lane sums of i32 vectors a, b, c, d as one vector [Σa, Σb, Σc, Σd].
+// @ts-ignore: decorator
+@inline function i32sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+// Σ xq (u - lo) of x's block at xb against one weight block of 32 (wa: its first 16 values, wb: the rest),
+// as four partial lane sums added to init.
+// @ts-ignore: decorator
+@inline function rdot32(wa: v128, wb: v128, xb: usize, init: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 16), wb, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb), wa, init));
+}
+
+// One token's four blocks of 32 (weights w0..w7, two a block) at xb: acc + (their integer sums + the bias
+// sums at ib) * f (four scales).
+// @ts-ignore: decorator
+@inline function dot8x32x4(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128,
+  xb: usize, ib: usize, f: v128): v128 {
+  const z = i32x4.splat(0);
+  const d = i32sum4(rdot32(w0, w1, xb, z), rdot32(w2, w3, xb + 32, z), rdot32(w4, w5, xb + 64, z), rdot32(w6, w7, xb + 96, z));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(d, v128.load(ib))), f));
+}
+
+// One token's block of 32: acc + (Σ xq (u - lo) + its bias sum at ib) * f, all lanes (hsum later).
+// @ts-ignore: decorator
+@inline function dot8x32(acc: v128, wa: v128, wb: v128, xb: usize, ib: usize, f: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(rdot32(wa, wb, xb, v128.load32_zero(ib))), f32x4.splat(f)));
+}
+
+// matmul8's blocks of 32 (4 or 8 bits), without offsets. One token (decode) gets its own copy of the
+// row loop (rows8x32 inlined with m = 1: no registers held for the other three).
+function matmul8x32(w: usize, s: usize, k: i32, bits: i32, lo: i32, r0: i32, r1: i32, T: i32, xq: usize, xs: usize, xi: usize,
+  y: usize, ys: i32): void {
+  for (let t = 0; t < T; t += 4) {
+    const m = min(4, T - t);
+    if (m == 1) rows8x32(w, s, k, bits, lo, r0, r1, t, 1, xq, xs, xi, y, ys);
+    else rows8x32(w, s, k, bits, lo, r0, r1, t, m, xq, xs, xi, y, ys);
+  }
+}
+
+// matmul8x32's rows r0 ≤ r < r1 for tokens t..t+m-1 (m ≤ 4).
+// @ts-ignore: decorator
+@inline function rows8x32(w: usize, s: usize, k: i32, bits: i32, lo: i32, r0: i32, r1: i32, t: i32, m: i32, xq: usize, xs: usize,
+  xi: usize, y: usize, ys: i32): void {
+  const nb = k >> 5, nb4 = nb & ~3, blob: usize = bits == 4 ? 16 : 32;
+  const low = i8x16.splat(0x0f), lov = i8x16.splat(<i8>lo);
+  const xrow = <usize>k, srow = <usize>nb << 2;
+  {
+    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow, xi0 = xi + <usize>t * srow;
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b = 0;
+      for (; b < nb4; b += 4) {
+        let w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128;
+        if (bits == 4) {
+          const p = wr + (<usize>b << 4), u0 = v128.load(p), u1 = v128.load(p, 16), u2 = v128.load(p, 32), u3 = v128.load(p, 48);
+          w0 = v128.and(u0, low); w1 = i8x16.shr_u(u0, 4); w2 = v128.and(u1, low); w3 = i8x16.shr_u(u1, 4);
+          w4 = v128.and(u2, low); w5 = i8x16.shr_u(u2, 4); w6 = v128.and(u3, low); w7 = i8x16.shr_u(u3, 4);
+        } else {
+          const p = wr + (<usize>b << 5);
+          w0 = i8x16.sub(v128.load(p), lov); w1 = i8x16.sub(v128.load(p, 16), lov);
+          w2 = i8x16.sub(v128.load(p, 32), lov); w3 = i8x16.sub(v128.load(p, 48), lov);
+          w4 = i8x16.sub(v128.load(p, 64), lov); w5 = i8x16.sub(v128.load(p, 80), lov);
+          w6 = i8x16.sub(v128.load(p, 96), lov); w7 = i8x16.sub(v128.load(p, 112), lov);
+        }
+        const d = v128.load(sr + (<usize>b << 2));
+        const xb = xq0 + (<usize>b << 5), sb = xs0 + (<usize>b << 2), ib = xi0 + (<usize>b << 2);
+        a0 = dot8x32x4(a0, w0, w1, w2, w3, w4, w5, w6, w7, xb, ib, f32x4.mul(d, v128.load(sb)));
+        if (m > 1) a1 = dot8x32x4(a1, w0, w1, w2, w3, w4, w5, w6, w7, xb + xrow, ib + srow, f32x4.mul(d, v128.load(sb + srow)));
+        if (m > 2) a2 = dot8x32x4(a2, w0, w1, w2, w3, w4, w5, w6, w7, xb + 2 * xrow, ib + 2 * srow, f32x4.mul(d, v128.load(sb + 2 * srow)));
+        if (m > 3) a3 = dot8x32x4(a3, w0, w1, w2, w3, w4, w5, w6, w7, xb + 3 * xrow, ib + 3 * srow, f32x4.mul(d, v128.load(sb + 3 * srow)));
+      }
+      for (; b < nb; b++) {
+        let wa: v128, wb: v128;
+        if (bits == 4) {
+          const v = v128.load(wr + (<usize>b << 4));
+          wa = v128.and(v, low);
+          wb = i8x16.shr_u(v, 4);
+        } else {
+          wa = i8x16.sub(v128.load(wr + (<usize>b << 5)), lov);
+          wb = i8x16.sub(v128.load(wr + (<usize>b << 5), 16), lov);
+        }
+        const d = load<f32>(sr + (<usize>b << 2));
+        const xb = xq0 + (<usize>b << 5), sb = xs0 + (<usize>b << 2), ib = xi0 + (<usize>b << 2);
+        a0 = dot8x32(a0, wa, wb, xb, ib, d * load<f32>(sb));
+        if (m > 1) a1 = dot8x32(a1, wa, wb, xb + xrow, ib + srow, d * load<f32>(sb + srow));
+        if (m > 2) a2 = dot8x32(a2, wa, wb, xb + 2 * xrow, ib + 2 * srow, d * load<f32>(sb + 2 * srow));
+        if (m > 3) a3 = dot8x32(a3, wa, wb, xb + 3 * xrow, ib + 3 * srow, d * load<f32>(sb + 3 * srow));
+      }
+      const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
+      store<f32>(yr, hsum(a0));
+      if (m > 1) store<f32>(yr + yrow, hsum(a1));
+      if (m > 2) store<f32>(yr + 2 * yrow, hsum(a2));
+      if (m > 3) store<f32>(yr + 3 * yrow, hsum(a3));
+    }
+  }
+}
+
+// One token's four blocks of 32 as eight blocks of 16 (weights w0..w7, each its own scale): acc +
+// (the integer sums + the bias sums at ib) * (f0 for the first four, f1 for the rest).
+// @ts-ignore: decorator
+@inline function dot8x16x8(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128,
+  xb: usize, ib: usize, f0: v128, f1: v128): v128 {
+  const z = i32x4.splat(0);
+  const p = i32sum4(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb), w0, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 16), w1, z),
+    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 32), w2, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 48), w3, z));
+  const q = i32sum4(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 64), w4, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 80), w5, z),
+    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 96), w6, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 112), w7, z));
+  return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(p, v128.load(ib))), f0),
+    f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(q, v128.load(ib, 16))), f1)));
+}
+
+// One token's two blocks of 16 (one of x's blocks of 32), each with its own weight scale:
+// acc + (Σ_lo) * f0 + (Σ_hi) * f1, the bias sums at ib.
+// @ts-ignore: decorator
+@inline function dot8x16x2(acc: v128, wa: v128, wb: v128, xb: usize, ib: usize, f0: f32, f1: f32): v128 {
+  const a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb), wa, v128.load32_zero(ib));
+  const b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 16), wb, v128.load32_zero(ib, 4));
+  return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(a), f32x4.splat(f0)), f32x4.mul(f32x4.convert_i32x4_s(b), f32x4.splat(f1))));
+}
+
+// matmul8's 8-bit blocks of 16 (Q6_K; layout as matmul16's), without offsets; one token as matmul8x32.
+function matmul8x16(w: usize, s: usize, k: i32, lo: i32, r0: i32, r1: i32, T: i32, xq: usize, xs: usize, xi: usize,
+  y: usize, ys: i32): void {
+  for (let t = 0; t < T; t += 4) {
+    const m = min(4, T - t);
+    if (m == 1) rows8x16(w, s, k, lo, r0, r1, t, 1, xq, xs, xi, y, ys);
+    else rows8x16(w, s, k, lo, r0, r1, t, m, xq, xs, xi, y, ys);
+  }
+}
+
+// matmul8x16's rows r0 ≤ r < r1 for tokens t..t+m-1 (m ≤ 4).
+// @ts-ignore: decorator
+@inline function rows8x16(w: usize, s: usize, k: i32, lo: i32, r0: i32, r1: i32, t: i32, m: i32, xq: usize, xs: usize, xi: usize,
+  y: usize, ys: i32): void {
+  const nb = k >> 5, nb4 = nb & ~3, lov = i8x16.splat(<i8>lo);
+  const xrow = <usize>k, srow = <usize>nb << 2, irow = <usize>nb << 3;
+  {
+    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow, xi0 = xi + <usize>t * irow;
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * <usize>k, sr = s + (<usize>(r * nb) << 3);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b = 0;
+      for (; b < nb4; b += 4) {
+        const p = wr + (<usize>b << 5);
+        const w0 = i8x16.sub(v128.load(p), lov), w1 = i8x16.sub(v128.load(p, 16), lov);
+        const w2 = i8x16.sub(v128.load(p, 32), lov), w3 = i8x16.sub(v128.load(p, 48), lov);
+        const w4 = i8x16.sub(v128.load(p, 64), lov), w5 = i8x16.sub(v128.load(p, 80), lov);
+        const w6 = i8x16.sub(v128.load(p, 96), lov), w7 = i8x16.sub(v128.load(p, 112), lov);
+        const d0 = v128.load(sr + (<usize>b << 3)), d1 = v128.load(sr + (<usize>b << 3), 16);
+        const xb = xq0 + (<usize>b << 5), sb = xs0 + (<usize>b << 2), ib = xi0 + (<usize>b << 3);
+        let f = v128.load(sb);
+        a0 = dot8x16x8(a0, w0, w1, w2, w3, w4, w5, w6, w7, xb, ib,
+          f32x4.mul(d0, v128.shuffle<i32>(f, f, 0, 0, 1, 1)), f32x4.mul(d1, v128.shuffle<i32>(f, f, 2, 2, 3, 3)));
+        if (m > 1) {
+          f = v128.load(sb + srow);
+          a1 = dot8x16x8(a1, w0, w1, w2, w3, w4, w5, w6, w7, xb + xrow, ib + irow,
+            f32x4.mul(d0, v128.shuffle<i32>(f, f, 0, 0, 1, 1)), f32x4.mul(d1, v128.shuffle<i32>(f, f, 2, 2, 3, 3)));
+        }
+        if (m > 2) {
+          f = v128.load(sb + 2 * srow);
+          a2 = dot8x16x8(a2, w0, w1, w2, w3, w4, w5, w6, w7, xb + 2 * xrow, ib + 2 * irow,
+            f32x4.mul(d0, v128.shuffle<i32>(f, f, 0, 0, 1, 1)), f32x4.mul(d1, v128.shuffle<i32>(f, f, 2, 2, 3, 3)));
+        }
+        if (m > 3) {
+          f = v128.load(sb + 3 * srow);
+          a3 = dot8x16x8(a3, w0, w1, w2, w3, w4, w5, w6, w7, xb + 3 * xrow, ib + 3 * irow,
+            f32x4.mul(d0, v128.shuffle<i32>(f, f, 0, 0, 1, 1)), f32x4.mul(d1, v128.shuffle<i32>(f, f, 2, 2, 3, 3)));
+        }
+      }
+      for (; b < nb; b++) {
+        const wa = i8x16.sub(v128.load(wr + (<usize>b << 5)), lov), wb = i8x16.sub(v128.load(wr + (<usize>b << 5), 16), lov);
+        const d0 = load<f32>(sr + (<usize>b << 3)), d1 = load<f32>(sr + (<usize>b << 3), 4);
+        const xb = xq0 + (<usize>b << 5), sb = xs0 + (<usize>b << 2), ib = xi0 + (<usize>b << 3);
+        let f = load<f32>(sb);
+        a0 = dot8x16x2(a0, wa, wb, xb, ib, d0 * f, d1 * f);
+        if (m > 1) {
+          f = load<f32>(sb + srow);
+          a1 = dot8x16x2(a1, wa, wb, xb + xrow, ib + irow, d0 * f, d1 * f);
+        }
+        if (m > 2) {
+          f = load<f32>(sb + 2 * srow);
+          a2 = dot8x16x2(a2, wa, wb, xb + 2 * xrow, ib + 2 * irow, d0 * f, d1 * f);
+        }
+        if (m > 3) {
+          f = load<f32>(sb + 3 * srow);
+          a3 = dot8x16x2(a3, wa, wb, xb + 3 * xrow, ib + 3 * irow, d0 * f, d1 * f);
         }
       }
       const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
