@@ -2,8 +2,9 @@
 // A model package (py/nomoat/package.py writes it): its manifest nomoat.json lists every file with
 // its size and sha256. Files come from the Cache API storage "nomoat-models" (one entry per file
 // URL) or the network, with progress, and every file is checked against the manifest before it is
-// used, whether it came from the cache or the network: its sha256 is computed, except for a cache
-// entry nomoat itself wrote after checking it (the VERIFIED header), whose size alone is checked again. fetch and caches are passed in (the
+// used, whether it came from the cache or the network: its sha256 is computed, except for a file
+// read whole from a cache entry nomoat itself wrote after checking it (the VERIFIED header), whose
+// size alone is checked again. fetch and caches are passed in (the
 // worker's own by default), so that this runs in Node with stand-ins.
 
 import {named} from "./errors.js";
@@ -13,9 +14,9 @@ import {begin} from "./timeline.js";
 export const CACHE_NAME = "nomoat-models";
 /**
  * The header of a cache entry nomoat wrote itself, once the bytes had matched the manifest: their
- * sha256. An entry whose header equals the manifest's sha256 is read without hashing it again (its
- * size is still checked byte for byte, and the storage's own checksums catch a body damaged on disk);
- * an entry without it (written by anything else, or before nomoat kept it) is hashed as before.
+ * sha256. A file read whole (not streamed) from an entry whose header equals the manifest's sha256 is
+ * not hashed again (its size is still checked, and the storage's own checksums catch a body damaged on
+ * disk); an entry without it (written by anything else, or before nomoat kept it) is hashed as before.
  */
 export const VERIFIED = "x-nomoat-sha256";
 const MANIFEST = "nomoat.json";
@@ -84,15 +85,12 @@ async function fetchBytes(fetch, url, onBytes) {
  * too many; a stream that fails midway is false. onBytes(n) after each chunk. A byte stream (what
  * fetch and the Cache API answer in Chromium) is read into one reused 1 MiB buffer (a BYOB reader),
  * so the download leaves no garbage chunks behind to be collected; other streams chunk by chunk.
- * Not hashed when `verified` (a cache entry nomoat wrote after checking it: VERIFIED): then only its
- * size is checked.
  * @param {ReadableStream<Uint8Array>} body
  * @param {Uint8Array} view
  * @param {FileInfo} info
  * @param {(n: number) => void} onBytes
- * @param {boolean} [verified]
  */
-async function pour(body, view, info, onBytes, verified = false) {
+async function pour(body, view, info, onBytes) {
   /** @type {Uint8Array<ArrayBuffer> | null} */
   let buf = null;
   /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>} */
@@ -114,7 +112,7 @@ async function pour(body, view, info, onBytes, verified = false) {
         reader.cancel().catch(() => {});
         return false;
       }
-      if (!verified) hash.update(value);
+      hash.update(value);
       view.set(value, n);
       n += value.byteLength;
       if (buf) buf = new Uint8Array(/** @type {ArrayBuffer} */ (value.buffer)); // (the same memory, given back)
@@ -123,7 +121,7 @@ async function pour(body, view, info, onBytes, verified = false) {
   } catch (e) {
     return false; // the network went, or a cached body could not be read (evicted meanwhile)
   }
-  return n === info.size && (verified || hash.hex() === info.sha256);
+  return n === info.size && hash.hex() === info.sha256;
 }
 
 /** @param {Uint8Array<ArrayBuffer>} bytes */
@@ -543,10 +541,11 @@ export class ModelPackage {
    * stored (QuotaExceededError) removes the files this load put, so no half model stays behind
    * looking complete, and the model still loads from the network bytes. Every cached file is
    * checked before use: one evicted, unreadable, truncated or corrupt is fetched again, never
-   * returned. Hashing is what a warm start spends most on, so an entry nomoat put itself, only ever
-   * after its bytes matched the manifest, carries that sha256 (VERIFIED) and is not hashed again
-   * when it equals the manifest's: its length is still checked, the storage's checksums catch damage
-   * on disk, and any other entry (no header, another model's) is hashed. Two workers (tabs) loading the same model take turns under one Web Lock per model
+   * returned. An entry nomoat put itself, only ever after its bytes matched the manifest, carries
+   * that sha256 (VERIFIED); a file returned as bytes whose entry's header equals the manifest's is not
+   * hashed again (its length is still checked, the storage's checksums catch damage on disk; any
+   * other entry, e.g. one a page put itself, is hashed). The streamed file is always hashed
+   * (pourInto). Two workers (tabs) loading the same model take turns under one Web Lock per model
    * URL, so the second finds the first's files in the cache instead of downloading them again.
    * @param {string[]} names
    * @param {(p: Progress) => void} [progress]
@@ -668,8 +667,10 @@ export class ModelPackage {
       } catch (e) {
         hit = null;
       }
-      const verified = hit?.headers?.get(VERIFIED) === info.sha256; // nomoat wrote it after checking it
-      if (hit?.body && await pour(hit.body, view, info, report(name, true), verified)) return true;
+      // Hashed even when nomoat wrote it (VERIFIED): unhashed, Chromium 150's BYOB reads of a cached body
+      // stalled for good in a warm start (bench_start.py, 2 of 2 runs), and the pour is off the critical
+      // path there anyway (it overlaps Python's boot from its snapshot: 2.0 s to the first token either way).
+      if (hit?.body && await pour(hit.body, view, info, report(name, true))) return true;
       if (hit) await store.drop(name); // a truncated, corrupt or unreadable entry
     }
     await store.incomplete();
