@@ -51,7 +51,7 @@ window.result = (async () => {
   // JS and wasm memory per realm (the page, the nomoat worker, the decoder's helper thread), when the
   // browser offers it (cross-origin isolated Chromium; eager with --enable-blink-features=ForceEagerMeasureMemory)
   let realms = null;
-  if (performance.measureUserAgentSpecificMemory) {
+  if (REALMS && performance.measureUserAgentSpecificMemory) {
     const m = await Promise.race([performance.measureUserAgentSpecificMemory(),
                                   new Promise((r) => setTimeout(r, 20000))]);
     realms = m && m.breakdown.filter((b) => b.bytes).map((b) => ({mb: b.bytes / 2 ** 20, types: b.types,
@@ -59,6 +59,9 @@ window.result = (async () => {
   }
   return {marks, timeline, resources, piece: first.value, realms};
 })().catch((e) => ({error: String(e && e.stack || e)}));
+window.result = Promise.race([window.result, new Promise((r) => setTimeout(r, LIMIT_MS))
+  .then(async () => ({error: "no first token in time; the timeline so far: " +
+    JSON.stringify(await llm.timeline())}))]);
 </script>"""
 ORDER = ["pyodide.import", "snapshot.key", "snapshot.read", "device.choose", "manifest", "files.json", "files.other",
          "wasm.compile", "data.pour", "wasm.thread", "model.load", "pyodide.boot", "wheels.install", "python.import",
@@ -125,6 +128,7 @@ class TreeRSS:
 
 
 def run_page(ctx, url: str, timeout_ms: int) -> dict:
+    """One page (PAGE, fulfilled by the route): its result, or a RuntimeError with its error."""
     page = ctx.new_page()
     page.set_default_timeout(timeout_ms)
     page.on("console", lambda m: m.type in ("warning", "error") and print(f"  page {m.type}: {m.text[:300]}",
@@ -138,11 +142,13 @@ def run_page(ctx, url: str, timeout_ms: int) -> dict:
     return r
 
 
-def one_repeat(p, url: str, timeout_ms: int, prompt: str) -> dict:
+def one_repeat(p, url: str, timeout_ms: int, prompt: str, realms: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as profile:
         ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=[
-            *FLAGS, "--enable-blink-features=ForceEagerMeasureMemory"])
-        ctx.route("**" + PAGE, lambda route: route.fulfill(status=200, body=HTML.replace("PROMPT", json.dumps(prompt)),
+            *FLAGS, *(["--enable-blink-features=ForceEagerMeasureMemory"] if realms else [])])
+        ctx.route("**" + PAGE, lambda route: route.fulfill(status=200, body=HTML.replace("PROMPT", json.dumps(prompt))
+                                                          .replace("LIMIT_MS", str(timeout_ms // 2))
+                                                          .replace("REALMS", json.dumps(realms)),
                                                           headers=HEADERS))
         ctx.route("**" + BLANK, lambda route: route.fulfill(status=200, body="<!doctype html><title>blank</title>",
                                                            headers=HEADERS))
@@ -272,6 +278,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=HERE / "results_start.json")
     ap.add_argument("--timeout", type=int, default=300, help="seconds one page may take")
+    ap.add_argument("--realms", action="store_true",
+                    help="also JS + wasm memory per realm (measureUserAgentSpecificMemory)")
     ap.add_argument("--pyodide-only", action="store_true", help="only Pyodide's boot alone (and a snapshot's)")
     args = ap.parse_args()
     import faulthandler
@@ -315,7 +323,7 @@ def main() -> None:
     runs = []
     with sync_playwright() as p:
         for i in range(args.repeats):
-            run = one_repeat(p, url, args.timeout * 1000, prompt)
+            run = one_repeat(p, url, args.timeout * 1000, prompt, args.realms)
             runs.append(run)
             print(f"repeat {i + 1}: cold {run['cold']['marks_ms']['first_token']:.0f} ms, warm "
                   f"{run['warm']['marks_ms']['first_token']:.0f} ms to the first token", flush=True)
