@@ -445,12 +445,15 @@ JS_INT8 = """async ([dir, ids]) => {
     const {WasmEngine, hasRelaxedSimd} = await import("/wasm_engine.mjs");
     const get = async (f) => new Uint8Array(await (await fetch(dir + f)).arrayBuffer());
     const json = async (f) => JSON.parse(new TextDecoder().decode(await get(f)));
-    const config = await json("config.json"), tensors = await json("onnx/nomoat_tensors.json"), data = await get("onnx/model_q4.onnx_data");
+    const config = await json("config.json"), tensors = await json("onnx/nomoat_tensors.json");
+    const data = await get("onnx/model_q4.onnx_data");
     const out = {relaxed: hasRelaxedSimd(), isolated: crossOriginIsolated};
-    for (const [name, kernels, threads] of [["int16", "int16", 1], ["int8", "int8", 1], ["int8x2", "int8", 2], ["auto", "auto", 1]]) {
+    const runs = [["int16", "int16", 1], ["int8", "int8", 1], ["int8x2", "int8", 2], ["auto", "auto", 1]];
+    for (const [name, kernels, threads] of runs) {
         const e = await WasmEngine.create({data, tensors, config, threads, kernels});
         const st = e.newState();
-        out[name] = {kernels: e.kernels, threads: e.threads, int8: e.int8.size, prefill: Array.from(await e.logits(st, 0, ids))};
+        const prefill = Array.from(await e.logits(st, 0, ids));
+        out[name] = {kernels: e.kernels, threads: e.threads, int8: e.int8.size, prefill};
         e.dispose();
     }
     return out;
