@@ -115,6 +115,17 @@ result.model = {dir: pkg, layers: config.num_hidden_layers, hidden: config.hidde
     }
   };
 }
+{
+  const start = OrtEngine.prototype.startGpuSampling;
+  OrtEngine.prototype.startGpuSampling = async function () {
+    const s0 = performance.now();
+    try {
+      return await start.call(this);
+    } finally {
+      result.load_sampler_s = +((performance.now() - s0) / 1000).toFixed(3);
+    }
+  };
+}
 let t = performance.now();
 const engine = await OrtEngine.create({assets, device: "webgpu", config, graph: read("onnx/nomoat_q4.onnx"),
   data: read("onnx/model_q4.onnx_data"), recipe: null});
