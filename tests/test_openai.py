@@ -106,7 +106,9 @@ def test_json_schema_response_format(page):
     ({"messages": Q, "response_format": {"type": "xml"}}, "TypeError"),
     ({"messages": Q, "n": 2}, "NotSupportedError"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, "NotSupportedError"),
-    ({"messages": Q, "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "NotSupportedError"),
+    ({"messages": Q, "tools": [{"type": "function", "function": {"name": "f", "parameters": {  # a schema nomoat cannot enforce
+        "type": "object", "properties": {"d": {"type": "string", "format": "date"}}}}}]}, "NotSupportedError"),
+    ({"messages": Q, "tool_choice": "required"}, "TypeError"),
 ])
 def test_bad_requests_name_the_problem(page, params, name):
     r = create(page, params)
