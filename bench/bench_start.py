@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from bench_browser import LONG, prompt_ids
+from bench_large import TreeRSS  # peak summed RSS of Chromium's tree, by process kind at the peak
 from bench_peers import FLAGS, chromium_pid
 
 HERE = Path(__file__).resolve().parent
@@ -86,47 +87,6 @@ LABELS = {
 }
 
 
-class TreeRSS:
-    """Peak summed RSS of a Chromium process tree (sampled every 25 ms) and, at that peak, each process
-    type's share (browser, renderer, gpu-process, utility: network/storage, ...)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self.by_type = pid, 0, {}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            try:
-                root = psutil.Process(self.pid)
-                by: dict[str, int] = {}
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        cmd, rss = p.cmdline(), p.memory_info().rss
-                    except psutil.Error:
-                        continue
-                    kind = next((a.split("=", 1)[1] for a in cmd if a.startswith("--type=")), "browser")
-                    sub = next((a.split("=", 1)[1] for a in cmd if a.startswith("--utility-sub-type=")), "")
-                    kind = f"{kind}:{sub.split('.')[-1]}" if sub else kind
-                    by[kind] = by.get(kind, 0) + rss
-                total = sum(by.values())
-                if total > self.peak:
-                    self.peak, self.by_type = total, by
-            except psutil.Error:
-                pass
-            time.sleep(0.025)
-
-    def __enter__(self) -> TreeRSS:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-
-
 def run_page(ctx, url: str, timeout_ms: int) -> dict:
     """One page (PAGE, fulfilled by the route): its result, or a RuntimeError with its error."""
     page = ctx.new_page()
@@ -157,12 +117,12 @@ def one_repeat(p, url: str, timeout_ms: int, prompt: str, realms: bool = False) 
         with TreeRSS(pid) as blank:
             page.goto(url + BLANK)
             time.sleep(2)
-        out = {"blank": {"peak_rss_mb": blank.peak / 2**20, "by_type_mb": mb(blank.by_type)}}
+        out = {"blank": {"peak_rss_mb": blank.peak / 2**20, "by_type_mb": mb(blank.at_peak)}}
         for phase in ("cold", "warm"):
             print(f"  {phase} page", flush=True)
             with TreeRSS(pid) as mem:
                 r = run_page(ctx, url, timeout_ms)
-            out[phase] = {**summarize(r), "peak_rss_mb": mem.peak / 2**20, "by_type_mb": mb(mem.by_type)}
+            out[phase] = {**summarize(r), "peak_rss_mb": mem.peak / 2**20, "by_type_mb": mb(mem.at_peak)}
         page.close()
         ctx.close()
     return out
