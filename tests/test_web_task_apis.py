@@ -8,6 +8,7 @@ that can be checked. web/test/task_apis.test.js covers the same surface exhausti
 from __future__ import annotations
 
 import pytest
+from test_prompt_api import error_of, js  # the page's window.ERR shapes a throw
 from test_web import TIMEOUT, blank_page, browser_type_launch_args, models, server  # noqa: F401
 
 ERR = """(e) => ({name: e.name, ctor: e.constructor.name, message: e.message, requested: e.requested, quota: e.quota,
@@ -36,17 +37,6 @@ def page(browser, server):  # noqa: F811
     assert r["ours"], r
     yield page
     page.close()
-
-
-def js(page, body: str, arg=None):
-    """Run an async function body in the page; a throw comes back as {error: {...}}."""
-    return page.evaluate(f"async (arg) => {{ try {{ {body} }} catch (e) {{ return {{error: ERR(e)}}; }} }}", arg)
-
-
-def error_of(page, body: str) -> dict:
-    r = js(page, body)
-    assert isinstance(r, dict) and "error" in r, f"expected an exception, got {r!r}"
-    return r["error"]
 
 
 def test_polyfill_installs_every_task_api_once(page):
