@@ -582,8 +582,13 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
       for (const req of await c.keys()) if (req.url.startsWith(prefix)) any = (await c.delete(req)) || any;
       return any;
     },
+    // Everything nomoat stored: the model files and Python's start-up snapshot (cache "nomoat-runtime",
+    // pyodide_boot.mjs; the next start boots Pyodide afresh and makes it again). True if models were deleted.
     async clear() {
-      return typeof caches !== "undefined" && caches.delete(CACHE);
+      if (typeof caches === "undefined") return false;
+      const models = await caches.delete(CACHE);
+      await caches.delete("nomoat-runtime");
+      return models;
     },
   };
 
@@ -611,8 +616,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     const all = [];
     let n = 0;
     for (const w of workers.values()) {
-      // ("timeline" is a request kind protocol.js's RequestKind does not list yet)
-      const spans = await w.call(/** @type {RequestKind} */ (/** @type {unknown} */ ("timeline")), {}).promise.catch(() => null);
+      const spans = await w.call("timeline", {}).promise.catch(() => null);
       n += 1;
       for (const s of spans || []) {
         all.push({...s, worker: n, start: s.start - performance.timeOrigin, end: s.end === null ? null : s.end - performance.timeOrigin});

@@ -7,7 +7,7 @@
 
 /**
  * @typedef {"create" | "prompt" | "complete" | "append" | "measure" | "clone" | "abort" | "destroy" | "tokenize"
- *   | "embed" | "resources" | "live" | "ping"} RequestKind
+ *   | "embed" | "resources" | "timeline" | "live" | "ping"} RequestKind
  *   "embed" {assets, model, device, input: string[], options: {truncate?}} → {vectors: Float32Array (row after row),
  *   dimensions, prompt_tokens, device}: a sentence-embedding model's vectors (llm.embeddings, embeddings.js)
  * @typedef {"return" | "throw" | "chunk" | "progress" | "event" | "live" | "pong" | "fatal"} ReplyKind
