@@ -290,7 +290,7 @@ export function downloadProgress(monitor, aborted = () => false) {
 /**
  * window.llm over the runtime in `base`.
  * @param {string} base the folder that holds worker.mjs, pyodide/, ort/, wheels/ (and the default model under models/)
- * @param {{model?: string, device?: string}} [defaults] data-model (relative to the page) and data-device
+ * @param {{model?: string, device?: string, snapshot?: boolean}} [defaults] data-model (relative to the page) and data-device
  * @param {Backend} [backend]
  * @returns {LLM}
  */
@@ -304,7 +304,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   // topK and temperature only there (index.bs: "Only available in extension and experimental contexts").
   const EXTENSION = Boolean(/** @type {any} */ (globalThis).chrome?.runtime?.id);
   const CACHE = "nomoat-models"; // the Cache API storage the worker keeps model files in
-  const assets = assetsAt(base);
+  const assets = {...assetsAt(base), snapshot: defaults.snapshot === true}; // Python from a memory snapshot (opt-in)
 
   // One transport (worker) per requested device; each boots Pyodide once and serves many sessions.
   /** @type {Map<string, Transport>} */
