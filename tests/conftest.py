@@ -4,10 +4,12 @@ and the tiny random model (made fresh per test session)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from offline import TRAP
+from overrun import Watchdog
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -78,3 +80,26 @@ def pytest_collection_modifyitems(items):
     """Browser tests run last: from its first use, Playwright's sync API keeps an asyncio event loop
     running in this thread, and asyncio.run() in any later test would fail."""
     items.sort(key=lambda item: "playwright" in getattr(item, "fixturenames", ()))
+
+
+WATCHDOG: Watchdog | None = None
+
+
+def pytest_configure(config):
+    global WATCHDOG
+
+    def say(text: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    WATCHDOG = Watchdog(say)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """No test holds the run: past overrun.LIMIT_S it is reported and its pages closed (overrun.py)."""
+    WATCHDOG.arm(item.nodeid)
+    yield
+    WATCHDOG.disarm()

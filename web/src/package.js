@@ -22,6 +22,7 @@ export const VERIFIED = "x-nomoat-sha256";
 const MANIFEST = "nomoat.json";
 const PUT_CHUNK = 1 << 20; // bytes a streamed file is cached per chunk
 const POUR_CHUNK = 1 << 20; // bytes a streamed file is read per chunk (byte streams)
+const STALL_MS = 30000; // a streamed file's source that sends nothing for this long has stopped (pour)
 
 /**
  * A file's entry in nomoat.json.
@@ -80,17 +81,20 @@ async function fetchBytes(fetch, url, onBytes) {
 }
 
 /**
- * Pours a stream into `view` (exactly the file's size), hashing each chunk as it arrives; true if
- * it held exactly info.size bytes with info.sha256. A longer stream is cancelled at the first byte
- * too many; a stream that fails midway is false. onBytes(n) after each chunk. A byte stream (what
- * fetch and the Cache API answer in Chromium) is read into one reused 1 MiB buffer (a BYOB reader),
- * so the download leaves no garbage chunks behind to be collected; other streams chunk by chunk.
+ * Pours a stream into `view` (exactly the file's size), hashing each chunk as it arrives: "ok" if
+ * it held exactly info.size bytes with info.sha256, "bad" if not (a longer stream is cancelled at
+ * the first byte too many; a stream that fails midway is "bad" too), "stalled" if no byte came for
+ * stallMs (the stream is cancelled). onBytes(n) after each chunk. A byte stream (what fetch and the
+ * Cache API answer in Chromium) is read into one reused 1 MiB buffer (a BYOB reader), so the
+ * download leaves no garbage chunks behind to be collected; other streams chunk by chunk.
  * @param {ReadableStream<Uint8Array>} body
  * @param {Uint8Array} view
  * @param {FileInfo} info
  * @param {(n: number) => void} onBytes
+ * @param {number} stallMs
+ * @returns {Promise<"ok" | "bad" | "stalled">}
  */
-async function pour(body, view, info, onBytes) {
+async function pour(body, view, info, onBytes, stallMs) {
   /** @type {Uint8Array<ArrayBuffer> | null} */
   let buf = null;
   /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>} */
@@ -103,14 +107,24 @@ async function pour(body, view, info, onBytes) {
   }
   const hash = new Sha256();
   let n = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const STALLED = Symbol("stalled");
   try {
     for (;;) {
-      const {done, value} = buf ? await /** @type {ReadableStreamBYOBReader} */ (reader).read(buf)
-        : await /** @type {ReadableStreamDefaultReader<Uint8Array>} */ (reader).read();
+      const read = buf ? /** @type {ReadableStreamBYOBReader} */ (reader).read(buf)
+        : /** @type {ReadableStreamDefaultReader<Uint8Array>} */ (reader).read();
+      const got = await Promise.race([read, new Promise((resolve) => { timer = setTimeout(resolve, stallMs, STALLED); })]);
+      clearTimeout(timer);
+      if (got === STALLED) {
+        reader.cancel().catch(() => {});
+        return "stalled";
+      }
+      const {done, value} = /** @type {ReadableStreamReadResult<Uint8Array>} */ (got);
       if (done || !value) break;
       if (n + value.byteLength > view.byteLength) {
         reader.cancel().catch(() => {});
-        return false;
+        return "bad";
       }
       hash.update(value);
       view.set(value, n);
@@ -119,9 +133,11 @@ async function pour(body, view, info, onBytes) {
       onBytes(n);
     }
   } catch (e) {
-    return false; // the network went, or a cached body could not be read (evicted meanwhile)
+    return "bad"; // the network went, or a cached body could not be read (evicted meanwhile)
+  } finally {
+    clearTimeout(timer);
   }
-  return n === info.size && hash.hex() === info.sha256;
+  return n === info.size && hash.hex() === info.sha256 ? "ok" : "bad";
 }
 
 /** @param {Uint8Array<ArrayBuffer>} bytes */
@@ -447,11 +463,14 @@ export class ModelPackage {
   /**
    * The package at `url` (absolute, ending in "/" or not): its manifest, from the network, else
    * (offline, the server gone) the cached copy. io: the worker's fetch, caches and Web Locks
-   * (navigator.locks) by default; stand-ins in tests (locks null: no coordination).
+   * (navigator.locks) by default; stand-ins in tests (locks null: no coordination). stallMs: how long
+   * the streamed file's source may send nothing before it is given up (the cache's copy for the
+   * network's; the network's after one retry, a NetworkError).
    * @param {string} url
-   * @param {{fetch?: Fetch, caches?: CacheStorage, locks?: LockManager | null}} [io]
+   * @param {{fetch?: Fetch, caches?: CacheStorage, locks?: LockManager | null, stallMs?: number}} [io]
    */
-  static async open(url, {fetch = globalThis.fetch, caches = globalThis.caches, locks = globalThis.navigator?.locks ?? null} = {}) {
+  static async open(url, {fetch = globalThis.fetch, caches = globalThis.caches, locks = globalThis.navigator?.locks ?? null,
+    stallMs = STALL_MS} = {}) {
     const base = url.endsWith("/") ? url : url + "/";
     // Cache only web origins: the Cache API refuses e.g. chrome-extension:// URLs (files that are
     // already local anyway).
@@ -472,7 +491,7 @@ export class ModelPackage {
     }
     const problem = manifestProblem(manifest);
     if (problem) throw named("DataError", `${at} is not a model manifest (${problem}); ${FIX}.`);
-    return new ModelPackage(base, manifest, bytes, fetch, cache, locks);
+    return new ModelPackage(base, manifest, bytes, fetch, cache, locks, stallMs);
   }
 
   /**
@@ -482,14 +501,16 @@ export class ModelPackage {
    * @param {Fetch} fetch
    * @param {Cache | null} cache
    * @param {LockManager | null} [locks]
+   * @param {number} [stallMs]
    */
-  constructor(base, manifest, manifestBytes, fetch, cache, locks = null) {
+  constructor(base, manifest, manifestBytes, fetch, cache, locks = null, stallMs = STALL_MS) {
     this.base = base;
     this.manifest = manifest;
     this.manifestBytes = manifestBytes;
     this.fetch = fetch;
     this.cache = cache;
     this.locks = locks;
+    this.stallMs = stallMs; // a streamed file that sends no byte for this long is given up (pour)
   }
 
   /** What the package holds: "llm" (a chat or base model; no "kind" in older manifests) or "embedding". */
@@ -670,17 +691,27 @@ export class ModelPackage {
       // Hashed even when nomoat wrote it (VERIFIED): unhashed, Chromium 150's BYOB reads of a cached body
       // stalled for good in a warm start (bench_start.py, 2 of 2 runs), and the pour is off the critical
       // path there anyway (it overlaps Python's boot from its snapshot: 2.0 s to the first token either way).
-      if (hit?.body && await pour(hit.body, view, info, report(name, true))) return true;
-      if (hit) await store.drop(name); // a truncated, corrupt or unreadable entry
+      // A read that still stalls (no byte for stallMs) gives up the entry for the network's copy.
+      const verdict = hit?.body ? await pour(hit.body, view, info, report(name, true), this.stallMs) : "bad";
+      if (verdict === "ok") return true;
+      if (verdict === "stalled") console.warn(`${url}: the cached copy stopped coming (${this.stallMs / 1000} s); downloading it again.`);
+      if (hit) await store.drop(name); // a truncated, corrupt, unreadable or stalled entry
     }
     await store.incomplete();
+    let stalled = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       const onBytes = report(name, false);
-      if (await pour(await fetchBody(this.fetch, url), view, info, onBytes)) {
+      const verdict = await pour(await fetchBody(this.fetch, url), view, info, onBytes, this.stallMs);
+      if (verdict === "ok") {
         await store.putView(name, view, info.sha256);
         return false;
       }
+      if (verdict === "stalled") stalled++;
       onBytes(0);
+    }
+    if (stalled === 2) {
+      throw named("NetworkError", `The server stopped sending ${url} (no data for ${this.stallMs / 1000} s, twice). ` +
+        "Check the connection and that the server is still running, then try again.");
     }
     throw mismatch(url, info);
   }

@@ -151,7 +151,10 @@ export class WasmEncoder {
         ln1: ln("attention.output.LayerNorm"), up: linear(`${p}.intermediate.dense`, c.H, c.I),
         down: linear(`${p}.output.dense`, c.I, c.H), ln2: ln("output.LayerNorm")});
     }
-    if (threads > 1) e.pool = await Helper.start(module, memory, e.heap);
+    if (threads > 1) {
+      e.pool = await Helper.startOrWarn(module, memory, e.heap);
+      if (!e.pool) e.threads = 1;
+    }
     return e;
   }
 

@@ -22,13 +22,14 @@ import {BlockKVState} from "./engine.js";
 import {named} from "./errors.js";
 import {badFile as bad, isObject, modelShape, ropeInvFreqs, show} from "./package.js";
 import {Sampler} from "./sampler.js";
-import {begin, heldMemory, span} from "./timeline.js";
+import {begin, heldMemory} from "./timeline.js";
 
 /** @typedef {import("./engine.js").SamplingParams} SamplingParams */
 /** @typedef {import("./engine.js").Engine} Engine */
 
 const CHUNK = 64; // prefill tokens per pass through the layers
 const PAGE = 65536;
+const HELPER_START_MS = 30000; // a helper thread that has not started by then never will (Helper.start)
 
 /**
  * The compiled decoder: nomoat-decoder.wasm (1 thread) or nomoat-decoder-mt.wasm (shared memory),
@@ -441,7 +442,12 @@ export class WasmEngine {
       gu: heap.alloc(T * 2 * c.I * 4), act: heap.alloc(T * c.I * 4),
       partA: heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: heap.alloc(T * c.nq * (c.hd + 4) * 4)};
     if (int8) e.int8Kernels(T * K);
-    if (threads > 1) e.pool = await span("wasm.thread", () => Helper.start(module, memory, heap));
+    if (threads > 1) {
+      const started = begin("wasm.thread");
+      e.pool = await Helper.startOrWarn(module, memory, heap);
+      if (!e.pool) e.threads = 1;
+      started({started: Boolean(e.pool)});
+    }
     return e;
   }
   /**
@@ -770,17 +776,41 @@ export class Helper {
    * @param {WebAssembly.Memory} memory shared
    * @param {Heap} heap
    */
-  static async start(module, memory, heap) {
+  static async start(module, memory, heap, startMs = HELPER_START_MS) {
     const ctrl = heap.alloc(128);
     const h = new Helper(new Int32Array(memory.buffer, ctrl, 32),
       new Worker(new URL("wasm_thread.mjs", import.meta.url), {type: "module"}));
     h.c.fill(0);
-    await new Promise((resolve, reject) => {
-      h.worker.onmessage = () => resolve(null);
-      h.worker.onerror = (ev) => reject(new Error(`nomoat's wasm helper thread failed to start: ${ev.message || "script error"}`));
-      h.worker.postMessage({module, memory, ctrl});
-    });
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer;
+    try {
+      await new Promise((resolve, reject) => {
+        const fail = (/** @type {string} */ why) => reject(new Error(`nomoat's wasm helper thread failed to start: ${why}`));
+        h.worker.onmessage = (ev) => ev.data?.error ? fail(ev.data.error) : resolve(null);
+        h.worker.onerror = (ev) => fail(ev.message || "script error");
+        timer = setTimeout(() => fail(`no answer in ${startMs / 1000} s`), startMs);
+        h.worker.postMessage({module, memory, ctrl});
+      });
+    } catch (e) {
+      h.worker.terminate();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
     return h;
+  }
+  /**
+   * A started helper, or null (with a console warning) when it could not start: the caller then
+   * runs on one thread, with the same answers (no kernel's summation order depends on the split).
+   * @param {WebAssembly.Module} module @param {WebAssembly.Memory} memory @param {Heap} heap
+   */
+  static async startOrWarn(module, memory, heap) {
+    try {
+      return await Helper.start(module, memory, heap);
+    } catch (err) {
+      console.warn(`${/** @type {Error} */ (err).message}; running on one thread.`);
+      return null;
+    }
   }
   /** @param {Int32Array} c the control block (wasm_thread.mjs) @param {Worker} worker */
   constructor(c, worker) {

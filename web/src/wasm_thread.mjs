@@ -10,9 +10,16 @@ const SEQ = 0, DONE = 1, OP = 2, ARGS = 3, HOT = 30, ERR = 31;
 
 /** @param {MessageEvent<{module: WebAssembly.Module, memory: WebAssembly.Memory, ctrl: number}>} ev */
 self.onmessage = async ({data: {module, memory, ctrl}}) => {
-  const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
-    throw new Error("nomoat's wasm decoder aborted");
-  }}})).exports);
+  /** @type {Record<string, any>} */
+  let k;
+  try {
+    k = (await WebAssembly.instantiate(module, {env: {memory, abort() {
+      throw new Error("nomoat's wasm decoder aborted");
+    }}})).exports;
+  } catch (e) { // (a rejection here would reach no one: the engine would wait for "ready" for ever)
+    self.postMessage({error: String(e)});
+    return;
+  }
   const c = new Int32Array(memory.buffer, ctrl, 32), names = Object.keys(k);
   let last = Atomics.load(c, SEQ); // before "ready": the first job may be posted right after it
   self.postMessage("ready");

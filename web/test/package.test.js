@@ -22,6 +22,16 @@ const BASE = "http://models.test/tiny/";
  * @param {Record<string, Uint8Array>} files
  * @param {Record<string, Uint8Array>} [serve]
  */
+/** A response whose body sends 10 bytes of `b`, then nothing, for ever. @param {Uint8Array} b */
+function stalling(b) {
+  let sent = false;
+  return new Response(new ReadableStream({pull(c) {
+    if (!sent) c.enqueue(b.slice(0, 10));
+    sent = true;
+    return new Promise(() => {});
+  }}));
+}
+
 function server(files, serve = {}) {
   return fakeServer(BASE, {...files, "nomoat.json": manifestOf(files), ...serve}, 7);
 }
@@ -45,6 +55,8 @@ class FakeCaches {
     this.unreadable = new Set();
     /** @type {Set<string>} entries whose body fails after its first chunk */
     this.failing = new Set();
+    /** @type {Set<string>} entries whose body sends its first chunk, then nothing, for ever */
+    this.stalling = new Set();
     /** @type {string[]} */
     this.opened = [];
   }
@@ -56,6 +68,7 @@ class FakeCaches {
       async match(/** @type {string} */ url) {
         const b = self.entries.get(url);
         if (b && self.unreadable.has(url)) return {arrayBuffer: async () => { throw new DOMException("gone", "NotReadableError"); }};
+        if (b && self.stalling.has(url)) return stalling(b);
         if (b && self.failing.has(url)) {
           let sent = false;
           return new Response(new ReadableStream({pull(c) {
@@ -352,6 +365,40 @@ test("stream: a corrupt, truncated, too long or unreadable cached copy is poured
     assert.equal(hits[DATA], 2, harm);
     assert.deepEqual(caches.entries.get(url), good, harm);
     assert.ok(caches.entries.has(BASE + "nomoat.json"), harm);
+  }
+});
+
+test("stream: a source that stops sending is given up after stallMs: the cache's copy for the network's, the network's after one retry (NetworkError)", async () => {
+  const url = BASE + DATA, good = FILES[DATA];
+  { // a cached copy that stalls midway: poured again from the network, the entry replaced
+    const {fetch, hits} = server(FILES), caches = new FakeCaches();
+    const io = {fetch, caches: /** @type {any} */ (caches), stallMs: 30};
+    await streamLoad(await ModelPackage.open(BASE, io));
+    caches.stalling.add(url);
+    const {view} = await streamLoad(await ModelPackage.open(BASE, io));
+    caches.stalling.clear();
+    assert.deepEqual(new Uint8Array(view), good);
+    assert.equal(hits[DATA], 2);
+    assert.deepEqual(caches.entries.get(url), good);
+    assert.ok(caches.entries.has(BASE + "nomoat.json"));
+  }
+  { // the server stalls once: the retry gets it
+    const {fetch, hits} = server(FILES), caches = new FakeCaches();
+    let stalls = 1;
+    const flaky = /** @type {import("../src/package.js").Fetch} */ (async (u, init) => {
+      if (u === url && stalls-- > 0) { hits[DATA] = (hits[DATA] || 0) + 1; return stalling(good); }
+      return fetch(u, init);
+    });
+    const {view} = await streamLoad(await ModelPackage.open(BASE, {fetch: flaky, caches: /** @type {any} */ (caches), stallMs: 30}));
+    assert.deepEqual(new Uint8Array(view), good);
+    assert.equal(hits[DATA], 2);
+  }
+  { // the server stalls every time: a NetworkError that says so, not a corrupt file; nothing complete cached
+    const {fetch} = server(FILES), caches = new FakeCaches();
+    const dead = /** @type {import("../src/package.js").Fetch} */ (async (u, init) => u === url ? stalling(good) : fetch(u, init));
+    const pkg = await ModelPackage.open(BASE, {fetch: dead, caches: /** @type {any} */ (caches), stallMs: 30});
+    await assert.rejects(streamLoad(pkg), {name: "NetworkError", message: /server stopped sending .*model_q4\.onnx_data \(no data for 0\.03 s, twice\)/});
+    assert.ok(!caches.entries.has(url) && !caches.entries.has(BASE + "nomoat.json"));
   }
 });
 

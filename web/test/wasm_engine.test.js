@@ -8,7 +8,7 @@ import fs from "node:fs";
 import {test} from "node:test";
 
 import {Sampler} from "../src/sampler.js";
-import {hasRelaxedSimd, INT8_AUTO_BYTES, useInt8, WasmEngine} from "../src/wasm_engine.mjs";
+import {hasRelaxedSimd, Heap, Helper, INT8_AUTO_BYTES, useInt8, WasmEngine} from "../src/wasm_engine.mjs";
 import {TinyPackage} from "./tiny_package.js";
 
 const DIST = new URL("../dist/", import.meta.url);
@@ -165,3 +165,49 @@ test("kernels: int16 unless relaxed SIMD answers right; bad values are clear err
       {name: "NotSupportedError", message: /relaxed SIMD/});
   }
 });
+
+/** A Worker stand-in for the helper thread that never answers, or answers as wasm_thread.mjs does when it fails. */
+class HelperStandIn {
+  static answer = /** @type {unknown} */ (null);
+  static made = /** @type {HelperStandIn[]} */ ([]);
+  constructor() {
+    /** @type {((ev: {data: unknown}) => void) | null} */
+    this.onmessage = null;
+    /** @type {((ev: {message: string}) => void) | null} */
+    this.onerror = null;
+    this.terminated = false;
+    HelperStandIn.made.push(this);
+  }
+  postMessage() {
+    const answer = HelperStandIn.answer;
+    if (answer) setTimeout(() => this.onmessage?.({data: answer}), 0);
+  }
+  terminate() {
+    this.terminated = true;
+  }
+}
+
+test("a helper thread that fails or never starts: a clear error, the worker ended; the engine runs on one thread, same logits",
+  {skip}, async () => {
+    const saved = globalThis.Worker;
+    globalThis.Worker = /** @type {any} */ (HelperStandIn);
+    const memory = new WebAssembly.Memory({initial: 1, maximum: 16, shared: true});
+    try {
+      HelperStandIn.answer = null; // silent: the start gives up after startMs instead of waiting for ever
+      await assert.rejects(Helper.start(/** @type {any} */ (null), memory, new Heap(memory, 1024), 50),
+        /helper thread failed to start: no answer in 0.05 s/);
+      assert.ok(HelperStandIn.made.at(-1)?.terminated);
+      HelperStandIn.answer = {error: "CompileError: out of memory"}; // wasm_thread.mjs's answer when instantiate fails
+      await assert.rejects(Helper.start(/** @type {any} */ (null), memory, new Heap(memory, 1024)),
+        /helper thread failed to start: CompileError: out of memory/);
+      const two = await WasmEngine.create({...tinyModel(1), threads: 2, decoder: DIST});
+      assert.equal(two.threads, 1);
+      assert.equal(two.pool, null);
+      const one = await engine(), tokens = ids(70, 2);
+      assert.deepEqual(await two.logits(two.newState(), 0, tokens), await one.logits(one.newState(), 0, tokens));
+      two.dispose();
+      one.dispose();
+    } finally {
+      globalThis.Worker = saved;
+    }
+  });
