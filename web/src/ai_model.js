@@ -356,15 +356,11 @@ export class AIModel {
    */
   _aggregate(options, what, make) {
     try {
-      fullyActive();
-      const o = dictionary(options, what);
-      const signal = this._signal(o);
-      if (signal.aborted) return Promise.reject(abortReason(signal));
+      const signal = this._begin(options, what);
       const prompt = make();
       if (typeof prompt === "string") return Promise.resolve(prompt);
       let text = "";
-      const aborted = new Promise((_, reject) => signal.addEventListener("abort", () => reject(abortReason(signal)), {once: true}));
-      return Promise.race([aborted, this._run(prompt, signal, (piece) => { text += piece; }).then(() => text)]);
+      return Promise.race([rejectOnAbort(signal), this._run(prompt, signal, (piece) => { text += piece; }).then(() => text)]);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -377,10 +373,7 @@ export class AIModel {
    * @returns {ReadableStream<string>}
    */
   _stream(options, what, make) {
-    fullyActive();
-    const o = dictionary(options, what);
-    const outer = this._signal(o);
-    if (outer.aborted) throw abortReason(outer);
+    const outer = this._begin(options, what);
     const prompt = make();
     const cancel = new AbortController();
     const signal = AbortSignal.any([outer, cancel.signal]);
@@ -418,19 +411,31 @@ export class AIModel {
    */
   _measure(options, what, make) {
     try {
-      fullyActive();
-      const o = dictionary(options, what);
-      const signal = this._signal(o);
-      if (signal.aborted) return Promise.reject(abortReason(signal));
+      const signal = this._begin(options, what);
       const prompt = make();
       if (typeof prompt === "string" || !this._session) return Promise.resolve(0);
-      const session = this._session;
-      const aborted = new Promise((_, reject) => signal.addEventListener("abort", () => reject(abortReason(signal)), {once: true}));
-      return Promise.race([aborted, session.measureContextUsage(prompt.input, {signal})]);
+      return Promise.race([rejectOnAbort(signal), this._session.measureContextUsage(prompt.input, {signal})]);
     } catch (e) {
       return Promise.reject(e);
     }
   }
+  /**
+   * The steps each call above starts with: the document is fully active, the options are a
+   * dictionary, and the call's signal (joined with the object's) is not aborted yet; throws otherwise.
+   * (internal)
+   * @param {unknown} options @param {string} what @returns {AbortSignal}
+   */
+  _begin(options, what) {
+    fullyActive();
+    const signal = this._signal(dictionary(options, what));
+    if (signal.aborted) throw abortReason(signal);
+    return signal;
+  }
+}
+
+/** A promise that rejects with the signal's reason when it aborts (never settles otherwise). @param {AbortSignal} signal */
+function rejectOnAbort(signal) {
+  return new Promise((_, reject) => signal.addEventListener("abort", () => reject(abortReason(signal)), {once: true}));
 }
 
 /**

@@ -221,31 +221,34 @@ export function createWritingAssistance(host) {
    * @param {TaskDescription} task
    * @param {new (s: symbol, session: any, task: TaskDescription, v: ReturnType<typeof validate>) => WritingAssistant} Class
    */
-  const statics = (task, Class) => ({
-    /** @param {unknown} options @returns {Promise<Availability>} */
-    availability(options) {
-      try {
-        fullyActive();
-        const v = validate(task, options);
-        const out = v.outputLanguage === undefined ? [] : [v.outputLanguage];
-        return modelAvailability(host, v.choice, [v.expectedInputLanguages, v.expectedContextLanguages, out]);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-    },
-    /** @param {unknown} options */
-    async create(options) {
+  const statics = (task, Class) => {
+    /** The checked options, and the availability they give (its language lists: input, context, output). @param {unknown} options */
+    const check = (options) => {
       fullyActive();
       const v = validate(task, options);
       const out = v.outputLanguage === undefined ? [] : [v.outputLanguage];
-      return createModelObject(v.o, () => modelAvailability(host, v.choice, [v.expectedInputLanguages, v.expectedContextLanguages, out]),
-        async (forward, signal) => {
+      return {v, out, available: () => modelAvailability(host, v.choice, [v.expectedInputLanguages, v.expectedContextLanguages, out])};
+    };
+    return {
+      /** @param {unknown} options @returns {Promise<Availability>} */
+      availability(options) {
+        try {
+          return check(options).available();
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      },
+      /** @param {unknown} options */
+      async create(options) {
+        const {v, out, available} = check(options);
+        return createModelObject(v.o, available, async (forward, signal) => {
           if (out.length) v.outputLanguage = out[0]; // its best fit
           const session = await host.create({...v.choice, signal, monitor: forward, samplingMode: "most-predictable"});
           return new Class(SECRET, session, task, v);
         });
-    },
-  });
+      },
+    };
+  };
 
   class Summarizer extends WritingAssistant {
     /** @param {symbol} secret @param {any} session @param {TaskDescription} task @param {ReturnType<typeof validate>} v */
