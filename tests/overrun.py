@@ -3,9 +3,9 @@ until CI's own limit ends it with nothing said.
 
 Playwright's sync API waits without a limit in page.evaluate(); a promise that never settles in a
 page would hold the whole suite. When a test (its fixtures included) runs past LIMIT_S, this
-watchdog thread reports, for every open page: its URL, its visible text (and its iframes'), the
-Web Locks held and waited for, llm.timeline() (the
-worker's start-up spans, or "no answer" when the worker's thread is busy or blocked), and whether
+watchdog thread reports, for every open page and each of its iframes: the URL, the visible text,
+the Web Locks held and waited for, llm.timeline()'s open and last spans (the worker's start-up
+stages, or "no answer" when the worker's thread is busy or blocked), and whether
 each worker still runs JavaScript at all. Python's own stacks follow. Then it closes those pages,
 so that the stuck call raises in the test (which fails) and the run goes on to the next one.
 
@@ -30,15 +30,13 @@ ASK_S = 10  # each question to a page or worker
 PAGE_STATE = """async () => {
   const t = (p) => Promise.race([p, new Promise((r) => setTimeout(() => r("no answer in 5 s"), 5000))]);
   const llm = /** @type {any} */ (window).llm;
-  const frames = [...document.querySelectorAll("iframe")].map((f) => {
-    try { return {src: f.src, text: (f.contentDocument?.body?.innerText || "").slice(-300)}; }
-    catch (e) { return {src: f.src}; }
-  });
+  const spans = llm?.timeline ? await t(llm.timeline().catch((e) => "error: " + e)) : "no llm.timeline";
   return {
     text: (document.body?.innerText || "").slice(-600),
-    frames,
+    iframes: document.querySelectorAll("iframe").length,
     locks: navigator.locks ? await t(navigator.locks.query()) : "no Web Locks",
-    timeline: llm?.timeline ? await t(llm.timeline().catch((e) => "error: " + e)) : "no llm.timeline",
+    open: Array.isArray(spans) ? spans.filter((s) => s.end === null) : spans,
+    last: Array.isArray(spans) ? spans.slice(-6) : [],
   };
 }"""
 
@@ -64,8 +62,9 @@ def report_and_unblock(nodeid: str) -> str:
     out.write(f"\n=== watchdog: {nodeid} ran past {LIMIT_S:.0f} s ===\n")
     pages = _open_pages()
     for page in pages:
-        out.write(f"--- page {page.url}\n")
-        out.write(json.dumps(_ask(page, PAGE_STATE), indent=1, default=str)[:6000] + "\n")
+        for frame in page.frames:  # the page, then its iframes (each may have an llm of its own)
+            out.write(f"--- {'page' if frame == page.main_frame else 'iframe'} {frame.url}\n")
+            out.write(json.dumps(_ask(frame, PAGE_STATE), default=str)[:4000] + "\n")
         for w in page.workers:
             alive = _ask(w, "() => 'runs JavaScript'")
             out.write(f"    worker {w.url}: {alive}\n")
