@@ -84,26 +84,28 @@ async function fetchBytes(fetch, url, onBytes) {
  * Pours a stream into `view` (exactly the file's size), hashing each chunk as it arrives: "ok" if
  * it held exactly info.size bytes with info.sha256, "bad" if not (a longer stream is cancelled at
  * the first byte too many; a stream that fails midway is "bad" too), "stalled" if no byte came for
- * stallMs (the stream is cancelled). onBytes(n) after each chunk. A byte stream (what fetch and the
- * Cache API answer in Chromium) is read into one reused 1 MiB buffer (a BYOB reader), so the
- * download leaves no garbage chunks behind to be collected; other streams chunk by chunk.
+ * stallMs (the stream is cancelled). onBytes(n) after each chunk. With `byob`, a byte stream (what
+ * fetch answers in Chromium) is read into one reused 1 MiB buffer (a BYOB reader), so the download
+ * leaves no garbage chunks behind to be collected; otherwise (and for other streams) chunk by chunk.
  * @param {ReadableStream<Uint8Array>} body
  * @param {Uint8Array} view
  * @param {FileInfo} info
  * @param {(n: number) => void} onBytes
  * @param {number} stallMs
+ * @param {boolean} byob
  * @returns {Promise<"ok" | "bad" | "stalled">}
  */
-async function pour(body, view, info, onBytes, stallMs) {
+async function pour(body, view, info, onBytes, stallMs, byob) {
   /** @type {Uint8Array<ArrayBuffer> | null} */
   let buf = null;
   /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>} */
   let reader;
   try {
+    if (!byob) throw new TypeError("chunk by chunk");
     reader = body.getReader({mode: "byob"});
     buf = new Uint8Array(POUR_CHUNK);
   } catch (e) {
-    reader = body.getReader(); // not a byte stream
+    reader = body.getReader(); // not a byte stream, or not asked for
   }
   const hash = new Sha256();
   let n = 0;
@@ -688,11 +690,12 @@ export class ModelPackage {
       } catch (e) {
         hit = null;
       }
-      // Hashed even when nomoat wrote it (VERIFIED): unhashed, Chromium 150's BYOB reads of a cached body
-      // stalled for good in a warm start (bench_start.py, 2 of 2 runs), and the pour is off the critical
-      // path there anyway (it overlaps Python's boot from its snapshot: 2.0 s to the first token either way).
-      // A read that still stalls (no byte for stallMs) gives up the entry for the network's copy.
-      const verdict = hit?.body ? await pour(hit.body, view, info, report(name, true), this.stallMs) : "bad";
+      // Read chunk by chunk, not into a BYOB buffer, and hashed even when nomoat wrote it (VERIFIED):
+      // Chromium's BYOB reads of a cached body stalled for good in warm starts (bench_start.py: 2 of 2
+      // runs unhashed; rarer hashed, in test runs), and the pour is off the critical path there anyway
+      // (it overlaps Python's boot). A read that still stalls (no byte for stallMs) gives up the entry
+      // for the network's copy.
+      const verdict = hit?.body ? await pour(hit.body, view, info, report(name, true), this.stallMs, false) : "bad";
       if (verdict === "ok") return true;
       if (verdict === "stalled") console.warn(`${url}: the cached copy stopped coming (${this.stallMs / 1000} s); downloading it again.`);
       if (hit) await store.drop(name); // a truncated, corrupt, unreadable or stalled entry
@@ -701,7 +704,7 @@ export class ModelPackage {
     let stalled = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       const onBytes = report(name, false);
-      const verdict = await pour(await fetchBody(this.fetch, url), view, info, onBytes, this.stallMs);
+      const verdict = await pour(await fetchBody(this.fetch, url), view, info, onBytes, this.stallMs, true);
       if (verdict === "ok") {
         await store.putView(name, view, info.sha256);
         return false;
