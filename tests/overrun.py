@@ -57,7 +57,7 @@ def _open_pages() -> list:
 
 
 def report_and_unblock(nodeid: str) -> str:
-    """The report (also what the failing test shows); the pages closed after it."""
+    """The report of where the test stood; the pages are closed after it is taken."""
     out = io.StringIO()
     out.write(f"\n=== watchdog: {nodeid} ran past {LIMIT_S:.0f} s ===\n")
     pages = _open_pages()

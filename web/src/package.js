@@ -98,15 +98,17 @@ async function fetchBytes(fetch, url, onBytes) {
 async function pour(body, view, info, onBytes, stallMs, byob) {
   /** @type {Uint8Array<ArrayBuffer> | null} */
   let buf = null;
-  /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>} */
-  let reader;
-  try {
-    if (!byob) throw new TypeError("chunk by chunk");
-    reader = body.getReader({mode: "byob"});
-    buf = new Uint8Array(POUR_CHUNK);
-  } catch (e) {
-    reader = body.getReader(); // not a byte stream, or not asked for
+  /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array> | null} */
+  let reader = null;
+  if (byob) {
+    try {
+      reader = body.getReader({mode: "byob"});
+      buf = new Uint8Array(POUR_CHUNK);
+    } catch (e) {
+      // not a byte stream: chunk by chunk
+    }
   }
+  reader ??= body.getReader();
   const hash = new Sha256();
   let n = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */

@@ -22,6 +22,10 @@ const BASE = "http://models.test/tiny/";
  * @param {Record<string, Uint8Array>} files
  * @param {Record<string, Uint8Array>} [serve]
  */
+function server(files, serve = {}) {
+  return fakeServer(BASE, {...files, "nomoat.json": manifestOf(files), ...serve}, 7);
+}
+
 /** A response whose body sends 10 bytes of `b`, then nothing, for ever. @param {Uint8Array} b */
 function stalling(b) {
   let sent = false;
@@ -30,10 +34,6 @@ function stalling(b) {
     sent = true;
     return new Promise(() => {});
   }}));
-}
-
-function server(files, serve = {}) {
-  return fakeServer(BASE, {...files, "nomoat.json": manifestOf(files), ...serve}, 7);
 }
 
 /**
