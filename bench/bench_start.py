@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 PAGE = "/bench-start.html"
 BLANK = "/bench-blank.html"
 HTML = """<!doctype html><meta charset="utf-8"><title>nomoat start</title>
-<script src="/nomoat.js" data-snapshot="true"></script>
+<script src="/nomoat.js"></script>
 <script>
 window.result = (async () => {
   const marks = {script: performance.now()};

@@ -290,7 +290,8 @@ export function downloadProgress(monitor, aborted = () => false) {
 /**
  * window.llm over the runtime in `base`.
  * @param {string} base the folder that holds worker.mjs, pyodide/, ort/, wheels/ (and the default model under models/)
- * @param {{model?: string, device?: string, snapshot?: boolean}} [defaults] data-model (relative to the page) and data-device
+ * @param {{model?: string, device?: string, snapshot?: boolean}} [defaults] data-model (relative to the page), data-device,
+ *   and snapshot: false to boot Python plainly (data-snapshot="false"; default: from a saved memory snapshot)
  * @param {Backend} [backend]
  * @returns {LLM}
  */
@@ -304,7 +305,7 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
   // topK and temperature only there (index.bs: "Only available in extension and experimental contexts").
   const EXTENSION = Boolean(/** @type {any} */ (globalThis).chrome?.runtime?.id);
   const CACHE = "nomoat-models"; // the Cache API storage the worker keeps model files in
-  const assets = {...assetsAt(base), snapshot: defaults.snapshot === true}; // Python from a memory snapshot (opt-in)
+  const assets = {...assetsAt(base), snapshot: defaults.snapshot !== false}; // Python from a memory snapshot (opt-out)
 
   // One transport (worker) per requested device; each boots Pyodide once and serves many sessions.
   /** @type {Map<string, Transport>} */

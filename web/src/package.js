@@ -3,8 +3,8 @@
 // its size and sha256. Files come from the Cache API storage "nomoat-models" (one entry per file
 // URL) or the network, with progress, and every file is checked against the manifest before it is
 // used, whether it came from the cache or the network: its sha256 is computed, except for a file
-// read whole from a cache entry nomoat itself wrote after checking it (the VERIFIED header), whose
-// size alone is checked again. fetch and caches are passed in (the
+// from a cache entry nomoat itself wrote after checking it (the VERIFIED header), whose size alone
+// is checked again. fetch and caches are passed in (the
 // worker's own by default), so that this runs in Node with stand-ins.
 
 import {named} from "./errors.js";
@@ -14,7 +14,7 @@ import {begin} from "./timeline.js";
 export const CACHE_NAME = "nomoat-models";
 /**
  * The header of a cache entry nomoat wrote itself, once the bytes had matched the manifest: their
- * sha256. A file read whole (not streamed) from an entry whose header equals the manifest's sha256 is
+ * sha256. A file read from an entry whose header equals the manifest's sha256 (whole, or streamed) is
  * not hashed again (its size is still checked, and the storage's own checksums catch a body damaged on
  * disk); an entry without it (written by anything else, or before nomoat kept it) is hashed as before.
  */
@@ -82,9 +82,9 @@ async function fetchBytes(fetch, url, onBytes) {
 
 /**
  * Pours a stream into `view` (exactly the file's size), hashing each chunk as it arrives: "ok" if
- * it held exactly info.size bytes with info.sha256, "bad" if not (a longer stream is cancelled at
- * the first byte too many; a stream that fails midway is "bad" too), "stalled" if no byte came for
- * stallMs (the stream is cancelled). onBytes(n) after each chunk. With `byob`, a byte stream (what
+ * it held exactly info.size bytes with info.sha256 (with `hashed` false: exactly info.size bytes),
+ * "bad" if not (a longer stream is cancelled at the first byte too many; a stream that fails midway
+ * is "bad" too), "stalled" if no byte came for stallMs (the stream is cancelled). onBytes(n) after each chunk. With `byob`, a byte stream (what
  * fetch answers in Chromium) is read into one reused 1 MiB buffer (a BYOB reader), so the download
  * leaves no garbage chunks behind to be collected; otherwise (and for other streams) chunk by chunk.
  * @param {ReadableStream<Uint8Array>} body
@@ -93,9 +93,10 @@ async function fetchBytes(fetch, url, onBytes) {
  * @param {(n: number) => void} onBytes
  * @param {number} stallMs
  * @param {boolean} byob
+ * @param {boolean} [hashed]
  * @returns {Promise<"ok" | "bad" | "stalled">}
  */
-async function pour(body, view, info, onBytes, stallMs, byob) {
+async function pour(body, view, info, onBytes, stallMs, byob, hashed = true) {
   /** @type {Uint8Array<ArrayBuffer> | null} */
   let buf = null;
   /** @type {ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array> | null} */
@@ -109,7 +110,7 @@ async function pour(body, view, info, onBytes, stallMs, byob) {
     }
   }
   reader ??= body.getReader();
-  const hash = new Sha256();
+  const hash = hashed ? new Sha256() : null;
   let n = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
@@ -130,7 +131,7 @@ async function pour(body, view, info, onBytes, stallMs, byob) {
         reader.cancel().catch(() => {});
         return "bad";
       }
-      hash.update(value);
+      hash?.update(value);
       view.set(value, n);
       n += value.byteLength;
       if (buf) buf = new Uint8Array(/** @type {ArrayBuffer} */ (value.buffer)); // (the same memory, given back)
@@ -141,7 +142,7 @@ async function pour(body, view, info, onBytes, stallMs, byob) {
   } finally {
     clearTimeout(timer);
   }
-  return n === info.size && hash.hex() === info.sha256 ? "ok" : "bad";
+  return n === info.size && (!hash || hash.hex() === info.sha256) ? "ok" : "bad";
 }
 
 /** @param {Uint8Array<ArrayBuffer>} bytes */
@@ -556,7 +557,8 @@ export class ModelPackage {
    * returned as bytes but poured into place: once the other files are in, stream.consume(files,
    * write) runs, and write(view) fills `view` (a Uint8Array of exactly the file's size, e.g. a
    * region of wasm memory; a view of a SharedArrayBuffer too) chunk by chunk from the cache or the
-   * network, hashing the chunks as they arrive (sha256.js), so the file is never held whole in JS;
+   * network, hashing the chunks as they arrive (sha256.js; not a VERIFIED cache entry's), so the file
+   * is never held whole in JS;
    * it resolves once the bytes match the manifest and rejects otherwise (the same DataError as a
    * downloaded file; the view's bytes must then not be used). consume must call write once.
    *
@@ -567,10 +569,9 @@ export class ModelPackage {
    * looking complete, and the model still loads from the network bytes. Every cached file is
    * checked before use: one evicted, unreadable, truncated or corrupt is fetched again, never
    * returned. An entry nomoat put itself, only ever after its bytes matched the manifest, carries
-   * that sha256 (VERIFIED); a file returned as bytes whose entry's header equals the manifest's is not
-   * hashed again (its length is still checked, the storage's checksums catch damage on disk; any
-   * other entry, e.g. one a page put itself, is hashed). The streamed file is always hashed
-   * (pourInto). Two workers (tabs) loading the same model take turns under one Web Lock per model
+   * that sha256 (VERIFIED); a file whose entry's header equals the manifest's, returned as bytes or
+   * streamed, is not hashed again (its length is still checked, the storage's checksums catch damage
+   * on disk; any other entry, e.g. one a page put itself, is hashed). Two workers (tabs) loading the same model take turns under one Web Lock per model
    * URL, so the second finds the first's files in the cache instead of downloading them again.
    * @param {string[]} names
    * @param {(p: Progress) => void} [progress]
@@ -692,12 +693,13 @@ export class ModelPackage {
       } catch (e) {
         hit = null;
       }
-      // Read chunk by chunk, not into a BYOB buffer, and hashed even when nomoat wrote it (VERIFIED):
-      // Chromium's BYOB reads of a cached body stalled for good in warm starts (bench_start.py: 2 of 2
-      // runs unhashed; rarer hashed, in test runs), and the pour is off the critical path there anyway
-      // (it overlaps Python's boot). A read that still stalls (no byte for stallMs) gives up the entry
-      // for the network's copy.
-      const verdict = hit?.body ? await pour(hit.body, view, info, report(name, true), this.stallMs, false) : "bad";
+      // Read chunk by chunk, not into a BYOB buffer: Chromium's BYOB reads of a cached body stalled for
+      // good in warm starts (bench_start.py). An entry nomoat wrote after checking it (VERIFIED equal to
+      // the manifest's sha256) is not hashed again, as files read whole are not: its length is checked.
+      // Hashing 108 MB in JS held the worker's one thread for ~0.7 s, which Python's boot waited for. A
+      // read that still stalls (no byte for stallMs) gives up the entry for the network's copy.
+      const trusted = hit?.headers?.get(VERIFIED) === info.sha256;
+      const verdict = hit?.body ? await pour(hit.body, view, info, report(name, true), this.stallMs, false, !trusted) : "bad";
       if (verdict === "ok") return true;
       if (verdict === "stalled") console.warn(`${url}: the cached copy stopped coming (${this.stallMs / 1000} s); downloading it again.`);
       if (hit) await store.drop(name); // a truncated, corrupt, unreadable or stalled entry

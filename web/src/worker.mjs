@@ -48,10 +48,10 @@ function post(kind, id, payload) {
  */
 async function boot(assets, requestId, rt) {
   post("progress", requestId, {stage: "runtime", loaded: 0, total: 1});
-  // From a saved memory snapshot only when the page opted in (data-snapshot / createLLM's {snapshot: true}):
-  // a warm load stalled for good twice in one fresh-clone CI run in Chromium, not reproduced alone; until its
-  // cause is known, Python boots plainly by default (pyodide_boot.mjs; bench/README.md "Start").
-  ({py} = await bootPython(assets, rt, {snapshot: /** @type {any} */ (assets).snapshot === true}));
+  // From a saved memory snapshot unless the page opted out (data-snapshot="false" / createLLM's {snapshot: false}).
+  const booted = await bootPython(assets, rt, {snapshot: /** @type {any} */ (assets).snapshot !== false});
+  py = booted.py;
+  begin("python.ready", {snapshot: booted.snapshot})(); // "restored" | "made" | "none": llm.timeline() says which
   api = py.pyimport("nomoat.worker");
   post("progress", requestId, {stage: "runtime", loaded: 1, total: 1});
 }

@@ -482,8 +482,8 @@ test("stream: byte streams (what fetch and the Cache API answer) are read into o
 });
 
 // Integrity without hashing twice: an entry nomoat put carries the sha256 its bytes were verified
-// with (VERIFIED); a later load that finds it equal to the manifest's pours it unhashed, checking its
-// length; an entry without it, or with another sha256, is hashed as before.
+// with (VERIFIED); a later load that finds it equal to the manifest's reads it (whole or streamed)
+// unhashed, checking its length; an entry without it, or with another sha256, is hashed as before.
 
 /** How many bytes sha256.js hashes while `work` runs. @param {() => Promise<unknown>} work */
 async function hashed(work) {
@@ -517,7 +517,7 @@ async function digests(work) {
   return n;
 }
 
-test("verified: nomoat's own cache entries carry their sha256; files read whole are not hashed again, a streamed one is", async () => {
+test("verified: nomoat's own cache entries carry their sha256; files read whole or streamed are not hashed again", async () => {
   const {fetch, hits} = server(FILES), caches = new FakeCaches(undefined, {headers: true});
   const io = {fetch, caches: /** @type {any} */ (caches)};
   const manifest = JSON.parse(new TextDecoder().decode(manifestOf(FILES)));
@@ -527,8 +527,12 @@ test("verified: nomoat's own cache entries carry their sha256; files read whole 
   }
   /** @type {any} */
   let got;
-  assert.ok(await hashed(async () => { got = await streamLoad(await ModelPackage.open(BASE, io)); }) >= 100); // streamed: hashed
+  assert.equal(await hashed(async () => { got = await streamLoad(await ModelPackage.open(BASE, io)); }), 0); // streamed: trusted
   assert.deepEqual(new Uint8Array(got.view), FILES[DATA]);
+  caches.headers?.set(BASE + DATA, new Headers()); // no header (a page's own put): hashed as it streams
+  assert.ok(await hashed(async () => { got = await streamLoad(await ModelPackage.open(BASE, io)); }) >= 100);
+  assert.deepEqual(new Uint8Array(got.view), FILES[DATA]);
+  caches.headers?.set(BASE + DATA, new Headers({[VERIFIED]: manifest.files[DATA].sha256}));
   assert.equal(await digests(async () => { got = await (await ModelPackage.open(BASE, io)).load(NAMES); }), 0); // whole: trusted
   assert.deepEqual(got[DATA], FILES[DATA]);
   assert.deepEqual(got["config.json"], FILES["config.json"]);

@@ -154,6 +154,16 @@ class ReferenceBackend(LogitsBackend):
         self.rope_factors = self.w.get("rope_freqs.weight",  # Llama-3.x rope scaling, or LongRoPE's, or None
                                        self.w.get("rope_factors_long.weight" if long else "rope_factors_short.weight"))
 
+    @staticmethod
+    def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray, scale: np.float32) -> np.ndarray:
+        """softmax(q K^T * scale + mask) V for q (nq, S, hd) over the cache k, v (nkv, P+S, hd), each KV
+        head shared by nq / nkv query heads. An instance may replace it (bench/measure_kv_quant.py does,
+        to read a quantized cache)."""
+        g = q.shape[0] // k.shape[0]
+        scores = q @ np.repeat(k, g, axis=0).transpose(0, 2, 1) * scale + mask  # (nq, S, P+S)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        return (scores / scores.sum(-1, keepdims=True)) @ np.repeat(v, g, axis=0)
+
     def new_state(self) -> RefState:
         return RefState()
 
@@ -197,12 +207,8 @@ class ReferenceBackend(LogitsBackend):
             else:
                 state.k[i] = np.concatenate([state.k[i], k], axis=1)  # (nkv, P+S, hd)
                 state.v[i] = np.concatenate([state.v[i], v], axis=1)
-            kk = np.repeat(state.k[i], nq // nkv, axis=0)  # (nq, P+S, hd)
-            vv = np.repeat(state.v[i], nq // nkv, axis=0)
             mask = sliding if self.swa_layers[i] else causal
-            scores = q @ kk.transpose(0, 2, 1) * np.float32(self.kq_scale) + mask  # (nq, S, P+S)
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
-            att = (scores / scores.sum(-1, keepdims=True)) @ vv  # (nq, S, hd)
+            att = self.attend(q, state.k[i], state.v[i], mask, np.float32(self.kq_scale))  # (nq, S, hd)
             out = att.transpose(1, 0, 2).reshape(S, nq * hd) @ w[p + "attn_output.weight"].T
             if p + "post_attention_norm.weight" in w:  # gemma3
                 out = rms_norm(out, w[p + "post_attention_norm.weight"], eps)
