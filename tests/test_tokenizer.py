@@ -60,3 +60,34 @@ def test_streaming_emoji_arrives_whole(tok):
     pieces = [p for p in (stream.push(i) for i in ids) if p]
     assert all("\ufffd" not in p for p in pieces)
     assert "".join(pieces) + stream.flush() == "a 👨‍👩‍👧‍👦 b"
+
+
+def test_byte_level_bytes_equals_the_per_character_definition():
+    """byte_level_bytes (str.translate + Latin-1 over all tokens at once, as the browser's tokenizer
+    builds its 49,152-token table) equals the definition on seeded random vocabularies: every character
+    in byte_level_alphabet() is its byte; a token with any other character is its UTF-8, whether that
+    character lies below U+0100 (a control or space, which Latin-1 could otherwise encode), above it,
+    or outside the BMP; empty tokens too."""
+    import random
+
+    from nomoat.tokenizer import byte_level_alphabet, byte_level_bytes
+
+    alphabet = byte_level_alphabet()
+    letters = list(alphabet)
+    others = [chr(c) for c in range(0x200) if chr(c) not in alphabet] + ["é", "▁", "東", "😀", "\uffff"]
+    assert any(ord(c) < 256 for c in others) and any(ord(c) > 255 for c in others)
+
+    def definition(tok: str) -> bytes:
+        try:
+            return bytes(alphabet[c] for c in tok)
+        except KeyError:
+            return tok.encode()
+
+    rng = random.Random(12)
+    for odd in (0, 1, 3, 50):  # vocabularies with that many tokens holding a character outside the alphabet
+        toks = ["".join(rng.choice(letters) for _ in range(rng.randint(0, 8))) for _ in range(2000)]
+        for _ in range(odd):
+            j = rng.randrange(len(toks))
+            i = rng.randint(0, len(toks[j]))
+            toks[j] = toks[j][:i] + rng.choice(others) + toks[j][i:]
+        assert byte_level_bytes(toks) == [definition(t) for t in toks], odd

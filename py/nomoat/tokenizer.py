@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +30,37 @@ def byte_level_alphabet() -> dict[str, int]:
             chars[chr(256 + extra)] = b
             extra += 1
     return chars
+
+
+def byte_level_bytes(tokens: list[str]) -> list[bytes]:
+    """The bytes each byte-level token stands for (each character of byte_level_alphabet() is its byte),
+    or, for a token with any other character, its UTF-8 (an added token's text). All tokens are
+    translated and encoded as Latin-1 in one call each, at C speed (Pyodide builds a 49,152-token
+    vocabulary's table in ~10 ms this way, ~90 ms a character at a time), then cut apart; if any token
+    has a character outside the alphabet, token by token."""
+    table = byte_level_table()
+    try:
+        raw = "".join(tokens).translate(table).encode("latin-1")
+    except UnicodeEncodeError:
+        return [_one_byte_level(t, table) for t in tokens]
+    lengths = list(map(len, tokens))
+    return [raw[e - n:e] for e, n in zip(accumulate(lengths), lengths, strict=True)]
+
+
+def _one_byte_level(token: str, table: dict[int, str]) -> bytes:
+    try:
+        return token.translate(table).encode("latin-1")
+    except UnicodeEncodeError:
+        return token.encode()
+
+
+def byte_level_table() -> dict[int, str]:
+    """str.translate's table for byte_level_bytes: each alphabet character → the character of its byte
+    (U+0000..U+00FF, which Latin-1 encodes as that byte); every other character below U+0100 → U+FFFF,
+    which Latin-1 cannot encode (so, as a character above U+00FF outside the alphabet, it sends the
+    token to its UTF-8)."""
+    table = {ord(c): chr(b) for c, b in byte_level_alphabet().items()}
+    return {**{c: "\uffff" for c in range(256)}, **table}
 
 
 class Tokenizer(Protocol):
@@ -83,12 +114,8 @@ class ByteLevelDecoder:
                 if (i := vocab.get(f"<0x{b:02X}>")) is not None:
                     self._bytes[i] = bytes((b,))
         else:
-            alphabet = byte_level_alphabet()
-            for tok, i in vocab.items():
-                try:
-                    self._bytes[i] = bytes(alphabet[c] for c in tok)
-                except KeyError:
-                    self._bytes[i] = tok.encode()
+            for i, raw in zip(vocab.values(), byte_level_bytes(list(vocab)), strict=True):
+                self._bytes[i] = raw
         for a in added:
             self._bytes[a["id"]] = a["content"].encode()
         self.special_ids = frozenset(a["id"] for a in added if a["special"])
