@@ -7,7 +7,8 @@ Per model (a package in models/), one headless Chromium page (cross-origin isola
 are available) fetches the package once, then creates WasmEngine with kernels "int16" and "int8" in
 turn, --repeats times interleaved (the same machine state for both), each with 1 and 2 threads: a
 prefill of --context token ids (fixed, seeded), then --tokens greedy decode steps, each timed; decode
-tok/s = tokens / their total time. It also records the first decode step's profile (ms per call by
+tok/s = tokens / their total time. With --prefill N, also a timed prefill of N such ids in a fresh state
+(engine.step without a sampler: no LM head, as a prompt's prefill), prefill tok/s = N / its time. It also records the first decode step's profile (ms per call by
 weight layout: wasm_engine.mjs linear() wrapped) and, over the prefill's last --check positions, the
 int8 logits against int16's (max |difference|, argmax agreement). Writes bench/results_kernels_i8.json.
 """
@@ -27,7 +28,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "py"))
 
-JS = """async ([model, kernels, threads, ctx, tokens, check]) => {
+JS = """async ([model, kernels, threads, ctx, tokens, check, prefill]) => {
     const {WasmEngine} = await import("/wasm_engine.mjs");
     if (!window.pkgCache || window.pkgCache.model !== model) {
         const get = async (f) => new Uint8Array(await (await fetch(`/models/${model}/${f}`)).arrayBuffer());
@@ -42,6 +43,20 @@ JS = """async ([model, kernels, threads, ctx, tokens, check]) => {
     let s = 12345;
     const ids = Array.from({length: ctx}, () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (V - 3)));
     const st = e.newState();
+    let prefill_ms = null, prefill_linear_ms = null;
+    if (prefill) {
+        const long = Array.from({length: prefill}, () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (V - 3)));
+        const st2 = e.newState(), t = performance.now();
+        await e.step(st2, 0, long, null);
+        prefill_ms = performance.now() - t;
+        st2.dispose();
+        const st3 = e.newState(), lin0 = e.linear.bind(e);  // again, timing the linear layers (matmuls) apart
+        prefill_linear_ms = 0;
+        e.linear = (w, x, T, y) => { const t1 = performance.now(); lin0(w, x, T, y); prefill_linear_ms += performance.now() - t1; };
+        await e.step(st3, 0, long, null);
+        e.linear = lin0;
+        st3.dispose();
+    }
     const all = await e.logits(st, 0, ids);
     const last = all.slice(all.length - check * V);
     let tok = 0;
@@ -67,7 +82,8 @@ JS = """async ([model, kernels, threads, ctx, tokens, check]) => {
     }
     const kern = e.kernels, nint8 = e.int8.size;
     e.dispose();
-    return {kernels: kern, threads: e.threads, int8_weights: nint8, load_ms: load, step_ms: times,
+    return {kernels: kern, threads: e.threads, int8_weights: nint8, load_ms: load, step_ms: times, prefill_ms, prefill_linear_ms,
+            prefill_tps: prefill ? 1000 * prefill / prefill_ms : null,
             decode_tps: 1000 * (tokens - 1) / times.slice(1).reduce((a, b) => a + b, 0), tokens: out,
             profile_first_step_ms: prof, last_logits: Array.from(last)};
 }"""
@@ -81,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--check", type=int, default=8, help="prefill positions whose logits are compared")
+    ap.add_argument("--prefill", type=int, default=0, help="also time a prefill of this many tokens (0: none)")
     ap.add_argument("--out", default=str(HERE / "results_kernels_i8.json"))
     a = ap.parse_args(argv)
     import numpy as np
@@ -103,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(a.repeats):
                 for threads in [int(t) for t in a.threads.split(",")]:
                     for kernels in (("int16", "int8") if rep % 2 == 0 else ("int8", "int16")):
-                        r = page.evaluate(JS, [model, kernels, threads, a.context, a.tokens, a.check])
+                        r = page.evaluate(JS, [model, kernels, threads, a.context, a.tokens, a.check, a.prefill])
                         r["repeat"] = rep
                         runs.append(r)
                         print(f"{model} {kernels} threads {r['threads']}: {r['decode_tps']:.2f} tok/s "
-                              f"(int8 weights {r['int8_weights']})", flush=True)
+                              f"(int8 weights {r['int8_weights']})" +
+                              (f", prefill {r['prefill_tps']:.1f} tok/s (linear layers {r['prefill_linear_ms']:.0f} "
+                               f"of {r['prefill_ms']:.0f} ms)" if a.prefill else ""), flush=True)
             page.close()
             summary = {}
             for threads in {r["threads"] for r in runs}:
@@ -116,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     summary[f"{kernels} threads {threads}"] = {
                         "decode_tps_median": statistics.median(r["decode_tps"] for r in rs),
                         "decode_tps": [r["decode_tps"] for r in rs], "tokens": rs[0]["tokens"],
+                        "prefill_tps_median": statistics.median(r["prefill_tps"] for r in rs) if a.prefill else None,
                         "profile_first_step_ms": rs[0]["profile_first_step_ms"]}
             i16 = next(r for r in runs if r["kernels"] == "int16")
             i8 = next(r for r in runs if r["kernels"] == "int8")
