@@ -8,9 +8,11 @@ are available) fetches the package once, then creates WasmEngine with kernels "i
 turn, --repeats times interleaved (the same machine state for both), each with 1 and 2 threads: a
 prefill of --context token ids (fixed, seeded), then --tokens greedy decode steps, each timed; decode
 tok/s = tokens / their total time. With --prefill N, also a timed prefill of N such ids in a fresh state
-(engine.step without a sampler: no LM head, as a prompt's prefill), prefill tok/s = N / its time. It also records the first decode step's profile (ms per call by
-weight layout: wasm_engine.mjs linear() wrapped) and, over the prefill's last --check positions, the
-int8 logits against int16's (max |difference|, argmax agreement). Writes bench/results_kernels_i8.json.
+(engine.step without a sampler: no LM head, as a prompt's prefill), prefill tok/s = N / its time, and
+the linear layers' share of it (a second such prefill, linear() timed). It also records the first
+decode step's profile (ms per call by weight layout: wasm_engine.mjs linear() wrapped) and, over the
+prefill's last --check positions, the int8 logits against int16's (max |difference|, argmax agreement).
+Writes bench/results_kernels_i8.json.
 """
 
 from __future__ import annotations
@@ -45,14 +47,19 @@ JS = """async ([model, kernels, threads, ctx, tokens, check, prefill]) => {
     const st = e.newState();
     let prefill_ms = null, prefill_linear_ms = null;
     if (prefill) {
-        const long = Array.from({length: prefill}, () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (V - 3)));
+        const next = () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (V - 3));
+        const long = Array.from({length: prefill}, next);
         const st2 = e.newState(), t = performance.now();
         await e.step(st2, 0, long, null);
         prefill_ms = performance.now() - t;
         st2.dispose();
         const st3 = e.newState(), lin0 = e.linear.bind(e);  // again, timing the linear layers (matmuls) apart
         prefill_linear_ms = 0;
-        e.linear = (w, x, T, y) => { const t1 = performance.now(); lin0(w, x, T, y); prefill_linear_ms += performance.now() - t1; };
+        e.linear = (w, x, T, y) => {
+            const t1 = performance.now();
+            lin0(w, x, T, y);
+            prefill_linear_ms += performance.now() - t1;
+        };
         await e.step(st3, 0, long, null);
         e.linear = lin0;
         st3.dispose();
@@ -82,7 +89,8 @@ JS = """async ([model, kernels, threads, ctx, tokens, check, prefill]) => {
     }
     const kern = e.kernels, nint8 = e.int8.size;
     e.dispose();
-    return {kernels: kern, threads: e.threads, int8_weights: nint8, load_ms: load, step_ms: times, prefill_ms, prefill_linear_ms,
+    return {kernels: kern, threads: e.threads, int8_weights: nint8, load_ms: load, step_ms: times,
+            prefill_ms, prefill_linear_ms,
             prefill_tps: prefill ? 1000 * prefill / prefill_ms : null,
             decode_tps: 1000 * (tokens - 1) / times.slice(1).reduce((a, b) => a + b, 0), tokens: out,
             profile_first_step_ms: prof, last_logits: Array.from(last)};
