@@ -43,11 +43,11 @@ JS = """async ([model, kernels, threads, ctx, tokens, check, prefill]) => {
     const e = await WasmEngine.create({data, tensors, config, threads, kernels});
     const load = performance.now() - t0;
     let s = 12345;
-    const ids = Array.from({length: ctx}, () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (V - 3)));
+    const next = () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (V - 3));  // seeded ids
+    const ids = Array.from({length: ctx}, next);
     const st = e.newState();
     let prefill_ms = null, prefill_linear_ms = null;
     if (prefill) {
-        const next = () => 3 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (V - 3));
         const long = Array.from({length: prefill}, next);
         const st2 = e.newState(), t = performance.now();
         await e.step(st2, 0, long, null);

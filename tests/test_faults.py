@@ -108,11 +108,14 @@ def test_worker_killed_mid_answer(browser, server, kill):
     assert r.get("answer") == "The capital of France is Paris.", r
     # the dead one is gone: its target's close reaches Playwright a moment later (Python restored from its
     # snapshot answers within ~1 s of the kill), so wait up to 10 s for it
+    def workers() -> int:
+        return len([w for w in page.workers if w.url.endswith("/worker.mjs")])
+
     for _ in range(100):
-        if len([w for w in page.workers if w.url.endswith("/worker.mjs")]) == 1:
+        if workers() == 1:
             break
         page.wait_for_timeout(100)
-    assert len([w for w in page.workers if w.url.endswith("/worker.mjs")]) == 1
+    assert workers() == 1
     page.close()
 
 

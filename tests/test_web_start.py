@@ -30,10 +30,9 @@ OPT_OUT = """<!doctype html><script src="/nomoat.js" data-snapshot="false"></scr
 
 
 def ask(ctx, server: str, url: str = "/?load=0") -> dict:  # noqa: F811
-    page = blank_page(ctx, server) if url == "/?load=0" else ctx.new_page()
-    if url != "/?load=0":
-        page.set_default_timeout(TIMEOUT)
-        page.goto(server + url)
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server + url)
     r = page.evaluate(ASK)
     if r["snapshot"] == ["made"]:
         page.wait_for_function(f"({STORED})().then((n) => n === 1)", polling=200)  # stored in the background

@@ -4,8 +4,8 @@
 // URL) or the network, with progress, and every file is checked against the manifest before it is
 // used, whether it came from the cache or the network: its sha256 is computed, except for a file
 // from a cache entry nomoat itself wrote after checking it (the VERIFIED header), whose size alone
-// is checked again. fetch and caches are passed in (the
-// worker's own by default), so that this runs in Node with stand-ins.
+// is checked again. fetch and caches are passed in (the worker's own by default), so that this runs
+// in Node with stand-ins.
 
 import {named} from "./errors.js";
 import {Sha256} from "./sha256.js";
@@ -84,9 +84,10 @@ async function fetchBytes(fetch, url, onBytes) {
  * Pours a stream into `view` (exactly the file's size), hashing each chunk as it arrives: "ok" if
  * it held exactly info.size bytes with info.sha256 (with `hashed` false: exactly info.size bytes),
  * "bad" if not (a longer stream is cancelled at the first byte too many; a stream that fails midway
- * is "bad" too), "stalled" if no byte came for stallMs (the stream is cancelled). onBytes(n) after each chunk. With `byob`, a byte stream (what
- * fetch answers in Chromium) is read into one reused 1 MiB buffer (a BYOB reader), so the download
- * leaves no garbage chunks behind to be collected; otherwise (and for other streams) chunk by chunk.
+ * is "bad" too), "stalled" if no byte came for stallMs (the stream is cancelled). onBytes(n) after
+ * each chunk. With `byob`, a byte stream (what fetch answers in Chromium) is read into one reused
+ * 1 MiB buffer (a BYOB reader), so the download leaves no garbage chunks behind to be collected;
+ * otherwise (and for other streams) chunk by chunk.
  * @param {ReadableStream<Uint8Array>} body
  * @param {Uint8Array} view
  * @param {FileInfo} info
@@ -446,14 +447,23 @@ function embeddingProblem(e, files) {
 }
 
 /**
- * A cached file's bytes and the sha256 nomoat verified them with when it wrote them (VERIFIED; "" if
- * none), or null when it is gone or cannot be read (evicted meanwhile).
+ * Whether nomoat wrote a cache entry with these headers after its bytes matched `info` (its VERIFIED
+ * header is info's sha256): such bytes are length-checked, not hashed again.
+ * @param {Headers | undefined} headers @param {FileInfo} info
+ */
+function verifiedAs(headers, info) {
+  return headers?.get(VERIFIED) === info.sha256;
+}
+
+/**
+ * A cached file's bytes and its entry's headers, or null when it is gone or cannot be read (evicted
+ * meanwhile).
  * @param {Cache} cache @param {string} url
  */
 async function cachedEntry(cache, url) {
   try {
     const hit = await cache.match(url);
-    return hit ? {bytes: new Uint8Array(await hit.arrayBuffer()), verified: hit.headers?.get(VERIFIED) ?? ""} : null;
+    return hit ? {bytes: new Uint8Array(await hit.arrayBuffer()), headers: hit.headers} : null;
   } catch (e) {
     return null;
   }
@@ -558,8 +568,7 @@ export class ModelPackage {
    * write) runs, and write(view) fills `view` (a Uint8Array of exactly the file's size, e.g. a
    * region of wasm memory; a view of a SharedArrayBuffer too) chunk by chunk from the cache or the
    * network, hashing the chunks as they arrive (sha256.js; not a VERIFIED cache entry's), so the file
-   * is never held whole in JS;
-   * it resolves once the bytes match the manifest and rejects otherwise (the same DataError as a
+   * is never held whole in JS; it resolves once the bytes match the manifest and rejects otherwise (the same DataError as a
    * downloaded file; the view's bytes must then not be used). consume must call write once.
    *
    * The cache (one entry per file URL, and the manifest's) holds a model wholly or not at all: the
@@ -571,7 +580,8 @@ export class ModelPackage {
    * returned. An entry nomoat put itself, only ever after its bytes matched the manifest, carries
    * that sha256 (VERIFIED); a file whose entry's header equals the manifest's, returned as bytes or
    * streamed, is not hashed again (its length is still checked, the storage's checksums catch damage
-   * on disk; any other entry, e.g. one a page put itself, is hashed). Two workers (tabs) loading the same model take turns under one Web Lock per model
+   * on disk; any other entry, e.g. one a page put itself, is hashed). Two workers (tabs) loading the
+   * same model take turns under one Web Lock per model
    * URL, so the second finds the first's files in the cache instead of downloading them again.
    * @param {string[]} names
    * @param {(p: Progress) => void} [progress]
@@ -658,7 +668,7 @@ export class ModelPackage {
         files[name] = hit.bytes;
         report(name, true)(hit.bytes.byteLength);
       }
-      const trusted = hit && hit.verified === info[name].sha256; // nomoat wrote it after checking it (VERIFIED)
+      const trusted = hit && verifiedAs(hit.headers, info[name]);
       checks.push(!hit ? Promise.resolve(false) : trusted ? Promise.resolve(hit.bytes.byteLength === info[name].size)
         : intact(hit.bytes, info[name]));
     }
@@ -698,8 +708,8 @@ export class ModelPackage {
       // the manifest's sha256) is not hashed again, as files read whole are not: its length is checked.
       // Hashing 108 MB in JS held the worker's one thread for ~0.7 s, which Python's boot waited for. A
       // read that still stalls (no byte for stallMs) gives up the entry for the network's copy.
-      const trusted = hit?.headers?.get(VERIFIED) === info.sha256;
-      const verdict = hit?.body ? await pour(hit.body, view, info, report(name, true), this.stallMs, false, !trusted) : "bad";
+      const verdict = hit?.body
+        ? await pour(hit.body, view, info, report(name, true), this.stallMs, false, !verifiedAs(hit.headers, info)) : "bad";
       if (verdict === "ok") return true;
       if (verdict === "stalled") console.warn(`${url}: the cached copy stopped coming (${this.stallMs / 1000} s); downloading it again.`);
       if (hit) await store.drop(name); // a truncated, corrupt, unreadable or stalled entry
