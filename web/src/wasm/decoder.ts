@@ -64,6 +64,13 @@ export function quantize(x: usize, k: i32, T: i32, perm: i32, half: i32, xq: usi
   return i32x4.add(d, i32x4.dot_i16x8_s(w3, v128.load(xb, 48)));
 }
 
+// The high nibble of each byte of v (low: i8x16.splat(0x0f)): a 16-bit shift and a mask. Not i8x16.shr_u,
+// which x86 has no instruction for (V8 makes the mask anew each time: five instructions instead of two).
+// @ts-ignore: decorator
+@inline function hiNibbles(v: v128, low: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), low);
+}
+
 // @ts-ignore: decorator
 @inline function hsum(a: v128): f32 {
   return (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
@@ -98,7 +105,7 @@ function matmul32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32,
         let w0: v128, w1: v128, w2: v128, w3: v128;
         if (bits == 4) {
           const v = v128.load(wr + (<usize>b << 4));
-          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(hiNibbles(v, low), eight);
           w0 = i16x8.extend_low_i8x16_s(lo); w1 = i16x8.extend_high_i8x16_s(lo);
           w2 = i16x8.extend_low_i8x16_s(hi); w3 = i16x8.extend_high_i8x16_s(hi);
         } else {
@@ -128,7 +135,7 @@ function matmul32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32,
       if (bits == 4) {
         for (let b = 0; b < nb; b++) {
           const v = v128.load(wr + (<usize>b << 4));
-          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(hiNibbles(v, low), eight);
           const d = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo),
                           i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xq0 + (<usize>b << 6));
           a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(d),
@@ -238,8 +245,8 @@ function matmul16(w: usize, s: usize, k: i32, r0: i32, r1: i32, T: i32, xq: usiz
 // which wasm_engine.mjs loads where WebAssembly.validate accepts relaxed SIMD. There, weights whose
 // integers fit in 7 unsigned bits may take 8-bit activations: x quantized per block of 32 to int8 (scale
 // max|x| / 127: relative error <= 1/254 of the block's largest value, 128x the int16 path's), and a
-// block's dot product is two i32x4.relaxed_dot_i8x16_i7x16_add_s (16 multiply-adds each, against four
-// i32x4.dot_i16x8_s and four widenings). That instruction's result is implementation-defined only where
+// block's dot product is two i16x8.relaxed_dot_i8x16_i7x16_s (16 multiply-adds each, against four
+// i32x4.dot_i16x8_s and four widenings; see rdot16). That instruction's result is implementation-defined only where
 // its second operand's top bit is set; that operand is the weight's unsigned integer u - lo in 0..127
 // (4 bits: the nibble, lo 0, bias -8; 8 bits: the byte u when every byte of the tensor lies in
 // lo..lo+127 (byteRange): Q6_K's 6-bit and Q5_K/Q5_0/Q5_1's 5-bit values), so every engine computes the
@@ -338,27 +345,42 @@ export function matmul8(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32,
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
-// Σ xq (u - lo) of x's block at xb against one weight block of 32 (wa: its first 16 values, wb: the rest),
-// as four partial lane sums added to init.
+// Σ xq (u - lo) of x's 16 values at xb against w, as four partial lane sums. One i16x8 relaxed dot (pairs of
+// products: |sum| <= 2 * 127 * 127 < 2^15, exact) widened pairwise: x86 has no 8-bit dot into i32 lanes
+// without AVX-VNNI, where V8 makes i32x4.relaxed_dot_i8x16_i7x16_add_s five instructions (two to make a
+// constant of ones), against these two (pmaddubsw, pmaddwd with a constant in memory).
 // @ts-ignore: decorator
-@inline function rdot32(wa: v128, wb: v128, xb: usize, init: v128): v128 {
-  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 16), wb, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb), wa, init));
+@inline function rdot16(w: v128, xb: usize): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xb), w));
+}
+
+// Σ xq (u - lo) of x's block at xb against one weight block of 32 (wa: its first 16 values, wb: the rest),
+// as four partial lane sums. With 4-bit weights (u <= 15) the two halves' i16 pair sums are added before
+// the widening (|sum| <= 4 * 127 * 15 < 2^15); 8-bit ones (u - lo <= 127) would overflow i16 there.
+// @ts-ignore: decorator
+@inline function rdot32(wa: v128, wb: v128, xb: usize, bits: i32): v128 {
+  if (bits == 4) {
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xb), wa),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xb, 16), wb)));
+  }
+  return i32x4.add(rdot16(wa, xb), rdot16(wb, xb + 16));
 }
 
 // One token's four blocks of 32 (weights w0..w7, two a block) at xb: acc + (their integer sums + the bias
 // sums at ib) * f (four scales).
 // @ts-ignore: decorator
 @inline function dot8x32x4(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128,
-  xb: usize, ib: usize, f: v128): v128 {
-  const z = i32x4.splat(0);
-  const d = i32sum4(rdot32(w0, w1, xb, z), rdot32(w2, w3, xb + 32, z), rdot32(w4, w5, xb + 64, z), rdot32(w6, w7, xb + 96, z));
+  xb: usize, ib: usize, f: v128, bits: i32): v128 {
+  const d = i32sum4(rdot32(w0, w1, xb, bits), rdot32(w2, w3, xb + 32, bits), rdot32(w4, w5, xb + 64, bits),
+    rdot32(w6, w7, xb + 96, bits));
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(d, v128.load(ib))), f));
 }
 
 // One token's block of 32: acc + (Σ xq (u - lo) + its bias sum at ib) * f, all lanes (hsum later).
 // @ts-ignore: decorator
-@inline function dot8x32(acc: v128, wa: v128, wb: v128, xb: usize, ib: usize, f: f32): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(rdot32(wa, wb, xb, v128.load32_zero(ib))), f32x4.splat(f)));
+@inline function dot8x32(acc: v128, wa: v128, wb: v128, xb: usize, ib: usize, f: f32, bits: i32): v128 {
+  const d = i32x4.add(rdot32(wa, wb, xb, bits), v128.load32_zero(ib));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.splat(f)));
 }
 
 // matmul8's blocks of 32 (4 or 8 bits), without offsets. One token (decode) gets its own copy of the
@@ -389,8 +411,8 @@ function matmul8x32(w: usize, s: usize, k: i32, bits: i32, lo: i32, r0: i32, r1:
         let w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128;
         if (bits == 4) {
           const p = wr + (<usize>b << 4), u0 = v128.load(p), u1 = v128.load(p, 16), u2 = v128.load(p, 32), u3 = v128.load(p, 48);
-          w0 = v128.and(u0, low); w1 = i8x16.shr_u(u0, 4); w2 = v128.and(u1, low); w3 = i8x16.shr_u(u1, 4);
-          w4 = v128.and(u2, low); w5 = i8x16.shr_u(u2, 4); w6 = v128.and(u3, low); w7 = i8x16.shr_u(u3, 4);
+          w0 = v128.and(u0, low); w1 = hiNibbles(u0, low); w2 = v128.and(u1, low); w3 = hiNibbles(u1, low);
+          w4 = v128.and(u2, low); w5 = hiNibbles(u2, low); w6 = v128.and(u3, low); w7 = hiNibbles(u3, low);
         } else {
           const p = wr + (<usize>b << 5);
           w0 = i8x16.sub(v128.load(p), lov); w1 = i8x16.sub(v128.load(p, 16), lov);
@@ -400,27 +422,27 @@ function matmul8x32(w: usize, s: usize, k: i32, bits: i32, lo: i32, r0: i32, r1:
         }
         const d = v128.load(sr + (<usize>b << 2));
         const xb = xq0 + (<usize>b << 5), sb = xs0 + (<usize>b << 2), ib = xi0 + (<usize>b << 2);
-        a0 = dot8x32x4(a0, w0, w1, w2, w3, w4, w5, w6, w7, xb, ib, f32x4.mul(d, v128.load(sb)));
-        if (m > 1) a1 = dot8x32x4(a1, w0, w1, w2, w3, w4, w5, w6, w7, xb + xrow, ib + srow, f32x4.mul(d, v128.load(sb + srow)));
-        if (m > 2) a2 = dot8x32x4(a2, w0, w1, w2, w3, w4, w5, w6, w7, xb + 2 * xrow, ib + 2 * srow, f32x4.mul(d, v128.load(sb + 2 * srow)));
-        if (m > 3) a3 = dot8x32x4(a3, w0, w1, w2, w3, w4, w5, w6, w7, xb + 3 * xrow, ib + 3 * srow, f32x4.mul(d, v128.load(sb + 3 * srow)));
+        a0 = dot8x32x4(a0, w0, w1, w2, w3, w4, w5, w6, w7, xb, ib, f32x4.mul(d, v128.load(sb)), bits);
+        if (m > 1) a1 = dot8x32x4(a1, w0, w1, w2, w3, w4, w5, w6, w7, xb + xrow, ib + srow, f32x4.mul(d, v128.load(sb + srow)), bits);
+        if (m > 2) a2 = dot8x32x4(a2, w0, w1, w2, w3, w4, w5, w6, w7, xb + 2 * xrow, ib + 2 * srow, f32x4.mul(d, v128.load(sb + 2 * srow)), bits);
+        if (m > 3) a3 = dot8x32x4(a3, w0, w1, w2, w3, w4, w5, w6, w7, xb + 3 * xrow, ib + 3 * srow, f32x4.mul(d, v128.load(sb + 3 * srow)), bits);
       }
       for (; b < nb; b++) {
         let wa: v128, wb: v128;
         if (bits == 4) {
           const v = v128.load(wr + (<usize>b << 4));
           wa = v128.and(v, low);
-          wb = i8x16.shr_u(v, 4);
+          wb = hiNibbles(v, low);
         } else {
           wa = i8x16.sub(v128.load(wr + (<usize>b << 5)), lov);
           wb = i8x16.sub(v128.load(wr + (<usize>b << 5), 16), lov);
         }
         const d = load<f32>(sr + (<usize>b << 2));
         const xb = xq0 + (<usize>b << 5), sb = xs0 + (<usize>b << 2), ib = xi0 + (<usize>b << 2);
-        a0 = dot8x32(a0, wa, wb, xb, ib, d * load<f32>(sb));
-        if (m > 1) a1 = dot8x32(a1, wa, wb, xb + xrow, ib + srow, d * load<f32>(sb + srow));
-        if (m > 2) a2 = dot8x32(a2, wa, wb, xb + 2 * xrow, ib + 2 * srow, d * load<f32>(sb + 2 * srow));
-        if (m > 3) a3 = dot8x32(a3, wa, wb, xb + 3 * xrow, ib + 3 * srow, d * load<f32>(sb + 3 * srow));
+        a0 = dot8x32(a0, wa, wb, xb, ib, d * load<f32>(sb), bits);
+        if (m > 1) a1 = dot8x32(a1, wa, wb, xb + xrow, ib + srow, d * load<f32>(sb + srow), bits);
+        if (m > 2) a2 = dot8x32(a2, wa, wb, xb + 2 * xrow, ib + 2 * srow, d * load<f32>(sb + 2 * srow), bits);
+        if (m > 3) a3 = dot8x32(a3, wa, wb, xb + 3 * xrow, ib + 3 * srow, d * load<f32>(sb + 3 * srow), bits);
       }
       const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
       store<f32>(yr, hsum(a0));
@@ -436,11 +458,8 @@ function matmul8x32(w: usize, s: usize, k: i32, bits: i32, lo: i32, r0: i32, r1:
 // @ts-ignore: decorator
 @inline function dot8x16x8(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128,
   xb: usize, ib: usize, f0: v128, f1: v128): v128 {
-  const z = i32x4.splat(0);
-  const p = i32sum4(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb), w0, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 16), w1, z),
-    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 32), w2, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 48), w3, z));
-  const q = i32sum4(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 64), w4, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 80), w5, z),
-    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 96), w6, z), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 112), w7, z));
+  const p = i32sum4(rdot16(w0, xb), rdot16(w1, xb + 16), rdot16(w2, xb + 32), rdot16(w3, xb + 48));
+  const q = i32sum4(rdot16(w4, xb + 64), rdot16(w5, xb + 80), rdot16(w6, xb + 96), rdot16(w7, xb + 112));
   return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(p, v128.load(ib))), f0),
     f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(q, v128.load(ib, 16))), f1)));
 }
@@ -449,8 +468,8 @@ function matmul8x32(w: usize, s: usize, k: i32, bits: i32, lo: i32, r0: i32, r1:
 // acc + (Σ_lo) * f0 + (Σ_hi) * f1, the bias sums at ib.
 // @ts-ignore: decorator
 @inline function dot8x16x2(acc: v128, wa: v128, wb: v128, xb: usize, ib: usize, f0: f32, f1: f32): v128 {
-  const a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb), wa, v128.load32_zero(ib));
-  const b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 16), wb, v128.load32_zero(ib, 4));
+  const a = i32x4.add(rdot16(wa, xb), v128.load32_zero(ib));
+  const b = i32x4.add(rdot16(wb, xb + 16), v128.load32_zero(ib, 4));
   return f32x4.add(acc, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(a), f32x4.splat(f0)), f32x4.mul(f32x4.convert_i32x4_s(b), f32x4.splat(f1))));
 }
 
