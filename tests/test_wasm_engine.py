@@ -104,12 +104,16 @@ def test_tiny_models_match_the_reference(tmp_path, linear_type, tied):
 def test_default_model_matches_the_reference(tmp_path, default_gguf, default_model_dir):
     script = script_for(49152, np.random.default_rng(2), prefill=67)
     got = run_engine(default_model_dir, script, tmp_path)
-    worst = assert_close(got, run_reference(default_gguf, script), 5e-4)
-    assert worst < 2e-2  # measured 1.4e-2 here (random ids; logits up to ~30)
+    ref = run_reference(default_gguf, script)
+    worst = assert_close(got, ref, 6e-4)
+    # measured 1.3e-2 here (random ids; logits up to ~30); 1.1e-2 to 1.65e-2 as builds summed in other orders:
+    # the largest of 3.3M errors moves with the rounding; the mean error (of each forward's) far less
+    assert worst < 2e-2
+    assert np.mean([np.abs(g - w).mean() for g, w in zip(got, ref, strict=True)]) < 2.5e-3  # measured 1.9e-3
     # against the f32 KV cache: the 16-bit rows change no argmax (8-bit rows changed 3 of 67)
     f32 = run_reference(default_gguf, script, kv_bits=32)
     worst32 = assert_close(got, f32, 1e-3)
-    assert worst32 < 3e-2  # measured 2.1e-2 (9e-3 when the engine's cache was f32)
+    assert worst32 < 3e-2  # measured 1.0e-2 (1.2e-2 to 2.1e-2 in earlier builds; 9e-3 when the engine's cache was f32)
     assert all((g.argmax(-1) == w.argmax(-1)).all() for g, w in zip(got, f32, strict=True))
 
 
@@ -283,8 +287,10 @@ def test_browser_wasm_runs_nomoats_decoder_and_ort_stays_selectable(browser, ser
         ctx.close()
     assert got["nomoat"]["device"] == got["ort"]["device"] == "wasm"
     assert got["nomoat"]["text"] == got["ort"]["text"]  # greedy: the same tokens
-    decoder = {"nomoat-decoder.wasm", "nomoat-decoder-mt.wasm"}  # 1 thread | 2 (cross-origin isolated: this one)
-    assert "nomoat_tensors.json" in got["nomoat"]["files"] and decoder & got["nomoat"]["files"]
+    # 1 thread | 2 (cross-origin isolated: this one), with relaxed SIMD where the browser has it (Chromium does)
+    relaxed = {"nomoat-decoder-relaxed.wasm", "nomoat-decoder-mt-relaxed.wasm"}
+    decoder = {"nomoat-decoder.wasm", "nomoat-decoder-mt.wasm", *relaxed}
+    assert "nomoat_tensors.json" in got["nomoat"]["files"] and relaxed & got["nomoat"]["files"]
     assert not {"nomoat_wasm.onnx", "nomoat_wasm.json"} & got["nomoat"]["files"]  # no graph, no f32 recipe
     assert {"nomoat_wasm.onnx", "nomoat_wasm.json"} <= got["ort"]["files"]
     assert not decoder & got["ort"]["files"]
@@ -374,6 +380,42 @@ def dequant_layout(a: dict) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(n, k), W.reshape(n, k)
 
 
+def check_int16(a: dict, q: np.ndarray, o: dict, want: np.ndarray) -> None:
+    """The int16 path: quantize's activations are nearest(x * 32639 / max|x|) per block of 32 (bit-exact),
+    and matmul (the plain build) and, for 4-bit blocks of 32, split16 + matmul16s (the relaxed build) both
+    give the exact integer dot products of those activations with the weight's integers, scaled (to f32
+    rounding), plus the offsets: the same floats bit for bit, and the same for each token run alone."""
+    n, k, T, bits, block, x = a["n"], a["k"], a["T"], a["bits"], a["block"], a["x"]
+    xb = x.reshape(T, k // 32, 32)
+    m = np.abs(xb).max(-1)
+    inv = np.where(m > 0, np.float32(32639) / np.where(m > 0, m, 1), 0).astype(np.float32)
+    xq = np.rint(xb * inv[..., None]).astype(np.int64)
+    assert np.abs(xq).max() <= 32639
+    perm = np.r_[0:32:2, 1:32:2] if bits == 4 else np.arange(32)
+    np.testing.assert_array_equal(np.array(o["xq16"]).reshape(T, k // 32, 32), xq[..., perm])
+    nb = k // block
+    ints = (xq.reshape(T, 1, nb, block) * q.reshape(1, n, nb, block)).sum(-1)  # (T, n, nb), exact
+    xs = np.repeat((m / np.float32(32639)).astype(np.float32), 32 // block, 1)
+    scale = (a["s"].reshape(1, n, nb) * xs.reshape(T, 1, nb)).astype(np.float32).astype(np.float64)
+    exact = (ints * scale).sum(-1)
+    mag = (np.abs(ints) * scale).sum(-1)
+    if a["c"] is not None:
+        xf = x.reshape(T, nb, block).astype(np.float64).sum(-1)
+        exact += xf @ a["c"].reshape(nb, n).astype(np.float64)
+        mag = mag + np.abs(x).reshape(T, nb, block).sum(-1) @ np.abs(a["c"].reshape(nb, n))
+    ys = [np.array(o["y16"], np.float32)] + ([np.array(o["y16s"], np.float32)] if "y16s" in o else [])
+    assert len(ys) == 1 + (bits == 4 and block == 32 and o.get("relaxed") == 1)
+    for y in ys:
+        assert np.all(np.abs(y.reshape(T, n) - exact) <= 1e-5 * mag + 1e-6)
+    # the same floats, bit for bit, whichever kernel and build, and each token alone as in a T-token call
+    for y in ys[1:] + [np.array(o["y16each"], np.float32)]:
+        np.testing.assert_array_equal(y, ys[0])
+    # against f64: within the rounding of the activations (half a level each)
+    half_level = (m / 32639 / 2)[:, :, None].repeat(32, -1).reshape(T, k)
+    err_bound = (half_level @ np.abs(dequant_layout(a)[1]).T) * 1.01 + 1e-5 * mag
+    assert np.all(np.abs(ys[-1].reshape(T, n) - want) <= err_bound)
+
+
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("offsets", [False, True])
 @pytest.mark.parametrize("T,k", [(1, 256), (3, 576), (6, 224)])
@@ -407,6 +449,7 @@ def test_matmul8_matches_numpy(kernel_page, layout, offsets, T, k):
     want = x.astype(np.float64) @ W.T
     y16 = np.array(o["y16"], np.float32).reshape(T, n)
     assert np.abs(y16 - want).max() <= 1e-3 * np.abs(want).max()  # the int16 path, for scale
+    check_int16(a, q, o, want)
     if not takes:
         return
     assert o["relaxed"] == 1

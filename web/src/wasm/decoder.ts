@@ -8,7 +8,7 @@
 // c[b, n]: W[n, block * b + j] = (q - 2^(bits-1)) * d + c. The layouts: 4 bits in blocks of 32
 // (Q4_0; Q4_1 and Q4_K with offsets), 8 bits in blocks of 32 (Q8_0, Q5_0; Q5_1 and Q5_K with
 // offsets), 8 bits in blocks of 16 (Q6_K; with offsets where fused with a K-quant). Activations are
-// quantized per block of 32 to int16 (scale max|x| / 32767, relative error <= 2^-16 of the block's
+// quantized per block of 32 to int16 (scale max|x| / 32639, relative error ~2^-16 of the block's
 // largest value), so that a block's dot product is four i32x4.dot_i16x8_s (two scaled sums of two
 // for blocks of 16); the offset term uses the f32 sum of x over each block. Float weights (F16,
 // BF16, F32 in the GGUF) are f32 matrices: matmulF32.
@@ -16,6 +16,10 @@
 export function heapBase(): usize {
   return __heap_base;
 }
+
+// The int16 activations' largest magnitude: 32639 = 127 * 256 + 127, so that every value q splits into two
+// signed bytes q = 256 h + l (split16) for the relaxed build's 4-bit kernels.
+const LEVELS16: i32 = 32639;
 
 // x (T, k) f32 → xq (T, k) i16, xs (T, k/32) f32 scales, xf f32 block sums: (T, k/32) of each block of 32,
 // or with half = 1 (T, k/16) of each half block of 16 (for weights in blocks of 16 with offsets). perm = 1
@@ -33,8 +37,8 @@ export function quantize(x: usize, k: i32, T: i32, perm: i32, half: i32, xq: usi
         m = max(m, abs(v));
         sum += v;
       }
-      const inv: f32 = m > 0 ? <f32>32767.0 / m : 0;
-      store<f32>(xs + (<usize>i << 2), m / <f32>32767.0);
+      const inv: f32 = m > 0 ? <f32>LEVELS16 / m : 0;
+      store<f32>(xs + (<usize>i << 2), m / <f32>LEVELS16);
       if (half) {
         let s0: f32 = 0, s1: f32 = 0;
         for (let j = 0; j < 16; j++) {
@@ -50,7 +54,7 @@ export function quantize(x: usize, k: i32, T: i32, perm: i32, half: i32, xq: usi
       for (let j = 0; j < 32; j++) {
         const q = <i32>nearest(load<f32>(src + (<usize>j << 2)) * inv);
         const p = perm ? ((j & 1) ? 16 + (j >> 1) : j >> 1) : j;
-        store<i16>(dst + (<usize>p << 1), <i16>max(-32767, min(32767, q)));
+        store<i16>(dst + (<usize>p << 1), <i16>max(-LEVELS16, min(LEVELS16, q)));
       }
     }
   }
@@ -87,21 +91,49 @@ export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, 
   if (c) addOffsets(c, n, k / block, r0, r1, T, xf, y, ys);
 }
 
-// matmul's blocks of 32 (4 or 8 bits), without offsets.
+// matmul's blocks of 32 (4 or 8 bits), without offsets. Blocks go two at a time: both integer dots summed
+// whole into one vector (fold2), converted to f32 once and scaled by both blocks' scales at once (scaled).
 function matmul32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32,
                   T: i32, xq: usize, xs: usize, y: usize, ys: i32): void {
-  const nb = k >> 5;
+  const nb = k >> 5, nb2 = nb & ~1;
   const blob: usize = bits == 4 ? 16 : 32;
   const low = i8x16.splat(0x0f), eight = i8x16.splat(8), sign = i8x16.splat(-128);
   const xrow = <usize>k << 1; // bytes per token in xq
   const srow = <usize>nb << 2; // bytes per token in xs, xf
-  let t = 0;
-  for (; t + 4 <= T; t += 4) {
+  for (let t = 0; t < T; t += 4) {
+    const m = min(4, T - t);
     const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow;
     for (let r = r0; r < r1; r++) {
       const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
+      let b = 0;
+      for (; b < nb2; b += 2) {
+        let w0: v128, w1: v128, w2: v128, w3: v128, u0: v128, u1: v128, u2: v128, u3: v128;
+        if (bits == 4) {
+          const v = v128.load(wr + (<usize>b << 4)), v2 = v128.load(wr + (<usize>b << 4), 16);
+          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(hiNibbles(v, low), eight);
+          const lo2 = i8x16.sub(v128.and(v2, low), eight), hi2 = i8x16.sub(hiNibbles(v2, low), eight);
+          w0 = i16x8.extend_low_i8x16_s(lo); w1 = i16x8.extend_high_i8x16_s(lo);
+          w2 = i16x8.extend_low_i8x16_s(hi); w3 = i16x8.extend_high_i8x16_s(hi);
+          u0 = i16x8.extend_low_i8x16_s(lo2); u1 = i16x8.extend_high_i8x16_s(lo2);
+          u2 = i16x8.extend_low_i8x16_s(hi2); u3 = i16x8.extend_high_i8x16_s(hi2);
+        } else {
+          const p = wr + (<usize>b << 5);
+          const v0 = v128.xor(v128.load(p), sign), v1 = v128.xor(v128.load(p, 16), sign);
+          const v2 = v128.xor(v128.load(p, 32), sign), v3 = v128.xor(v128.load(p, 48), sign);
+          w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0);
+          w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
+          u0 = i16x8.extend_low_i8x16_s(v2); u1 = i16x8.extend_high_i8x16_s(v2);
+          u2 = i16x8.extend_low_i8x16_s(v3); u3 = i16x8.extend_high_i8x16_s(v3);
+        }
+        const d2 = v128.load64_zero(sr + (<usize>b << 2)); // [d0, d1, 0, 0]
+        const xb = xq0 + (<usize>b << 6), sb = xs0 + (<usize>b << 2);
+        a0 = dot32x2(a0, w0, w1, w2, w3, u0, u1, u2, u3, xb, f32x4.mul(d2, v128.load64_zero(sb)));
+        if (m > 1) a1 = dot32x2(a1, w0, w1, w2, w3, u0, u1, u2, u3, xb + xrow, f32x4.mul(d2, v128.load64_zero(sb + srow)));
+        if (m > 2) a2 = dot32x2(a2, w0, w1, w2, w3, u0, u1, u2, u3, xb + 2 * xrow, f32x4.mul(d2, v128.load64_zero(sb + 2 * srow)));
+        if (m > 3) a3 = dot32x2(a3, w0, w1, w2, w3, u0, u1, u2, u3, xb + 3 * xrow, f32x4.mul(d2, v128.load64_zero(sb + 3 * srow)));
+      }
+      if (b < nb) { // an odd last block
         let w0: v128, w1: v128, w2: v128, w3: v128;
         if (bits == 4) {
           const v = v128.load(wr + (<usize>b << 4));
@@ -113,46 +145,51 @@ function matmul32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32,
           w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0);
           w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
         }
-        const d = load<f32>(sr + (<usize>b << 2));
+        const d = v128.load32_zero(sr + (<usize>b << 2)); // [d, 0, 0, 0]
         const xb = xq0 + (<usize>b << 6), sb = xs0 + (<usize>b << 2);
-        a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb)), f32x4.splat(d * load<f32>(sb))));
-        a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + xrow)), f32x4.splat(d * load<f32>(sb + srow))));
-        a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + 2 * xrow)), f32x4.splat(d * load<f32>(sb + 2 * srow))));
-        a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(dot32(w0, w1, w2, w3, xb + 3 * xrow)), f32x4.splat(d * load<f32>(sb + 3 * srow))));
+        a0 = scaled(a0, fold1(dot32(w0, w1, w2, w3, xb)), f32x4.mul(d, v128.load32_zero(sb)));
+        if (m > 1) a1 = scaled(a1, fold1(dot32(w0, w1, w2, w3, xb + xrow)), f32x4.mul(d, v128.load32_zero(sb + srow)));
+        if (m > 2) a2 = scaled(a2, fold1(dot32(w0, w1, w2, w3, xb + 2 * xrow)), f32x4.mul(d, v128.load32_zero(sb + 2 * srow)));
+        if (m > 3) a3 = scaled(a3, fold1(dot32(w0, w1, w2, w3, xb + 3 * xrow)), f32x4.mul(d, v128.load32_zero(sb + 3 * srow)));
       }
       const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
       store<f32>(yr, hsum(a0));
-      store<f32>(yr + yrow, hsum(a1));
-      store<f32>(yr + 2 * yrow, hsum(a2));
-      store<f32>(yr + 3 * yrow, hsum(a3));
+      if (m > 1) store<f32>(yr + yrow, hsum(a1));
+      if (m > 2) store<f32>(yr + 2 * yrow, hsum(a2));
+      if (m > 3) store<f32>(yr + 3 * yrow, hsum(a3));
     }
   }
-  for (; t < T; t++) {
-    const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow;
-    for (let r = r0; r < r1; r++) {
-      const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
-      let a0 = f32x4.splat(0);
-      if (bits == 4) {
-        for (let b = 0; b < nb; b++) {
-          const v = v128.load(wr + (<usize>b << 4));
-          const lo = i8x16.sub(v128.and(v, low), eight), hi = i8x16.sub(hiNibbles(v, low), eight);
-          const d = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo),
-                          i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xq0 + (<usize>b << 6));
-          a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(d),
-                                       f32x4.splat(load<f32>(sr + (<usize>b << 2)) * load<f32>(xs0 + (<usize>b << 2)))));
-        }
-      } else {
-        for (let b = 0; b < nb; b++) {
-          const v0 = v128.xor(v128.load(wr + (<usize>b << 5)), sign), v1 = v128.xor(v128.load(wr + (<usize>b << 5), 16), sign);
-          const d = dot32(i16x8.extend_low_i8x16_s(v0), i16x8.extend_high_i8x16_s(v0),
-                          i16x8.extend_low_i8x16_s(v1), i16x8.extend_high_i8x16_s(v1), xq0 + (<usize>b << 6));
-          a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(d),
-                                       f32x4.splat(load<f32>(sr + (<usize>b << 2)) * load<f32>(xs0 + (<usize>b << 2)))));
-        }
-      }
-      store<f32>(y + (<usize>(t * ys + r) << 2), hsum(a0));
-    }
-  }
+}
+
+// One token's two blocks of 32 (int16 weights w0..w3, then u0..u3) against x's at xb: acc + their integer
+// dots, each summed whole (fold2), times f = [f0, f1, 0, 0] (each block's weight scale × x's block scale).
+// @ts-ignore: decorator
+@inline function dot32x2(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, u0: v128, u1: v128, u2: v128, u3: v128,
+  xb: usize, f: v128): v128 {
+  return scaled(acc, fold2(dot32(w0, w1, w2, w3, xb), dot32(u0, u1, u2, u3, xb + 64)), f);
+}
+
+// The int16 kernels' one float step: a block's exact integer dot product (summed whole, whatever lanes held
+// its parts) is converted and scaled in the same order by matmul32 and matmul16s, for any number of tokens:
+// a token's result does not depend on the kernel, the build or the chunk it came in, bit for bit.
+// Two blocks' four partial lane sums p, q as [Σp, Σq, Σp, Σq].
+// @ts-ignore: decorator
+@inline function fold2(p: v128, q: v128): v128 {
+  const pq = i32x4.add(v128.shuffle<i32>(p, q, 0, 4, 1, 5), v128.shuffle<i32>(p, q, 2, 6, 3, 7));
+  return i32x4.add(pq, v128.shuffle<i32>(pq, pq, 2, 3, 0, 1));
+}
+
+// One block's four partial lane sums p as [Σp, Σp, Σp, Σp].
+// @ts-ignore: decorator
+@inline function fold1(p: v128): v128 {
+  const h = i32x4.add(p, v128.shuffle<i32>(p, p, 2, 3, 0, 1));
+  return i32x4.add(h, v128.shuffle<i32>(h, h, 1, 0, 3, 2));
+}
+
+// acc + sums (i32) * f: f holds the blocks' scales in lanes 0 and 1 (lane 0 alone for one block), 0 elsewhere.
+// @ts-ignore: decorator
+@inline function scaled(acc: v128, sums: v128, f: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), f));
 }
 
 // Q4_1-style offsets: y[t, r] += Σ_b xf[t, b] c[b, r] over the nb offset blocks (rows contiguous in c):
@@ -547,6 +584,106 @@ function matmul8x16(w: usize, s: usize, k: i32, lo: i32, r0: i32, r1: i32, T: i3
       if (m > 2) store<f32>(yr + 2 * yrow, hsum(a2));
       if (m > 3) store<f32>(yr + 3 * yrow, hsum(a3));
     }
+  }
+}
+
+// -- int16 activations against 4-bit weights with relaxed SIMD ------------------------------------------
+// The same int16 activations as matmul (quantize), for 4-bit blocks of 32 in the relaxed build: each value
+// q (|q| <= 32639) as two signed bytes, q = 256 h + l (h = (q + 128) >> 8 in -127..127, l in -128..127), so
+// that one block's dot product is four i16x8.relaxed_dot_i8x16_i7x16_s with the weights' unsigned nibbles
+// u (0..15) as the 7-bit operand (deterministic on every engine: its top bit is clear), against matmul's
+// eight widenings and four i32x4.dot_i16x8_s. Σ q (u - 8) = 256 Σ h u + Σ l u - 8 Σ q, all exact in integers:
+// the same integers as matmul's, in other lanes, each summed whole before the same float steps (scaled):
+// matmul16s and matmul give the same floats, bit for bit.
+
+// xq (T, k) i16 (quantize's, perm = 1) → xp (T, k/32, 64) bytes: per block h of its 32 values, then l; and
+// xb (T, k/32) i32: -8 × each block's Σ q.
+export function split16(xq: usize, k: i32, T: i32, xp: usize, xb: usize): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const c128 = i16x8.splat(128), one = i16x8.splat(1);
+    for (let i = 0; i < T * (k >> 5); i++) {
+      const src = xq + (<usize>i << 6), dst = xp + (<usize>i << 6);
+      const q0 = v128.load(src), q1 = v128.load(src, 16), q2 = v128.load(src, 32), q3 = v128.load(src, 48);
+      const h0 = i16x8.shr_s(i16x8.add(q0, c128), 8), h1 = i16x8.shr_s(i16x8.add(q1, c128), 8);
+      const h2 = i16x8.shr_s(i16x8.add(q2, c128), 8), h3 = i16x8.shr_s(i16x8.add(q3, c128), 8);
+      v128.store(dst, i8x16.narrow_i16x8_s(h0, h1));
+      v128.store(dst, i8x16.narrow_i16x8_s(h2, h3), 16);
+      v128.store(dst, i8x16.narrow_i16x8_s(i16x8.sub(q0, i16x8.shl(h0, 8)), i16x8.sub(q1, i16x8.shl(h1, 8))), 32);
+      v128.store(dst, i8x16.narrow_i16x8_s(i16x8.sub(q2, i16x8.shl(h2, 8)), i16x8.sub(q3, i16x8.shl(h3, 8))), 48);
+      const t = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(q0, one), i32x4.dot_i16x8_s(q1, one)),
+        i32x4.add(i32x4.dot_i16x8_s(q2, one), i32x4.dot_i16x8_s(q3, one)));
+      store<i32>(xb + (<usize>i << 2), -8 * (i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) +
+        i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3)));
+    }
+  } else unreachable();
+}
+
+// One block of 32 (nibbles wl: its first 16 values, wh: the rest) against x's split block at p, bias at ib:
+// Σ q (u - 8) as four partial lane sums.
+// @ts-ignore: decorator
+@inline function sdot32(wl: v128, wh: v128, p: usize, ib: usize, c256: v128): v128 {
+  const hi = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(p), wl), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(p, 16), wh));
+  const lo = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(p, 32), wl), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(p, 48), wh));
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(hi, c256), i32x4.extadd_pairwise_i16x8_s(lo)), v128.load32_zero(ib));
+}
+
+// One token's two blocks (nibbles wl, wh, then vl, vh) against x's split blocks at p: as dot32x2.
+// @ts-ignore: decorator
+@inline function sdot32x2(acc: v128, wl: v128, wh: v128, vl: v128, vh: v128, p: usize, ib: usize, c256: v128, f: v128): v128 {
+  return scaled(acc, fold2(sdot32(wl, wh, p, ib, c256), sdot32(vl, vh, p + 64, ib + 4, c256)), f);
+}
+
+// matmul for 4-bit weights in blocks of 32 with x split by split16 (xp, xb) and scaled by quantize's xs (xf:
+// its block sums, for the offsets c): rows r0 ≤ r < r1, four tokens at a time, blocks two at a time as
+// matmul32. Only in the relaxed build.
+export function matmul16s(w: usize, s: usize, c: usize, n: i32, k: i32, r0: i32, r1: i32, T: i32, xp: usize, xb: usize,
+  xs: usize, xf: usize, y: usize, ys: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    for (let t = 0; t < T; t += 4) {
+      const m = min(4, T - t);
+      if (m == 1) rows16s(w, s, k, r0, r1, t, 1, xp, xb, xs, y, ys);
+      else rows16s(w, s, k, r0, r1, t, m, xp, xb, xs, y, ys);
+    }
+    if (c) addOffsets(c, n, k >> 5, r0, r1, T, xf, y, ys);
+  } else unreachable();
+}
+
+// matmul16s's rows r0 ≤ r < r1 for tokens t..t+m-1 (m ≤ 4).
+// @ts-ignore: decorator
+@inline function rows16s(w: usize, s: usize, k: i32, r0: i32, r1: i32, t: i32, m: i32, xp: usize, xb: usize, xs: usize,
+  y: usize, ys: i32): void {
+  const nb = k >> 5, nb2 = nb & ~1;
+  const low = i8x16.splat(0x0f), c256 = i16x8.splat(256);
+  const prow = <usize>k << 1, srow = <usize>nb << 2; // bytes per token in xp; in xb and xs
+  const xp0 = xp + <usize>t * prow, xb0 = xb + <usize>t * srow, xs0 = xs + <usize>t * srow;
+  for (let r = r0; r < r1; r++) {
+    const wr = w + <usize>r * <usize>nb * 16, sr = s + (<usize>(r * nb) << 2);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b = 0;
+    for (; b < nb2; b += 2) {
+      const u = v128.load(wr + (<usize>b << 4)), v = v128.load(wr + (<usize>b << 4), 16);
+      const wl = v128.and(u, low), wh = hiNibbles(u, low), vl = v128.and(v, low), vh = hiNibbles(v, low);
+      const d2 = v128.load64_zero(sr + (<usize>b << 2)); // [d0, d1, 0, 0]
+      const p = xp0 + (<usize>b << 6), ib = xb0 + (<usize>b << 2), sb = xs0 + (<usize>b << 2);
+      a0 = sdot32x2(a0, wl, wh, vl, vh, p, ib, c256, f32x4.mul(d2, v128.load64_zero(sb)));
+      if (m > 1) a1 = sdot32x2(a1, wl, wh, vl, vh, p + prow, ib + srow, c256, f32x4.mul(d2, v128.load64_zero(sb + srow)));
+      if (m > 2) a2 = sdot32x2(a2, wl, wh, vl, vh, p + 2 * prow, ib + 2 * srow, c256, f32x4.mul(d2, v128.load64_zero(sb + 2 * srow)));
+      if (m > 3) a3 = sdot32x2(a3, wl, wh, vl, vh, p + 3 * prow, ib + 3 * srow, c256, f32x4.mul(d2, v128.load64_zero(sb + 3 * srow)));
+    }
+    if (b < nb) { // an odd last block
+      const u = v128.load(wr + (<usize>b << 4));
+      const wl = v128.and(u, low), wh = hiNibbles(u, low), d = v128.load32_zero(sr + (<usize>b << 2)); // [d, 0, 0, 0]
+      const p = xp0 + (<usize>b << 6), ib = xb0 + (<usize>b << 2), sb = xs0 + (<usize>b << 2);
+      a0 = scaled(a0, fold1(sdot32(wl, wh, p, ib, c256)), f32x4.mul(d, v128.load32_zero(sb)));
+      if (m > 1) a1 = scaled(a1, fold1(sdot32(wl, wh, p + prow, ib + srow, c256)), f32x4.mul(d, v128.load32_zero(sb + srow)));
+      if (m > 2) a2 = scaled(a2, fold1(sdot32(wl, wh, p + 2 * prow, ib + 2 * srow, c256)), f32x4.mul(d, v128.load32_zero(sb + 2 * srow)));
+      if (m > 3) a3 = scaled(a3, fold1(sdot32(wl, wh, p + 3 * prow, ib + 3 * srow, c256)), f32x4.mul(d, v128.load32_zero(sb + 3 * srow)));
+    }
+    const yr = y + (<usize>(t * ys + r) << 2), yrow = <usize>ys << 2;
+    store<f32>(yr, hsum(a0));
+    if (m > 1) store<f32>(yr + yrow, hsum(a1));
+    if (m > 2) store<f32>(yr + 2 * yrow, hsum(a2));
+    if (m > 3) store<f32>(yr + 3 * yrow, hsum(a3));
   }
 }
 
