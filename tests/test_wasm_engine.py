@@ -299,6 +299,35 @@ def test_browser_wasm_runs_nomoats_decoder_and_ort_stays_selectable(browser, ser
     assert "engine_ort.mjs" in got["ort"]["files"] and "ort.wasm.min.mjs" in got["ort"]["files"]
 
 
+def test_browser_kernels_option_picks_the_decoders_activations(browser, server):  # noqa: F811
+    """llm.create({kernels}): "int8" or "int16" gets a worker of its own whose decoder uses those activations
+    (the timeline's wasm.compile span says which); the default ("auto") keeps a small model on int16; any
+    other value is a TypeError naming the choices, before anything loads."""
+    page = blank_page(browser, server)
+    got = page.evaluate("""async () => {
+        const out = {texts: {}};
+        for (const kernels of [undefined, "int8", "int16"]) {
+            const s = await llm.create({model: "/models/tiny/", device: "wasm", temperature: 0, maxTokens: 8,
+                                        ...(kernels ? {kernels} : {})});
+            out.texts[kernels ?? "default"] = await s.prompt("hello there");
+            s.destroy();
+        }
+        out.spans = (await llm.timeline()).filter((t) => t.stage === "wasm.compile")
+            .map((t) => [t.worker, t.detail.kernels, t.detail.relaxed]);
+        try {
+            await llm.create({model: "/models/tiny/", device: "wasm", kernels: "int4"});
+        } catch (e) {
+            out.bad = [e.name, e.message];
+        }
+        return out;
+    }""")
+    page.close()
+    assert sorted(got["spans"]) == [[1, "int16", True], [2, "int8", True], [3, "int16", True]], got["spans"]
+    assert got["texts"]["default"] == got["texts"]["int16"]  # the same kernels, the same greedy answer
+    assert all(isinstance(t, str) and t for t in got["texts"].values())
+    assert got["bad"][0] == "TypeError" and '"auto", "int16" or "int8"' in got["bad"][1], got["bad"]
+
+
 def test_browser_bad_wasm_engine_is_a_type_error(browser, server):  # noqa: F811
     page = blank_page(browser, server)
     r = page.evaluate("""async () => {
@@ -380,40 +409,62 @@ def dequant_layout(a: dict) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(n, k), W.reshape(n, k)
 
 
+def activations(a: dict, levels: int, got: list) -> tuple[np.ndarray, np.ndarray]:
+    """x quantized per block of 32 as the kernels must: nearest(x * levels / max|x|), checked bit for bit
+    against the kernel's `got` (in the 4-bit unpacking's order for 4-bit weights). Returns (max|x| per block,
+    the integers (T, k/32, 32))."""
+    k, T, x = a["k"], a["T"], a["x"]
+    xb = x.reshape(T, k // 32, 32)
+    m = np.abs(xb).max(-1)
+    inv = np.where(m > 0, np.float32(levels) / np.where(m > 0, m, 1), 0).astype(np.float32)
+    xq = np.rint(xb * inv[..., None]).astype(np.int64)
+    assert np.abs(xq).max() <= levels
+    perm = np.r_[0:32:2, 1:32:2] if a["bits"] == 4 else np.arange(32)
+    np.testing.assert_array_equal(np.array(got).reshape(T, k // 32, 32), xq[..., perm])
+    return m, xq
+
+
+def scaled_exactly(a: dict, q: np.ndarray, m: np.ndarray, xq: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a kernel must give: the exact integer dot product of each weight block with x's integers,
+    times the f32 product of the two scales, plus the offsets (x's f32 block sums @ c); and the magnitude
+    of the terms (for f32 rounding's bound)."""
+    n, k, T, block, x = a["n"], a["k"], a["T"], a["block"], a["x"]
+    nb = k // block
+    ints = (xq.reshape(T, 1, nb, block) * q.reshape(1, n, nb, block)).sum(-1)  # (T, n, nb), exact
+    xs = np.repeat((m / np.float32(levels)).astype(np.float32), 32 // block, 1)  # per weight block
+    scale = (a["s"].reshape(1, n, nb) * xs.reshape(T, 1, nb)).astype(np.float32).astype(np.float64)
+    exact, mag = (ints * scale).sum(-1), (np.abs(ints) * scale).sum(-1)
+    if a["c"] is not None:
+        exact += x.reshape(T, nb, block).astype(np.float64).sum(-1) @ a["c"].reshape(nb, n).astype(np.float64)
+        mag = mag + np.abs(x).reshape(T, nb, block).sum(-1) @ np.abs(a["c"].reshape(nb, n))
+    return exact, mag
+
+
+def assert_within_rounding(a: dict, y: np.ndarray, exact: np.ndarray, mag: np.ndarray, want: np.ndarray,
+                           m: np.ndarray, levels: int) -> None:
+    """y equals `exact` to f32 rounding, and x @ W.T in f64 (`want`) within the activations' rounding (half a
+    level each)."""
+    T, k, n = a["T"], a["k"], a["n"]
+    y = y.reshape(T, n)
+    assert np.all(np.abs(y - exact) <= 1e-5 * mag + 1e-6)
+    half_level = (m / levels / 2)[:, :, None].repeat(32, -1).reshape(T, k)
+    assert np.all(np.abs(y - want) <= (half_level @ np.abs(dequant_layout(a)[1]).T) * 1.01 + 1e-5 * mag)
+
+
 def check_int16(a: dict, q: np.ndarray, o: dict, want: np.ndarray) -> None:
     """The int16 path: quantize's activations are nearest(x * 32639 / max|x|) per block of 32 (bit-exact),
     and matmul (the plain build) and, for 4-bit blocks of 32, split16 + matmul16s (the relaxed build) both
     give the exact integer dot products of those activations with the weight's integers, scaled (to f32
     rounding), plus the offsets: the same floats bit for bit, and the same for each token run alone."""
-    n, k, T, bits, block, x = a["n"], a["k"], a["T"], a["bits"], a["block"], a["x"]
-    xb = x.reshape(T, k // 32, 32)
-    m = np.abs(xb).max(-1)
-    inv = np.where(m > 0, np.float32(32639) / np.where(m > 0, m, 1), 0).astype(np.float32)
-    xq = np.rint(xb * inv[..., None]).astype(np.int64)
-    assert np.abs(xq).max() <= 32639
-    perm = np.r_[0:32:2, 1:32:2] if bits == 4 else np.arange(32)
-    np.testing.assert_array_equal(np.array(o["xq16"]).reshape(T, k // 32, 32), xq[..., perm])
-    nb = k // block
-    ints = (xq.reshape(T, 1, nb, block) * q.reshape(1, n, nb, block)).sum(-1)  # (T, n, nb), exact
-    xs = np.repeat((m / np.float32(32639)).astype(np.float32), 32 // block, 1)
-    scale = (a["s"].reshape(1, n, nb) * xs.reshape(T, 1, nb)).astype(np.float32).astype(np.float64)
-    exact = (ints * scale).sum(-1)
-    mag = (np.abs(ints) * scale).sum(-1)
-    if a["c"] is not None:
-        xf = x.reshape(T, nb, block).astype(np.float64).sum(-1)
-        exact += xf @ a["c"].reshape(nb, n).astype(np.float64)
-        mag = mag + np.abs(x).reshape(T, nb, block).sum(-1) @ np.abs(a["c"].reshape(nb, n))
+    m, xq = activations(a, 32639, o["xq16"])
+    exact, mag = scaled_exactly(a, q, m, xq, 32639)
     ys = [np.array(o["y16"], np.float32)] + ([np.array(o["y16s"], np.float32)] if "y16s" in o else [])
-    assert len(ys) == 1 + (bits == 4 and block == 32 and o.get("relaxed") == 1)
+    assert len(ys) == 1 + (a["bits"] == 4 and a["block"] == 32 and o.get("relaxed") == 1)
     for y in ys:
-        assert np.all(np.abs(y.reshape(T, n) - exact) <= 1e-5 * mag + 1e-6)
+        assert_within_rounding(a, y, exact, mag, want, m, 32639)
     # the same floats, bit for bit, whichever kernel and build, and each token alone as in a T-token call
     for y in ys[1:] + [np.array(o["y16each"], np.float32)]:
         np.testing.assert_array_equal(y, ys[0])
-    # against f64: within the rounding of the activations (half a level each)
-    half_level = (m / 32639 / 2)[:, :, None].repeat(32, -1).reshape(T, k)
-    err_bound = (half_level @ np.abs(dequant_layout(a)[1]).T) * 1.01 + 1e-5 * mag
-    assert np.all(np.abs(ys[-1].reshape(T, n) - want) <= err_bound)
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -453,35 +504,15 @@ def test_matmul8_matches_numpy(kernel_page, layout, offsets, T, k):
     if not takes:
         return
     assert o["relaxed"] == 1
-    # quantize8, bit for bit
-    xb = x.reshape(T, k // 32, 32)
-    m = np.abs(xb).max(-1)
-    inv = np.where(m > 0, np.float32(127) / np.where(m > 0, m, 1), 0).astype(np.float32)
-    xq = np.rint(xb * inv[..., None]).astype(np.int32)
-    assert np.abs(xq).max() <= 127
-    perm = np.r_[0:32:2, 1:32:2] if bits == 4 else np.arange(32)
-    np.testing.assert_array_equal(np.array(o["xq"]).reshape(T, k // 32, 32), xq[..., perm])
-    xs32 = (m / np.float32(127)).astype(np.float32)
-    np.testing.assert_array_equal(np.array(o["xs"], np.float32).reshape(T, -1), xs32)
+    m, xq = activations(a, 127, o["xq"])  # quantize8, bit for bit
+    xs = np.array(o["xs"], np.float32).reshape(T, -1)
+    np.testing.assert_array_equal(xs, (m / np.float32(127)).astype(np.float32))
     bias = -8 if bits == 4 else lo - 128
     sums = xq.reshape(T, k // block, block).sum(-1)
     np.testing.assert_array_equal(np.array(o["xi"]).reshape(T, k // block), bias * sums)
-    # matmul8: exact integer block sums, scaled
-    nb = k // block
-    ints = (xq.reshape(T, 1, nb, block) * q.reshape(1, n, nb, block)).sum(-1)  # (T, n, nb), exact
-    xs = np.repeat((m / np.float32(127)).astype(np.float32), 32 // block, 1)  # per weight block
-    scale = (a["s"].reshape(1, n, nb) * xs.reshape(T, 1, nb)).astype(np.float32).astype(np.float64)
-    exact = (ints * scale).sum(-1)
-    if offsets:
-        xf = x.reshape(T, nb, block).astype(np.float64).sum(-1)
-        exact += xf @ a["c"].reshape(nb, n).astype(np.float64)
-    y8 = np.array(o["y8"], np.float32).reshape(T, n)
-    mag = (np.abs(ints) * scale).sum(-1) + (np.abs(x).reshape(T, nb, block).sum(-1) @ np.abs(a["c"].reshape(nb, n))
-                                             if offsets else 0)
-    assert np.all(np.abs(y8 - exact) <= 1e-5 * mag + 1e-6)
-    # against f64: within the rounding of the activations (half a level each)
-    err_bound = ((m / 127 / 2)[:, :, None].repeat(32, -1).reshape(T, k) @ np.abs(W).T) * 1.01 + 1e-5 * mag
-    assert np.all(np.abs(y8 - want) <= err_bound)
+    # matmul8: exact integer block sums, scaled; within the int8 rounding of x @ W.T
+    exact, mag = scaled_exactly(a, q, m, xq, 127)
+    assert_within_rounding(a, np.array(o["y8"], np.float32), exact, mag, want, m, 127)
 
 
 JS_INT8 = """async ([dir, ids]) => {

@@ -88,23 +88,30 @@ def _print_progress(request_id, p) -> None:
             print()
 
 
-_from_entries = None  # JS's Object.fromEntries, taken on first use (never in a snapshot: see _snapshot.py)
+_from_entries = None  # JS's Object.fromEntries from nomoat's runtime, on first use (never in a snapshot)
 
 
 def to_js(value):
     """A Python list/dict as a JS array/object (plain objects, not Maps).
 
-    Object.fromEntries is taken from JS itself (run_js), not through Python's `js` module: in the
-    worker that makes Python's memory snapshot (Pyodide's snapshot-making mode) `js` is a Proxy that
-    wraps every object read through it anew, which made each call here ~0.16 ms slower and that
-    page's decode ~18 % slower than a page restored from the snapshot."""
+    Object.fromEntries comes from nomoat's JS runtime (`nomoat_js.fromEntries`), not through Python's
+    `js` module: in the worker that makes Python's memory snapshot (Pyodide's snapshot-making mode)
+    `js` is a Proxy that wraps every object read through it anew, which made each call here ~0.16 ms
+    slower and that page's decode ~18 % slower than a page restored from the snapshot (and `run_js`
+    would need eval, which an extension's Content Security Policy refuses). Before the runtime exists
+    (JupyterLite makes it with this function) `js` is plain Pyodide's."""
     global _from_entries
     from pyodide.ffi import to_js as _to_js
 
     if _from_entries is None:
-        from pyodide.code import run_js
+        try:
+            import nomoat_js
 
-        _from_entries = run_js("Object.fromEntries")
+            _from_entries = nomoat_js.fromEntries
+        except (ImportError, AttributeError):
+            from js import Object
+
+            return _to_js(value, dict_converter=Object.fromEntries)
     return _to_js(value, dict_converter=_from_entries)
 
 

@@ -33,6 +33,10 @@ import {LanguageModelSession, canonicalPrompt, checkTools, fullyActive} from "./
  *   (relative to the page); default: data-model, else models/SmolLM2-135M-Instruct/
  * @property {"auto" | "webgpu" | "wasm"} [device] default: data-device, else "auto"
  * @property {"nomoat" | "ort"} [wasmEngine] which wasm engine (for comparisons); default "nomoat"
+ * @property {"auto" | "int16" | "int8"} [kernels] nomoat's wasm decoder's activations in its matmuls: "int16" (logits
+ *   within ~2e-2 of exact math), "int8" (llama.cpp's own precision: faster, logits move by up to ~1, greedy answers
+ *   may change; needs WebAssembly relaxed SIMD), or "auto" (default: int8 for models of 512 MiB of weights or
+ *   more where relaxed SIMD is there, else int16)
  * @property {"most-predictable" | "predictable" | "balanced" | "creative" | "most-creative"} [samplingMode]
  *   a preset; or topK/temperature, not both
  * @property {LanguageModelMessage[]} [initialPrompts]
@@ -436,10 +440,15 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
       throw new TypeError(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
     }
+    const kernels = options.kernels; // nomoat's wasm decoder: int16 or int8 activations (a worker of its own each)
+    if (kernels !== undefined && !["auto", "int16", "int8"].includes(kernels)) {
+      throw new TypeError(`kernels must be "auto", "int16" or "int8", got ${JSON.stringify(kernels)}.`);
+    }
     checkSendable("create", pyOptions);
-    const worker = workerFor(engine ? `${device}|${engine}` : device);
+    const worker = workerFor([device, engine, kernels && kernels !== "auto" ? kernels : undefined].filter(Boolean).join("|"));
     const progress = downloadProgress(monitor, () => Boolean(signal && signal.aborted));
-    const {promise} = worker.call("create", {assets: engine ? {...assets, wasmEngine: engine} : assets, model, device,
+    const own = {...(engine ? {wasmEngine: engine} : {}), ...(kernels && kernels !== "auto" ? {kernels} : {})};
+    const {promise} = worker.call("create", {assets: {...assets, ...own}, model, device,
                                              options: pyOptions}, {
       onProgress: progress.onProgress,
       onEvent: (e) => monitor.dispatchEvent(new CustomEvent("nomoat" + e.type, {detail: e})),

@@ -18,7 +18,7 @@ import {begin, span} from "./timeline.js";
 /**
  * Where the runtime's files are: assets.ort the folder of onnxruntime-web's files; wasmEngine the
  * default wasm engine ("nomoat" | "ort").
- * @typedef {{ort: string, pyodide?: string, wasmEngine?: "nomoat" | "ort"}} Assets
+ * @typedef {{ort: string, pyodide?: string, wasmEngine?: "nomoat" | "ort", kernels?: "auto" | "int16" | "int8"}} Assets
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -237,7 +237,8 @@ function refuseTooLarge(pkg, device, json) {
  * @param {ModelPackage} pkg
  * @param {Device} device
  * @param {{assets: Assets, wasmEngine?: string, report?: (p: Record<string, unknown>) => void,
- *          wasm?: {threads?: number, decoder?: URL | string}}} options wasm: WasmEngine.create's options (tests)
+ *          wasm?: {threads?: number, decoder?: URL | string, kernels?: "auto" | "int16" | "int8"}}} options wasm:
+ *   WasmEngine.create's options (kernels: llm.create's; threads and decoder: tests)
  * @returns {Promise<{files: Record<string, Uint8Array>, engine: Engine}>}
  */
 export async function loadEngine(pkg, device, {assets, wasmEngine = "nomoat", report = () => {}, wasm = {}}) {
@@ -333,7 +334,7 @@ export function createRuntime({assets, progress = () => {}, wasmEngine = assets.
     const end = begin("model.load", {device});
     const pkg = await span("manifest", () => ModelPackage.open(new URL(url, self.location.href).href));
     const {files, engine} = pkg.kind === "embedding" ? await loadEncoder(pkg, device, {assets, wasmEngine, report})
-      : await loadEngine(pkg, device, {assets, wasmEngine, report});
+      : await loadEngine(pkg, device, {assets, wasmEngine, report, wasm: {kernels: assets.kernels}});
     end();
     /** @param {Uint8Array} b */
     const text = (b) => new TextDecoder().decode(b);
@@ -342,6 +343,10 @@ export function createRuntime({assets, progress = () => {}, wasmEngine = assets.
   };
   return {
     chooseDevice,
+    // For Python's to_js (py/nomoat/_compat.py): JS's own Object.fromEntries, not read through Pyodide's `js`
+    // module (in the worker that made the snapshot, a Proxy that made every step slower) nor got by eval
+    // (refused by an extension's Content Security Policy).
+    fromEntries: Object.fromEntries,
     /** @param {string} url @param {Device} device @param {number} requestId */
     prefetch(url, device, requestId) {
       const key = `${url}|${device}`;

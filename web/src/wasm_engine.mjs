@@ -426,7 +426,7 @@ export class WasmEngine {
     const k = /** @type {Record<string, any>} */ ((await WebAssembly.instantiate(module, {env: {memory, abort() {
       throw new Error("nomoat's wasm decoder aborted");
     }}})).exports);
-    compiled();
+    compiled({kernels: int8 ? "int8" : "int16", relaxed});
     const e = new WasmEngine(c, a, threads, k, new Heap(memory, k.heapBase()));
     const heap = e.live();
     const W = heap.alloc(data.byteLength);

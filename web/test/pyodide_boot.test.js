@@ -10,6 +10,7 @@ import path from "node:path";
 import {test} from "node:test";
 
 import {SNAPSHOT_CACHE, bootPython} from "../src/pyodide_boot.mjs";
+import {createRuntime} from "../src/runtime.mjs";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const PYODIDE = path.join(here, "..", "node_modules", "pyodide") + "/";
@@ -58,7 +59,7 @@ const serve = (change = false) => async (/** @type {string} */ url) => {
 
 /**
  * What Python's `js` module is asked for while a backend steps 20 tokens (after a first step, which
- * may take what it needs once). The worker that made the snapshot keeps Pyodide's snapshot-making
+ * may take what it needs once), with nomoat_js a runtime that has fromEntries, as runtime.mjs's has. The worker that made the snapshot keeps Pyodide's snapshot-making
  * `js`, a Proxy that wraps every object read through it anew: a `from js import Object` per token
  * made that page decode ~18 % slower than one restored from the snapshot.
  * @param {any} py
@@ -97,7 +98,7 @@ test("the first boot makes and stores Python's snapshot; the next restores it; a
   {skip: wheels.length < 3 ? "web/dist/wheels is not built (make web)" : false, timeout: 240000}, async () => {
     const caches = new Caches();
     const io = {caches: /** @type {any} */ (caches), fetch: serve()};
-    const first = await bootPython(assets, {answer: 42}, io);
+    const first = await bootPython(assets, {answer: 42, fromEntries: Object.fromEntries}, io);
     assert.equal(first.snapshot, "made");
     assert.equal(await first.stored, true);
     assert.deepEqual(caches.opened, [SNAPSHOT_CACHE]);
@@ -106,6 +107,7 @@ test("the first boot makes and stores Python's snapshot; the next restores it; a
     assert.equal(first.py.runPython("import nomoat_js; nomoat_js.answer"), 42);
     assert.equal(first.py.runPython("import sys; 'nomoat.backends.ort_web' in sys.modules and 'jinja2.sandbox' in sys.modules"), true);
     assert.deepEqual(await jsReadsPerToken(first.py), []);
+    assert.equal(createRuntime({assets: {ort: ""}}).fromEntries, Object.fromEntries); // what the worker registers
 
     const again = await bootPython(assets, {answer: 43}, io);
     assert.equal(again.snapshot, "restored");
