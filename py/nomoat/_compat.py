@@ -91,18 +91,14 @@ def _print_progress(request_id, p) -> None:
 _from_entries = None  # JS's Object.fromEntries from nomoat's runtime, on first use (never in a snapshot)
 
 
-def to_js(value):
-    """A Python list/dict as a JS array/object (plain objects, not Maps).
-
-    Object.fromEntries comes from nomoat's JS runtime (`nomoat_js.fromEntries`), not through Python's
-    `js` module: in the worker that makes Python's memory snapshot (Pyodide's snapshot-making mode)
-    `js` is a Proxy that wraps every object read through it anew, which made each call here ~0.16 ms
-    slower and that page's decode ~18 % slower than a page restored from the snapshot (and `run_js`
-    would need eval, which an extension's Content Security Policy refuses). Before the runtime exists
-    (JupyterLite makes it with this function) `js` is plain Pyodide's."""
+def _object_from_entries():
+    """JS's Object.fromEntries from nomoat's JS runtime (`nomoat_js.fromEntries`), not through Python's
+    `js` module: in the worker that makes Python's memory snapshot (Pyodide's snapshot-making mode) `js` is
+    a Proxy that wraps every object read through it anew, which made each to_js ~0.16 ms slower and that
+    page's decode ~18 % slower than a page restored from the snapshot (and `run_js` would need eval, which
+    an extension's Content Security Policy refuses). Before the runtime exists (JupyterLite makes it with
+    to_js) `js` is plain Pyodide's."""
     global _from_entries
-    from pyodide.ffi import to_js as _to_js
-
     if _from_entries is None:
         try:
             import nomoat_js
@@ -111,8 +107,15 @@ def to_js(value):
         except (ImportError, AttributeError):
             from js import Object
 
-            return _to_js(value, dict_converter=Object.fromEntries)
-    return _to_js(value, dict_converter=_from_entries)
+            return Object.fromEntries
+    return _from_entries
+
+
+def to_js(value):
+    """A Python list/dict as a JS array/object (plain objects, not Maps)."""
+    from pyodide.ffi import to_js as _to_js
+
+    return _to_js(value, dict_converter=_object_from_entries())
 
 
 def _loop_running() -> bool:

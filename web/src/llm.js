@@ -440,14 +440,15 @@ export function createLLM(base, defaults = {}, backend = {connect: () => new Wor
     if (engine !== undefined && !["nomoat", "ort"].includes(engine)) {
       throw new TypeError(`wasmEngine must be "nomoat" or "ort", got ${JSON.stringify(engine)}.`);
     }
-    const kernels = options.kernels; // nomoat's wasm decoder: int16 or int8 activations (a worker of its own each)
-    if (kernels !== undefined && !["auto", "int16", "int8"].includes(kernels)) {
-      throw new TypeError(`kernels must be "auto", "int16" or "int8", got ${JSON.stringify(kernels)}.`);
+    if (options.kernels !== undefined && !["auto", "int16", "int8"].includes(options.kernels)) {
+      throw new TypeError(`kernels must be "auto", "int16" or "int8", got ${JSON.stringify(options.kernels)}.`);
     }
+    // nomoat's wasm decoder: int16 or int8 activations, each in a worker of its own ("auto" is the default)
+    const kernels = options.kernels === "auto" ? undefined : options.kernels;
     checkSendable("create", pyOptions);
-    const worker = workerFor([device, engine, kernels && kernels !== "auto" ? kernels : undefined].filter(Boolean).join("|"));
+    const worker = workerFor([device, engine, kernels].filter(Boolean).join("|"));
     const progress = downloadProgress(monitor, () => Boolean(signal && signal.aborted));
-    const own = {...(engine ? {wasmEngine: engine} : {}), ...(kernels && kernels !== "auto" ? {kernels} : {})};
+    const own = {...(engine ? {wasmEngine: engine} : {}), ...(kernels ? {kernels} : {})};
     const {promise} = worker.call("create", {assets: {...assets, ...own}, model, device,
                                              options: pyOptions}, {
       onProgress: progress.onProgress,

@@ -28,6 +28,7 @@ import {begin, heldMemory} from "./timeline.js";
 /** @typedef {import("./engine.js").Engine} Engine */
 
 const CHUNK = 64; // prefill tokens per pass through the layers
+const SPLIT_MAX_T = 3; // the most tokens decoder.ts matmul16s takes in one call (decode steps; more: matmul)
 const PAGE = 65536;
 const HELPER_START_MS = 30000; // a helper thread that has not started by then never will (Helper.start)
 
@@ -442,7 +443,7 @@ export class WasmEngine {
       qkv: heap.alloc(T * qkvN * 4), att: heap.alloc(T * c.nq * c.hd * 4), o: heap.alloc(T * c.H * 4),
       gu: heap.alloc(T * 2 * c.I * 4), act: heap.alloc(T * c.I * 4),
       partA: heap.alloc(T * c.nq * (c.hd + 4) * 4), partB: heap.alloc(T * c.nq * (c.hd + 4) * 4)};
-    if (relaxed) e.splitKernels(T * K);
+    if (relaxed) e.splitKernels(SPLIT_MAX_T * K);
     if (int8) e.int8Kernels(T * K);
     if (threads > 1) {
       const started = begin("wasm.thread");
@@ -628,7 +629,7 @@ export class WasmEngine {
       args[8] = split;
       args[9] = w.n;
       this.k.matmul8(...args);
-    } else if (this.matmul16s >= 0 && w.bits === 4 && w.block === 32 && T < 4) {
+    } else if (this.matmul16s >= 0 && w.bits === 4 && w.block === 32 && T <= SPLIT_MAX_T) {
       // decoder.ts matmul16s (relaxed SIMD): decode steps. Prefill chunks keep matmul, where one widening of
       // a weight block serves four tokens (measured: matmul16s decodes ~6 % faster and prefills ~10 % slower).
       // Both give the same floats, bit for bit.

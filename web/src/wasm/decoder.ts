@@ -93,15 +93,26 @@ export function matmul(w: usize, s: usize, c: usize, n: i32, k: i32, bits: i32, 
 
 // matmul's blocks of 32 (4 or 8 bits), without offsets. Blocks go two at a time: both integer dots summed
 // whole into one vector (fold2), converted to f32 once and scaled by both blocks' scales at once (scaled).
+// One token (decode) gets its own copy of the row loop, as matmul8x32's.
 function matmul32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32,
                   T: i32, xq: usize, xs: usize, y: usize, ys: i32): void {
+  for (let t = 0; t < T; t += 4) {
+    const m = min(4, T - t);
+    if (m == 1) rows32(w, s, k, bits, r0, r1, t, 1, xq, xs, y, ys);
+    else rows32(w, s, k, bits, r0, r1, t, m, xq, xs, y, ys);
+  }
+}
+
+// matmul32's rows r0 ≤ r < r1 for tokens t..t+m-1 (m ≤ 4).
+// @ts-ignore: decorator
+@inline function rows32(w: usize, s: usize, k: i32, bits: i32, r0: i32, r1: i32, t: i32, m: i32, xq: usize, xs: usize,
+  y: usize, ys: i32): void {
   const nb = k >> 5, nb2 = nb & ~1;
   const blob: usize = bits == 4 ? 16 : 32;
   const low = i8x16.splat(0x0f), eight = i8x16.splat(8), sign = i8x16.splat(-128);
   const xrow = <usize>k << 1; // bytes per token in xq
   const srow = <usize>nb << 2; // bytes per token in xs, xf
-  for (let t = 0; t < T; t += 4) {
-    const m = min(4, T - t);
+  {
     const xq0 = xq + <usize>t * xrow, xs0 = xs + <usize>t * srow;
     for (let r = r0; r < r1; r++) {
       const wr = w + <usize>r * <usize>nb * blob, sr = s + (<usize>(r * nb) << 2);
